@@ -1,0 +1,5 @@
+"""Builds the native engine with cffi; everything else is in pyproject.toml."""
+
+from setuptools import setup
+
+setup(cffi_modules=["src/duplexaudio/_engine/build.py:ffibuilder"])

@@ -1,0 +1,76 @@
+"""duplexaudio: real-time audio I/O for Python built around the synchronized duplex stream.
+
+One callback gets the input block and fills the output block of the same
+device cycle, sample-aligned, on one clock. The callback runs on a Python
+worker fed by a native real-time engine, so a slow callback costs a counted,
+reported glitch, never a stalled device.
+
+>>> import duplexaudio as da
+>>> dev = da.default_host().default_duplex_device()
+>>> def cb(inp, out, info):
+...     out[:] = inp
+>>> with dev.build_duplex_stream(dev.default_duplex_config(), cb) as stream:
+...     stream.wait(1.0)
+
+This module only re-exports; see the submodules for the code.
+"""
+
+from __future__ import annotations
+
+from duplexaudio.config import (
+    STANDARD_SAMPLE_RATES,
+    BufferSize,
+    DuplexStreamConfig,
+    StreamConfig,
+    SupportedBufferSize,
+    SupportedStreamConfig,
+    SupportedStreamConfigRange,
+)
+from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.formats import SampleFormat, from_float, to_float
+from duplexaudio.host import (
+    Device,
+    DeviceDescription,
+    DeviceId,
+    Host,
+    HostId,
+    available_hosts,
+    default_host,
+    host_from_id,
+)
+from duplexaudio.stream import Stream, StreamKind, StreamStats, set_switch_interval
+from duplexaudio.timing import CallbackInfo, CallbackTimestamp, DuplexCallbackInfo, StreamLatency
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STANDARD_SAMPLE_RATES",
+    "BufferSize",
+    "CallbackInfo",
+    "CallbackTimestamp",
+    "Device",
+    "DeviceDescription",
+    "DeviceId",
+    "DuplexCallbackInfo",
+    "DuplexStreamConfig",
+    "Error",
+    "ErrorKind",
+    "Host",
+    "HostId",
+    "SampleFormat",
+    "Stream",
+    "StreamConfig",
+    "StreamKind",
+    "StreamLatency",
+    "StreamStats",
+    "SupportedBufferSize",
+    "SupportedStreamConfig",
+    "SupportedStreamConfigRange",
+    "__version__",
+    "available_hosts",
+    "default_host",
+    "from_float",
+    "host_from_id",
+    "set_switch_interval",
+    "to_float",
+]

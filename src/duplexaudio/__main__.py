@@ -1,0 +1,7 @@
+"""``python -m duplexaudio``: the command line of :mod:`duplexaudio.cli`."""
+
+import sys
+
+from duplexaudio.cli import main
+
+sys.exit(main())

@@ -1,0 +1,453 @@
+/* The real-time engine: the per-stream hand-over between a device thread
+ * (C, never touches the GIL) and the Python worker thread that runs the
+ * user's callback.
+ *
+ * The device thread calls da_engine_process once per cycle. It converts the
+ * device's input into the user's block, posts the block to the worker and,
+ * in same-cycle mode, waits for the result until a deadline inside the
+ * period. A block that misses the deadline is played as silence, counted,
+ * and flagged as an xrun on the next block. Sequence numbers, not semaphore
+ * counts, decide whether a result belongs to the current block: a late
+ * worker still posts "done" after the device thread gave up on it.
+ *
+ * Threads: one device thread (writer of the real-time fields), one worker
+ * (writer of the worker fields), any number of event posters, one event
+ * reader (the supervisor). */
+#define _GNU_SOURCE
+#include "engine.h"
+
+#include <errno.h>
+#include <math.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EVENT_RING 64       /* events are rare: state changes, not xruns */
+#define HANDOFF_LOG 65536   /* last hand-over times, for benchmarks */
+
+typedef struct {
+    atomic_uint_fast64_t ready; /* index + 1 once code/value are written */
+    int32_t code;
+    int64_t value;
+} event_slot;
+
+struct da_engine {
+    /* fixed at creation */
+    uint32_t in_ch, out_ch, frames, rate;
+    int in_fmt, out_fmt;
+    int pipelined;
+    int64_t deadline_ns, period_ns;
+    void *in_block, *out_block;        /* owned by Python */
+
+    /* control, written by Python */
+    atomic_int state;
+    atomic_uint drain_left;
+
+    /* hand-over */
+    sem_t work_sem, done_sem;
+    atomic_uint_fast64_t handed;   /* seq of the last block handed over */
+    atomic_uint_fast64_t done;     /* seq of the last block finished */
+    atomic_int done_status;
+    atomic_int quit;
+    da_block_info info;            /* written before work_sem is posted */
+
+    /* device-thread only */
+    uint64_t played;               /* pipelined: last seq whose output was used */
+    int pending_xrun;
+
+    /* worker only */
+    uint64_t working_seq;
+    int64_t work_start_ns;
+
+    /* stats: single writer each, read relaxed */
+    atomic_uint_fast64_t cycles, callbacks, late, skipped, xruns;
+    atomic_uint_fast64_t cb_total, cb_max, ho_total, ho_max, handoffs, ev_dropped;
+    atomic_int_fast64_t last_cycle_ns;
+    atomic_int realtime;
+    uint32_t *handoff_log;
+
+    /* events: many writers, one reader */
+    sem_t ev_sem;
+    atomic_uint_fast64_t ev_write;
+    atomic_uint_fast64_t ev_read;
+    event_slot events[EVENT_RING];
+};
+
+int64_t da_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct timespec to_timespec(int64_t ns) {
+    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
+    return ts;
+}
+
+/* ---- sample formats -------------------------------------------------
+ * Codes match duplexaudio.formats.SampleFormat. The rules match
+ * formats.to_float/from_float bit for bit (a test compares them). */
+enum { F_I8 = 1, F_I16, F_I24, F_I32, F_I64, F_U8, F_U16, F_U32, F_U64, F_F32, F_F64 };
+
+static int fmt_bits(int f) {
+    switch (f) {
+    case F_I8: case F_U8: return 8;
+    case F_I16: case F_U16: return 16;
+    case F_I24: return 24;
+    case F_I32: case F_U32: case F_F32: return 32;
+    case F_I64: case F_U64: case F_F64: return 64;
+    default: return 0;
+    }
+}
+
+static size_t fmt_size(int f) {
+    return f == F_I24 ? 4 : (size_t)fmt_bits(f) / 8;
+}
+
+static int64_t quantize(double x, double scale) {
+    double hi = scale - 1.0;
+    if (hi >= scale) hi = nextafter(scale, 0.0); /* 64-bit: scale-1 rounds up */
+    if (x != x) return 0;
+    double v = x * scale;
+    if (v < -scale) v = -scale;
+    else if (v > hi) v = hi;
+    return (int64_t)nearbyint(v);
+}
+
+/* Store n samples from a strided float source into dst[index], dst[index+step], ... */
+static void store(int fmt, void *dst, size_t index, size_t step,
+                  const double *src_d, const float *src_f, size_t src_stride, size_t n) {
+    const int bits = fmt_bits(fmt);
+    const double scale = ldexp(1.0, bits - 1);
+#define SRC(i) (src_f ? (double)src_f[(i) * src_stride] : src_d[(i) * src_stride])
+#define LOOP(T, EXPR) do { T *d = (T *)dst; \
+        for (size_t i = 0; i < n; i++) { double x = SRC(i); d[index + i * step] = (T)(EXPR); } } while (0)
+    switch (fmt) {
+    case F_F32: LOOP(float, x); break;
+    case F_F64: LOOP(double, x); break;
+    case F_I8: LOOP(int8_t, quantize(x, scale)); break;
+    case F_I16: LOOP(int16_t, quantize(x, scale)); break;
+    case F_I24: case F_I32: LOOP(int32_t, quantize(x, scale)); break;
+    case F_I64: LOOP(int64_t, quantize(x, scale)); break;
+    case F_U8: LOOP(uint8_t, (uint64_t)quantize(x, scale) + (1ULL << (bits - 1))); break;
+    case F_U16: LOOP(uint16_t, (uint64_t)quantize(x, scale) + (1ULL << (bits - 1))); break;
+    case F_U32: LOOP(uint32_t, (uint64_t)quantize(x, scale) + (1ULL << (bits - 1))); break;
+    case F_U64: LOOP(uint64_t, (uint64_t)quantize(x, scale) + (1ULL << 63)); break;
+    default: break;
+    }
+#undef LOOP
+#undef SRC
+}
+
+/* Read src[index], src[index+step], ... as float in [-1, 1). */
+static double load(int fmt, const void *src, size_t i) {
+    const double scale = ldexp(1.0, fmt_bits(fmt) - 1);
+    switch (fmt) {
+    case F_F32: return ((const float *)src)[i];
+    case F_F64: return ((const double *)src)[i];
+    case F_I8: return ((const int8_t *)src)[i] / scale;
+    case F_I16: return ((const int16_t *)src)[i] / scale;
+    case F_I24: case F_I32: return ((const int32_t *)src)[i] / scale;
+    case F_I64: return (double)((const int64_t *)src)[i] / scale;
+    case F_U8: return ((int)((const uint8_t *)src)[i] - 128) / scale;
+    case F_U16: return ((int32_t)((const uint16_t *)src)[i] - 32768) / scale;
+    case F_U32: return ((int64_t)((const uint32_t *)src)[i] - 2147483648LL) / scale;
+    case F_U64: return (double)(int64_t)(((const uint64_t *)src)[i] - (1ULL << 63)) / scale;
+    default: return 0.0;
+    }
+}
+
+static void fill_equilibrium(int fmt, void *dst, size_t n) {
+    if (fmt < F_U8 || fmt > F_U64) {
+        memset(dst, 0, n * fmt_size(fmt));
+        return;
+    }
+    const double zero = 0.0;
+    for (size_t i = 0; i < n; i++) store(fmt, dst, i, 1, &zero, NULL, 0, 1);
+}
+
+int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n) {
+    if (!fmt_bits(src_format) || !fmt_bits(dst_format)) return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        double x = load(src_format, src, i);
+        store(dst_format, dst, i, 1, &x, NULL, 0, 1);
+    }
+    return 0;
+}
+
+/* ---- lifetime ------------------------------------------------------- */
+
+da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
+                         uint32_t out_channels, int out_format, void *out_block,
+                         uint32_t frames, uint32_t sample_rate,
+                         int pipelined, double deadline) {
+    if (frames == 0 || sample_rate == 0 || (in_channels && (!fmt_bits(in_format) || !in_block)) ||
+        (out_channels && (!fmt_bits(out_format) || !out_block)) ||
+        !(deadline > 0.0 && deadline <= 1.0))
+        return NULL;
+    da_engine *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->in_ch = in_channels;
+    e->out_ch = out_channels;
+    e->in_fmt = in_format;
+    e->out_fmt = out_format;
+    e->frames = frames;
+    e->rate = sample_rate;
+    e->pipelined = pipelined;
+    e->deadline_ns = (int64_t)(deadline * (double)frames * 1e9 / sample_rate);
+    e->period_ns = (int64_t)frames * 1000000000LL / sample_rate;
+    e->in_block = in_block;
+    e->out_block = out_block;
+    e->handoff_log = calloc(HANDOFF_LOG, sizeof(uint32_t));
+    if (!e->handoff_log) {
+        free(e);
+        return NULL;
+    }
+    sem_init(&e->work_sem, 0, 0);
+    sem_init(&e->done_sem, 0, 0);
+    sem_init(&e->ev_sem, 0, 0);
+    atomic_init(&e->state, DA_STATE_STOPPED);
+    return e;
+}
+
+void da_engine_free(da_engine *e) {
+    if (!e) return;
+    sem_destroy(&e->work_sem);
+    sem_destroy(&e->done_sem);
+    sem_destroy(&e->ev_sem);
+    free(e->handoff_log);
+    free(e);
+}
+
+uint32_t da_engine_frames(const da_engine *e) { return e->frames; }
+
+void da_engine_set_state(da_engine *e, int state, uint32_t drain_cycles) {
+    if (atomic_load(&e->state) == DA_STATE_FAILED) return; /* failure is final */
+    atomic_store(&e->drain_left, drain_cycles);
+    atomic_store(&e->state, state);
+}
+
+int da_engine_state(da_engine *e) { return atomic_load(&e->state); }
+
+void da_engine_note_xrun(da_engine *e) { atomic_fetch_add(&e->xruns, 1); }
+void da_engine_set_realtime(da_engine *e, int realtime) { atomic_store(&e->realtime, realtime); }
+
+#define LOAD(x) atomic_load_explicit(&e->x, memory_order_relaxed)
+void da_engine_stats(da_engine *e, da_stats *out) {
+    out->cycles = LOAD(cycles);
+    out->callbacks = LOAD(callbacks);
+    out->late_blocks = LOAD(late);
+    out->skipped_blocks = LOAD(skipped);
+    out->xruns = LOAD(xruns);
+    out->callback_ns_total = LOAD(cb_total);
+    out->callback_ns_max = LOAD(cb_max);
+    out->handoff_ns_total = LOAD(ho_total);
+    out->handoff_ns_max = LOAD(ho_max);
+    out->handoffs = LOAD(handoffs);
+    out->events_dropped = LOAD(ev_dropped);
+    out->last_cycle_ns = LOAD(last_cycle_ns);
+    out->realtime = LOAD(realtime);
+}
+
+size_t da_engine_handoff_log(da_engine *e, uint32_t *out, size_t max) {
+    uint64_t n = LOAD(handoffs);
+    size_t count = n < HANDOFF_LOG ? (size_t)n : HANDOFF_LOG;
+    if (count > max) count = max;
+    for (size_t i = 0; i < count; i++) out[i] = e->handoff_log[(n - count + i) % HANDOFF_LOG];
+    return count;
+}
+#undef LOAD
+
+/* ---- events ---------------------------------------------------------- */
+
+void da_event_post(da_engine *e, int code, int64_t value) {
+    uint64_t idx = atomic_load(&e->ev_write);
+    do {
+        if (idx - atomic_load(&e->ev_read) >= EVENT_RING) {
+            /* The reader is a full ring behind: count, never block a device thread. */
+            atomic_fetch_add(&e->ev_dropped, 1);
+            return;
+        }
+    } while (!atomic_compare_exchange_weak(&e->ev_write, &idx, idx + 1));
+    event_slot *s = &e->events[idx % EVENT_RING];
+    s->code = code;
+    s->value = value;
+    atomic_store_explicit(&s->ready, idx + 1, memory_order_release);
+    sem_post(&e->ev_sem);
+}
+
+int da_event_wait(da_engine *e, int64_t timeout_ns, da_event *ev) {
+    struct timespec until = to_timespec(da_now_ns() + (timeout_ns > 0 ? timeout_ns : 0));
+    while (sem_clockwait(&e->ev_sem, CLOCK_MONOTONIC, &until) != 0) {
+        if (errno != EINTR) return 0;
+    }
+    uint64_t r = atomic_load(&e->ev_read);
+    event_slot *s = &e->events[r % EVENT_RING];
+    /* A poster claims its slot before filling it: wait the few
+     * instructions that takes. */
+    while (atomic_load_explicit(&s->ready, memory_order_acquire) != r + 1) {
+    }
+    ev->code = s->code;
+    ev->value = s->value;
+    atomic_store(&e->ev_read, r + 1);
+    return 1;
+}
+
+void da_engine_fail(da_engine *e, int event, int64_t value) {
+    atomic_store(&e->state, DA_STATE_FAILED);
+    da_event_post(e, event, value);
+}
+
+/* ---- the worker side (a Python thread, GIL released by cffi) --------- */
+
+static void max_store(atomic_uint_fast64_t *m, uint64_t v) {
+    if (v > atomic_load_explicit(m, memory_order_relaxed))
+        atomic_store_explicit(m, v, memory_order_relaxed);
+}
+
+int da_worker_next(da_engine *e, int status, da_block_info *info) {
+    if (status != DA_BLOCK_NONE && e->working_seq) {
+        uint64_t took = (uint64_t)(da_now_ns() - e->work_start_ns);
+        atomic_fetch_add_explicit(&e->cb_total, took, memory_order_relaxed);
+        max_store(&e->cb_max, took);
+        atomic_store(&e->done_status, status);
+        atomic_store(&e->done, e->working_seq);
+        e->working_seq = 0;
+        sem_post(&e->done_sem);
+    }
+    for (;;) {
+        if (atomic_load(&e->quit)) return 0;
+        if (sem_wait(&e->work_sem) != 0) continue; /* EINTR */
+        if (atomic_load(&e->quit)) return 0;
+        if (atomic_load(&e->handed) == atomic_load(&e->done)) continue; /* stale post */
+        break;
+    }
+    e->work_start_ns = da_now_ns();
+    *info = e->info;
+    e->working_seq = info->seq;
+    if (e->out_ch) fill_equilibrium(e->out_fmt, e->out_block, (size_t)e->out_ch * e->frames);
+    return 1;
+}
+
+void da_worker_quit(da_engine *e) {
+    atomic_store(&e->quit, 1);
+    sem_post(&e->work_sem);
+}
+
+/* ---- the device side ------------------------------------------------- *
+ * Called on the device's real-time thread. Must never: allocate, take a
+ * lock, call into Python, or wait past the deadline. */
+
+static void silence(const da_engine *e, float *const *out, size_t stride, uint32_t frames) {
+    for (uint32_t c = 0; c < e->out_ch; c++)
+        for (uint32_t f = 0; f < frames; f++) out[c][f * stride] = 0.0f;
+}
+
+static void play_result(const da_engine *e, float *const *out, size_t stride, uint32_t frames) {
+    for (uint32_t c = 0; c < e->out_ch; c++)
+        for (uint32_t f = 0; f < frames; f++)
+            out[c][f * stride] = (float)load(e->out_fmt, e->out_block, (size_t)f * e->out_ch + c);
+}
+
+/* Pipelined: the previous block's result, if it is finished and unused. */
+static void play_previous(da_engine *e, float *const *out, size_t stride, uint32_t frames) {
+    uint64_t handed = atomic_load(&e->handed);
+    if (handed != e->played && atomic_load(&e->done) == handed &&
+        atomic_load(&e->done_status) == DA_BLOCK_OK) {
+        play_result(e, out, stride, frames);
+        atomic_fetch_add_explicit(&e->callbacks, 1, memory_order_relaxed);
+    } else {
+        silence(e, out, stride, frames);
+    }
+    e->played = handed;
+}
+
+void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
+                       float *const *out, size_t out_stride, uint32_t frames,
+                       const da_cycle_time *t, int device_xrun) {
+    int state = atomic_load(&e->state);
+    if (frames != e->frames) {
+        /* The host must catch size changes first; never hand a block of a
+         * size the user did not agree to. */
+        silence(e, out, out_stride, frames);
+        if (state != DA_STATE_FAILED) da_engine_fail(e, DA_EV_BUFFER_SIZE_CHANGED, frames);
+        return;
+    }
+    if (state != DA_STATE_RUNNING && state != DA_STATE_DRAINING) {
+        silence(e, out, out_stride, frames);
+        return;
+    }
+    atomic_fetch_add_explicit(&e->cycles, 1, memory_order_relaxed);
+    atomic_store_explicit(&e->last_cycle_ns, t->callback_ns, memory_order_relaxed);
+    if (device_xrun) {
+        atomic_fetch_add_explicit(&e->xruns, 1, memory_order_relaxed);
+        e->pending_xrun = 1;
+    }
+
+    if (state == DA_STATE_DRAINING) {
+        if (e->pipelined) play_previous(e, out, out_stride, frames);
+        else silence(e, out, out_stride, frames);
+        unsigned left = atomic_load(&e->drain_left);
+        if (left <= 1) {
+            atomic_store(&e->state, DA_STATE_STOPPED);
+            da_event_post(e, DA_EV_DRAINED, 0);
+        } else {
+            atomic_store(&e->drain_left, left - 1);
+        }
+        return;
+    }
+
+    uint64_t handed = atomic_load(&e->handed);
+    if (atomic_load(&e->done) != handed) {
+        /* The worker is still on an earlier block: its buffers are busy. */
+        if (e->pipelined && e->played != handed) {
+            atomic_fetch_add_explicit(&e->late, 1, memory_order_relaxed);
+            e->played = handed; /* its output would now be a period late */
+        } else {
+            atomic_fetch_add_explicit(&e->skipped, 1, memory_order_relaxed);
+        }
+        e->pending_xrun = 1;
+        silence(e, out, out_stride, frames);
+        return;
+    }
+    if (e->pipelined) play_previous(e, out, out_stride, frames);
+
+    for (uint32_t c = 0; c < e->in_ch; c++)
+        store(e->in_fmt, e->in_block, c, e->in_ch, NULL, in[c], in_stride, frames);
+    e->info.seq = handed + 1;
+    e->info.callback_ns = t->callback_ns;
+    e->info.input_device_ns = t->input_device_ns;
+    /* Pipelined: this block's output is played one cycle later. */
+    e->info.output_device_ns = t->output_device_ns + (e->pipelined ? e->period_ns : 0);
+    e->info.frames = frames;
+    e->info.xrun = e->pending_xrun;
+    e->pending_xrun = 0;
+    int64_t posted = da_now_ns();
+    atomic_store(&e->handed, handed + 1);
+    sem_post(&e->work_sem);
+    if (e->pipelined) return;
+
+    struct timespec until = to_timespec(t->deadline_anchor_ns + e->deadline_ns);
+    while (atomic_load(&e->done) != handed + 1) {
+        if (sem_clockwait(&e->done_sem, CLOCK_MONOTONIC, &until) != 0 && errno == ETIMEDOUT)
+            break;
+    }
+    if (atomic_load(&e->done) == handed + 1) {
+        uint64_t took = (uint64_t)(da_now_ns() - posted);
+        uint64_t n = atomic_fetch_add_explicit(&e->handoffs, 1, memory_order_relaxed);
+        e->handoff_log[n % HANDOFF_LOG] = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
+        atomic_fetch_add_explicit(&e->ho_total, took, memory_order_relaxed);
+        max_store(&e->ho_max, took);
+        if (atomic_load(&e->done_status) == DA_BLOCK_OK) {
+            play_result(e, out, out_stride, frames);
+            atomic_fetch_add_explicit(&e->callbacks, 1, memory_order_relaxed);
+            return;
+        }
+    } else {
+        atomic_fetch_add_explicit(&e->late, 1, memory_order_relaxed);
+        e->pending_xrun = 1;
+    }
+    silence(e, out, out_stride, frames);
+}

@@ -1,0 +1,113 @@
+/* The engine's interface to Python, in the subset of C that cffi's cdef
+ * parses: no includes, no guards, no macros but integer constants.
+ * build.py feeds this file to cdef verbatim and engine.h includes it, so the
+ * two sides can never disagree. */
+
+/* Engine states, set by Python, read by the real-time side every cycle. */
+#define DA_STATE_STOPPED 0
+#define DA_STATE_RUNNING 1
+#define DA_STATE_DRAINING 2
+#define DA_STATE_FAILED 3
+
+/* Events, posted by any thread, read by the stream's supervisor thread. */
+#define DA_EV_NONE 0
+#define DA_EV_DEVICE_LOST 1
+#define DA_EV_BUFFER_SIZE_CHANGED 2
+#define DA_EV_SAMPLE_RATE_CHANGED 3
+#define DA_EV_DRAINED 4
+#define DA_EV_CALLBACK_FAILED 5
+#define DA_EV_BACKEND_ERROR 6
+#define DA_EV_WAKE 7
+
+/* Status a worker reports for the block it finished. */
+#define DA_BLOCK_NONE -1
+#define DA_BLOCK_OK 0
+#define DA_BLOCK_FAILED 1
+
+typedef struct da_engine da_engine;
+
+/* What the worker learns about the block it is handed. Times are
+ * CLOCK_MONOTONIC nanoseconds. */
+typedef struct {
+    uint64_t seq;
+    int64_t callback_ns;
+    int64_t input_device_ns;
+    int64_t output_device_ns;
+    uint32_t frames;
+    int32_t xrun;
+} da_block_info;
+
+typedef struct {
+    uint64_t cycles;          /* device cycles while running or draining */
+    uint64_t callbacks;       /* blocks whose callback finished in time */
+    uint64_t late_blocks;     /* blocks whose callback missed the deadline */
+    uint64_t skipped_blocks;  /* cycles not handed over: the worker was busy */
+    uint64_t xruns;           /* glitches reported by the device or server */
+    uint64_t callback_ns_total;
+    uint64_t callback_ns_max;
+    uint64_t handoff_ns_total; /* real-time side: hand-over to result */
+    uint64_t handoff_ns_max;
+    uint64_t handoffs;
+    uint64_t events_dropped;
+    int64_t last_cycle_ns;
+    int32_t realtime;         /* the device thread runs with SCHED_FIFO */
+} da_stats;
+
+typedef struct {
+    int32_t code;
+    int64_t value;
+} da_event;
+
+/* The blocks are the Python side's numpy arrays (frames x channels, the
+ * user's formats); they must outlive the engine. */
+da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
+                         uint32_t out_channels, int out_format, void *out_block,
+                         uint32_t frames, uint32_t sample_rate,
+                         int pipelined, double deadline);
+void da_engine_free(da_engine *e);
+void da_engine_set_state(da_engine *e, int state, uint32_t drain_cycles);
+int da_engine_state(da_engine *e);
+void da_engine_stats(da_engine *e, da_stats *out);
+size_t da_engine_handoff_log(da_engine *e, uint32_t *out, size_t max);
+
+int da_worker_next(da_engine *e, int status, da_block_info *info);
+void da_worker_quit(da_engine *e);
+
+void da_event_post(da_engine *e, int code, int64_t value);
+int da_event_wait(da_engine *e, int64_t timeout_ns, da_event *ev);
+
+int64_t da_now_ns(void);
+int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n);
+
+/* The virtual host's devices: a clock thread in C drives the engine. */
+#define DA_VIRTUAL_LOOPBACK 0
+#define DA_VIRTUAL_OUTPUT 1
+#define DA_VIRTUAL_INPUT 2
+
+#define DA_FAULT_NONE 0
+#define DA_FAULT_DISCONNECT 1
+#define DA_FAULT_BUFFER_SIZE 2
+#define DA_FAULT_SAMPLE_RATE 3
+
+typedef struct da_virtual da_virtual;
+
+typedef struct {
+    int kind;
+    uint32_t in_channels;
+    uint32_t out_channels;
+    uint32_t frames;
+    uint32_t sample_rate;
+    uint32_t latency_frames;   /* round trip of the loop; output latency + one period */
+    const float *signal;       /* input device: interleaved, signal_channels wide */
+    uint64_t signal_frames;
+    uint32_t signal_channels;
+    int signal_loop;
+    int realtime;              /* ask for SCHED_FIFO; falls back quietly */
+} da_virtual_params;
+
+da_virtual *da_virtual_new(da_engine *e, const da_virtual_params *p);
+int da_virtual_start(da_virtual *v);
+void da_virtual_stop(da_virtual *v);
+void da_virtual_free(da_virtual *v);
+void da_virtual_fault(da_virtual *v, int fault, int64_t value);
+void da_virtual_stall(da_virtual *v, int64_t until_ns);

@@ -1,0 +1,235 @@
+/* The virtual host's device: a C thread that is the device's clock.
+ *
+ * Cycle k starts at t0 + k periods (absolute-time waits, so the clock does
+ * not drift). Input block k holds frames [kF, kF + F) of the device's input
+ * timeline, captured during the period before the cycle; output block k is
+ * frames [kF, kF + F) of the output timeline. The loopback's wire takes what
+ * was played at output frame j and captures it at input frame j + L, so the
+ * round trip is exactly L frames; L >= F keeps it causal. Faults (disconnect,
+ * buffer-size or rate change, a stalled clock) are requested from Python
+ * through atomics and acted on by this thread, like a real device would. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+
+struct da_virtual {
+    da_engine *e;
+    da_virtual_params p;
+    float *in_buf, *out_buf;      /* interleaved scratch blocks */
+    const float **in_ptrs;
+    float **out_ptrs;
+    float *ring;                  /* loopback wire, in_channels wide */
+    uint64_t ring_frames;
+    uint64_t signal_pos;          /* input device: where the signal is */
+    pthread_t thread;
+    int running;                  /* thread exists; Python-side only */
+    sem_t stop_sem;
+    atomic_int stop;
+    atomic_int fault;
+    atomic_int_fast64_t fault_value;
+    atomic_int_fast64_t stall_until;
+};
+
+/* frames -> ns, exact to the nanosecond without overflowing for centuries. */
+static int64_t frames_ns(int64_t frames, uint32_t rate) {
+    int64_t whole = frames / (int64_t)rate, rest = frames % (int64_t)rate;
+    return whole * 1000000000LL + rest * 1000000000LL / (int64_t)rate;
+}
+
+static struct timespec ts_of(int64_t ns) {
+    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
+    return ts;
+}
+
+da_virtual *da_virtual_new(da_engine *e, const da_virtual_params *p) {
+    if (!e || !p || p->frames != da_engine_frames(e) || p->sample_rate == 0) return NULL;
+    if (p->kind == DA_VIRTUAL_LOOPBACK && p->latency_frames < p->frames) return NULL;
+    da_virtual *v = calloc(1, sizeof *v);
+    if (!v) return NULL;
+    v->e = e;
+    v->p = *p;
+    sem_init(&v->stop_sem, 0, 0);
+    size_t in_ch = p->in_channels, out_ch = p->out_channels, f = p->frames;
+    v->in_buf = calloc(in_ch * f + 1, sizeof(float));
+    v->out_buf = calloc(out_ch * f + 1, sizeof(float));
+    v->in_ptrs = calloc(in_ch + 1, sizeof(float *));
+    v->out_ptrs = calloc(out_ch + 1, sizeof(float *));
+    if (p->kind == DA_VIRTUAL_LOOPBACK) {
+        v->ring_frames = (uint64_t)p->latency_frames + f;
+        v->ring = calloc(v->ring_frames * (in_ch ? in_ch : 1), sizeof(float));
+    }
+    if (!v->in_buf || !v->out_buf || !v->in_ptrs || !v->out_ptrs ||
+        (p->kind == DA_VIRTUAL_LOOPBACK && !v->ring)) {
+        da_virtual_free(v);
+        return NULL;
+    }
+    for (size_t c = 0; c < in_ch; c++) v->in_ptrs[c] = v->in_buf + c;
+    for (size_t c = 0; c < out_ch; c++) v->out_ptrs[c] = v->out_buf + c;
+    return v;
+}
+
+/* The input the device captures for frames [pos, pos + F). */
+static void capture(da_virtual *v, uint64_t pos) {
+    const da_virtual_params *p = &v->p;
+    const uint32_t ch = p->in_channels, F = p->frames;
+    if (!ch) return;
+    if (p->kind == DA_VIRTUAL_LOOPBACK) {
+        for (uint32_t f = 0; f < F; f++) {
+            uint64_t at = pos + f;
+            float *dst = v->in_buf + (size_t)f * ch;
+            if (at < p->latency_frames) {
+                memset(dst, 0, ch * sizeof(float));
+            } else {
+                memcpy(dst, v->ring + ((at - p->latency_frames) % v->ring_frames) * ch,
+                       ch * sizeof(float));
+            }
+        }
+    } else if (p->kind == DA_VIRTUAL_INPUT) {
+        for (uint32_t f = 0; f < F; f++, v->signal_pos++) {
+            float *dst = v->in_buf + (size_t)f * ch;
+            uint64_t at = v->signal_pos;
+            if (p->signal && p->signal_frames && p->signal_loop) at %= p->signal_frames;
+            for (uint32_t c = 0; c < ch; c++)
+                dst[c] = (p->signal && at < p->signal_frames && c < p->signal_channels)
+                             ? p->signal[at * p->signal_channels + c]
+                             : 0.0f;
+        }
+    }
+}
+
+/* What the device plays for frames [pos, pos + F); out == NULL: silence. */
+static void play(da_virtual *v, uint64_t pos, const float *out) {
+    const da_virtual_params *p = &v->p;
+    if (p->kind != DA_VIRTUAL_LOOPBACK || !p->in_channels) return;
+    const uint32_t ich = p->in_channels, och = p->out_channels;
+    for (uint32_t f = 0; f < p->frames; f++) {
+        float *dst = v->ring + ((pos + f) % v->ring_frames) * ich;
+        for (uint32_t c = 0; c < ich; c++) dst[c] = (out && c < och) ? out[(size_t)f * och + c] : 0.0f;
+    }
+}
+
+/* Returns 1 when the thread must end (stop requested or device gone). */
+static int handle_faults(da_virtual *v) {
+    int fault = atomic_exchange(&v->fault, DA_FAULT_NONE);
+    int64_t value = atomic_load(&v->fault_value);
+    switch (fault) {
+    case DA_FAULT_DISCONNECT: da_engine_fail(v->e, DA_EV_DEVICE_LOST, 0); return 1;
+    case DA_FAULT_BUFFER_SIZE: da_engine_fail(v->e, DA_EV_BUFFER_SIZE_CHANGED, value); return 1;
+    case DA_FAULT_SAMPLE_RATE: da_engine_fail(v->e, DA_EV_SAMPLE_RATE_CHANGED, value); return 1;
+    default: break;
+    }
+    /* A stalled clock: no cycles at all until the stall ends or stop. */
+    int64_t until;
+    while ((until = atomic_load(&v->stall_until)) > da_now_ns()) {
+        int64_t step = da_now_ns() + 5000000LL;
+        struct timespec ts = ts_of(until < step ? until : step);
+        if (sem_clockwait(&v->stop_sem, CLOCK_MONOTONIC, &ts) == 0) return 1;
+        if (atomic_load(&v->fault) != DA_FAULT_NONE) return handle_faults(v);
+    }
+    return atomic_load(&v->stop);
+}
+
+static void *clock_thread(void *arg) {
+    da_virtual *v = arg;
+    const da_virtual_params *p = &v->p;
+    const uint32_t F = p->frames, rate = p->sample_rate;
+    const int64_t period = frames_ns(F, rate);
+    const int64_t round_trip = frames_ns(p->latency_frames, rate);
+    const int64_t t0 = da_now_ns() + period;
+    uint64_t k = 0;
+    memset(v->ring, 0, v->ring ? v->ring_frames * (p->in_channels ? p->in_channels : 1) * sizeof(float) : 0);
+
+    for (;;) {
+        int64_t due = t0 + frames_ns((int64_t)(k * F), rate);
+        struct timespec ts = ts_of(due);
+        int r;
+        while ((r = sem_clockwait(&v->stop_sem, CLOCK_MONOTONIC, &ts)) != 0 && errno == EINTR) {
+        }
+        if (r == 0 || handle_faults(v)) break;
+
+        int64_t now = da_now_ns();
+        int xrun = 0;
+        if (now - due >= period) {
+            /* Woke a period or more late (or the clock was stalled): those
+             * cycles are lost, as on a device whose buffer overran. */
+            uint64_t missed = (uint64_t)((now - due) / period);
+            for (uint64_t m = 0; m < missed; m++) play(v, (k + m) * F, NULL);
+            if (p->kind == DA_VIRTUAL_INPUT) v->signal_pos += missed * F;
+            k += missed;
+            due = t0 + frames_ns((int64_t)(k * F), rate);
+            xrun = 1;
+        }
+        capture(v, k * F);
+        da_cycle_time t;
+        t.callback_ns = now;
+        t.deadline_anchor_ns = due;
+        t.input_device_ns = due - period;
+        t.output_device_ns = t.input_device_ns + round_trip;
+        da_engine_process(v->e, v->in_ptrs, p->in_channels, v->out_ptrs, p->out_channels, F, &t, xrun);
+        play(v, k * F, v->out_buf);
+        k++;
+    }
+    return NULL;
+}
+
+int da_virtual_start(da_virtual *v) {
+    if (v->running) return 0;
+    atomic_store(&v->stop, 0);
+    while (sem_trywait(&v->stop_sem) == 0) {
+    }
+    int rt = 0;
+    if (v->p.realtime) {
+        pthread_attr_t attr;
+        struct sched_param sp = {.sched_priority = 60};
+        pthread_attr_init(&attr);
+        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+        pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+        pthread_attr_setschedparam(&attr, &sp);
+        rt = pthread_create(&v->thread, &attr, clock_thread, v) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!rt) {
+        int err = pthread_create(&v->thread, NULL, clock_thread, v);
+        if (err) return -err;
+    }
+    da_engine_set_realtime(v->e, rt);
+    v->running = 1;
+    return 0;
+}
+
+void da_virtual_stop(da_virtual *v) {
+    if (!v->running) return;
+    atomic_store(&v->stop, 1);
+    sem_post(&v->stop_sem);
+    pthread_join(v->thread, NULL);
+    v->running = 0;
+}
+
+void da_virtual_free(da_virtual *v) {
+    if (!v) return;
+    da_virtual_stop(v);
+    sem_destroy(&v->stop_sem);
+    free(v->in_buf);
+    free(v->out_buf);
+    free(v->in_ptrs);
+    free(v->out_ptrs);
+    free(v->ring);
+    free(v);
+}
+
+void da_virtual_fault(da_virtual *v, int fault, int64_t value) {
+    atomic_store(&v->fault_value, value);
+    atomic_store(&v->fault, fault);
+}
+
+void da_virtual_stall(da_virtual *v, int64_t until_ns) {
+    atomic_store(&v->stall_until, until_ns);
+}

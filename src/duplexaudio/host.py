@@ -1,0 +1,665 @@
+"""The contract between duplexaudio and its hosts, and the host registry.
+
+A *host* is an audio API (the virtual host, JACK, ALSA, PulseAudio); it lists
+*devices*; a device builds *streams*. This module defines those three roles,
+device ids, and which hosts exist. It validates everything a user passes to
+``build_*_stream`` before any host code runs, so every host rejects bad input
+the same way. What a stream does once built lives in :mod:`duplexaudio.stream`;
+each host's own code lives in its module under :mod:`duplexaudio.hosts`.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import logging
+import math
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from duplexaudio.config import (
+    DuplexStreamConfig,
+    StreamConfig,
+    SupportedStreamConfig,
+    SupportedStreamConfigRange,
+    check_config,
+)
+from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.formats import SampleFormat
+from duplexaudio.stream import Backend, ErrorCallback, Stream, StreamKind, StreamParams
+
+logger = logging.getLogger("duplexaudio")
+
+DataCallback = Callable[..., None]
+
+
+class HostId(str, enum.Enum):
+    """The hosts duplexaudio knows, in order of preference for :func:`default_host`.
+
+    The value is the prefix of device ids (``"virtual:loopback"``) and the
+    name of the host's module under :mod:`duplexaudio.hosts`. Adding a host
+    is one line here plus its module.
+    """
+
+    VIRTUAL = "virtual"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: The host that works everywhere, used when no real host has devices.
+_FALLBACK = HostId.VIRTUAL
+
+
+class _HostModule(Protocol):
+    def is_available() -> bool: ...
+    def open_host() -> Host: ...
+
+
+def _host_module(host_id: HostId) -> _HostModule:
+    module: Any = importlib.import_module(f"duplexaudio.hosts.{host_id.value}")
+    return module  # type: ignore[no-any-return]
+
+
+def _parse_host_id(value: HostId | str) -> HostId:
+    if isinstance(value, HostId):
+        return value
+    try:
+        return HostId(value)
+    except ValueError:
+        known = ", ".join(h.value for h in HostId)
+        raise Error(
+            ErrorKind.INVALID_INPUT, f"unknown host {value!r}; known hosts are {known}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class DeviceId:
+    """A device's stable identity: ``"<host>:<id within the host>"``.
+
+    ``str(device_id)`` and :meth:`parse` round-trip. The part after the first
+    colon belongs to the host and may itself contain colons (``"alsa:hw:0,0"``).
+
+    Attributes
+    ----------
+    host
+        The host the device belongs to.
+    name
+        The host's own id for the device.
+    """
+
+    host: HostId
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"device id needs a non-empty name after the host, got {self.name!r}",
+            )
+        if any(ch in self.name for ch in "\n\r\t\0"):
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"device name {self.name!r} contains a control character",
+            )
+
+    @classmethod
+    def parse(cls, text: str | DeviceId) -> DeviceId:
+        """Parse ``"<host>:<name>"``.
+
+        Raises
+        ------
+        Error
+            ``INVALID_INPUT`` when the text is not a string, has no colon,
+            names an unknown host or has an empty name.
+        """
+        if isinstance(text, DeviceId):
+            return text
+        if not isinstance(text, str):
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"a device id is a string like 'virtual:loopback', got {text!r}",
+            )
+        host, sep, name = text.partition(":")
+        if not sep:
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"device id {text!r} has no host prefix; expected '<host>:<device>', "
+                f"e.g. 'virtual:loopback'",
+            )
+        return cls(_parse_host_id(host), name)
+
+    def __str__(self) -> str:
+        return f"{self.host.value}:{self.name}"
+
+
+@dataclass(frozen=True)
+class DeviceDescription:
+    """What a device is, for people choosing one.
+
+    Attributes
+    ----------
+    name
+        Human-readable name.
+    driver
+        The host or driver behind it (``"virtual"``, ``"jackd"``, ...).
+    direction
+        ``"input"``, ``"output"`` or ``"duplex"`` (both, one clock) or
+        ``"input+output"`` (both, separate clocks).
+    details
+        Free-form extra lines (card, server, ports, ...).
+    """
+
+    name: str
+    driver: str
+    direction: str
+    details: tuple[str, ...] = ()
+
+
+def _check_callable(name: str, value: object, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not callable(value):
+        accepted = "a callable or None" if optional else "a callable"
+        raise Error(ErrorKind.INVALID_INPUT, f"{name} must be {accepted}, got {value!r}")
+
+
+def _check_timeout(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+        math.isfinite(timeout) and timeout > 0
+    ):
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"timeout must be None or a positive number of seconds, got {timeout!r}",
+        )
+    return float(timeout)
+
+
+def _check_deadline(deadline: float | None) -> float:
+    if deadline is None:
+        return Stream.DEFAULT_DEADLINE
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not (
+        0.0 < deadline <= 1.0
+    ):
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"deadline is a fraction of the period in (0, 1], got {deadline!r}",
+        )
+    return float(deadline)
+
+
+class Device(ABC):
+    """An audio device of a host: a source of input, a sink of output, or both.
+
+    Hosts subclass this and implement the abstract members; everything a user
+    calls to build a stream is implemented here, once, so that validation and
+    error messages are the same on every host.
+    """
+
+    @property
+    @abstractmethod
+    def id(self) -> DeviceId:
+        """The device's id, ``"<host>:<name>"``; stable across runs where the host allows."""
+
+    @property
+    def name(self) -> str:
+        """The device's human-readable name."""
+        return self.description.name
+
+    @property
+    @abstractmethod
+    def description(self) -> DeviceDescription:
+        """Name, driver, direction and details of the device."""
+
+    @abstractmethod
+    def supported_input_configs(self) -> list[SupportedStreamConfigRange]:
+        """The input configurations the device accepts (empty: no input)."""
+
+    @abstractmethod
+    def supported_output_configs(self) -> list[SupportedStreamConfigRange]:
+        """The output configurations the device accepts (empty: no output)."""
+
+    def supports_input(self) -> bool:
+        """True when the device can capture."""
+        return bool(self.supported_input_configs())
+
+    def supports_output(self) -> bool:
+        """True when the device can play."""
+        return bool(self.supported_output_configs())
+
+    def supports_duplex(self) -> bool:
+        """True when input and output run on one clock, so a duplex stream can be built."""
+        return self._duplex_refusal() is None
+
+    def _duplex_refusal(self) -> str | None:
+        """Why this device cannot run duplex, or None when it can. Hosts override."""
+        return "its input and output do not share a clock"
+
+    def default_input_config(self) -> SupportedStreamConfig:
+        """The configuration an input stream uses when the user has no preference.
+
+        Float32, the standard rate (48 kHz, else 44.1 kHz, else the highest),
+        up to two channels.
+
+        Raises
+        ------
+        Error
+            ``UNSUPPORTED_OPERATION`` when the device has no input.
+        """
+        return self._default_config(self.supported_input_configs(), "input")
+
+    def default_output_config(self) -> SupportedStreamConfig:
+        """The configuration an output stream uses when the user has no preference.
+
+        Raises
+        ------
+        Error
+            ``UNSUPPORTED_OPERATION`` when the device has no output.
+        """
+        return self._default_config(self.supported_output_configs(), "output")
+
+    def default_duplex_config(self) -> DuplexStreamConfig:
+        """The configuration a duplex stream uses when the user has no preference.
+
+        Raises
+        ------
+        Error
+            ``UNSUPPORTED_OPERATION`` when the device cannot run duplex.
+        """
+        self._require_duplex()
+        inp = self.default_input_config()
+        out = self.default_output_config()
+        return DuplexStreamConfig(inp.channels, out.channels, out.sample_rate)
+
+    def _default_config(
+        self, ranges: Sequence[SupportedStreamConfigRange], direction: str
+    ) -> SupportedStreamConfig:
+        if not ranges:
+            raise Error(
+                ErrorKind.UNSUPPORTED_OPERATION, f"device '{self.id}' has no {direction}"
+            )
+        preferred = [r for r in ranges if r.sample_format is SampleFormat.F32] or list(ranges)
+        return preferred[0].with_standard_sample_rate()
+
+    def _require_duplex(self) -> None:
+        reason = self._duplex_refusal()
+        if reason is not None:
+            raise Error(
+                ErrorKind.UNSUPPORTED_OPERATION,
+                f"device '{self.id}' cannot run a duplex stream: {reason}. "
+                "Use separate input and output streams, or a device whose "
+                "supports_duplex() is true",
+            )
+
+    @abstractmethod
+    def _default_frames(self, sample_rate: int) -> int:
+        """Frames per block when the user asks for ``BufferSize.DEFAULT``."""
+
+    @abstractmethod
+    def _open_backend(self, engine: Any, params: StreamParams) -> Backend:
+        """Open the device for a validated stream and bind it to the engine.
+
+        Raises :class:`Error` (``DEVICE_NOT_AVAILABLE``, ``DEVICE_BUSY``, ...)
+        when the device cannot be opened.
+        """
+
+    # -- building streams ----------------------------------------------------
+
+    def build_input_stream(
+        self,
+        config: StreamConfig,
+        callback: DataCallback,
+        error_callback: ErrorCallback | None = None,
+        sample_format: SampleFormat | str = SampleFormat.F32,
+        timeout: float | None = None,
+        *,
+        pipelined: bool = False,
+        deadline: float | None = None,
+    ) -> Stream:
+        """Build a stopped input stream.
+
+        Parameters
+        ----------
+        config
+            Channels, sample rate (Hz) and buffer size (frames per block).
+        callback
+            ``callback(data, info)``: ``data`` is a read-only-by-convention
+            numpy array of shape ``(frames, channels)`` in ``sample_format``'s
+            dtype, reused every block (copy what you keep); ``info`` is a
+            :class:`~duplexaudio.timing.CallbackInfo` whose
+            ``timestamp.device`` is the capture instant (ns) of ``data[0]``.
+            Runs on a Python worker thread, never on the audio thread.
+        error_callback
+            ``error_callback(error)`` for errors while running, called from
+            a non-real-time thread, in order. Without it errors are logged and
+            kept in ``stream.error``.
+        sample_format
+            The callback's sample format (the engine converts).
+        timeout
+            Seconds the device may go without delivering a block while the
+            stream runs before it is reported as ``TIMED_OUT`` and stopped
+            (default 5 s).
+        pipelined
+            Give the callback a whole period (its output plays one period
+            later). Input streams have no output, so this only changes
+            bookkeeping here; it matters for output and duplex streams.
+        deadline
+            Fraction of the period the device thread waits for the callback
+            (default 0.8). A callback that misses it is counted as late.
+
+        Returns
+        -------
+        Stream
+            Built stopped; ``start()`` it or use it as a context manager.
+
+        Raises
+        ------
+        Error
+            ``INVALID_INPUT`` for malformed arguments, ``UNSUPPORTED_CONFIG``
+            for values outside the device's ranges, ``UNSUPPORTED_OPERATION``
+            when the device has no input, ``DEVICE_NOT_AVAILABLE`` when it
+            is gone. All before anything is opened.
+        """
+        cfg = _expect(config, StreamConfig, "config")
+        fmt = SampleFormat.parse(sample_format)
+        return self._build(
+            StreamKind.INPUT, cfg, None, fmt, fmt, callback, error_callback,
+            timeout, pipelined, deadline,
+        )
+
+    def build_output_stream(
+        self,
+        config: StreamConfig,
+        callback: DataCallback,
+        error_callback: ErrorCallback | None = None,
+        sample_format: SampleFormat | str = SampleFormat.F32,
+        timeout: float | None = None,
+        *,
+        pipelined: bool = False,
+        deadline: float | None = None,
+    ) -> Stream:
+        """Build a stopped output stream.
+
+        ``callback(data, info)`` fills ``data``, a numpy array of shape
+        ``(frames, channels)`` pre-filled with the format's equilibrium
+        (silence) before each call; ``info.timestamp.device`` is when
+        ``data[0]`` will be played (ns). Other parameters, return value and
+        errors are as for :meth:`build_input_stream`.
+        """
+        cfg = _expect(config, StreamConfig, "config")
+        fmt = SampleFormat.parse(sample_format)
+        return self._build(
+            StreamKind.OUTPUT, None, cfg, fmt, fmt, callback, error_callback,
+            timeout, pipelined, deadline,
+        )
+
+    def build_duplex_stream(
+        self,
+        config: DuplexStreamConfig,
+        callback: DataCallback,
+        error_callback: ErrorCallback | None = None,
+        input_format: SampleFormat | str = SampleFormat.F32,
+        output_format: SampleFormat | str = SampleFormat.F32,
+        timeout: float | None = None,
+        *,
+        pipelined: bool = False,
+        deadline: float | None = None,
+    ) -> Stream:
+        """Build a stopped synchronized duplex stream.
+
+        ``callback(input, output, info)`` gets the input block and fills the
+        output block of the same device cycle. ``info`` is a
+        :class:`~duplexaudio.timing.DuplexCallbackInfo`;
+        ``info.output.timestamp.device - info.input.timestamp.device`` is the
+        round-trip latency (ns) and is the same in every block.
+
+        Raises
+        ------
+        Error
+            ``UNSUPPORTED_OPERATION`` (with the reason) when the device's
+            input and output do not share a clock; otherwise as
+            :meth:`build_input_stream`.
+        """
+        cfg = _expect(config, DuplexStreamConfig, "config")
+        in_fmt = SampleFormat.parse(input_format)
+        out_fmt = SampleFormat.parse(output_format)
+        self._require_duplex()
+        return self._build(
+            StreamKind.DUPLEX, cfg.input_config(), cfg.output_config(), in_fmt, out_fmt,
+            callback, error_callback, timeout, pipelined, deadline,
+        )
+
+    def _build(
+        self,
+        kind: StreamKind,
+        in_cfg: StreamConfig | None,
+        out_cfg: StreamConfig | None,
+        in_fmt: SampleFormat,
+        out_fmt: SampleFormat,
+        callback: DataCallback,
+        error_callback: ErrorCallback | None,
+        timeout: float | None,
+        pipelined: bool,
+        deadline: float | None,
+    ) -> Stream:
+        _check_callable("callback", callback)
+        _check_callable("error_callback", error_callback, optional=True)
+        stall_timeout = _check_timeout(timeout)
+        fraction = _check_deadline(deadline)
+        if not isinstance(pipelined, bool):
+            raise Error(ErrorKind.INVALID_INPUT, f"pipelined must be a bool, got {pipelined!r}")
+        cfg = in_cfg or out_cfg
+        assert cfg is not None
+        for direction, c, fmt, ranges in (
+            ("input", in_cfg, in_fmt, self.supported_input_configs),
+            ("output", out_cfg, out_fmt, self.supported_output_configs),
+        ):
+            if c is None:
+                continue
+            supported = ranges()
+            if not supported:
+                raise Error(
+                    ErrorKind.UNSUPPORTED_OPERATION, f"device '{self.id}' has no {direction}"
+                )
+            check_config(c, supported, fmt, device=str(self.id), direction=direction)
+        frames = (
+            cfg.buffer_size.frames
+            if cfg.buffer_size.frames is not None
+            else self._default_frames(cfg.sample_rate)
+        )
+        params = StreamParams(
+            kind=kind,
+            device=str(self.id),
+            input_channels=in_cfg.channels if in_cfg else 0,
+            output_channels=out_cfg.channels if out_cfg else 0,
+            input_format=in_fmt,
+            output_format=out_fmt,
+            frames=frames,
+            sample_rate=cfg.sample_rate,
+            pipelined=pipelined,
+            deadline=fraction,
+            timeout=stall_timeout if stall_timeout is not None else Stream.DEFAULT_TIMEOUT,
+        )
+        return Stream(params, callback, error_callback, self._open_backend)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.name!r}>"
+
+
+def _expect(value: object, cls: type[Any], name: str) -> Any:
+    if not isinstance(value, cls):
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"{name} must be a {cls.__name__}, got {type(value).__name__} {value!r}",
+        )
+    return value
+
+
+class Host(ABC):
+    """An audio API that lists devices. Get one with :func:`host_from_id` or :func:`default_host`."""
+
+    @property
+    @abstractmethod
+    def id(self) -> HostId:
+        """The host's id."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The host's human-readable name."""
+
+    @abstractmethod
+    def devices(self) -> list[Device]:
+        """All devices the host can reach now, inputs, outputs and duplex."""
+
+    def input_devices(self) -> list[Device]:
+        """Devices that can capture."""
+        return [d for d in self.devices() if d.supports_input()]
+
+    def output_devices(self) -> list[Device]:
+        """Devices that can play."""
+        return [d for d in self.devices() if d.supports_output()]
+
+    def duplex_devices(self) -> list[Device]:
+        """Devices that can run a synchronized duplex stream."""
+        return [d for d in self.devices() if d.supports_duplex()]
+
+    def default_input_device(self) -> Device | None:
+        """The host's default input device, or None when it has none."""
+        found = self.input_devices()
+        return found[0] if found else None
+
+    def default_output_device(self) -> Device | None:
+        """The host's default output device, or None when it has none."""
+        found = self.output_devices()
+        return found[0] if found else None
+
+    def default_duplex_device(self) -> Device | None:
+        """The default output device if it can run duplex, else the first device that can."""
+        out = self.default_output_device()
+        if out is not None and out.supports_duplex():
+            return out
+        found = self.duplex_devices()
+        return found[0] if found else None
+
+    def device_by_id(self, device_id: str | DeviceId) -> Device | None:
+        """The device with this id, or None when this host has no such device.
+
+        Raises
+        ------
+        Error
+            ``INVALID_INPUT`` when the id is malformed.
+        """
+        wanted = DeviceId.parse(device_id)
+        return next((d for d in self.devices() if d.id == wanted), None)
+
+    def __repr__(self) -> str:
+        return f"<Host {self.id.value}>"
+
+
+_hosts: dict[HostId, Host] = {}
+_hosts_lock = threading.Lock()
+_fallback_noted = False
+
+
+def available_hosts() -> list[HostId]:
+    """The hosts usable on this machine now (their library loads, their server answers)."""
+    return [h for h in HostId if _host_module(h).is_available()]
+
+
+def host_from_id(host_id: HostId | str) -> Host:
+    """The host with this id (one instance per process).
+
+    Raises
+    ------
+    Error
+        ``INVALID_INPUT`` for an unknown id, ``HOST_UNAVAILABLE`` when the
+        host cannot be used on this machine now (the message says why).
+    """
+    hid = _parse_host_id(host_id)
+    with _hosts_lock:
+        if hid not in _hosts:
+            _hosts[hid] = _host_module(hid).open_host()
+        return _hosts[hid]
+
+
+def default_host() -> Host:
+    """The first real host that has devices; the virtual host when none has.
+
+    Falling back to the virtual host is logged once per process (logger
+    ``duplexaudio``, level WARNING), so a program never mistakes the
+    in-process loopback for a sound card.
+    """
+    global _fallback_noted
+    for hid in HostId:
+        if hid is _FALLBACK or not _host_module(hid).is_available():
+            continue
+        try:
+            host = host_from_id(hid)
+            if host.devices():
+                return host
+        except Error:
+            continue
+    if not _fallback_noted:
+        _fallback_noted = True
+        logger.warning(
+            "no real audio host has devices here; using the virtual host "
+            "(in-process clocked loopback devices)"
+        )
+    return host_from_id(_FALLBACK)
+
+
+def find_device(device: Device | DeviceId | str | None, *, direction: str) -> Device:
+    """Resolve a user's device argument: a Device, an id, or None for the default.
+
+    ``direction`` is ``"input"``, ``"output"`` or ``"duplex"`` and picks the
+    default device when ``device`` is None.
+
+    Raises
+    ------
+    Error
+        ``DEVICE_NOT_AVAILABLE`` naming the id when no such device exists
+        now, ``INVALID_INPUT`` for a malformed id.
+    """
+    if isinstance(device, Device):
+        return device
+    if device is None:
+        host = default_host()
+        pick = {
+            "input": host.default_input_device,
+            "output": host.default_output_device,
+            "duplex": host.default_duplex_device,
+        }[direction]()
+        if pick is None:
+            raise Error(
+                ErrorKind.DEVICE_NOT_AVAILABLE,
+                f"host '{host.id}' has no default {direction} device",
+            )
+        return pick
+    did = DeviceId.parse(device)
+    found = host_from_id(did.host).device_by_id(did)
+    if found is None:
+        raise Error(
+            ErrorKind.DEVICE_NOT_AVAILABLE,
+            f"no device '{did}' on host '{did.host}' now",
+        )
+    return found
+
+
+__all__ = [
+    "DataCallback",
+    "Device",
+    "DeviceDescription",
+    "DeviceId",
+    "Host",
+    "HostId",
+    "available_hosts",
+    "default_host",
+    "find_device",
+    "host_from_id",
+]

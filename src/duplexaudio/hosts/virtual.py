@@ -1,0 +1,501 @@
+"""The virtual host: clocked devices that live inside the process.
+
+The embedded default when a machine has no audio server or sound card, and a
+test double for users' own audio code: a duplex loopback whose round trip is
+exact and known, an output-only device, and an input-only device that plays
+a signal you give it. Each stream's device clock is a C thread that sleeps to
+absolute times, so it runs at real time and never drifts. Faults a real
+device can have (disconnect, buffer-size or sample-rate change, a stalled
+clock) can be injected through the device's methods.
+
+Nothing here talks to a real audio API; the real hosts live beside this module.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from duplexaudio._engine import ffi, lib
+from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
+from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.formats import SampleFormat
+from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
+from duplexaudio.stream import StreamParams
+from duplexaudio.timing import StreamLatency
+
+_KINDS = {
+    "loopback": lib.DA_VIRTUAL_LOOPBACK,
+    "output": lib.DA_VIRTUAL_OUTPUT,
+    "input": lib.DA_VIRTUAL_INPUT,
+}
+
+
+def is_available() -> bool:
+    """The virtual host needs nothing but the engine: always True."""
+    return True
+
+
+def open_host() -> VirtualHost:
+    """A new virtual host with its three standard devices."""
+    return VirtualHost()
+
+
+def _positive_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"{name} must be a whole number >= {minimum}, got {value!r}",
+        )
+    return int(value)
+
+
+def _range(name: str, value: object) -> tuple[int, int]:
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise Error(ErrorKind.INVALID_INPUT, f"{name} must be a (min, max) tuple, got {value!r}")
+    low = _positive_int(f"{name}[0]", value[0])
+    high = _positive_int(f"{name}[1]", value[1])
+    if low > high:
+        raise Error(ErrorKind.INVALID_INPUT, f"{name} has min {low} > max {high}")
+    return low, high
+
+
+class _VirtualBackend:
+    """One stream's device: the C clock thread bound to the stream's engine."""
+
+    def __init__(self, device: VirtualDevice, engine: Any, params: StreamParams) -> None:
+        self._lock = threading.Lock()
+        self._latency_frames = device._loop_latency(params.frames)
+        self._signal = device._signal  # kept alive while the C thread reads it
+        c = ffi.new("da_virtual_params *")
+        c.kind = _KINDS[device.kind]
+        c.in_channels = params.input_channels
+        c.out_channels = params.output_channels
+        c.frames = params.frames
+        c.sample_rate = params.sample_rate
+        c.latency_frames = self._latency_frames
+        if self._signal is not None:
+            c.signal = ffi.cast("const float *", ffi.from_buffer(self._signal))
+            c.signal_frames = self._signal.shape[0]
+            c.signal_channels = self._signal.shape[1]
+            c.signal_loop = int(device._signal_loop)
+        c.realtime = 1
+        raw = lib.da_virtual_new(engine, c)
+        if raw == ffi.NULL:
+            raise Error(ErrorKind.RESOURCE_EXHAUSTED, f"could not create device '{device.id}'")
+        # The C device points at the engine: its destructor keeps the engine alive.
+        self._handle: Any = ffi.gc(raw, lambda v, _e=engine: lib.da_virtual_free(v))
+        self._frames = params.frames
+        self._kind = device.kind
+
+    @property
+    def latency(self) -> StreamLatency:
+        f = self._frames
+        if self._kind == "input":
+            return StreamLatency(f, 0)
+        if self._kind == "output":
+            return StreamLatency(0, self._latency_frames - f)
+        return StreamLatency(f, self._latency_frames - f)
+
+    def start(self) -> None:
+        with self._lock:
+            if self._handle is None:
+                return
+            err = lib.da_virtual_start(self._handle)
+        if err:
+            raise Error(
+                ErrorKind.RESOURCE_EXHAUSTED,
+                f"could not start the device clock thread (errno {-err})",
+                code=-err,
+            )
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                lib.da_virtual_stop(self._handle)
+
+    def close(self) -> None:
+        with self._lock:
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            ffi.release(handle)  # runs da_virtual_free now: joins the clock thread
+
+    def inject(self, fault: int, value: int) -> None:
+        with self._lock:
+            if self._handle is not None:
+                lib.da_virtual_fault(self._handle, fault, value)
+
+    def stall(self, until_ns: int) -> None:
+        with self._lock:
+            if self._handle is not None:
+                lib.da_virtual_stall(self._handle, until_ns)
+
+
+class VirtualDevice(Device):
+    """A device of the virtual host. Create more with :class:`VirtualHost`'s ``add_*`` methods.
+
+    Every virtual device accepts every :class:`~duplexaudio.SampleFormat`
+    (the engine converts from its float32 clock), any channel count from 1 to
+    its ``channels``, any sample rate in its range and any buffer size in its
+    range.
+
+    Fault injection (for testing code that uses streams): :meth:`disconnect`,
+    :meth:`reconnect`, :meth:`change_buffer_size`, :meth:`change_sample_rate`,
+    :meth:`stall`, :meth:`resume`. Each acts on every running stream of the
+    device within one period, from the device's own clock thread, exactly as
+    a failing real device would be reported.
+    """
+
+    def __init__(
+        self,
+        host: VirtualHost,
+        name: str,
+        kind: str,
+        *,
+        channels: int = 2,
+        sample_rates: tuple[int, int] = (8000, 192000),
+        buffer_sizes: tuple[int, int] = (16, 8192),
+        default_sample_rate: int = 48000,
+        default_buffer_size: int = 256,
+        latency: int | None = None,
+        signal: npt.ArrayLike | None = None,
+        loop: bool = True,
+        description: str | None = None,
+    ) -> None:
+        self._host = host
+        self._id = DeviceId(HostId.VIRTUAL, name)
+        self.kind = kind
+        self._channels = _positive_int("channels", channels)
+        self._rates = _range("sample_rates", sample_rates)
+        self._buffers = _range("buffer_sizes", buffer_sizes)
+        self._default_rate = _positive_int("default_sample_rate", default_sample_rate)
+        if not self._rates[0] <= self._default_rate <= self._rates[1]:
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"default_sample_rate {default_sample_rate} is outside sample_rates {sample_rates}",
+            )
+        self._default_buffer = self._check_buffer("default_buffer_size", default_buffer_size)
+        if latency is not None and kind == "input":
+            raise Error(ErrorKind.INVALID_INPUT, "an input-only device has no output latency")
+        self._latency = None if latency is None else _positive_int("latency", latency)
+        self._text = description
+        self._signal: np.ndarray[Any, np.dtype[np.float32]] | None = None
+        self._signal_loop = True
+        if kind == "input":
+            self.set_signal(signal, loop=loop)
+        elif signal is not None:
+            raise Error(ErrorKind.INVALID_INPUT, f"only input devices take a signal, not {kind}")
+        self.connected = True
+        self._backends: weakref.WeakSet[_VirtualBackend] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def _check_buffer(self, name: str, frames: object) -> int:
+        value = _positive_int(name, frames)
+        low, high = self._buffers
+        if not low <= value <= high:
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"{name} {value} is outside the device's buffer sizes {low}..{high} frames",
+            )
+        return value
+
+    # -- Device contract -------------------------------------------------------
+
+    @property
+    def id(self) -> DeviceId:
+        """``virtual:<name>``."""
+        return self._id
+
+    @property
+    def description(self) -> DeviceDescription:
+        """Name, driver ``virtual``, direction and the loop's latency."""
+        direction = {"loopback": "duplex", "output": "output", "input": "input"}[self.kind]
+        details = [f"{self._channels} channels, {self._rates[0]}..{self._rates[1]} Hz"]
+        if self.kind == "loopback":
+            loop = f"{self._latency} frames" if self._latency else "2 periods"
+            details.append(f"output returns at the input after {loop}")
+        if self.kind == "input":
+            details.append("plays the signal given with set_signal()")
+        name = self._text or {
+            "loopback": "Virtual loopback",
+            "output": "Virtual output",
+            "input": "Virtual input",
+        }[self.kind]
+        return DeviceDescription(name, "virtual", direction, tuple(details))
+
+    def _ranges(self) -> list[SupportedStreamConfigRange]:
+        buffers = SupportedBufferSize.range(*self._buffers)
+        return [
+            SupportedStreamConfigRange(1, self._channels, *self._rates, buffers, fmt)
+            for fmt in SampleFormat
+        ]
+
+    def supported_input_configs(self) -> list[SupportedStreamConfigRange]:
+        """All formats, 1..channels, the device's rate and buffer ranges (empty for output-only)."""
+        return self._ranges() if self.kind in ("loopback", "input") else []
+
+    def supported_output_configs(self) -> list[SupportedStreamConfigRange]:
+        """All formats, 1..channels, the device's rate and buffer ranges (empty for input-only)."""
+        return self._ranges() if self.kind in ("loopback", "output") else []
+
+    def _duplex_refusal(self) -> str | None:
+        if self.kind == "loopback":
+            return None
+        return f"it is a virtual {self.kind}-only device"
+
+    def default_input_config(self) -> Any:
+        """As :meth:`Device.default_input_config`, at the device's default rate."""
+        return self._with_default_rate(super().default_input_config())
+
+    def default_output_config(self) -> Any:
+        """As :meth:`Device.default_output_config`, at the device's default rate."""
+        return self._with_default_rate(super().default_output_config())
+
+    def _with_default_rate(self, cfg: Any) -> Any:
+        rng = next(r for r in self._ranges() if r.sample_format is cfg.sample_format)
+        return rng.with_sample_rate(self._default_rate)
+
+    def _default_frames(self, sample_rate: int) -> int:
+        return self._default_buffer
+
+    def _loop_latency(self, frames: int) -> int:
+        return self._latency if self._latency is not None else 2 * frames
+
+    def _open_backend(self, engine: Any, params: StreamParams) -> _VirtualBackend:
+        if not self.connected:
+            raise Error(
+                ErrorKind.DEVICE_NOT_AVAILABLE,
+                f"device '{self.id}' is disconnected (reconnect() it first)",
+            )
+        loop = self._loop_latency(params.frames)
+        if self.kind != "input" and loop < params.frames:
+            raise Error(
+                ErrorKind.UNSUPPORTED_CONFIG,
+                f"device '{self.id}' has a latency of {loop} frames, shorter than the "
+                f"buffer size {params.frames} frames: a block cannot come back before "
+                f"it is played. Use a buffer size <= {loop} frames",
+            )
+        backend = _VirtualBackend(self, engine, params)
+        with self._lock:
+            self._backends.add(backend)
+        return backend
+
+    # -- configuration -------------------------------------------------------
+
+    @property
+    def channels(self) -> int:
+        """The most channels a stream can open in each direction."""
+        return self._channels
+
+    @property
+    def latency(self) -> int | None:
+        """The loop's round trip in frames, or None for two periods of the stream."""
+        return self._latency
+
+    def set_signal(self, signal: npt.ArrayLike | None, *, loop: bool = True) -> None:
+        """Set what an input device captures (streams built afterwards).
+
+        Parameters
+        ----------
+        signal
+            Float samples in [-1, 1], shape ``(frames,)`` (every channel
+            the same) or ``(frames, channels)``; None for silence.
+        loop
+            Repeat the signal forever; False plays it once, then silence.
+
+        Raises
+        ------
+        Error
+            ``UNSUPPORTED_OPERATION`` on a device that is not input-only,
+            ``INVALID_INPUT`` for a signal of the wrong shape or too many channels.
+        """
+        if self.kind != "input":
+            raise Error(
+                ErrorKind.UNSUPPORTED_OPERATION,
+                f"device '{self.id}' is a {self.kind} device; only input devices take a signal",
+            )
+        if signal is None:
+            self._signal = None
+            return
+        arr = np.asarray(signal, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = np.repeat(arr[:, None], self._channels, axis=1)
+        if arr.ndim != 2 or arr.shape[0] == 0 or not 1 <= arr.shape[1] <= self._channels:
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"signal must have shape (frames,) or (frames, 1..{self._channels}) "
+                f"with frames >= 1, got {arr.shape}",
+            )
+        self._signal = np.ascontiguousarray(arr)
+        self._signal_loop = bool(loop)
+
+    # -- faults ----------------------------------------------------------------
+
+    def _each_backend(self) -> Iterable[_VirtualBackend]:
+        with self._lock:
+            return list(self._backends)
+
+    def disconnect(self) -> None:
+        """Unplug the device: running streams report ``DEVICE_NOT_AVAILABLE`` and
+        stop; new streams cannot be built and the host stops listing it."""
+        self.connected = False
+        for backend in self._each_backend():
+            backend.inject(lib.DA_FAULT_DISCONNECT, 0)
+
+    def reconnect(self) -> None:
+        """Plug the device back in; streams must be built anew."""
+        self.connected = True
+
+    def change_buffer_size(self, frames: int) -> None:
+        """Change the device's buffer size, as a server reconfigured under you would.
+
+        Running streams report ``STREAM_INVALIDATED`` and stop before any block
+        of the new size is delivered; streams built afterwards with
+        ``BufferSize.DEFAULT`` get ``frames``.
+        """
+        self._default_buffer = self._check_buffer("frames", frames)
+        for backend in self._each_backend():
+            backend.inject(lib.DA_FAULT_BUFFER_SIZE, self._default_buffer)
+
+    def change_sample_rate(self, sample_rate: int) -> None:
+        """Change the device's rate: running streams report ``STREAM_INVALIDATED`` and stop."""
+        rate = _positive_int("sample_rate", sample_rate)
+        if not self._rates[0] <= rate <= self._rates[1]:
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"sample_rate {rate} is outside the device's {self._rates[0]}..{self._rates[1]} Hz",
+            )
+        self._default_rate = rate
+        for backend in self._each_backend():
+            backend.inject(lib.DA_FAULT_SAMPLE_RATE, rate)
+
+    def stall(self, seconds: float | None = None) -> None:
+        """Stop the device clock of running streams: no blocks, no callbacks.
+
+        Parameters
+        ----------
+        seconds
+            How long; None stalls until :meth:`resume`. When the clock
+            resumes the lost cycles count as one xrun. A stall longer than a
+            stream's ``timeout`` ends that stream with ``TIMED_OUT``.
+        """
+        if seconds is None:
+            until = 2**62
+        else:
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+                raise Error(
+                    ErrorKind.INVALID_INPUT,
+                    f"seconds must be None or a number >= 0, got {seconds!r}",
+                )
+            until = int(lib.da_now_ns()) + int(seconds * 1e9)
+        for backend in self._each_backend():
+            backend.stall(until)
+
+    def resume(self) -> None:
+        """End a stall started with :meth:`stall`."""
+        for backend in self._each_backend():
+            backend.stall(0)
+
+
+class VirtualHost(Host):
+    """The in-process host: ``virtual:loopback``, ``virtual:output``, ``virtual:input``.
+
+    Add devices of your own with :meth:`add_loopback`, :meth:`add_output` and
+    :meth:`add_input`; remove them with :meth:`remove_device`.
+    """
+
+    def __init__(self) -> None:
+        self._devices: dict[str, VirtualDevice] = {}
+        self._lock = threading.Lock()
+        self.add_loopback("loopback")
+        self.add_output("output")
+        self.add_input("input")
+
+    @property
+    def id(self) -> HostId:
+        """``HostId.VIRTUAL``."""
+        return HostId.VIRTUAL
+
+    @property
+    def name(self) -> str:
+        """``"Virtual"``."""
+        return "Virtual"
+
+    def devices(self) -> list[Device]:
+        """The connected virtual devices, in the order they were added."""
+        with self._lock:
+            return [d for d in self._devices.values() if d.connected]
+
+    def default_input_device(self) -> Device | None:
+        """``virtual:loopback`` (so that input and output defaults form a duplex pair)."""
+        return self._default("loopback") or super().default_input_device()
+
+    def default_output_device(self) -> Device | None:
+        """``virtual:loopback``."""
+        return self._default("loopback") or super().default_output_device()
+
+    def _default(self, name: str) -> Device | None:
+        with self._lock:
+            dev = self._devices.get(name)
+        return dev if dev is not None and dev.connected else None
+
+    def device_by_id(self, device_id: str | DeviceId) -> VirtualDevice | None:
+        """The device with this id, connected or not (so faults can be undone)."""
+        wanted = DeviceId.parse(device_id)
+        if wanted.host is not HostId.VIRTUAL:
+            return None
+        with self._lock:
+            return self._devices.get(wanted.name)
+
+    def _add(self, name: str, kind: str, **options: Any) -> VirtualDevice:
+        device = VirtualDevice(self, name, kind, **options)
+        with self._lock:
+            if name in self._devices:
+                raise Error(
+                    ErrorKind.INVALID_INPUT, f"a virtual device named {name!r} already exists"
+                )
+            self._devices[name] = device
+        return device
+
+    def add_loopback(self, name: str, **options: Any) -> VirtualDevice:
+        """Add a duplex loopback: what is played comes back at the input.
+
+        Parameters
+        ----------
+        name
+            The id becomes ``virtual:<name>``.
+        **options
+            ``channels`` (default 2), ``sample_rates`` ((min, max) Hz, default
+            (8000, 192000)), ``buffer_sizes`` ((min, max) frames, default
+            (16, 8192)), ``default_sample_rate`` (48000),
+            ``default_buffer_size`` (256), ``latency`` (round trip in frames,
+            at least the buffer size; default None = two periods),
+            ``description``.
+        """
+        return self._add(name, "loopback", **options)
+
+    def add_output(self, name: str, **options: Any) -> VirtualDevice:
+        """Add an output-only device (what is played is discarded). Options as :meth:`add_loopback`."""
+        return self._add(name, "output", **options)
+
+    def add_input(self, name: str, **options: Any) -> VirtualDevice:
+        """Add an input-only device that captures a signal you supply.
+
+        Options as :meth:`add_loopback` (but no ``latency``), plus ``signal``
+        (see :meth:`VirtualDevice.set_signal`) and ``loop`` (default True).
+        """
+        return self._add(name, "input", **options)
+
+    def remove_device(self, device_id: str | DeviceId) -> None:
+        """Disconnect a device and forget it. Unknown ids are an ``INVALID_INPUT`` error."""
+        device = self.device_by_id(device_id)
+        if device is None:
+            raise Error(ErrorKind.INVALID_INPUT, f"no virtual device {device_id!r}")
+        device.disconnect()
+        with self._lock:
+            del self._devices[device.id.name]

@@ -1,0 +1,724 @@
+"""What every stream shares, whatever its host.
+
+The state machine (built stopped, start, pause, stop with drain, close), the
+Python worker that runs the user's callback on the engine's blocks, the
+supervisor thread that delivers errors and watches for a stalled device,
+statistics, and the process-wide switch-interval policy. Hosts provide a
+:class:`Backend` (open device, start, stop, close, latency); nothing here
+knows which host it is talking to. Validation of user input happens before a
+stream exists, in :mod:`duplexaudio.host`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import enum
+import logging
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+import numpy as np
+
+from duplexaudio._engine import ffi, lib
+from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.formats import SampleFormat
+from duplexaudio.timing import (
+    CallbackInfo,
+    CallbackTimestamp,
+    DuplexCallbackInfo,
+    StreamLatency,
+)
+
+logger = logging.getLogger("duplexaudio")
+
+ErrorCallback = Callable[[Error], None]
+
+
+class StreamKind(enum.Enum):
+    """Which directions a stream runs."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+    DUPLEX = "duplex"
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    """A validated request for a stream, as a host's backend receives it.
+
+    Attributes
+    ----------
+    kind
+        Input, output or duplex.
+    device
+        The device id, for messages.
+    input_channels, output_channels
+        Channel counts (0 for an absent direction).
+    input_format, output_format
+        The callback's sample formats.
+    frames
+        Frames per block, agreed for the stream's life.
+    sample_rate
+        Hz.
+    pipelined
+        The callback's output plays one period later.
+    deadline
+        Fraction of the period the device thread waits for the callback.
+    timeout
+        Seconds without a device cycle before the stream reports ``TIMED_OUT``.
+    """
+
+    kind: StreamKind
+    device: str
+    input_channels: int
+    output_channels: int
+    input_format: SampleFormat
+    output_format: SampleFormat
+    frames: int
+    sample_rate: int
+    pipelined: bool
+    deadline: float
+    timeout: float
+
+
+class Backend(Protocol):
+    """A host's side of one stream: the open device and its real-time thread.
+
+    The backend's thread calls the engine's ``da_engine_process`` once per
+    device cycle. ``start`` and ``stop`` may be called repeatedly; after
+    ``stop`` returns, no cycle runs. ``close`` releases everything and is
+    called once.
+    """
+
+    @property
+    def latency(self) -> StreamLatency:
+        """Device latency in frames, (capture to callback, callback to playback)."""
+        ...
+
+    def start(self) -> None:
+        """Start the device thread (raise :class:`Error` on failure)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the device thread and wait until it has stopped."""
+        ...
+
+    def close(self) -> None:
+        """Release the device; the backend is not used again."""
+        ...
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """Counters of a stream since it was built.
+
+    Attributes
+    ----------
+    cycles
+        Device cycles while the stream ran.
+    callbacks
+        Blocks whose callback finished before the deadline and were played.
+    late_blocks
+        Blocks whose callback missed the deadline; their output was played as
+        silence and the next callback saw ``info.xrun``.
+    skipped_blocks
+        Cycles not handed to the callback because it was still busy with an
+        earlier one (their input is lost, their output silent).
+    xruns
+        Glitches reported by the device or server itself.
+    callback_mean_ns, callback_max_ns
+        Time spent in the callback per block (ns), mean and worst.
+    handoff_mean_ns, handoff_max_ns
+        Device thread's wait from handing a block over to getting its result
+        (ns): the whole round through the worker, GIL included.
+    load, max_load
+        ``callback_mean_ns`` and ``callback_max_ns`` as a fraction of the period.
+    realtime
+        The device thread runs with real-time scheduling.
+    events_dropped
+        Events lost because nobody read them (should stay 0).
+    """
+
+    cycles: int
+    callbacks: int
+    late_blocks: int
+    skipped_blocks: int
+    xruns: int
+    callback_mean_ns: float
+    callback_max_ns: int
+    handoff_mean_ns: float
+    handoff_max_ns: int
+    load: float
+    max_load: float
+    realtime: bool
+    events_dropped: int
+
+
+class _State(enum.Enum):
+    STOPPED = "stopped"
+    RUNNING = "running"
+    PAUSED = "paused"
+    ENDED = "ended"  # by an error; cannot be restarted
+    CLOSED = "closed"
+
+
+# -- process-wide switch interval -------------------------------------------
+# The worker must get the GIL back within a fraction of a period even when
+# another Python thread is busy; CPython hands the GIL over only every
+# switch interval (5 ms by default), longer than a 128-frame period. So while
+# any stream has been started and not yet closed, the interval is lowered.
+
+_switch_lock = threading.Lock()
+_switch_policy: float | None = 1e-4
+_switch_saved: float | None = None
+_switch_users = 0
+
+
+def set_switch_interval(seconds: float | None) -> None:
+    """Choose the interpreter switch interval used while streams run.
+
+    Parameters
+    ----------
+    seconds
+        The interval (s) applied by ``sys.setswitchinterval`` when the first
+        stream starts and restored when the last started stream closes.
+        ``None`` opts out: duplexaudio never touches the interval. Default
+        ``1e-4``: measured, the default 5 ms let a worker make no block on
+        time at 128 frames while another Python thread was busy.
+
+    Raises
+    ------
+    Error
+        ``INVALID_INPUT`` for a non-positive or non-number value.
+    """
+    global _switch_policy
+    if seconds is not None and (
+        isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0
+    ):
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"switch interval must be None or a positive number of seconds, got {seconds!r}",
+        )
+    with _switch_lock:
+        _switch_policy = None if seconds is None else float(seconds)
+        if _switch_users and _switch_policy is not None:
+            sys.setswitchinterval(_switch_policy)
+
+
+def _switch_acquire() -> None:
+    global _switch_saved, _switch_users
+    with _switch_lock:
+        _switch_users += 1
+        if _switch_users == 1 and _switch_policy is not None:
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(_switch_policy)
+
+
+def _switch_release() -> None:
+    global _switch_saved, _switch_users
+    with _switch_lock:
+        _switch_users -= 1
+        if _switch_users == 0 and _switch_saved is not None:
+            sys.setswitchinterval(_switch_saved)
+            _switch_saved = None
+
+
+# -- streams ------------------------------------------------------------------
+
+_live: weakref.WeakSet[_Core] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    # Device threads are C threads: close them before the interpreter goes.
+    for core in list(_live):
+        core.close()
+
+
+_EVENT_MESSAGES = {
+    lib.DA_EV_DEVICE_LOST: (
+        ErrorKind.DEVICE_NOT_AVAILABLE,
+        "device '{device}' is no longer available (disconnected or its server "
+        "stopped); the stream stopped",
+    ),
+    lib.DA_EV_BUFFER_SIZE_CHANGED: (
+        ErrorKind.STREAM_INVALIDATED,
+        "device '{device}' changed its buffer size from {frames} to {value} frames; "
+        "the stream stopped before any block of the new size. Build a new stream",
+    ),
+    lib.DA_EV_SAMPLE_RATE_CHANGED: (
+        ErrorKind.STREAM_INVALIDATED,
+        "device '{device}' changed its sample rate from {rate} to {value} Hz; "
+        "the stream stopped. Build a new stream",
+    ),
+    lib.DA_EV_BACKEND_ERROR: (
+        ErrorKind.BACKEND_ERROR,
+        "device '{device}' reported error {value}; the stream stopped",
+    ),
+}
+
+
+class _Core:
+    """The stream's machinery. Threads reference this, never the Stream, so
+    that a Stream nobody holds is collected and closed."""
+
+    def __init__(
+        self,
+        params: StreamParams,
+        callback: Callable[..., None],
+        error_callback: ErrorCallback | None,
+        open_backend: Callable[[Any, StreamParams], Backend],
+    ) -> None:
+        self.params = params
+        self.callback = callback
+        self.error_callback = error_callback
+        self.lock = threading.RLock()
+        self.state = _State.STOPPED
+        self.error: Error | None = None
+        self.stopped = threading.Event()
+        self.stopped.set()
+        self.drained = threading.Event()
+        self.started_once = False
+        p = params
+        self.input = np.zeros((p.frames, p.input_channels), p.input_format.dtype)
+        self.output = np.full(
+            (p.frames, p.output_channels), p.output_format.equilibrium, p.output_format.dtype
+        )
+        in_ptr = ffi.from_buffer(self.input) if p.input_channels else ffi.NULL
+        out_ptr = ffi.from_buffer(self.output) if p.output_channels else ffi.NULL
+        raw = lib.da_engine_new(
+            p.input_channels, p.input_format.value, in_ptr,
+            p.output_channels, p.output_format.value, out_ptr,
+            p.frames, p.sample_rate, int(p.pipelined), p.deadline,
+        )
+        if raw == ffi.NULL:
+            raise Error(ErrorKind.RESOURCE_EXHAUSTED, "could not allocate the stream's engine")
+        # The engine points into the arrays: the destructor keeps them alive.
+        keep = (self.input, self.output, in_ptr, out_ptr)
+        self.engine = ffi.gc(raw, lambda e, _keep=keep: lib.da_engine_free(e))
+        self.backend = open_backend(self.engine, params)
+        self.worker = threading.Thread(
+            target=self._work, name=f"duplexaudio-worker {p.device}", daemon=True
+        )
+        self.supervisor = threading.Thread(
+            target=self._supervise, name=f"duplexaudio-events {p.device}", daemon=True
+        )
+        self.callback_exception: BaseException | None = None
+        self.worker.start()
+        self.supervisor.start()
+        _live.add(self)
+
+    # -- threads -------------------------------------------------------------
+
+    def _work(self) -> None:
+        """Run the callback on each block. The loop makes one C call per block."""
+        engine, nxt = self.engine, lib.da_worker_next
+        info_c = ffi.new("da_block_info *")
+        callback, inp, out, frames = self.callback, self.input, self.output, self.params.frames
+        kind = self.params.kind
+        status = lib.DA_BLOCK_NONE
+        while nxt(engine, status, info_c):
+            xrun = bool(info_c.xrun)
+            cb_ns = info_c.callback_ns
+            try:
+                if kind is StreamKind.DUPLEX:
+                    callback(
+                        inp,
+                        out,
+                        DuplexCallbackInfo(
+                            CallbackInfo(
+                                CallbackTimestamp(cb_ns, info_c.input_device_ns), xrun, frames
+                            ),
+                            CallbackInfo(
+                                CallbackTimestamp(cb_ns, info_c.output_device_ns), xrun, frames
+                            ),
+                        ),
+                    )
+                elif kind is StreamKind.INPUT:
+                    callback(
+                        inp,
+                        CallbackInfo(CallbackTimestamp(cb_ns, info_c.input_device_ns), xrun, frames),
+                    )
+                else:
+                    callback(
+                        out,
+                        CallbackInfo(
+                            CallbackTimestamp(cb_ns, info_c.output_device_ns), xrun, frames
+                        ),
+                    )
+                status = lib.DA_BLOCK_OK
+            except BaseException as exc:  # noqa: BLE001 - contained, reported, re-raised by wait()
+                status = lib.DA_BLOCK_FAILED
+                if self.callback_exception is None:
+                    self.callback_exception = exc
+                    lib.da_engine_set_state(engine, lib.DA_STATE_FAILED, 0)
+                    lib.da_event_post(engine, lib.DA_EV_CALLBACK_FAILED, 0)
+
+    def _supervise(self) -> None:
+        """Deliver events in order, off the audio thread; watch for a stalled device."""
+        engine = self.engine
+        ev = ffi.new("da_event *")
+        stats = ffi.new("da_stats *")
+        timeout_ns = int(self.params.timeout * 1e9)
+        running_since = 0
+        while True:
+            got = lib.da_event_wait(engine, 50_000_000, ev)
+            if got:
+                if ev.code == lib.DA_EV_WAKE:
+                    if self.state is _State.CLOSED:
+                        break
+                    continue
+                self._on_event(int(ev.code), int(ev.value))
+                continue
+            if self.state is not _State.RUNNING:
+                running_since = 0
+                continue
+            now = lib.da_now_ns()
+            running_since = running_since or now
+            lib.da_engine_stats(engine, stats)
+            last = max(stats.last_cycle_ns, running_since)
+            if now - last > timeout_ns:
+                lib.da_engine_set_state(engine, lib.DA_STATE_FAILED, 0)
+                self._end(
+                    Error(
+                        ErrorKind.TIMED_OUT,
+                        f"device '{self.params.device}' delivered no block for "
+                        f"{(now - last) / 1e9:.2f} s (timeout {self.params.timeout:g} s); "
+                        "the stream stopped",
+                    )
+                )
+        # Deliver whatever was still queued when the stream closed.
+        while lib.da_event_wait(engine, 0, ev):
+            if ev.code != lib.DA_EV_WAKE:
+                self._on_event(int(ev.code), int(ev.value))
+
+    def _on_event(self, code: int, value: int) -> None:
+        p = self.params
+        if code == lib.DA_EV_DRAINED:
+            self.drained.set()
+            return
+        if code == lib.DA_EV_CALLBACK_FAILED:
+            exc = self.callback_exception
+            err = Error(
+                ErrorKind.CALLBACK_FAILED,
+                f"the callback of the stream on '{p.device}' raised "
+                f"{type(exc).__name__}: {exc}; the stream stopped",
+            )
+            err.__cause__ = exc
+            self._end(err)
+            return
+        kind, template = _EVENT_MESSAGES.get(
+            code, (ErrorKind.OTHER, "device '{device}' reported event {value}")
+        )
+        message = template.format(
+            device=p.device, frames=p.frames, rate=p.sample_rate, value=value
+        )
+        self._end(Error(kind, message))
+
+    def _end(self, err: Error) -> None:
+        """The stream ends with an error: stop the device, keep and report the error."""
+        with self.lock:
+            first = self.error is None
+            if first:
+                self.error = err
+            if self.state in (_State.RUNNING, _State.PAUSED, _State.STOPPED):
+                self.state = _State.ENDED
+                self.backend.stop()
+            self.stopped.set()
+        if first or self.state is not _State.CLOSED:
+            self._deliver(err)
+
+    def _deliver(self, err: Error) -> None:
+        if self.error_callback is None:
+            logger.error("stream on '%s': %s", self.params.device, err, exc_info=err)
+            return
+        try:
+            self.error_callback(err)
+        except Exception:
+            logger.exception("the error_callback of the stream on '%s' raised", self.params.device)
+
+    # -- control -------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self.state is _State.CLOSED:
+            raise Error(ErrorKind.STREAM_INVALIDATED, f"the stream on '{self.params.device}' is closed")
+        if self.state is _State.ENDED:
+            raise Error(
+                ErrorKind.STREAM_INVALIDATED,
+                f"the stream on '{self.params.device}' ended with {self.error}; build a new one",
+            )
+
+    def start(self) -> None:
+        with self.lock:
+            self._check_usable()
+            if self.state is _State.RUNNING:
+                return
+            if not self.started_once:
+                self.started_once = True
+                _switch_acquire()
+            self.stopped.clear()
+            lib.da_engine_set_state(self.engine, lib.DA_STATE_RUNNING, 0)
+            try:
+                self.backend.start()
+            except BaseException:
+                lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
+                self.stopped.set()
+                raise
+            self.state = _State.RUNNING
+        lib.da_event_post(self.engine, lib.DA_EV_WAKE, 0)
+
+    def pause(self) -> None:
+        with self.lock:
+            self._check_usable()
+            if self.state is not _State.RUNNING:
+                return
+            lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
+            self.backend.stop()
+            self.state = _State.PAUSED
+            self.stopped.set()
+
+    def stop(self, timeout: float | None) -> None:
+        with self.lock:
+            if self.state is not _State.RUNNING:
+                if self.state is _State.PAUSED:
+                    self.state = _State.STOPPED
+                return
+            out_latency = self.latency().output if self.params.output_channels else 0
+            cycles = -(-out_latency // self.params.frames)
+            if cycles:
+                self.drained.clear()
+                lib.da_engine_set_state(self.engine, lib.DA_STATE_DRAINING, cycles)
+                period = self.params.frames / self.params.sample_rate
+                self.drained.wait(timeout if timeout is not None else cycles * period + 1.0)
+            lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
+            self.backend.stop()
+            if self.state is _State.RUNNING:
+                self.state = _State.STOPPED
+            self.stopped.set()
+
+    def close(self) -> None:
+        with self.lock:
+            if self.state is _State.CLOSED:
+                return
+            self.state = _State.CLOSED
+            lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
+            self.backend.close()
+            lib.da_worker_quit(self.engine)
+            lib.da_event_post(self.engine, lib.DA_EV_WAKE, 0)
+            self.stopped.set()
+            if self.started_once:
+                _switch_release()
+        _live.discard(self)
+        me = threading.current_thread()
+        # Called from the callback or the error_callback, the thread ends by
+        # itself when that returns; joining it here would wait for ourselves.
+        for thread in (self.worker, self.supervisor):
+            if thread is not me:
+                thread.join()
+
+    def latency(self) -> StreamLatency:
+        base = self.backend.latency
+        extra = self.params.frames if self.params.pipelined and self.params.output_channels else 0
+        return StreamLatency(base.input, base.output + extra)
+
+    def stats(self) -> StreamStats:
+        s = ffi.new("da_stats *")
+        lib.da_engine_stats(self.engine, s)
+        period_ns = self.params.frames * 1e9 / self.params.sample_rate
+        finished = s.callbacks + s.late_blocks
+        cb_mean = s.callback_ns_total / finished if finished else 0.0
+        return StreamStats(
+            cycles=int(s.cycles),
+            callbacks=int(s.callbacks),
+            late_blocks=int(s.late_blocks),
+            skipped_blocks=int(s.skipped_blocks),
+            xruns=int(s.xruns),
+            callback_mean_ns=cb_mean,
+            callback_max_ns=int(s.callback_ns_max),
+            handoff_mean_ns=s.handoff_ns_total / s.handoffs if s.handoffs else 0.0,
+            handoff_max_ns=int(s.handoff_ns_max),
+            load=cb_mean / period_ns,
+            max_load=s.callback_ns_max / period_ns,
+            realtime=bool(s.realtime),
+            events_dropped=int(s.events_dropped),
+        )
+
+
+class Stream:
+    """A running or stopped audio stream. Built by a device's ``build_*_stream``.
+
+    Streams are built stopped. Use as a context manager to start on enter and
+    close on exit. All methods are safe to call from any thread, including
+    from the callback and the error callback.
+    """
+
+    #: Default fraction of the period the device thread waits for the callback.
+    DEFAULT_DEADLINE = 0.8
+    #: Default seconds without a device cycle before ``TIMED_OUT``.
+    DEFAULT_TIMEOUT = 5.0
+
+    def __init__(
+        self,
+        params: StreamParams,
+        callback: Callable[..., None],
+        error_callback: ErrorCallback | None,
+        open_backend: Callable[[Any, StreamParams], Backend],
+    ) -> None:
+        self._core = _Core(params, callback, error_callback, open_backend)
+
+    # -- control -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start (or resume) the callbacks.
+
+        Raises
+        ------
+        Error
+            ``STREAM_INVALIDATED`` when the stream is closed or ended with an
+            error; the host's kind when the device cannot start.
+        """
+        self._core.start()
+
+    def pause(self) -> None:
+        """Halt now, without draining; ``start()`` resumes. The device stops too."""
+        self._core.pause()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop after the output already handed to the device has played.
+
+        Parameters
+        ----------
+        timeout
+            Seconds to wait for the drain at most; then the stream halts
+            anyway. Default: the output latency plus one second.
+        """
+        self._core.stop(timeout)
+
+    def close(self) -> None:
+        """Stop now and release the device, the threads and the engine.
+
+        Idempotent; safe from any thread, after an error and from inside the
+        callback (the callback is allowed to return first). Also done when
+        the stream is garbage-collected and at interpreter exit.
+        """
+        self._core.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the stream is stopped (by ``stop``, ``pause``, ``close`` or an error).
+
+        Returns
+        -------
+        bool
+            True when stopped, False when ``timeout`` seconds passed first.
+
+        Raises
+        ------
+        Error
+            The error that ended the stream, if any: ``CALLBACK_FAILED``
+            (with the callback's exception as ``__cause__``),
+            ``DEVICE_NOT_AVAILABLE``, ``STREAM_INVALIDATED``, ``TIMED_OUT``...
+        """
+        done = self._core.stopped.wait(timeout)
+        if done and self._core.error is not None:
+            raise self._core.error
+        return done
+
+    def __enter__(self) -> Stream:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        core = getattr(self, "_core", None)
+        if core is not None:
+            core.close()
+
+    # -- facts ---------------------------------------------------------------
+
+    @property
+    def device(self) -> str:
+        """The device id the stream runs on."""
+        return self._core.params.device
+
+    @property
+    def kind(self) -> StreamKind:
+        """Input, output or duplex."""
+        return self._core.params.kind
+
+    @property
+    def buffer_size(self) -> int:
+        """Frames per block, fixed for the stream's life."""
+        return self._core.params.frames
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate in Hz."""
+        return self._core.params.sample_rate
+
+    @property
+    def input_channels(self) -> int:
+        """Input channels (0 for an output stream)."""
+        return self._core.params.input_channels
+
+    @property
+    def output_channels(self) -> int:
+        """Output channels (0 for an input stream)."""
+        return self._core.params.output_channels
+
+    @property
+    def pipelined(self) -> bool:
+        """True when the callback's output plays one period later than same-cycle."""
+        return self._core.params.pipelined
+
+    @property
+    def latency(self) -> StreamLatency:
+        """(input, output) latency in frames: capture to callback, callback to playback.
+
+        Includes the extra period of pipelined mode, so ``latency.round_trip``
+        is what a loop from output to input measures.
+        """
+        return self._core.latency()
+
+    @property
+    def stats(self) -> StreamStats:
+        """Counters since the stream was built (a snapshot)."""
+        return self._core.stats()
+
+    @property
+    def error(self) -> Error | None:
+        """The error that ended the stream, or None."""
+        return self._core.error
+
+    @property
+    def running(self) -> bool:
+        """True between ``start()`` and a stop, pause, close or error."""
+        return self._core.state is _State.RUNNING
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has been called."""
+        return self._core.state is _State.CLOSED
+
+    def now(self) -> int:
+        """The current time (ns) on the clock of the callback timestamps (CLOCK_MONOTONIC)."""
+        return int(lib.da_now_ns())
+
+    def __repr__(self) -> str:
+        p = self._core.params
+        return (
+            f"<Stream {p.kind.value} on {p.device}: {p.input_channels} in, "
+            f"{p.output_channels} out, {p.sample_rate} Hz, {p.frames} frames, "
+            f"{self._core.state.value}>"
+        )
