@@ -19,7 +19,14 @@ import numpy as np
 
 from duplexaudio.config import BufferSize, DuplexStreamConfig
 from duplexaudio.errors import Error
-from duplexaudio.host import Device, HostId, available_hosts, default_host, find_device, host_from_id
+from duplexaudio.host import (
+    Device,
+    HostId,
+    available_hosts,
+    default_host,
+    find_device,
+    host_from_id,
+)
 from duplexaudio.measure import measure_latency
 from duplexaudio.timing import DuplexCallbackInfo
 
@@ -55,7 +62,9 @@ def cmd_hosts(args: argparse.Namespace) -> int:
     rows = [["host", "available", "devices", "default"]]
     for hid in HostId:
         count = str(len(host_from_id(hid).devices())) if hid in usable else "-"
-        rows.append([hid.value, "yes" if hid in usable else "no", count, "*" if hid is chosen else ""])
+        rows.append(
+            [hid.value, "yes" if hid in usable else "no", count, "*" if hid is chosen else ""]
+        )
     print(_table(rows))
     return 0
 
@@ -117,20 +126,30 @@ def cmd_latency(args: argparse.Namespace) -> int:
         )
         return 0 if report.round_trips else 1
     print(f"device       {report.device}")
-    print(f"config       {report.sample_rate} Hz, {report.buffer_size} frames per block"
-          + (", pipelined" if report.pipelined else ""))
+    print(
+        f"config       {report.sample_rate} Hz, {report.buffer_size} frames per block"
+        + (", pipelined" if report.pipelined else "")
+    )
     if not report.round_trips:
         print(f"no impulse came back ({report.lost} lost): is the output looped to the input?")
         return 1
     assert report.frames is not None and report.ms is not None
-    print(f"round trip   {report.frames} frames = {report.ms:.3f} ms "
-          f"(median of {len(report.round_trips)} impulses)")
-    stable = "identical for every impulse" if report.spread == 0 else f"spread {report.spread} frames"
+    print(
+        f"round trip   {report.frames} frames = {report.ms:.3f} ms "
+        f"(median of {len(report.round_trips)} impulses)"
+    )
+    stable = (
+        "identical for every impulse" if report.spread == 0 else f"spread {report.spread} frames"
+    )
     print(f"stability    {stable}; min {min(report.round_trips)}, max {max(report.round_trips)}")
-    print(f"reported     {', '.join(map(str, report.reported))} frames by the stream's timestamps"
-          + (" (matches)" if report.matches_report else " (DIFFERS from measured)"))
-    print(f"glitches     {report.xruns} xruns, {report.late_blocks} late blocks, "
-          f"{report.lost} impulses lost")
+    print(
+        f"reported     {', '.join(map(str, report.reported))} frames by the stream's timestamps"
+        + (" (matches)" if report.matches_report else " (DIFFERS from measured)")
+    )
+    print(
+        f"glitches     {report.xruns} xruns, {report.late_blocks} late blocks, "
+        f"{report.lost} impulses lost"
+    )
     return 0
 
 
@@ -150,14 +169,18 @@ def cmd_duplex_feedback(args: argparse.Namespace) -> int:
         out[:, :n] = inp[:, :n]
 
     stream = dev.build_duplex_stream(config, copy, pipelined=args.pipelined)
-    print(f"{dev.id}: {config.input_channels} in -> {config.output_channels} out, "
-          f"{config.sample_rate} Hz, {stream.buffer_size} frames, latency "
-          f"{stream.latency.round_trip} frames; copying for {args.seconds:g} s")
+    print(
+        f"{dev.id}: {config.input_channels} in -> {config.output_channels} out, "
+        f"{config.sample_rate} Hz, {stream.buffer_size} frames, latency "
+        f"{stream.latency.round_trip} frames; copying for {args.seconds:g} s"
+    )
     with stream:
         stream.wait(args.seconds)
         s = stream.stats
-    print(f"{s.callbacks} blocks, {s.xruns} xruns, {s.late_blocks} late, "
-          f"{s.skipped_blocks} skipped, load {s.load:.1%} (max {s.max_load:.1%})")
+    print(
+        f"{s.callbacks} blocks, {s.xruns} xruns, {s.late_blocks} late, "
+        f"{s.skipped_blocks} skipped, load {s.load:.1%} (max {s.max_load:.1%})"
+    )
     return 0
 
 
@@ -192,7 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_devices)
 
     def stream_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-d", "--device", help="device id, e.g. virtual:loopback (default: default duplex device)")
+        p.add_argument(
+            "-d",
+            "--device",
+            help="device id, e.g. virtual:loopback (default: default duplex device)",
+        )
         p.add_argument("-r", "--rate", type=_positive_int, help="sample rate in Hz")
         p.add_argument("-b", "--buffer-size", type=_positive_int, help="frames per block")
         p.add_argument("--pipelined", action="store_true", help="give the callback a whole period")
@@ -200,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("latency", help="measure the round-trip latency of a duplex device")
     stream_options(p)
     p.add_argument("-n", "--impulses", type=_positive_int, default=10, help="impulses to send (10)")
-    p.add_argument("--interval", type=_positive_float, default=0.1,
-                   help="seconds between impulses (0.1)")
+    p.add_argument(
+        "--interval", type=_positive_float, default=0.1, help="seconds between impulses (0.1)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=cmd_latency)
 

@@ -55,13 +55,15 @@ _FALLBACK = HostId.VIRTUAL
 
 
 class _HostModule(Protocol):
-    def is_available() -> bool: ...
-    def open_host() -> Host: ...
+    """What each module under duplexaudio.hosts provides."""
+
+    is_available: Callable[[], bool]
+    open_host: Callable[[], Host]
 
 
 def _host_module(host_id: HostId) -> _HostModule:
-    module: Any = importlib.import_module(f"duplexaudio.hosts.{host_id.value}")
-    return module  # type: ignore[no-any-return]
+    module: _HostModule = importlib.import_module(f"duplexaudio.hosts.{host_id.value}")
+    return module
 
 
 def _parse_host_id(value: HostId | str) -> HostId:
@@ -170,8 +172,10 @@ def _check_callable(name: str, value: object, *, optional: bool = False) -> None
 def _check_timeout(timeout: float | None) -> float | None:
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
-        math.isfinite(timeout) and timeout > 0
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not (math.isfinite(timeout) and timeout > 0)
     ):
         raise Error(
             ErrorKind.INVALID_INPUT,
@@ -183,8 +187,10 @@ def _check_timeout(timeout: float | None) -> float | None:
 def _check_deadline(deadline: float | None) -> float:
     if deadline is None:
         return Stream.DEFAULT_DEADLINE
-    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not (
-        0.0 < deadline <= 1.0
+    if (
+        isinstance(deadline, bool)
+        or not isinstance(deadline, (int, float))
+        or not (0.0 < deadline <= 1.0)
     ):
         raise Error(
             ErrorKind.INVALID_INPUT,
@@ -280,9 +286,7 @@ class Device(ABC):
         self, ranges: Sequence[SupportedStreamConfigRange], direction: str
     ) -> SupportedStreamConfig:
         if not ranges:
-            raise Error(
-                ErrorKind.UNSUPPORTED_OPERATION, f"device '{self.id}' has no {direction}"
-            )
+            raise Error(ErrorKind.UNSUPPORTED_OPERATION, f"device '{self.id}' has no {direction}")
         preferred = [r for r in ranges if r.sample_format is SampleFormat.F32] or list(ranges)
         return preferred[0].with_standard_sample_rate()
 
@@ -368,8 +372,16 @@ class Device(ABC):
         cfg = _expect(config, StreamConfig, "config")
         fmt = SampleFormat.parse(sample_format)
         return self._build(
-            StreamKind.INPUT, cfg, None, fmt, fmt, callback, error_callback,
-            timeout, pipelined, deadline,
+            StreamKind.INPUT,
+            cfg,
+            None,
+            fmt,
+            fmt,
+            callback,
+            error_callback,
+            timeout,
+            pipelined,
+            deadline,
         )
 
     def build_output_stream(
@@ -394,8 +406,16 @@ class Device(ABC):
         cfg = _expect(config, StreamConfig, "config")
         fmt = SampleFormat.parse(sample_format)
         return self._build(
-            StreamKind.OUTPUT, None, cfg, fmt, fmt, callback, error_callback,
-            timeout, pipelined, deadline,
+            StreamKind.OUTPUT,
+            None,
+            cfg,
+            fmt,
+            fmt,
+            callback,
+            error_callback,
+            timeout,
+            pipelined,
+            deadline,
         )
 
     def build_duplex_stream(
@@ -430,8 +450,16 @@ class Device(ABC):
         out_fmt = SampleFormat.parse(output_format)
         self._require_duplex()
         return self._build(
-            StreamKind.DUPLEX, cfg.input_config(), cfg.output_config(), in_fmt, out_fmt,
-            callback, error_callback, timeout, pipelined, deadline,
+            StreamKind.DUPLEX,
+            cfg.input_config(),
+            cfg.output_config(),
+            in_fmt,
+            out_fmt,
+            callback,
+            error_callback,
+            timeout,
+            pipelined,
+            deadline,
         )
 
     def _build(
@@ -501,7 +529,10 @@ def _expect(value: object, cls: type[Any], name: str) -> Any:
 
 
 class Host(ABC):
-    """An audio API that lists devices. Get one with :func:`host_from_id` or :func:`default_host`."""
+    """An audio API that lists devices.
+
+    Get one with :func:`host_from_id` or :func:`default_host`.
+    """
 
     @property
     @abstractmethod

@@ -200,8 +200,10 @@ def measure_latency(
         rate,
         BufferSize.DEFAULT if buffer_size is None else BufferSize.fixed(buffer_size),
     )
-    if isinstance(input_channel, bool) or not isinstance(input_channel, int) or not (
-        0 <= input_channel < config.input_channels
+    if (
+        isinstance(input_channel, bool)
+        or not isinstance(input_channel, int)
+        or not (0 <= input_channel < config.input_channels)
     ):
         raise Error(
             ErrorKind.INVALID_INPUT,

@@ -292,9 +292,16 @@ class _Core:
         in_ptr = ffi.from_buffer(self.input) if p.input_channels else ffi.NULL
         out_ptr = ffi.from_buffer(self.output) if p.output_channels else ffi.NULL
         raw = lib.da_engine_new(
-            p.input_channels, p.input_format.value, in_ptr,
-            p.output_channels, p.output_format.value, out_ptr,
-            p.frames, p.sample_rate, int(p.pipelined), p.deadline,
+            p.input_channels,
+            p.input_format.value,
+            in_ptr,
+            p.output_channels,
+            p.output_format.value,
+            out_ptr,
+            p.frames,
+            p.sample_rate,
+            int(p.pipelined),
+            p.deadline,
         )
         if raw == ffi.NULL:
             raise Error(ErrorKind.RESOURCE_EXHAUSTED, "could not allocate the stream's engine")
@@ -342,7 +349,9 @@ class _Core:
                 elif kind is StreamKind.INPUT:
                     callback(
                         inp,
-                        CallbackInfo(CallbackTimestamp(cb_ns, info_c.input_device_ns), xrun, frames),
+                        CallbackInfo(
+                            CallbackTimestamp(cb_ns, info_c.input_device_ns), xrun, frames
+                        ),
                     )
                 else:
                     callback(
@@ -352,7 +361,7 @@ class _Core:
                         ),
                     )
                 status = lib.DA_BLOCK_OK
-            except BaseException as exc:  # noqa: BLE001 - contained, reported, re-raised by wait()
+            except BaseException as exc:
                 status = lib.DA_BLOCK_FAILED
                 if self.callback_exception is None:
                     self.callback_exception = exc
@@ -415,9 +424,7 @@ class _Core:
         kind, template = _EVENT_MESSAGES.get(
             code, (ErrorKind.OTHER, "device '{device}' reported event {value}")
         )
-        message = template.format(
-            device=p.device, frames=p.frames, rate=p.sample_rate, value=value
-        )
+        message = template.format(device=p.device, frames=p.frames, rate=p.sample_rate, value=value)
         self._end(Error(kind, message))
 
     def _end(self, err: Error) -> None:
@@ -446,7 +453,9 @@ class _Core:
 
     def _check_usable(self) -> None:
         if self.state is _State.CLOSED:
-            raise Error(ErrorKind.STREAM_INVALIDATED, f"the stream on '{self.params.device}' is closed")
+            raise Error(
+                ErrorKind.STREAM_INVALIDATED, f"the stream on '{self.params.device}' is closed"
+            )
         if self.state is _State.ENDED:
             raise Error(
                 ErrorKind.STREAM_INVALIDATED,

@@ -8,8 +8,6 @@ worker; ``virtual.c``: the virtual host's clock).
 
 from __future__ import annotations
 
-from typing import Any
-
 try:
     from duplexaudio._engine._native import ffi, lib
 except ImportError as exc:  # pragma: no cover - only without a build
@@ -18,8 +16,5 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "(it compiles at install time: needs a C compiler and Python's headers), "
         "or build it in place with `python src/duplexaudio/_engine/build.py`"
     ) from exc
-
-ffi: Any
-lib: Any
 
 __all__ = ["ffi", "lib"]

@@ -81,6 +81,12 @@ int64_t da_now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+int64_t da_frames_to_ns(int64_t frames, uint32_t rate) {
+    int64_t r = (int64_t)rate, whole = frames / r, rest = frames % r;
+    if (rest < 0) { rest += r; whole -= 1; }
+    return whole * 1000000000LL + (2 * rest * 1000000000LL + r) / (2 * r);
+}
+
 static struct timespec to_timespec(int64_t ns) {
     struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
     return ts;
@@ -197,7 +203,7 @@ da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
     e->rate = sample_rate;
     e->pipelined = pipelined;
     e->deadline_ns = (int64_t)(deadline * (double)frames * 1e9 / sample_rate);
-    e->period_ns = (int64_t)frames * 1000000000LL / sample_rate;
+    e->period_ns = da_frames_to_ns(frames, sample_rate);
     e->in_block = in_block;
     e->out_block = out_block;
     e->handoff_log = calloc(HANDOFF_LOG, sizeof(uint32_t));

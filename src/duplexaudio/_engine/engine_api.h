@@ -77,6 +77,9 @@ void da_event_post(da_engine *e, int code, int64_t value);
 int da_event_wait(da_engine *e, int64_t timeout_ns, da_event *ev);
 
 int64_t da_now_ns(void);
+/* frames -> ns, rounded half up like duplexaudio.timing.frames_to_ns, exact
+ * for any stream length (no overflow for centuries at any rate). */
+int64_t da_frames_to_ns(int64_t frames, uint32_t rate);
 int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n);
 
 /* The virtual host's devices: a clock thread in C drives the engine. */

@@ -38,12 +38,6 @@ struct da_virtual {
     atomic_int_fast64_t stall_until;
 };
 
-/* frames -> ns, exact to the nanosecond without overflowing for centuries. */
-static int64_t frames_ns(int64_t frames, uint32_t rate) {
-    int64_t whole = frames / (int64_t)rate, rest = frames % (int64_t)rate;
-    return whole * 1000000000LL + rest * 1000000000LL / (int64_t)rate;
-}
-
 static struct timespec ts_of(int64_t ns) {
     struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
     return ts;
@@ -141,14 +135,14 @@ static void *clock_thread(void *arg) {
     da_virtual *v = arg;
     const da_virtual_params *p = &v->p;
     const uint32_t F = p->frames, rate = p->sample_rate;
-    const int64_t period = frames_ns(F, rate);
-    const int64_t round_trip = frames_ns(p->latency_frames, rate);
+    const int64_t period = da_frames_to_ns(F, rate);
+    const int64_t round_trip = da_frames_to_ns(p->latency_frames, rate);
     const int64_t t0 = da_now_ns() + period;
     uint64_t k = 0;
     memset(v->ring, 0, v->ring ? v->ring_frames * (p->in_channels ? p->in_channels : 1) * sizeof(float) : 0);
 
     for (;;) {
-        int64_t due = t0 + frames_ns((int64_t)(k * F), rate);
+        int64_t due = t0 + da_frames_to_ns((int64_t)(k * F), rate);
         struct timespec ts = ts_of(due);
         int r;
         while ((r = sem_clockwait(&v->stop_sem, CLOCK_MONOTONIC, &ts)) != 0 && errno == EINTR) {
@@ -164,7 +158,7 @@ static void *clock_thread(void *arg) {
             for (uint64_t m = 0; m < missed; m++) play(v, (k + m) * F, NULL);
             if (p->kind == DA_VIRTUAL_INPUT) v->signal_pos += missed * F;
             k += missed;
-            due = t0 + frames_ns((int64_t)(k * F), rate);
+            due = t0 + da_frames_to_ns((int64_t)(k * F), rate);
             xrun = 1;
         }
         capture(v, k * F);

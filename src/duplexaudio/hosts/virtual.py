@@ -221,11 +221,14 @@ class VirtualDevice(Device):
             details.append(f"output returns at the input after {loop}")
         if self.kind == "input":
             details.append("plays the signal given with set_signal()")
-        name = self._text or {
-            "loopback": "Virtual loopback",
-            "output": "Virtual output",
-            "input": "Virtual input",
-        }[self.kind]
+        name = (
+            self._text
+            or {
+                "loopback": "Virtual loopback",
+                "output": "Virtual output",
+                "input": "Virtual input",
+            }[self.kind]
+        )
         return DeviceDescription(name, "virtual", direction, tuple(details))
 
     def _ranges(self) -> list[SupportedStreamConfigRange]:
@@ -480,7 +483,10 @@ class VirtualHost(Host):
         return self._add(name, "loopback", **options)
 
     def add_output(self, name: str, **options: Any) -> VirtualDevice:
-        """Add an output-only device (what is played is discarded). Options as :meth:`add_loopback`."""
+        """Add an output-only device; what is played is discarded.
+
+        Options as :meth:`add_loopback`.
+        """
         return self._add(name, "output", **options)
 
     def add_input(self, name: str, **options: Any) -> VirtualDevice:

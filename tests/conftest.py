@@ -1,0 +1,92 @@
+"""Shared fixtures: private virtual devices, and a guard against leaked threads."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import duplexaudio as da
+from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+
+_names = itertools.count()
+
+
+def os_thread_count() -> int:
+    """Threads of this process as the kernel sees them (C threads included)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def settled_os_thread_count(at_most: int, seconds: float = 5.0) -> int:
+    """The OS thread count once it is <= at_most, or after `seconds`.
+
+    A joined Python thread has finished its work but its OS thread may take
+    a moment more to exit, so a count taken right after join can be one high.
+    """
+    deadline = time.monotonic() + seconds
+    count = os_thread_count()
+    while count > at_most and time.monotonic() < deadline:
+        time.sleep(0.01)
+        count = os_thread_count()
+    return count
+
+
+@pytest.fixture
+def virtual_host() -> VirtualHost:
+    host = da.host_from_id("virtual")
+    assert isinstance(host, VirtualHost)
+    return host
+
+
+@pytest.fixture
+def loopback(virtual_host: VirtualHost) -> Iterator[VirtualDevice]:
+    """A loopback of the test's own, so injected faults touch no other test."""
+    device = virtual_host.add_loopback(f"test-loop-{next(_names)}")
+    yield device
+    virtual_host.remove_device(device.id)
+
+
+@pytest.fixture
+def make_device(virtual_host: VirtualHost) -> Iterator[object]:
+    """Factory: make_device(kind, **options) -> a private VirtualDevice."""
+    made: list[VirtualDevice] = []
+
+    def make(kind: str, **options: object) -> VirtualDevice:
+        adder = {
+            "loopback": virtual_host.add_loopback,
+            "output": virtual_host.add_output,
+            "input": virtual_host.add_input,
+        }[kind]
+        device = adder(f"test-{kind}-{next(_names)}", **options)
+        made.append(device)
+        return device
+
+    yield make
+    for device in made:
+        virtual_host.remove_device(device.id)
+
+
+@pytest.fixture
+def no_leaked_threads() -> Iterator[None]:
+    """Fail when a test leaves a Python or OS thread behind."""
+    before_py = {t.ident for t in threading.enumerate()}
+    before_os = os_thread_count()
+    yield
+    leaked = [t for t in threading.enumerate() if t.ident not in before_py]
+    assert not leaked, f"threads left behind: {leaked}"
+    assert settled_os_thread_count(before_os) <= before_os, "an OS thread outlived the test"
+
+
+def server_unavailable(reason: str) -> None:
+    """Skip a real-server test, or fail it where CI demands the servers.
+
+    CI sets ``DUPLEXAUDIO_REQUIRE_SERVERS=1`` so that a test against JACK,
+    PulseAudio, PipeWire or ALSA can never pass by being skipped.
+    """
+    if os.environ.get("DUPLEXAUDIO_REQUIRE_SERVERS") == "1":
+        pytest.fail(f"server required but unavailable: {reason}")
+    pytest.skip(reason)

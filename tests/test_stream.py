@@ -1,0 +1,545 @@
+"""Behaviour every stream shares, pinned down on the virtual host's devices.
+
+The virtual device's clock runs in C at real time, so these are real
+streams: callbacks on a worker thread, deadlines, faults raised from the
+device thread. Assertions are on frames, counts and error kinds, never on
+wall-clock durations.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+import duplexaudio as da
+from duplexaudio.hosts.virtual import VirtualDevice
+from duplexaudio.timing import frames_to_ns, ns_to_frames
+from tests.conftest import os_thread_count, settled_os_thread_count
+
+RATE = 48000
+
+
+def duplex_config(frames: int = 128, channels: int = 2) -> da.DuplexStreamConfig:
+    return da.DuplexStreamConfig(channels, channels, RATE, da.BufferSize.fixed(frames))
+
+
+class Recorder:
+    """A duplex callback that keeps what it saw and stops after `blocks` blocks."""
+
+    def __init__(self, blocks: int, *, impulse_every: int = 0) -> None:
+        self.blocks = blocks
+        self.impulse_every = impulse_every
+        self.infos: list[da.DuplexCallbackInfo] = []
+        self.inputs: list[np.ndarray] = []
+        self.shapes: set[tuple[int, ...]] = set()
+        self.done = threading.Event()
+
+    def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+        n = len(self.infos)
+        self.infos.append(info)
+        self.inputs.append(inp.copy())
+        self.shapes.add(inp.shape + out.shape)
+        if self.impulse_every and n % self.impulse_every == 0:
+            out[0, :] = 0.5
+        if n + 1 >= self.blocks:
+            self.done.set()
+
+    def run(self, stream: da.Stream, timeout: float = 30.0) -> None:
+        with stream:
+            assert self.done.wait(timeout), "the stream never delivered enough blocks"
+
+
+def impulse_positions(inputs: list[np.ndarray], frames: int) -> list[int]:
+    """Absolute frame positions of samples above half scale on channel 0."""
+    signal = np.concatenate([x[:, 0] for x in inputs]).astype(np.float64)
+    return [int(i) for i in np.flatnonzero(np.abs(signal) >= 0.25)]
+
+
+# -- building -------------------------------------------------------------------
+
+
+def test_streams_are_built_stopped(loopback: VirtualDevice) -> None:
+    rec = Recorder(1)
+    stream = loopback.build_duplex_stream(duplex_config(), rec)
+    time.sleep(0.05)
+    assert not stream.running
+    assert rec.infos == []
+    assert stream.wait(0) is True
+    stream.close()
+
+
+def test_stream_reports_its_agreed_configuration(loopback: VirtualDevice) -> None:
+    with loopback.build_duplex_stream(duplex_config(64, 1), lambda i, o, n: None) as stream:
+        assert (stream.buffer_size, stream.sample_rate) == (64, RATE)
+        assert (stream.input_channels, stream.output_channels) == (1, 1)
+        assert stream.kind is da.StreamKind.DUPLEX
+        assert stream.latency == da.StreamLatency(64, 64)
+
+
+def test_default_buffer_size_comes_from_the_device(make_device: Any) -> None:
+    device = make_device("loopback", default_buffer_size=96)
+    config = da.DuplexStreamConfig(2, 2, RATE)
+    with device.build_duplex_stream(config, lambda i, o, n: None) as stream:
+        assert stream.buffer_size == 96
+
+
+# -- duplex alignment --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frames", [64, 128, 256])
+def test_duplex_round_trip_is_constant_in_every_block(loopback: VirtualDevice, frames: int) -> None:
+    rec = Recorder(200)
+    rec.run(loopback.build_duplex_stream(duplex_config(frames), rec))
+    expected = frames_to_ns(2 * frames, RATE)
+    assert {info.round_trip_ns for info in rec.infos} == {expected}
+
+
+def test_device_timestamps_advance_one_period_per_block(loopback: VirtualDevice) -> None:
+    rec = Recorder(300)
+    rec.run(loopback.build_duplex_stream(duplex_config(128), rec))
+    clean = [i for i in rec.infos if not i.xrun]
+    inputs = [i.input.timestamp.device for i in rec.infos]
+    steps = {b - a for a, b in itertools.pairwise(inputs)}
+    assert len(clean) == len(rec.infos) or steps  # xruns on a loaded machine skip periods
+    period = frames_to_ns(128, RATE)
+    assert all(abs(step - period * round(step / period)) <= 1 for step in steps)
+    callbacks = [i.input.timestamp.callback for i in rec.infos]
+    assert callbacks == sorted(callbacks)
+    assert all(i.input.timestamp.callback >= i.input.timestamp.device for i in rec.infos)
+
+
+@pytest.mark.parametrize(("frames", "latency"), [(128, None), (128, 300), (64, 64)])
+def test_impulses_return_after_exactly_the_loop_latency(
+    make_device: Any, frames: int, latency: int | None
+) -> None:
+    device = make_device("loopback", latency=latency)
+    rec = Recorder(120, impulse_every=20)
+    stream = device.build_duplex_stream(duplex_config(frames), rec)
+    rec.run(stream)
+    loop = latency if latency is not None else 2 * frames
+    assert stream.latency.round_trip == loop
+    sent = [k * 20 * frames for k in range(6)]
+    got = impulse_positions(rec.inputs, frames)
+    assert got == [s + loop for s in sent if s + loop < 120 * frames]
+    assert {i.round_trip_ns for i in rec.infos} == {frames_to_ns(loop, RATE)}
+
+
+def test_pipelined_stream_adds_one_period_and_says_so(loopback: VirtualDevice) -> None:
+    rec = Recorder(100, impulse_every=25)
+    stream = loopback.build_duplex_stream(duplex_config(128), rec, pipelined=True)
+    rec.run(stream)
+    assert stream.pipelined
+    assert stream.latency == da.StreamLatency(128, 256)
+    assert impulse_positions(rec.inputs, 128)[:3] == [384, 25 * 128 + 384, 50 * 128 + 384]
+    assert {ns_to_frames(i.round_trip_ns, RATE) for i in rec.infos} == {384}
+
+
+def test_loopback_carries_each_sample_format_exactly(loopback: VirtualDevice) -> None:
+    # Values on a 16-bit grid survive the float32 device path in every format.
+    pattern = np.linspace(-0.5, 0.5, 64, endpoint=False)
+    for fmt in da.SampleFormat:
+        sent = da.from_float(pattern, fmt)
+        got: list[np.ndarray] = []
+        done = threading.Event()
+
+        def cb(
+            inp: np.ndarray,
+            out: np.ndarray,
+            info: Any,
+            sent: Any = sent,
+            got: list[np.ndarray] = got,
+            done: threading.Event = done,
+        ) -> None:
+            if len(got) == 0:
+                out[:, 0] = sent
+            got.append(inp[:, 0].copy())
+            if len(got) == 4:
+                done.set()
+
+        config = da.DuplexStreamConfig(1, 1, RATE, da.BufferSize.fixed(64))
+        stream = loopback.build_duplex_stream(config, cb, input_format=fmt, output_format=fmt)
+        with stream:
+            assert done.wait(10)
+        assert got[0].dtype == fmt.dtype
+        assert np.array_equal(got[2], sent), fmt  # back after 2 periods
+
+
+def test_output_block_starts_at_equilibrium(make_device: Any) -> None:
+    device = make_device("output")
+    seen: list[np.ndarray] = []
+    done = threading.Event()
+
+    def cb(out: np.ndarray, info: da.CallbackInfo) -> None:
+        seen.append(out.copy())
+        out[:] = 7  # must not leak into the next block
+        if len(seen) == 3:
+            done.set()
+
+    config = da.StreamConfig(2, RATE, da.BufferSize.fixed(32))
+    with device.build_output_stream(config, cb, sample_format="u8"):
+        assert done.wait(10)
+    assert all((block == 128).all() for block in seen)
+
+
+def test_input_device_captures_the_given_signal(make_device: Any) -> None:
+    signal = np.arange(1000, dtype=np.float32) / 2000.0
+    device = make_device("input", signal=signal, loop=False)
+    blocks: list[np.ndarray] = []
+    done = threading.Event()
+
+    def cb(data: np.ndarray, info: da.CallbackInfo) -> None:
+        blocks.append(data.copy())
+        if len(blocks) == 12:
+            done.set()
+
+    with device.build_input_stream(da.StreamConfig(2, RATE, da.BufferSize.fixed(100)), cb):
+        assert done.wait(10)
+    captured = np.concatenate(blocks)
+    assert np.array_equal(captured[:1000, 0], signal)
+    assert np.array_equal(captured[:1000, 1], signal)
+    assert not captured[1000:].any()
+
+
+# -- errors while running ------------------------------------------------------------
+
+
+class Errors:
+    def __init__(self) -> None:
+        self.items: list[da.Error] = []
+        self.threads: list[threading.Thread] = []
+        self.arrived = threading.Event()
+
+    def __call__(self, err: da.Error) -> None:
+        self.items.append(err)
+        self.threads.append(threading.current_thread())
+        self.arrived.set()
+
+
+def test_callback_exception_stops_stream_and_reaches_error_callback(
+    loopback: VirtualDevice,
+) -> None:
+    class Boom(RuntimeError):
+        pass
+
+    calls = []
+
+    def cb(inp: np.ndarray, out: np.ndarray, info: Any) -> None:
+        calls.append(1)
+        if len(calls) == 5:
+            raise Boom("bad block")
+
+    errors = Errors()
+    stream = loopback.build_duplex_stream(duplex_config(), cb, errors)
+    stream.start()
+    assert errors.arrived.wait(10)
+    [err] = errors.items
+    assert err.kind is da.ErrorKind.CALLBACK_FAILED
+    assert isinstance(err.__cause__, Boom)
+    assert err.__cause__.__traceback__ is not None
+    assert "Boom" in err.message and "bad block" in err.message
+    assert errors.threads[0] is not threading.current_thread()
+    with pytest.raises(da.Error) as raised:
+        stream.wait(10)
+    assert raised.value.kind is da.ErrorKind.CALLBACK_FAILED
+    assert isinstance(raised.value.__cause__, Boom)
+    assert not stream.running
+    assert stream.error is err
+    time.sleep(0.05)
+    assert len(calls) == 5
+    with pytest.raises(da.Error) as restart:
+        stream.start()
+    assert restart.value.kind is da.ErrorKind.STREAM_INVALIDATED
+    stream.close()
+
+
+def test_errors_without_error_callback_are_logged_and_kept(
+    loopback: VirtualDevice, caplog: pytest.LogCaptureFixture
+) -> None:
+    def cb(inp: np.ndarray, out: np.ndarray, info: Any) -> None:
+        raise ValueError("nope")
+
+    with caplog.at_level(logging.ERROR, logger="duplexaudio"):
+        stream = loopback.build_duplex_stream(duplex_config(), cb)
+        stream.start()
+        with pytest.raises(da.Error):
+            stream.wait(10)
+        stream.close()
+    assert stream.error is not None and stream.error.kind is da.ErrorKind.CALLBACK_FAILED
+    assert any("nope" in r.getMessage() for r in caplog.records)
+
+
+def test_disconnect_stops_stream_with_device_not_available(loopback: VirtualDevice) -> None:
+    errors = Errors()
+    stream = loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None, errors)
+    stream.start()
+    time.sleep(0.02)
+    loopback.disconnect()
+    assert errors.arrived.wait(10)
+    assert [e.kind for e in errors.items] == [da.ErrorKind.DEVICE_NOT_AVAILABLE]
+    assert str(loopback.id) in errors.items[0].message
+    with pytest.raises(da.Error) as raised:
+        stream.wait(10)
+    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert not stream.running
+    stream.close()
+    assert loopback not in da.host_from_id("virtual").devices()
+    with pytest.raises(da.Error) as build:
+        loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None)
+    assert build.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    loopback.reconnect()
+    with loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None) as again:
+        assert again.running
+
+
+@pytest.mark.parametrize("change", ["buffer_size", "sample_rate"])
+def test_device_reconfiguration_invalidates_the_stream(
+    loopback: VirtualDevice, change: str
+) -> None:
+    errors = Errors()
+    rec = Recorder(10**9)
+    stream = loopback.build_duplex_stream(duplex_config(128), rec, errors)
+    stream.start()
+    time.sleep(0.05)
+    if change == "buffer_size":
+        loopback.change_buffer_size(256)
+    else:
+        loopback.change_sample_rate(44100)
+    assert errors.arrived.wait(10)
+    [err] = errors.items
+    assert err.kind is da.ErrorKind.STREAM_INVALIDATED
+    assert ("256" if change == "buffer_size" else "44100") in err.message
+    assert not stream.running
+    count = len(rec.infos)
+    time.sleep(0.05)
+    assert len(rec.infos) == count
+    assert rec.shapes == {(128, 2, 128, 2)}
+    stream.close()
+
+
+def test_stalled_clock_times_out(loopback: VirtualDevice) -> None:
+    errors = Errors()
+    stream = loopback.build_duplex_stream(
+        duplex_config(), lambda i, o, n: None, errors, timeout=0.3
+    )
+    stream.start()
+    time.sleep(0.05)
+    loopback.stall()
+    assert errors.arrived.wait(10)
+    assert [e.kind for e in errors.items] == [da.ErrorKind.TIMED_OUT]
+    assert not stream.running
+    loopback.resume()
+    stream.close()
+
+
+def test_short_stall_is_an_xrun_and_the_stream_goes_on(loopback: VirtualDevice) -> None:
+    rec = Recorder(10**9)
+    stream = loopback.build_duplex_stream(duplex_config(128), rec)
+    with stream:
+        time.sleep(0.05)
+        loopback.stall(0.1)
+        deadline = time.monotonic() + 10
+        while stream.stats.xruns == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        assert stream.running
+    assert stream.stats.xruns >= 1
+    flagged = [i for i in rec.infos if i.xrun]
+    assert flagged
+    # Timestamps stay on the device's clock across the gap: the round trip never moves.
+    assert {i.round_trip_ns for i in rec.infos} == {frames_to_ns(256, RATE)}
+
+
+def test_slow_callback_gives_late_blocks_but_the_clock_keeps_running(
+    loopback: VirtualDevice,
+) -> None:
+    period = 64 / RATE
+    xruns_seen: list[bool] = []
+
+    def slow(inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+        xruns_seen.append(info.xrun)
+        time.sleep(3 * period)
+
+    stream = loopback.build_duplex_stream(duplex_config(64), slow)
+    with stream:
+        while len(xruns_seen) < 20:
+            time.sleep(0.01)
+        stats = stream.stats
+    assert stats.late_blocks >= 10
+    assert stats.skipped_blocks >= 10
+    assert any(xruns_seen[1:])
+    # The device kept its clock: far more cycles ran than callbacks finished.
+    assert stats.cycles > 2 * len(xruns_seen)
+
+
+# -- control ---------------------------------------------------------------------
+
+
+def test_pause_halts_callbacks_and_start_resumes(loopback: VirtualDevice) -> None:
+    rec = Recorder(10**9)
+    stream = loopback.build_duplex_stream(duplex_config(64), rec)
+    stream.start()
+    time.sleep(0.05)
+    stream.pause()
+    assert not stream.running and stream.wait(0)
+    paused_at = len(rec.infos)
+    time.sleep(0.05)
+    assert len(rec.infos) == paused_at
+    stream.start()
+    time.sleep(0.05)
+    assert len(rec.infos) > paused_at
+    stream.close()
+
+
+def test_stop_drains_then_can_restart(loopback: VirtualDevice) -> None:
+    rec = Recorder(10**9)
+    stream = loopback.build_duplex_stream(duplex_config(128), rec)
+    stream.start()
+    time.sleep(0.05)
+    stream.stop()
+    assert not stream.running
+    stopped_at = len(rec.infos)
+    stats = stream.stats
+    assert stats.cycles >= stats.callbacks + 1  # the drain ran at least one silent cycle
+    time.sleep(0.05)
+    assert len(rec.infos) == stopped_at
+    stream.start()
+    time.sleep(0.05)
+    assert len(rec.infos) > stopped_at
+    stream.close()
+
+
+def test_wait_times_out_while_running(loopback: VirtualDevice) -> None:
+    with loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None) as stream:
+        assert stream.wait(0.05) is False
+
+
+def test_close_is_idempotent_and_final(loopback: VirtualDevice, no_leaked_threads: None) -> None:
+    stream = loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None)
+    stream.start()
+    stream.close()
+    stream.close()
+    assert stream.closed
+    with pytest.raises(da.Error) as raised:
+        stream.start()
+    assert raised.value.kind is da.ErrorKind.STREAM_INVALIDATED
+
+
+def test_close_from_inside_the_callback(loopback: VirtualDevice, no_leaked_threads: None) -> None:
+    holder: dict[str, da.Stream] = {}
+    closed = threading.Event()
+
+    def cb(inp: np.ndarray, out: np.ndarray, info: Any) -> None:
+        holder["s"].close()
+        closed.set()
+
+    holder["s"] = loopback.build_duplex_stream(duplex_config(), cb)
+    holder["s"].start()
+    assert closed.wait(10)
+    assert holder["s"].closed
+    holder["s"]._core.worker.join(10)
+    holder["s"]._core.supervisor.join(10)
+
+
+def test_close_from_the_error_callback(loopback: VirtualDevice, no_leaked_threads: None) -> None:
+    holder: dict[str, da.Stream] = {}
+    closed = threading.Event()
+
+    def on_error(err: da.Error) -> None:
+        holder["s"].close()
+        closed.set()
+
+    def cb(inp: np.ndarray, out: np.ndarray, info: Any) -> None:
+        raise RuntimeError("x")
+
+    holder["s"] = loopback.build_duplex_stream(duplex_config(), cb, on_error)
+    holder["s"].start()
+    assert closed.wait(10)
+    holder["s"]._core.worker.join(10)
+    holder["s"]._core.supervisor.join(10)
+
+
+def test_close_waits_for_a_running_callback(loopback: VirtualDevice) -> None:
+    inside = threading.Event()
+    finished = threading.Event()
+
+    def cb(inp: np.ndarray, out: np.ndarray, info: Any) -> None:
+        if not inside.is_set():
+            inside.set()
+            time.sleep(0.2)
+            finished.set()
+
+    stream = loopback.build_duplex_stream(duplex_config(), cb)
+    stream.start()
+    assert inside.wait(10)
+    stream.close()
+    assert finished.is_set()
+
+
+def test_garbage_collected_stream_is_closed(
+    loopback: VirtualDevice, no_leaked_threads: None
+) -> None:
+    stream = loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None)
+    stream.start()
+    del stream
+    gc.collect()
+
+
+def test_many_build_start_close_cycles_leave_no_thread_behind(loopback: VirtualDevice) -> None:
+    before_py = len(threading.enumerate())
+    before_os = os_thread_count()
+    for _ in range(200):
+        stream = loopback.build_duplex_stream(duplex_config(64), lambda i, o, n: None)
+        stream.start()
+        stream.close()
+    assert len(threading.enumerate()) == before_py
+    assert settled_os_thread_count(before_os) == before_os
+
+
+def test_switch_interval_is_lowered_while_streams_run(loopback: VirtualDevice) -> None:
+    original = sys.getswitchinterval()
+    stream = loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None)
+    stream.start()
+    assert sys.getswitchinterval() == pytest.approx(1e-4)
+    stream.close()
+    assert sys.getswitchinterval() == original
+
+
+def test_switch_interval_policy_can_be_turned_off(loopback: VirtualDevice) -> None:
+    original = sys.getswitchinterval()
+    da.set_switch_interval(None)
+    try:
+        with loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None):
+            assert sys.getswitchinterval() == original
+    finally:
+        da.set_switch_interval(1e-4)
+    with pytest.raises(da.Error) as raised:
+        da.set_switch_interval(0)
+    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+
+
+def test_now_is_on_the_callback_clock(loopback: VirtualDevice) -> None:
+    rec = Recorder(5)
+    stream = loopback.build_duplex_stream(duplex_config(), rec)
+    before = stream.now()
+    rec.run(stream)
+    after = stream.now()
+    assert all(before <= i.input.timestamp.callback <= after for i in rec.infos)
+
+
+def test_stats_count_callbacks(loopback: VirtualDevice) -> None:
+    rec = Recorder(50)
+    stream = loopback.build_duplex_stream(duplex_config(64), rec)
+    rec.run(stream)
+    stats = stream.stats
+    assert stats.callbacks >= 49
+    assert stats.cycles >= stats.callbacks
+    assert 0 <= stats.load <= stats.max_load
+    assert stats.events_dropped == 0
