@@ -543,3 +543,33 @@ def test_stats_count_callbacks(loopback: VirtualDevice) -> None:
     assert stats.cycles >= stats.callbacks
     assert 0 <= stats.load <= stats.max_load
     assert stats.events_dropped == 0
+
+
+EXIT_SCRIPT = """
+import time, duplexaudio as da
+d = da.host_from_id("virtual").device_by_id("virtual:loopback")
+cfg = da.DuplexStreamConfig(2, 2, 48000, da.BufferSize.fixed(64))
+s = d.build_duplex_stream(cfg, {callback})
+s.start()
+time.sleep(0.1)
+print("leaving with the stream running")
+"""
+
+
+@pytest.mark.parametrize(
+    ("callback", "warned"),
+    [("lambda i, o, n: None", False), ("lambda i, o, n: time.sleep(1e4)", True)],
+)
+def test_interpreter_exits_with_streams_still_running(callback: str, warned: bool) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT.format(callback=callback)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "leaving with the stream running" in done.stdout
+    assert ("did not finish" in done.stderr) is warned

@@ -233,11 +233,17 @@ def _switch_release() -> None:
 _live: weakref.WeakSet[_Core] = weakref.WeakSet()
 
 
+#: At interpreter exit, how long close() waits for a callback that does not return.
+_EXIT_JOIN_SECONDS = 2.0
+
+
 @atexit.register
 def _close_all() -> None:
-    # Device threads are C threads: close them before the interpreter goes.
+    # Device threads are C threads: stop them before the interpreter goes.
+    # A callback stuck forever must not keep the process from exiting, so
+    # the wait for the worker is bounded here (and only here).
     for core in list(_live):
-        core.close()
+        core.close(join_timeout=_EXIT_JOIN_SECONDS)
 
 
 _EVENT_MESSAGES = {
@@ -510,7 +516,7 @@ class _Core:
                 self.state = _State.STOPPED
             self.stopped.set()
 
-    def close(self) -> None:
+    def close(self, join_timeout: float | None = None) -> None:
         with self.lock:
             if self.state is _State.CLOSED:
                 return
@@ -528,7 +534,15 @@ class _Core:
         # itself when that returns; joining it here would wait for ourselves.
         for thread in (self.worker, self.supervisor):
             if thread is not me:
-                thread.join()
+                thread.join(join_timeout)
+                if thread.is_alive():
+                    logger.warning(
+                        "stream on '%s': %s did not finish within %.1f s (a callback "
+                        "that never returns?); leaving it behind",
+                        self.params.device,
+                        thread.name,
+                        join_timeout,
+                    )
 
     def latency(self) -> StreamLatency:
         base = self.backend.latency
