@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -257,7 +257,7 @@ class Device(ABC):
         Error
             ``UNSUPPORTED_OPERATION`` when the device has no input.
         """
-        return self._default_config(self.supported_input_configs(), "input")
+        return self._default_config("input")
 
     def default_output_config(self) -> SupportedStreamConfig:
         """The configuration an output stream uses when the user has no preference.
@@ -267,7 +267,7 @@ class Device(ABC):
         Error
             ``UNSUPPORTED_OPERATION`` when the device has no output.
         """
-        return self._default_config(self.supported_output_configs(), "output")
+        return self._default_config("output")
 
     def default_duplex_config(self) -> DuplexStreamConfig:
         """The configuration a duplex stream uses when the user has no preference.
@@ -282,12 +282,20 @@ class Device(ABC):
         out = self.default_output_config()
         return DuplexStreamConfig(inp.channels, out.channels, out.sample_rate)
 
-    def _default_config(
-        self, ranges: Sequence[SupportedStreamConfigRange], direction: str
-    ) -> SupportedStreamConfig:
+    def _supported(self, direction: str) -> list[SupportedStreamConfigRange]:
+        """The ranges of one direction; ``UNSUPPORTED_OPERATION`` when it has none."""
+        ranges = (
+            self.supported_input_configs()
+            if direction == "input"
+            else self.supported_output_configs()
+        )
         if not ranges:
             raise Error(ErrorKind.UNSUPPORTED_OPERATION, f"device '{self.id}' has no {direction}")
-        preferred = [r for r in ranges if r.sample_format is SampleFormat.F32] or list(ranges)
+        return ranges
+
+    def _default_config(self, direction: str) -> SupportedStreamConfig:
+        ranges = self._supported(direction)
+        preferred = [r for r in ranges if r.sample_format is SampleFormat.F32] or ranges
         return preferred[0].with_standard_sample_rate()
 
     def _require_duplex(self) -> None:
@@ -483,18 +491,11 @@ class Device(ABC):
             raise Error(ErrorKind.INVALID_INPUT, f"pipelined must be a bool, got {pipelined!r}")
         cfg = in_cfg or out_cfg
         assert cfg is not None
-        for direction, c, fmt, ranges in (
-            ("input", in_cfg, in_fmt, self.supported_input_configs),
-            ("output", out_cfg, out_fmt, self.supported_output_configs),
-        ):
-            if c is None:
-                continue
-            supported = ranges()
-            if not supported:
-                raise Error(
-                    ErrorKind.UNSUPPORTED_OPERATION, f"device '{self.id}' has no {direction}"
+        for direction, c, fmt in (("input", in_cfg, in_fmt), ("output", out_cfg, out_fmt)):
+            if c is not None:
+                check_config(
+                    c, self._supported(direction), fmt, device=str(self.id), direction=direction
                 )
-            check_config(c, supported, fmt, device=str(self.id), direction=direction)
         frames = (
             cfg.buffer_size.frames
             if cfg.buffer_size.frames is not None
