@@ -12,6 +12,7 @@ import pytest
 
 import duplexaudio as da
 from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+from tests import servers
 
 _names = itertools.count()
 
@@ -90,3 +91,36 @@ def server_unavailable(reason: str) -> None:
     if os.environ.get("DUPLEXAUDIO_REQUIRE_SERVERS") == "1":
         pytest.fail(f"server required but unavailable: {reason}")
     pytest.skip(reason)
+
+
+# -- real servers ---------------------------------------------------------------
+
+
+def _jack_or_skip(**options: int) -> Iterator[servers.JackServer]:
+    try:
+        server = servers.start_jackd(servers.unique_name("da-test"), **options)
+    except servers.ServerUnavailable as why:
+        server_unavailable(f"JACK: {why}")
+        raise  # unreachable: server_unavailable raises
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def jackd_128() -> Iterator[servers.JackServer]:
+    """A private jackd at 48 kHz, 128 frames, with loopback ports, for the session."""
+    yield from _jack_or_skip(frames=128)
+
+
+@pytest.fixture(scope="session")
+def jackd_256() -> Iterator[servers.JackServer]:
+    """A private jackd at 48 kHz, 256 frames, with loopback ports, for the session."""
+    yield from _jack_or_skip(frames=256)
+
+
+@pytest.fixture
+def jackd_private() -> Iterator[servers.JackServer]:
+    """A jackd of the test's own, which the test may kill or reconfigure."""
+    yield from _jack_or_skip(frames=128)

@@ -38,6 +38,7 @@ from duplexaudio.host import (
     default_host,
     host_from_id,
 )
+from duplexaudio.measure import LatencyReport, measure_latency
 from duplexaudio.stream import Stream, StreamKind, StreamStats, set_switch_interval
 from duplexaudio.timing import CallbackInfo, CallbackTimestamp, DuplexCallbackInfo, StreamLatency
 
@@ -57,6 +58,7 @@ __all__ = [
     "ErrorKind",
     "Host",
     "HostId",
+    "LatencyReport",
     "SampleFormat",
     "Stream",
     "StreamConfig",
@@ -71,6 +73,7 @@ __all__ = [
     "default_host",
     "from_float",
     "host_from_id",
+    "measure_latency",
     "set_switch_interval",
     "to_float",
 ]

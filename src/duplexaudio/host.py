@@ -44,6 +44,7 @@ class HostId(str, enum.Enum):
     is one line here plus its module.
     """
 
+    JACK = "jack"
     VIRTUAL = "virtual"
 
     def __str__(self) -> str:

@@ -476,14 +476,11 @@ class _Core:
             if not self.started_once:
                 self.started_once = True
                 _switch_acquire()
+            # The device starts first (a JACK client connects its ports once
+            # active), so the first callback already sees a ready device.
+            self.backend.start()
             self.stopped.clear()
             lib.da_engine_set_state(self.engine, lib.DA_STATE_RUNNING, 0)
-            try:
-                self.backend.start()
-            except BaseException:
-                lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
-                self.stopped.set()
-                raise
             self.state = _State.RUNNING
         lib.da_event_post(self.engine, lib.DA_EV_WAKE, 0)
 
@@ -674,6 +671,14 @@ class Stream:
     def device(self) -> str:
         """The device id the stream runs on."""
         return self._core.params.device
+
+    @property
+    def backend(self) -> Backend:
+        """The host's object behind this stream, for host-specific extras.
+
+        For JACK: ``client_name``, ``input_ports``, ``output_ports``.
+        """
+        return self._core.backend
 
     @property
     def kind(self) -> StreamKind:

@@ -13,7 +13,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["engine.c", "virtual.c"]
+SOURCES = ["engine.c", "virtual.c", "jack.c"]
 
 
 def make_builder(*, absolute: bool = False) -> FFI:

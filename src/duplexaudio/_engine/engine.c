@@ -237,7 +237,6 @@ void da_engine_set_state(da_engine *e, int state, uint32_t drain_cycles) {
 
 int da_engine_state(da_engine *e) { return atomic_load(&e->state); }
 
-void da_engine_note_xrun(da_engine *e) { atomic_fetch_add(&e->xruns, 1); }
 void da_engine_set_realtime(da_engine *e, int realtime) { atomic_store(&e->realtime, realtime); }
 
 #define LOAD(x) atomic_load_explicit(&e->x, memory_order_relaxed)

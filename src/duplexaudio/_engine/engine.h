@@ -24,9 +24,7 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
                        float *const *out, size_t out_stride, uint32_t frames,
                        const da_cycle_time *t, int device_xrun);
 
-/* For host drivers: report a glitch seen outside da_engine_process (a
- * server's xrun callback), and whether the device thread is real-time. */
-void da_engine_note_xrun(da_engine *e);
+/* For host drivers: whether the device thread runs real-time. */
 void da_engine_set_realtime(da_engine *e, int realtime);
 uint32_t da_engine_frames(const da_engine *e);
 

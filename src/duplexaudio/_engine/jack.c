@@ -1,0 +1,384 @@
+/* The JACK host's C side: libjack loaded with dlopen, one client per stream.
+ *
+ * JACK calls process() on its real-time thread once per cycle for all of a
+ * client's ports, so input and output of a stream share one cycle and one
+ * clock: duplex is exact. process() gathers the port buffers and the cycle's
+ * times and hands them to the engine. Everything else (opening, ports,
+ * connections, latency queries) runs on Python's threads through the small
+ * wrappers below. No JACK header is needed: the few types and constants used
+ * are JACK's stable C ABI, declared here. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+
+typedef uint32_t jack_nframes_t;
+typedef uint64_t jack_time_t;
+typedef struct jack_client jack_client_t;
+typedef struct jack_port jack_port_t;
+typedef struct { jack_nframes_t min, max; } jack_latency_range_t;
+
+enum { JACK_NO_START_SERVER = 0x01, JACK_SERVER_NAME = 0x04 };
+enum { JACK_CAPTURE_LATENCY = 0, JACK_PLAYBACK_LATENCY = 1 };
+#define JACK_AUDIO_TYPE "32 bit float mono audio"
+#define MAX_PORTS 256
+
+static struct {
+    jack_client_t *(*client_open)(const char *, int, int *, ...);
+    int (*client_close)(jack_client_t *);
+    const char *(*get_client_name)(jack_client_t *);
+    int (*activate)(jack_client_t *);
+    int (*deactivate)(jack_client_t *);
+    int (*set_process_callback)(jack_client_t *, int (*)(jack_nframes_t, void *), void *);
+    void (*on_info_shutdown)(jack_client_t *, void (*)(int, const char *, void *), void *);
+    int (*set_xrun_callback)(jack_client_t *, int (*)(void *), void *);
+    int (*set_buffer_size_callback)(jack_client_t *, int (*)(jack_nframes_t, void *), void *);
+    int (*set_sample_rate_callback)(jack_client_t *, int (*)(jack_nframes_t, void *), void *);
+    int (*set_latency_callback)(jack_client_t *, void (*)(int, void *), void *);
+    jack_nframes_t (*get_sample_rate)(jack_client_t *);
+    jack_nframes_t (*get_buffer_size)(jack_client_t *);
+    jack_port_t *(*port_register)(jack_client_t *, const char *, const char *, unsigned long,
+                                  unsigned long);
+    void *(*port_get_buffer)(jack_port_t *, jack_nframes_t);
+    const char *(*port_name)(const jack_port_t *);
+    int (*connect)(jack_client_t *, const char *, const char *);
+    const char **(*get_ports)(jack_client_t *, const char *, const char *, unsigned long);
+    void (*free)(void *);
+    int (*get_cycle_times)(const jack_client_t *, jack_nframes_t *, jack_time_t *, jack_time_t *,
+                           float *);
+    void (*port_get_latency_range)(jack_port_t *, int, jack_latency_range_t *);
+    void (*set_error_function)(void (*)(const char *));
+    void (*set_info_function)(void (*)(const char *));
+} J;
+
+static void *libjack;
+static char load_error[512];
+static char last_message[512];
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* libjack prints every failed connection attempt to stderr; keep the last
+ * message for our error texts instead. */
+static void quiet(const char *msg) {
+    snprintf(last_message, sizeof last_message, "%s", msg);
+}
+
+const char *da_jack_last_message(void) { return last_message; }
+const char *da_jack_load_error(void) { return load_error; }
+
+int da_jack_load(void) {
+    pthread_mutex_lock(&load_lock);
+    if (libjack) {
+        pthread_mutex_unlock(&load_lock);
+        return 0;
+    }
+    void *h = dlopen("libjack.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(load_error, sizeof load_error, "cannot load libjack.so.0: %s", dlerror());
+        pthread_mutex_unlock(&load_lock);
+        return -1;
+    }
+#define SYM(field, name)                                                                   \
+    do {                                                                                   \
+        *(void **)(&J.field) = dlsym(h, name);                                             \
+        if (!J.field) {                                                                    \
+            snprintf(load_error, sizeof load_error, "libjack.so.0 lacks %s", name);        \
+            dlclose(h);                                                                    \
+            pthread_mutex_unlock(&load_lock);                                              \
+            return -1;                                                                     \
+        }                                                                                  \
+    } while (0)
+    SYM(client_open, "jack_client_open");
+    SYM(client_close, "jack_client_close");
+    SYM(get_client_name, "jack_get_client_name");
+    SYM(activate, "jack_activate");
+    SYM(deactivate, "jack_deactivate");
+    SYM(set_process_callback, "jack_set_process_callback");
+    SYM(on_info_shutdown, "jack_on_info_shutdown");
+    SYM(set_xrun_callback, "jack_set_xrun_callback");
+    SYM(set_buffer_size_callback, "jack_set_buffer_size_callback");
+    SYM(set_sample_rate_callback, "jack_set_sample_rate_callback");
+    SYM(set_latency_callback, "jack_set_latency_callback");
+    SYM(get_sample_rate, "jack_get_sample_rate");
+    SYM(get_buffer_size, "jack_get_buffer_size");
+    SYM(port_register, "jack_port_register");
+    SYM(port_get_buffer, "jack_port_get_buffer");
+    SYM(port_name, "jack_port_name");
+    SYM(connect, "jack_connect");
+    SYM(get_ports, "jack_get_ports");
+    SYM(free, "jack_free");
+    SYM(get_cycle_times, "jack_get_cycle_times");
+    SYM(port_get_latency_range, "jack_port_get_latency_range");
+    SYM(set_error_function, "jack_set_error_function");
+    SYM(set_info_function, "jack_set_info_function");
+#undef SYM
+    J.set_error_function(quiet);
+    J.set_info_function(quiet);
+    libjack = h;
+    pthread_mutex_unlock(&load_lock);
+    return 0;
+}
+
+struct da_jack {
+    jack_client_t *client;
+    da_engine *engine;
+    uint32_t n_in, n_out;
+    jack_port_t *in_ports[MAX_PORTS], *out_ports[MAX_PORTS];
+    const float *in_bufs[MAX_PORTS];
+    float *out_bufs[MAX_PORTS];
+    uint32_t frames, rate;
+    atomic_uint capture_latency, playback_latency;
+    atomic_int xrun;
+    atomic_int lost;      /* the server is gone: make no more calls that talk to it */
+    atomic_int graph_loop; /* ignore terminal latencies: the loop is one graph cycle */
+    int active;
+    int rt_checked;
+    int time_is_raw;      /* libjack's clock: 0 unknown, 1 CLOCK_MONOTONIC_RAW, -1 ours */
+    int anchored;         /* origin_ns/origin_frames are set */
+    int64_t origin_ns;
+    int64_t elapsed;      /* frames since the origin, widened past 32-bit wrap */
+    jack_nframes_t last_frames;
+};
+
+da_jack *da_jack_open(const char *client_name, const char *server, int *status) {
+    if (da_jack_load() != 0) {
+        *status = -1;
+        return NULL;
+    }
+    da_jack *j = calloc(1, sizeof *j);
+    if (!j) {
+        *status = -1;
+        return NULL;
+    }
+    int options = JACK_NO_START_SERVER | (server ? JACK_SERVER_NAME : 0);
+    j->client = J.client_open(client_name, options, status, server);
+    if (!j->client) {
+        free(j);
+        return NULL;
+    }
+    j->frames = J.get_buffer_size(j->client);
+    j->rate = J.get_sample_rate(j->client);
+    return j;
+}
+
+uint32_t da_jack_buffer_size(da_jack *j) { return j->frames; }
+uint32_t da_jack_sample_rate(da_jack *j) { return j->rate; }
+const char *da_jack_client_name(da_jack *j) { return J.get_client_name(j->client); }
+
+/* Port names matching a regex pattern and JACK port flags, newline-joined
+ * into buf. Returns the count, or -1 when buf is too small. */
+int da_jack_ports(da_jack *j, const char *pattern, unsigned long flags, char *buf, size_t len) {
+    const char **names = J.get_ports(j->client, pattern, JACK_AUDIO_TYPE, flags);
+    size_t used = 0;
+    int count = 0;
+    if (len) buf[0] = '\0';
+    for (; names && names[count]; count++) {
+        size_t n = strlen(names[count]);
+        if (used + n + 2 > len) {
+            J.free(names);
+            return -1;
+        }
+        memcpy(buf + used, names[count], n);
+        used += n;
+        buf[used++] = '\n';
+        buf[used] = '\0';
+    }
+    if (names) J.free(names);
+    return count;
+}
+
+static void update_latency(da_jack *j) {
+    uint32_t cap = 0, play = 0;
+    jack_latency_range_t r;
+    for (uint32_t c = 0; c < j->n_in; c++) {
+        J.port_get_latency_range(j->in_ports[c], JACK_CAPTURE_LATENCY, &r);
+        if (r.max > cap) cap = r.max;
+    }
+    for (uint32_t c = 0; c < j->n_out; c++) {
+        J.port_get_latency_range(j->out_ports[c], JACK_PLAYBACK_LATENCY, &r);
+        if (r.max > play) play = r.max;
+    }
+    atomic_store(&j->capture_latency, cap);
+    atomic_store(&j->playback_latency, play);
+}
+
+/* JACK's latency semantics: a sample in an input buffer reached the
+ * outside world capture_latency frames before the cycle started; one written
+ * during the cycle reaches it playback_latency frames after. Ports connected
+ * to no terminal port report 0, yet a loop through the graph (own ports, or
+ * another client) takes one cycle: a sample written now is read next cycle.
+ * So with no terminal latency, the output counts one period. jackd's
+ * loopback driver (-L) copies after exactly one cycle but reports the main
+ * driver's latencies; graph_loop makes the host treat it as the graph loop
+ * it is. */
+static void da_jack_latency_now(da_jack *j, uint32_t frames, uint32_t *capture, uint32_t *playback) {
+    int graph = atomic_load(&j->graph_loop);
+    uint32_t cap = graph ? 0 : atomic_load(&j->capture_latency);
+    uint32_t play = graph ? 0 : atomic_load(&j->playback_latency);
+    *capture = cap;
+    *playback = play ? play : frames;
+}
+
+/* ---- callbacks from JACK ------------------------------------------------ */
+
+/* JACK's real-time thread. Never allocates, locks or blocks past the
+ * engine's deadline. */
+static int on_process(jack_nframes_t n, void *arg) {
+    da_jack *j = arg;
+    int64_t now = da_now_ns();
+    if (!j->rt_checked) {
+        int policy;
+        struct sched_param sp;
+        pthread_getschedparam(pthread_self(), &policy, &sp);
+        da_engine_set_realtime(j->engine, policy == SCHED_FIFO || policy == SCHED_RR);
+        j->rt_checked = 1;
+    }
+    for (uint32_t c = 0; c < j->n_in; c++) j->in_bufs[c] = J.port_get_buffer(j->in_ports[c], n);
+    for (uint32_t c = 0; c < j->n_out; c++) j->out_bufs[c] = J.port_get_buffer(j->out_ports[c], n);
+    jack_nframes_t cur_frames = 0;
+    jack_time_t cur_us = 0, next_us;
+    float period_us;
+    int64_t start = now;
+    if (J.get_cycle_times(j->client, &cur_frames, &cur_us, &next_us, &period_us) == 0) {
+        /* jackd2 counts on CLOCK_MONOTONIC_RAW, PipeWire's libjack on
+         * CLOCK_MONOTONIC; the cycle started moments ago, so whichever clock
+         * is near it is libjack's. Convert to ours (CLOCK_MONOTONIC). */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
+        int64_t raw = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        start = (int64_t)cur_us * 1000;
+        if (!j->time_is_raw) {
+            int64_t to_raw = start > raw ? start - raw : raw - start;
+            int64_t to_mono = start > now ? start - now : now - start;
+            j->time_is_raw = to_raw < to_mono ? 1 : -1;
+        }
+        if (j->time_is_raw > 0) start += now - raw;
+    }
+    if (!j->anchored) {
+        j->origin_ns = start;
+        j->elapsed = 0;
+        j->anchored = 1;
+    } else {
+        j->elapsed += (jack_nframes_t)(cur_frames - j->last_frames);
+    }
+    j->last_frames = cur_frames;
+    /* Timestamps count the server's frames from the first cycle: sample-exact
+     * (the smoothed cycle start jitters by microseconds), on the device's
+     * clock, anchored to ours once per activation. */
+    int64_t cycle = j->origin_ns + da_frames_to_ns(j->elapsed, j->rate);
+    da_cycle_time t;
+    t.callback_ns = cycle;
+    /* The smoothed cycle start can be ms off the real one: anchor the
+     * deadline on the earlier of the two so it stays inside the period. */
+    t.deadline_anchor_ns = start < now ? start : now;
+    uint32_t capture, playback;
+    da_jack_latency_now(j, n, &capture, &playback);
+    t.input_device_ns = cycle - da_frames_to_ns(capture, j->rate);
+    t.output_device_ns = cycle + da_frames_to_ns(playback, j->rate);
+    da_engine_process(j->engine, j->in_bufs, 1, j->out_bufs, 1, n, &t,
+                      atomic_exchange(&j->xrun, 0));
+    return 0;
+}
+
+static void on_shutdown(int code, const char *reason, void *arg) {
+    da_jack *j = arg;
+    atomic_store(&j->lost, 1);
+    snprintf(last_message, sizeof last_message, "%s", reason ? reason : "server shut down");
+    da_engine_fail(j->engine, DA_EV_DEVICE_LOST, code);
+}
+
+static int on_xrun(void *arg) {
+    da_jack *j = arg;
+    atomic_store(&j->xrun, 1); /* counted and flagged by the next cycle */
+    return 0;
+}
+
+static int on_buffer_size(jack_nframes_t n, void *arg) {
+    da_jack *j = arg;
+    if (n != j->frames) da_engine_fail(j->engine, DA_EV_BUFFER_SIZE_CHANGED, n);
+    return 0;
+}
+
+static int on_sample_rate(jack_nframes_t rate, void *arg) {
+    da_jack *j = arg;
+    if (rate != j->rate) da_engine_fail(j->engine, DA_EV_SAMPLE_RATE_CHANGED, rate);
+    return 0;
+}
+
+static void on_latency(int mode, void *arg) { update_latency(arg); }
+
+/* ---- set-up from Python --------------------------------------------------- */
+
+int da_jack_bind(da_jack *j, da_engine *e, uint32_t n_in, uint32_t n_out) {
+    if (n_in > MAX_PORTS || n_out > MAX_PORTS) return -1;
+    j->engine = e;
+    char name[32];
+    for (uint32_t c = 0; c < n_in; c++) {
+        snprintf(name, sizeof name, "in_%u", c + 1);
+        if (!(j->in_ports[c] = J.port_register(j->client, name, JACK_AUDIO_TYPE, 0x1, 0))) return -2;
+        j->n_in = c + 1;
+    }
+    for (uint32_t c = 0; c < n_out; c++) {
+        snprintf(name, sizeof name, "out_%u", c + 1);
+        if (!(j->out_ports[c] = J.port_register(j->client, name, JACK_AUDIO_TYPE, 0x2, 0))) return -2;
+        j->n_out = c + 1;
+    }
+    if (J.set_process_callback(j->client, on_process, j) || J.set_xrun_callback(j->client, on_xrun, j) ||
+        J.set_buffer_size_callback(j->client, on_buffer_size, j) ||
+        J.set_sample_rate_callback(j->client, on_sample_rate, j) ||
+        J.set_latency_callback(j->client, on_latency, j))
+        return -3;
+    J.on_info_shutdown(j->client, on_shutdown, j);
+    return 0;
+}
+
+const char *da_jack_port_name(da_jack *j, int output, uint32_t index) {
+    if (output) return index < j->n_out ? J.port_name(j->out_ports[index]) : NULL;
+    return index < j->n_in ? J.port_name(j->in_ports[index]) : NULL;
+}
+
+int da_jack_connect(da_jack *j, const char *source, const char *destination) {
+    if (atomic_load(&j->lost)) return -1;
+    return J.connect(j->client, source, destination);
+}
+
+int da_jack_activate(da_jack *j) {
+    if (atomic_load(&j->lost)) return -1;
+    if (j->active) return 0;
+    j->anchored = 0; /* re-anchored on the first cycle, before process can run */
+    int r = J.activate(j->client);
+    if (r == 0) {
+        j->active = 1;
+        update_latency(j);
+    }
+    return r;
+}
+
+int da_jack_deactivate(da_jack *j) {
+    if (!j->active) return 0;
+    j->active = 0;
+    /* With the server gone there is nobody to deactivate with. */
+    return atomic_load(&j->lost) ? 0 : J.deactivate(j->client);
+}
+
+void da_jack_latency(da_jack *j, uint32_t *capture, uint32_t *playback) {
+    if (j->active && !atomic_load(&j->lost)) update_latency(j);
+    da_jack_latency_now(j, j->frames, capture, playback);
+}
+
+void da_jack_set_graph_loop(da_jack *j, int graph_loop) { atomic_store(&j->graph_loop, graph_loop); }
+
+int da_jack_lost(da_jack *j) { return atomic_load(&j->lost); }
+
+void da_jack_close(da_jack *j) {
+    if (!j) return;
+    da_jack_deactivate(j);
+    J.client_close(j->client);
+    free(j);
+}

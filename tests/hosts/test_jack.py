@@ -1,0 +1,274 @@
+"""The JACK host against real jackd servers (dummy driver) started by the tests.
+
+Round trips are measured on the audio itself (impulses), in frames of the
+server's clock, and compared with what the stream's timestamps report.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+import duplexaudio as da
+from duplexaudio.hosts.jack import JackDevice, JackHost
+from duplexaudio.timing import ns_to_frames
+from tests.servers import JackServer
+
+RATE = 48000
+
+
+def jack_host() -> JackHost:
+    host = da.host_from_id("jack")
+    assert isinstance(host, JackHost)
+    return host
+
+
+def device(server: JackServer, client: str | None = None) -> JackDevice:
+    name = f"jack:{server.name}" + (f"/{client}" if client else "")
+    found = jack_host().device_by_id(name)
+    assert isinstance(found, JackDevice), f"{name} not found"
+    return found
+
+
+class ImpulseLoop:
+    """Sends an impulse every `every` blocks, records where impulses come back."""
+
+    def __init__(self, blocks: int, every: int = 10) -> None:
+        self.blocks = blocks
+        self.every = every
+        self.count = 0
+        self.sent: list[int] = []  # absolute frame positions on the input timeline
+        self.back: list[int] = []
+        self.reported: set[int] = set()
+        self.callback_steps: list[int] = []
+        self.sizes: set[int] = set()
+        self.xrun_blocks: list[int] = []
+        self.last_callback: int | None = None
+        self.done = threading.Event()
+        self.origin: int | None = None
+        self.armed = threading.Event()  # impulses are sent once the loop exists
+        self.armed.set()
+
+    def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+        frames = inp.shape[0]
+        self.sizes.add(frames)
+        t_in = info.input.timestamp.device
+        if self.origin is None:
+            self.origin = t_in
+        pos = ns_to_frames(t_in - self.origin, RATE)
+        self.reported.add(ns_to_frames(info.round_trip_ns, RATE))
+        if info.xrun:
+            self.xrun_blocks.append(self.count)
+        cb = info.input.timestamp.callback
+        if self.last_callback is not None:
+            self.callback_steps.append(ns_to_frames(cb - self.last_callback, RATE))
+        self.last_callback = cb
+        for m in np.flatnonzero(np.abs(inp[:, 0]) > 0.25):
+            self.back.append(pos + int(m))
+        if (
+            self.armed.is_set()
+            and self.count % self.every == 0
+            and self.count + self.every < self.blocks
+        ):
+            out[5, :] = 0.5
+            self.sent.append(pos + 5)
+        self.count += 1
+        if self.count >= self.blocks:
+            self.done.set()
+
+    def round_trips(self) -> list[int]:
+        """For each impulse sent, frames until the first one back after it."""
+        found = []
+        for s in self.sent:
+            later = [b for b in self.back if b > s]
+            if later:
+                found.append(later[0] - s)
+        return found
+
+
+def run_loop(stream: da.Stream, loop: ImpulseLoop, connect: Any = None) -> None:
+    if connect is not None:
+        loop.armed.clear()
+    with stream:
+        if connect is not None:
+            connect()
+            loop.armed.set()
+        assert loop.done.wait(60), f"only {loop.count} of {loop.blocks} blocks"
+
+
+# -- devices and configs ----------------------------------------------------------
+
+
+def test_server_and_its_loopback_client_are_devices(jackd_128: JackServer) -> None:
+    ids = {str(d.id) for d in jack_host().devices()} | {
+        str(device(jackd_128).id),
+        str(device(jackd_128, "loopback").id),
+    }
+    assert {f"jack:{jackd_128.name}", f"jack:{jackd_128.name}/loopback"} <= ids
+    dev = device(jackd_128)
+    assert dev.supports_duplex()
+    assert dev.ports() == (
+        ["system:capture_1", "system:capture_2"],
+        ["system:playback_1", "system:playback_2"],
+    )
+    r = dev.supported_input_configs()[0]
+    assert (r.min_sample_rate, r.max_sample_rate) == (RATE, RATE)
+    assert (r.buffer_size.min_frames, r.buffer_size.max_frames) == (128, 128)
+
+
+def test_fixed_buffer_size_other_than_the_servers_names_the_servers(jackd_128: JackServer) -> None:
+    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
+    with pytest.raises(da.Error) as raised:
+        device(jackd_128).build_duplex_stream(config, lambda i, o, n: None)
+    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    assert "256" in raised.value.message and "128" in raised.value.message
+
+
+def test_unreachable_server_is_not_available() -> None:
+    assert jack_host().device_by_id("jack:no-such-server-here") is None
+    with pytest.raises(da.Error) as raised:
+        da.measure_latency("jack:no-such-server-here")
+    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+
+
+# -- round trips --------------------------------------------------------------------
+
+
+@pytest.fixture(params=["jackd_128", "jackd_256"])
+def any_jackd(request: pytest.FixtureRequest) -> JackServer:
+    server: JackServer = request.getfixturevalue(request.param)
+    return server
+
+
+def test_round_trip_through_loopback_ports_is_exactly_one_period(any_jackd: JackServer) -> None:
+    dev = device(any_jackd, "loopback")
+    loop = ImpulseLoop(1100)
+    stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
+    run_loop(stream, loop)
+    period = any_jackd.frames
+    assert len(loop.round_trips()) >= 100
+    assert set(loop.round_trips()) == {period}, f"xruns at {loop.xrun_blocks}"
+    assert loop.reported == {period}
+    assert stream.latency.round_trip == period
+
+
+def test_round_trip_from_own_output_to_own_input_is_exactly_one_period(
+    any_jackd: JackServer,
+) -> None:
+    dev = device(any_jackd).unconnected()
+    loop = ImpulseLoop(1100)
+    stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
+    backend = stream.backend
+
+    def connect_own_ports() -> None:
+        # A real third-party client makes the connection.
+        done = any_jackd.tool("jack_connect", backend.output_ports[0], backend.input_ports[0])
+        assert done.returncode == 0, done.stderr
+
+    run_loop(stream, loop, connect_own_ports)
+    period = any_jackd.frames
+    assert len(loop.round_trips()) >= 100
+    assert set(loop.round_trips()) == {period}
+    assert loop.reported == {period}
+
+
+def test_callback_timestamps_advance_one_period_per_block(jackd_128: JackServer) -> None:
+    dev = device(jackd_128, "loopback")
+    loop = ImpulseLoop(400)
+    run_loop(dev.build_duplex_stream(dev.default_duplex_config(), loop), loop)
+    steps = [s for k, s in enumerate(loop.callback_steps, 1) if k not in loop.xrun_blocks]
+    assert set(steps) == {128}
+    assert loop.sizes == {128}
+
+
+def test_ports_are_visible_to_other_clients_and_gone_after_close(jackd_128: JackServer) -> None:
+    dev = device(jackd_128, "loopback")
+    stream = dev.build_duplex_stream(da.DuplexStreamConfig(1, 3, RATE), lambda i, o, n: None)
+    ports = stream.backend.input_ports + stream.backend.output_ports
+    assert len(ports) == 4
+    with stream:
+        listed = jackd_128.tool("jack_lsp").stdout.split()
+        assert set(ports) <= set(listed)
+        connections = jackd_128.tool("jack_lsp", "-c", stream.backend.input_ports[0]).stdout
+        assert "loopback:capture_1" in connections
+    listed = jackd_128.tool("jack_lsp").stdout.split()
+    assert not set(ports) & set(listed)
+
+
+# -- failures -------------------------------------------------------------------------
+
+
+class Errors:
+    def __init__(self) -> None:
+        self.items: list[da.Error] = []
+        self.arrived = threading.Event()
+
+    def __call__(self, err: da.Error) -> None:
+        self.items.append(err)
+        self.arrived.set()
+
+
+def test_killing_jackd_reports_device_not_available(jackd_private: JackServer) -> None:
+    dev = device(jackd_private, "loopback")
+    errors = Errors()
+    stream = dev.build_duplex_stream(dev.default_duplex_config(), lambda i, o, n: None, errors)
+    stream.start()
+    time.sleep(0.2)
+    jackd_private.kill()
+    assert errors.arrived.wait(20)
+    assert errors.items[0].kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(da.Error) as raised:
+        stream.wait(20)
+    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    stream.close()
+    assert stream.closed
+
+
+def test_jack_bufsize_mid_stream_invalidates_the_stream(jackd_private: JackServer) -> None:
+    dev = device(jackd_private, "loopback")
+    errors = Errors()
+    loop = ImpulseLoop(10**9)
+    stream = dev.build_duplex_stream(dev.default_duplex_config(), loop, errors)
+    with stream:
+        time.sleep(0.2)
+        changed = jackd_private.tool("jack_bufsize", "256")
+        assert changed.returncode == 0, changed.stderr
+        assert errors.arrived.wait(20)
+        assert not stream.running
+    [err] = errors.items
+    assert err.kind is da.ErrorKind.STREAM_INVALIDATED
+    assert "256" in err.message
+    assert loop.sizes == {128}
+
+
+def test_slow_callback_counts_late_blocks_without_server_xruns(jackd_128: JackServer) -> None:
+    dev = device(jackd_128, "loopback")
+    period = 128 / RATE
+    calls: list[bool] = []
+
+    def slow(inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+        calls.append(info.xrun)
+        time.sleep(2 * period)
+
+    with dev.build_duplex_stream(dev.default_duplex_config(), slow) as stream:
+        while len(calls) < 30:
+            time.sleep(0.01)
+        stats = stream.stats
+    assert stats.late_blocks >= 20
+    assert stats.xruns == 0  # the server's own xrun notifications
+    assert stats.cycles > 2 * len(calls)
+
+
+def test_latency_command_on_jack(jackd_128: JackServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from duplexaudio.cli import main
+
+    assert (
+        main(["latency", "-d", f"jack:{jackd_128.name}/loopback", "-n", "5", "--interval", "0.05"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "round trip   128 frames" in out and "(matches)" in out

@@ -1,0 +1,131 @@
+"""Real audio servers for tests and benchmarks, started privately and stopped by PID.
+
+Each server gets a private name (and, where it has one, a private runtime
+dir), so a test never touches a server it did not start. Used by the test
+fixtures (``tests/conftest.py``) and by the benchmarks under ``bench/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ServerUnavailable(RuntimeError):
+    """The server cannot be started on this machine (the message says why)."""
+
+
+@dataclass
+class JackServer:
+    """A private ``jackd`` on the dummy driver.
+
+    Attributes
+    ----------
+    name
+        The server name (``jackd -n``); pass it as ``JACK_DEFAULT_SERVER`` or
+        in device ids (``jack:<name>``).
+    frames, rate
+        Period size and sample rate.
+    process
+        The jackd process.
+    log
+        Where jackd's output goes.
+    """
+
+    name: str
+    frames: int
+    rate: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a child process (jack_* tools) that should use this server."""
+        return {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_AUDIO_RESERVATION": "1"}
+
+    def tool(self, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+        """Run a JACK command-line tool (jack_connect, jack_lsp, jack_bufsize...) on this server."""
+        return subprocess.run(
+            args, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, s) jackd has used so far, from /proc."""
+        with open(f"/proc/{self.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def kill(self) -> None:
+        """Kill jackd now (SIGKILL), as a crash would."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        """Stop jackd (SIGTERM, then SIGKILL after 10 s)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def jack_missing() -> str | None:
+    """Why no jackd can be started here, or None when it can."""
+    missing = [t for t in ("jackd", "jack_wait", "jack_connect", "jack_lsp") if not shutil.which(t)]
+    if missing:
+        return f"{', '.join(missing)} not found (apt-get install jackd2 jack-example-tools)"
+    return None
+
+
+def start_jackd(
+    name: str, *, frames: int = 128, rate: int = 48000, channels: int = 2, loopback: int = 2
+) -> JackServer:
+    """Start ``jackd -n NAME -d dummy`` (with ``-L loopback`` ports) and wait until it answers.
+
+    Raises
+    ------
+    ServerUnavailable
+        jackd is missing or did not answer within 10 s.
+    """
+    reason = jack_missing()
+    if reason:
+        raise ServerUnavailable(reason)
+    log = Path(tempfile.mkdtemp(prefix=f"jackd-{name}-")) / "jackd.log"
+    command = [
+        "jackd", "-n", name, "-t", "2000", "-L", str(loopback),
+        "-d", "dummy", "-r", str(rate), "-p", str(frames), "-C", str(channels), "-P", str(channels),
+    ]  # fmt: skip
+    env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    server = JackServer(name, frames, rate, process, log)
+    ready = server.tool("jack_wait", "-s", name, "-w", "-t", "10")
+    if ready.returncode != 0 or process.poll() is not None:
+        server.stop()
+        raise ServerUnavailable(f"jackd -n {name} did not start: {log.read_text()[-500:]}")
+    return server
+
+
+@contextmanager
+def jackd(name: str, **options: int) -> Iterator[JackServer]:
+    """A private jackd for the duration of the block; see :func:`start_jackd`."""
+    server = start_jackd(name, **options)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def unique_name(prefix: str) -> str:
+    """A server name no other run on this machine uses."""
+    return f"{prefix}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
