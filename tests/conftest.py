@@ -124,3 +124,17 @@ def jackd_256() -> Iterator[servers.JackServer]:
 def jackd_private() -> Iterator[servers.JackServer]:
     """A jackd of the test's own, which the test may kill or reconfigure."""
     yield from _jack_or_skip(frames=128)
+
+
+@pytest.fixture(scope="session")
+def pipewire() -> Iterator[servers.PipeWire]:
+    """A private PipeWire stack (with pipewire-pulse and a null sink) for the session."""
+    try:
+        stack = servers.start_pipewire()
+    except servers.ServerUnavailable as why:
+        server_unavailable(str(why))
+        raise
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,3 +129,117 @@ def jackd(name: str, **options: int) -> Iterator[JackServer]:
 def unique_name(prefix: str) -> str:
     """A server name no other run on this machine uses."""
     return f"{prefix}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+
+
+@dataclass
+class PipeWire:
+    """A private PipeWire stack: session bus, pipewire, wireplumber, pipewire-pulse.
+
+    Attributes
+    ----------
+    runtime_dir
+        Its private ``XDG_RUNTIME_DIR`` (mode 700).
+    sink
+        The null sink loaded for loops (its monitor captures what it plays).
+    quantum
+        The forced graph period in frames.
+    processes
+        What was started, stopped in reverse order.
+    """
+
+    runtime_dir: Path
+    sink: str
+    quantum: int
+    processes: list[subprocess.Popen[bytes]]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a child process that should talk to this PipeWire."""
+        env = {
+            **os.environ,
+            "XDG_RUNTIME_DIR": str(self.runtime_dir),
+            "DBUS_SESSION_BUS_ADDRESS": f"unix:path={self.runtime_dir}/bus",
+            "PULSE_SERVER": f"unix:{self.runtime_dir}/pulse/native",
+        }
+        env.pop("JACK_DEFAULT_SERVER", None)  # pipewire-jack has one graph
+        return env
+
+    def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a command (pactl, pw-jack ...) against this PipeWire."""
+        return subprocess.run(
+            args, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def stop(self) -> None:
+        """Stop everything that was started, newest first, by PID."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+
+
+def pipewire_missing() -> str | None:
+    """Why no PipeWire stack can be started here, or None when it can."""
+    tools = ("dbus-daemon", "pipewire", "wireplumber", "pipewire-pulse", "pactl", "pw-metadata",
+             "pw-jack")  # fmt: skip
+    missing = [t for t in tools if not shutil.which(t)]
+    if missing:
+        return (
+            f"{', '.join(missing)} not found (apt-get install pipewire pipewire-bin "
+            "pipewire-jack pipewire-pulse wireplumber dbus pulseaudio-utils)"
+        )
+    return None
+
+
+def _wait_for(check: Callable[[], bool], seconds: float, what: str, stack: PipeWire) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            stack.stop()
+            raise ServerUnavailable(f"PipeWire: {what} did not come up within {seconds:g} s")
+        time.sleep(0.1)
+
+
+def start_pipewire(*, sink: str = "da_sink", quantum: int = 128) -> PipeWire:
+    """Start the PipeWire stack headless, in the order it needs, with a null sink.
+
+    Raises
+    ------
+    ServerUnavailable
+        A part is missing or did not come up.
+    """
+    reason = pipewire_missing()
+    if reason:
+        raise ServerUnavailable(reason)
+    runtime = Path(tempfile.mkdtemp(prefix="da-pipewire-"))
+    runtime.chmod(0o700)
+    stack = PipeWire(runtime, sink, quantum, [])
+    env = stack.env
+
+    def spawn(*command: str) -> None:
+        log = open(runtime / f"{command[0]}.log", "wb")  # noqa: SIM115 - lives with the process
+        stack.processes.append(
+            subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        )
+
+    # Without a session bus wireplumber exits and nothing gets linked.
+    spawn("dbus-daemon", "--session", f"--address={env['DBUS_SESSION_BUS_ADDRESS']}",
+          "--nofork", "--nopidfile")  # fmt: skip
+    _wait_for(lambda: (runtime / "bus").exists(), 10, "dbus-daemon", stack)
+    spawn("pipewire")
+    _wait_for(lambda: (runtime / "pipewire-0").exists(), 10, "pipewire", stack)
+    spawn("wireplumber")
+    spawn("pipewire-pulse")
+    _wait_for(lambda: stack.run("pactl", "info").returncode == 0, 20, "pipewire-pulse", stack)
+    loaded = stack.run(
+        "pactl", "load-module", "module-null-sink", f"sink_name={sink}", "rate=48000", "channels=2"
+    )
+    if loaded.returncode != 0:
+        stack.stop()
+        raise ServerUnavailable(f"PipeWire: null sink refused: {loaded.stderr}")
+    stack.run("pw-metadata", "-n", "settings", "0", "clock.force-quantum", str(quantum))
+    return stack

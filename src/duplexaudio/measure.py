@@ -119,7 +119,10 @@ class _ImpulseLoop:
             if self.remaining == 0:
                 self.done.set()
                 return
-            if self.next_send_ns is None or in_ns >= self.next_send_ns:
+            if self.next_send_ns is None:
+                # Let the stream settle (first blocks warm the worker up).
+                self.next_send_ns = in_ns + frames_to_ns(self.gap_frames, self.rate)
+            if in_ns >= self.next_send_ns:
                 # The round trip counts frames from writing a sample to reading
                 # it back, so a sample written at out[n] is dated on the input
                 # timeline, where in[n] of the same block sits.

@@ -6,6 +6,8 @@ server's clock, and compared with what the stream's timestamps report.
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 import time
 from typing import Any
@@ -272,3 +274,29 @@ def test_latency_command_on_jack(jackd_128: JackServer, capsys: pytest.CaptureFi
     )
     out = capsys.readouterr().out
     assert "round trip   128 frames" in out and "(matches)" in out
+
+
+# -- PipeWire's libjack -------------------------------------------------------------
+
+PIPEWIRE_SCRIPT = """
+import json, duplexaudio as da
+host = da.host_from_id("jack")
+[dev] = [d for d in host.devices() if "{sink}" in str(d.id)]
+report = da.measure_latency(dev, impulses=6, interval=0.05)
+print(json.dumps({{"id": str(dev.id), "round_trips": report.round_trips,
+                   "reported": report.reported, "frames": report.buffer_size}}))
+"""
+
+
+def test_the_same_host_runs_on_pipewires_libjack(pipewire: Any) -> None:
+    # libjack is chosen when the process loads it, so PipeWire's runs in a
+    # child started by pw-jack, as a user would run it.
+    done = pipewire.run(
+        "pw-jack", sys.executable, "-c", PIPEWIRE_SCRIPT.format(sink=pipewire.sink), timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["frames"] == pipewire.quantum
+    # A loop through the null sink's monitor is exactly one quantum.
+    assert result["round_trips"] == [pipewire.quantum] * 6
+    assert result["reported"] == [pipewire.quantum]
