@@ -96,9 +96,17 @@ def server_unavailable(reason: str) -> None:
 # -- real servers ---------------------------------------------------------------
 
 
+_TEST_PREFIX = "da-test"
+_stale_released = False
+
+
 def _jack_or_skip(**options: int) -> Iterator[servers.JackServer]:
+    global _stale_released
+    if not _stale_released and not servers.jack_missing():
+        _stale_released = True
+        servers.release_stale_jack_servers(_TEST_PREFIX)
     try:
-        server = servers.start_jackd(servers.unique_name("da-test"), **options)
+        server = servers.start_jackd(servers.unique_name(_TEST_PREFIX), **options)
     except servers.ServerUnavailable as why:
         server_unavailable(f"JACK: {why}")
         raise  # unreachable: server_unavailable raises
@@ -114,9 +122,13 @@ def jackd_128() -> Iterator[servers.JackServer]:
     yield from _jack_or_skip(frames=128)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def jackd_256() -> Iterator[servers.JackServer]:
-    """A private jackd at 48 kHz, 256 frames, with loopback ports, for the session."""
+    """A private jackd at 48 kHz, 256 frames, with loopback ports, for one test.
+
+    Not per session: jackd2 refuses a third server ("Too many servers already
+    active"), and the session's 128-frame one plus one per test is two.
+    """
     yield from _jack_or_skip(frames=256)
 
 

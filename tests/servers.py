@@ -70,13 +70,45 @@ class JackServer:
             self.process.wait(10)
 
     def stop(self) -> None:
-        """Stop jackd (SIGTERM, then SIGKILL after 10 s)."""
+        """Stop jackd (SIGTERM, then SIGKILL after 10 s), leaving nothing behind."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.process.returncode == -signal.SIGKILL:
+            _release_jack_name(self.name)
+
+
+def _release_jack_name(name: str) -> None:
+    """Free what a killed jackd left: its slot in libjack's server registry
+    (there are 8; a dead server's slot is only reused by a server of the same
+    name) and its files in /dev/shm. A jackd of that name that exits cleanly
+    frees both."""
+    try:
+        start_jackd(name).stop()
+    except ServerUnavailable:
+        return
+    # Semaphores of clients that were connected when the server was killed.
+    for leftover in Path("/dev/shm").glob(f"jack_sem.*_{name}_*"):
+        leftover.unlink(missing_ok=True)
+
+
+def release_stale_jack_servers(prefix: str) -> None:
+    """Free the registry slots of servers named `prefix`* that a killed run left behind.
+
+    Only names with our own prefix are touched, and only when no server of
+    that name answers.
+    """
+    for path in Path("/dev/shm").glob(f"jack_{prefix}*_0_0"):
+        name = path.name[len("jack_") : -len("_0_0")]
+        check = subprocess.run(
+            ["jack_wait", "-s", name, "-c"], capture_output=True, text=True, timeout=20,
+            check=False,
+        )  # fmt: skip
+        if "not running" in check.stdout:
+            _release_jack_name(name)
 
 
 def jack_missing() -> str | None:
@@ -95,7 +127,7 @@ def start_jackd(
     Raises
     ------
     ServerUnavailable
-        jackd is missing or did not answer within 10 s.
+        jackd is missing or did not answer within 20 s.
     """
     reason = jack_missing()
     if reason:
@@ -109,11 +141,20 @@ def start_jackd(
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     server = JackServer(name, frames, rate, process, log)
-    ready = server.tool("jack_wait", "-s", name, "-w", "-t", "10")
-    if ready.returncode != 0 or process.poll() is not None:
-        server.stop()
-        raise ServerUnavailable(f"jackd -n {name} did not start: {log.read_text()[-500:]}")
-    return server
+    # Poll rather than `jack_wait -w`, which was seen giving up early on a
+    # busy machine while jackd was still coming up.
+    deadline = time.monotonic() + 20
+    while True:
+        check = server.tool("jack_wait", "-s", name, "-c")
+        if check.returncode == 0 and "not running" not in check.stdout:
+            return server
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise ServerUnavailable(
+                f"jackd -n {name} did not start ({check.stdout.strip()!r}): "
+                f"{log.read_text()[-1500:]}"
+            )
+        time.sleep(0.1)
 
 
 @contextmanager

@@ -257,11 +257,14 @@ def test_slow_callback_counts_late_blocks_without_server_xruns(jackd_128: JackSe
         time.sleep(2 * period)
 
     with dev.build_duplex_stream(dev.default_duplex_config(), slow) as stream:
-        while len(calls) < 30:
+        while len(calls) < 60:
             time.sleep(0.01)
         stats = stream.stats
-    assert stats.late_blocks >= 20
-    assert stats.xruns == 0  # the server's own xrun notifications
+    assert stats.late_blocks >= 40
+    # The server's own xrun notifications. A client that ran this callback on
+    # the process thread would cause one per late block; the dummy driver on
+    # a busy VM can miss a deadline on its own now and then (TESTING.md).
+    assert stats.xruns * 20 <= stats.late_blocks
     assert stats.cycles > 2 * len(calls)
 
 
@@ -279,6 +282,7 @@ def test_latency_command_on_jack(jackd_128: JackServer, capsys: pytest.CaptureFi
 # -- PipeWire's libjack -------------------------------------------------------------
 
 PIPEWIRE_SCRIPT = """
+import faulthandler; faulthandler.dump_traceback_later(40, exit=True)  # a hang shows where
 import json, duplexaudio as da
 host = da.host_from_id("jack")
 [dev] = [d for d in host.devices() if "{sink}" in str(d.id)]
@@ -294,7 +298,7 @@ def test_the_same_host_runs_on_pipewires_libjack(pipewire: Any) -> None:
     done = pipewire.run(
         "pw-jack", sys.executable, "-c", PIPEWIRE_SCRIPT.format(sink=pipewire.sink), timeout=60
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr[-5000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["frames"] == pipewire.quantum
     # A loop through the null sink's monitor is exactly one quantum.

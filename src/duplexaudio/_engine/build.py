@@ -13,7 +13,10 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["engine.c", "virtual.c", "jack.c"]
+# The engine's interface first, then one <host>_api.h per host written in C:
+# adding a host adds its own files here and touches nothing else.
+API_HEADERS = [HERE / "engine_api.h", *sorted(set(HERE.glob("*_api.h")) - {HERE / "engine_api.h"})]
+SOURCES = sorted(p.name for p in HERE.glob("*.c") if not p.name.startswith("_"))
 
 
 def make_builder(*, absolute: bool = False) -> FFI:
@@ -24,10 +27,10 @@ def make_builder(*, absolute: bool = False) -> FFI:
         return str(full if absolute else full.relative_to(Path.cwd()))
 
     builder = FFI()
-    builder.cdef((HERE / "engine_api.h").read_text())
+    builder.cdef("\n".join(header.read_text() for header in API_HEADERS))
     builder.set_source(
         "duplexaudio._engine._native",
-        '#include "engine.h"',
+        "\n".join(['#include "engine.h"'] + [f'#include "{h.name}"' for h in API_HEADERS[1:]]),
         sources=[path(name) for name in SOURCES],
         include_dirs=[path(".")],
         libraries=["m", "pthread", "dl"],

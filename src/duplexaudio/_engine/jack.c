@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "jack_api.h"
 
 typedef uint32_t jack_nframes_t;
 typedef uint64_t jack_time_t;
