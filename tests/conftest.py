@@ -150,3 +150,31 @@ def pipewire() -> Iterator[servers.PipeWire]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def pulseaudio() -> Iterator[servers.PulseServer]:
+    """A private PulseAudio daemon with a null sink, for the session."""
+    try:
+        server = servers.start_pulseaudio()
+    except servers.ServerUnavailable as why:
+        server_unavailable(f"PulseAudio: {why}")
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pulseaudio_private() -> Iterator[servers.PulseServer]:
+    """A PulseAudio daemon of the test's own, which it may kill."""
+    try:
+        server = servers.start_pulseaudio(sink="da_private")
+    except servers.ServerUnavailable as why:
+        server_unavailable(f"PulseAudio: {why}")
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()

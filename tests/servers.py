@@ -284,3 +284,95 @@ def start_pipewire(*, sink: str = "da_sink", quantum: int = 128) -> PipeWire:
         raise ServerUnavailable(f"PipeWire: null sink refused: {loaded.stderr}")
     stack.run("pw-metadata", "-n", "settings", "0", "clock.force-quantum", str(quantum))
     return stack
+
+
+@dataclass
+class PulseServer:
+    """A private PulseAudio daemon with one null sink.
+
+    Attributes
+    ----------
+    address
+        Its ``PULSE_SERVER`` value (a unix socket in a private runtime dir).
+    sink
+        The null sink's name; its monitor is ``<sink>.monitor``.
+    """
+
+    address: str
+    sink: str
+    runtime_dir: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a child process (pactl...) that should use this server."""
+        return {
+            **os.environ,
+            "PULSE_SERVER": self.address,
+            "XDG_RUNTIME_DIR": str(self.runtime_dir),
+        }
+
+    def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a command (pactl ...) against this server."""
+        return subprocess.run(
+            args, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def kill(self) -> None:
+        """Kill the daemon now (SIGKILL), as a crash would."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        """Stop the daemon (SIGTERM, then SIGKILL after 10 s)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def pulse_missing() -> str | None:
+    """Why no PulseAudio daemon can be started here, or None when it can."""
+    missing = [t for t in ("pulseaudio", "pactl") if not shutil.which(t)]
+    if missing:
+        return f"{', '.join(missing)} not found (apt-get install pulseaudio pulseaudio-utils)"
+    return None
+
+
+def start_pulseaudio(*, sink: str = "da_null") -> PulseServer:
+    """Start ``pulseaudio`` headless with a null sink, in a private runtime dir.
+
+    Raises
+    ------
+    ServerUnavailable
+        pulseaudio is missing or did not answer within 20 s.
+    """
+    reason = pulse_missing()
+    if reason:
+        raise ServerUnavailable(reason)
+    runtime = Path(tempfile.mkdtemp(prefix="da-pulse-"))
+    runtime.chmod(0o700)
+    (runtime / "pulse").mkdir()
+    socket = runtime / "pulse" / "native"
+    command = [
+        "pulseaudio", "--daemonize=no", "-n", "--exit-idle-time=-1", "--disallow-exit",
+        "--use-pid-file=no", "--log-target=stderr",
+        f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}",
+        f"--load=module-null-sink sink_name={sink} rate=48000 channels=2",
+        "--load=module-always-sink",
+    ]  # fmt: skip
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime)}
+    with open(runtime / "pulseaudio.log", "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = PulseServer(f"unix:{socket}", sink, runtime, process)
+    deadline = time.monotonic() + 20
+    while server.run("pactl", "info").returncode != 0:
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            log_text = (runtime / "pulseaudio.log").read_text()[-1500:]
+            raise ServerUnavailable(f"pulseaudio did not start: {log_text}")
+        time.sleep(0.1)
+    return server

@@ -45,6 +45,7 @@ class HostId(str, enum.Enum):
     """
 
     JACK = "jack"
+    PULSE = "pulse"
     VIRTUAL = "virtual"
 
     def __str__(self) -> str:

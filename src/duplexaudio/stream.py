@@ -417,6 +417,16 @@ class _Core:
         if code == lib.DA_EV_DRAINED:
             self.drained.set()
             return
+        if code == lib.DA_EV_DEVICE_CHANGED:
+            # Not fatal: the server moved a default-following stream elsewhere.
+            self._deliver(
+                Error(
+                    ErrorKind.DEVICE_CHANGED,
+                    f"the server moved the stream on '{p.device}' to another device "
+                    "(its default changed); the stream goes on there",
+                )
+            )
+            return
         if code == lib.DA_EV_CALLBACK_FAILED:
             exc = self.callback_exception
             err = Error(

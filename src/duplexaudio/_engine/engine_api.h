@@ -18,6 +18,7 @@
 #define DA_EV_CALLBACK_FAILED 5
 #define DA_EV_BACKEND_ERROR 6
 #define DA_EV_WAKE 7
+#define DA_EV_DEVICE_CHANGED 8   /* not fatal: the server moved the stream */
 
 /* Status a worker reports for the block it finished. */
 #define DA_BLOCK_NONE -1

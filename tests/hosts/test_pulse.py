@@ -1,0 +1,272 @@
+"""The PulseAudio host against a real PulseAudio (null sink) and pipewire-pulse.
+
+Each test points libpulse at its server through ``PULSE_SERVER``; round trips
+are measured on the audio itself (impulses through the sink and back from
+its monitor) and compared with what the stream reports.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+import duplexaudio as da
+from duplexaudio.hosts.pulse import PulseDevice
+from duplexaudio.timing import ns_to_frames
+from tests.servers import PipeWire, PulseServer
+
+RATE = 48000
+
+
+def use(monkeypatch: pytest.MonkeyPatch, address: str) -> da.Host:
+    monkeypatch.setenv("PULSE_SERVER", address)
+    return da.host_from_id("pulse")
+
+
+def pipewire_address(stack: PipeWire) -> str:
+    return stack.env["PULSE_SERVER"]
+
+
+class Impulses:
+    """Duplex callback: an impulse every `every` blocks; where they come back."""
+
+    def __init__(self, blocks: int, every: int = 8) -> None:
+        self.blocks, self.every, self.count = blocks, every, 0
+        self.sent: list[int] = []
+        self.back: list[int] = []
+        self.reported: set[int] = set()
+        self.origin: int | None = None
+        self.done = threading.Event()
+
+    def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+        t_in = info.input.timestamp.device
+        self.origin = t_in if self.origin is None else self.origin
+        pos = ns_to_frames(t_in - self.origin, RATE)
+        self.reported.add(ns_to_frames(info.round_trip_ns, RATE))
+        self.back.extend(pos + int(m) for m in np.flatnonzero(np.abs(inp[:, 0]) > 0.25))
+        if self.count % self.every == 3 and self.count + self.every < self.blocks:
+            out[7, :] = 0.5
+            self.sent.append(pos + 7)
+        self.count += 1
+        if self.count >= self.blocks:
+            self.done.set()
+
+    def round_trips(self) -> list[int]:
+        found = []
+        for s in self.sent:
+            later = [b for b in self.back if b > s]
+            if later:
+                found.append(later[0] - s)
+        return found
+
+
+def run_impulses(device: da.Device, frames: int, blocks: int) -> tuple[Impulses, da.Stream]:
+    loop = Impulses(blocks)
+    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(frames))
+    stream = device.build_duplex_stream(config, loop)
+    with stream:
+        assert loop.done.wait(60), f"only {loop.count} of {blocks} blocks"
+    return loop, stream
+
+
+# -- enumeration ------------------------------------------------------------------------
+
+
+def test_enumeration_finds_the_null_sink_its_monitor_and_the_defaults(
+    pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = use(monkeypatch, pulseaudio.address)
+    ids = {str(d.id) for d in host.devices()}
+    sink, monitor = f"pulse:{pulseaudio.sink}", f"pulse:{pulseaudio.sink}.monitor"
+    assert {sink, monitor, "pulse:@DEFAULT_SINK@", "pulse:@DEFAULT_SOURCE@"} <= ids
+    info = pulseaudio.run("pactl", "info").stdout
+    default_sink = next(
+        x.split(": ", 1)[1] for x in info.splitlines() if x.startswith("Default Sink")
+    )
+    default_source = next(
+        x.split(": ", 1)[1] for x in info.splitlines() if x.startswith("Default Source")
+    )
+    out, inp = host.default_output_device(), host.default_input_device()
+    assert isinstance(out, PulseDevice) and isinstance(inp, PulseDevice)
+    assert f"now '{default_sink}'" in " ".join(out.description.details)
+    assert f"now '{default_source}'" in " ".join(inp.description.details)
+    assert host.device_by_id(sink).supports_duplex()  # type: ignore[union-attr]
+    assert not host.device_by_id(monitor).supports_duplex()  # type: ignore[union-attr]
+
+
+def test_a_source_is_not_duplex_and_says_why(
+    pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = use(monkeypatch, pulseaudio.address)
+    monitor = host.device_by_id(f"pulse:{pulseaudio.sink}.monitor")
+    assert monitor is not None
+    with pytest.raises(da.Error) as raised:
+        monitor.build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE), lambda i, o, n: None)
+    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+    assert "separate clocks" in raised.value.message
+
+
+def test_unknown_device_is_not_available_naming_it(
+    pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use(monkeypatch, pulseaudio.address)
+    with pytest.raises(da.Error) as raised:
+        da.measure_latency("pulse:no_such_sink")
+    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert "pulse:no_such_sink" in raised.value.message
+
+
+# -- duplex on a sink and its monitor --------------------------------------------------
+
+
+@pytest.mark.parametrize("frames", [256, 512])
+def test_duplex_impulses_return_at_the_reported_offset(
+    pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch, frames: int
+) -> None:
+    host = use(monkeypatch, pulseaudio.address)
+    device = host.device_by_id(f"pulse:{pulseaudio.sink}")
+    assert device is not None
+    loop, stream = run_impulses(device, frames, 240)
+    trips = loop.round_trips()
+    assert len(trips) >= 25
+    assert len(set(trips)) == 1, trips
+    assert loop.reported == set(trips)
+    assert stream.latency.round_trip == trips[0]
+
+
+def test_pipewire_pulse_keeps_one_offset_one_quantum_beyond_the_report(
+    pipewire: PipeWire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pipewire-pulse's timing counters do not show the graph cycle the
+    # monitor adds, and the quantum is not visible through the protocol:
+    # the offset is constant, and documented as one quantum more.
+    host = use(monkeypatch, pipewire_address(pipewire))
+    device = host.device_by_id(f"pulse:{pipewire.sink}")
+    assert device is not None
+    loop, _ = run_impulses(device, 256, 240)
+    trips = loop.round_trips()
+    assert len(trips) >= 25
+    assert len(set(trips)) == 1, trips
+    assert loop.reported == {trips[0] - pipewire.quantum}
+
+
+def test_output_and_input_streams_run(
+    pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = use(monkeypatch, pulseaudio.address)
+    sink = host.device_by_id(f"pulse:{pulseaudio.sink}")
+    monitor = host.device_by_id(f"pulse:{pulseaudio.sink}.monitor")
+    assert sink is not None and monitor is not None
+    counts = {"out": 0, "in": 0}
+
+    def out_cb(data: np.ndarray, info: da.CallbackInfo) -> None:
+        counts["out"] += 1
+
+    def in_cb(data: np.ndarray, info: da.CallbackInfo) -> None:
+        counts["in"] += 1
+
+    config = da.StreamConfig(2, RATE, da.BufferSize.fixed(512))
+    with sink.build_output_stream(config, out_cb), monitor.build_input_stream(config, in_cb):
+        assert wait_for(lambda: min(counts.values()) >= 20)
+
+
+# -- failures ------------------------------------------------------------------------
+
+
+def wait_for(check: Any, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+class Errors:
+    def __init__(self) -> None:
+        self.items: list[da.Error] = []
+        self.arrived = threading.Event()
+
+    def __call__(self, err: da.Error) -> None:
+        self.items.append(err)
+        self.arrived.set()
+
+
+def test_killing_the_server_reports_device_not_available(
+    pulseaudio_private: PulseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = use(monkeypatch, pulseaudio_private.address)
+    device = host.device_by_id(f"pulse:{pulseaudio_private.sink}")
+    assert device is not None
+    errors = Errors()
+    stream = device.build_duplex_stream(
+        da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(512)), lambda i, o, n: None, errors
+    )
+    stream.start()
+    assert wait_for(lambda: stream.stats.cycles >= 5)
+    pulseaudio_private.kill()
+    assert errors.arrived.wait(20)
+    assert errors.items[0].kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(da.Error):
+        stream.wait(20)
+    stream.close()
+
+
+def test_removing_the_sink_reports_device_not_available(
+    pulseaudio_private: PulseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = use(monkeypatch, pulseaudio_private.address)
+    loaded = pulseaudio_private.run(
+        "pactl", "load-module", "module-null-sink", "sink_name=da_removable"
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    device = host.device_by_id("pulse:da_removable")
+    assert device is not None
+    errors = Errors()
+    stream = device.build_output_stream(
+        da.StreamConfig(2, RATE, da.BufferSize.fixed(512)), lambda d, n: None, errors
+    )
+    with stream:
+        assert wait_for(lambda: stream.stats.cycles >= 5)
+        pulseaudio_private.run("pactl", "unload-module", loaded.stdout.strip())
+        assert errors.arrived.wait(20)
+    assert errors.items[0].kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+
+
+def test_default_sink_moved_reports_device_changed_and_keeps_running(
+    pulseaudio_private: PulseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = use(monkeypatch, pulseaudio_private.address)
+    other = pulseaudio_private.run("pactl", "load-module", "module-null-sink", "sink_name=da_other")
+    assert other.returncode == 0, other.stderr
+    device = host.default_output_device()
+    assert device is not None
+    errors = Errors()
+    calls: list[int] = []
+    stream = device.build_output_stream(
+        da.StreamConfig(2, RATE, da.BufferSize.fixed(512)), lambda d, n: calls.append(1), errors
+    )
+    with stream:
+        # An idle null sink takes a while to start a new stream (TESTING.md).
+        assert wait_for(lambda: len(calls) >= 5)
+        pulseaudio_private.run("pactl", "set-default-sink", "da_other")
+        assert errors.arrived.wait(20)
+        before = len(calls)
+        assert wait_for(lambda: len(calls) >= before + 5)
+        assert stream.running
+    assert [e.kind for e in errors.items] == [da.ErrorKind.DEVICE_CHANGED]
+
+
+def test_latency_command_on_pulse(
+    pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from duplexaudio.cli import main
+
+    use(monkeypatch, pulseaudio.address)
+    assert main(["latency", "-d", f"pulse:{pulseaudio.sink}", "-b", "256", "-n", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "identical for every impulse" in out and "(matches)" in out
