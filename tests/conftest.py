@@ -6,7 +6,8 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -100,15 +101,19 @@ _TEST_PREFIX = "da-test"
 _stale_released = False
 
 
-def _jack_or_skip(**options: int) -> Iterator[servers.JackServer]:
-    global _stale_released
-    if not _stale_released and not servers.jack_missing():
-        _stale_released = True
-        servers.release_stale_jack_servers(_TEST_PREFIX)
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Stoppable)
+
+
+def _serve(what: str, start: Callable[[], S]) -> Iterator[S]:
+    """Start a server for a fixture, skip (or fail in CI) when it cannot run, stop it after."""
     try:
-        server = servers.start_jackd(servers.unique_name(_TEST_PREFIX), **options)
+        server = start()
     except servers.ServerUnavailable as why:
-        server_unavailable(f"JACK: {why}")
+        server_unavailable(f"{what}: {why}")
         raise  # unreachable: server_unavailable raises
     try:
         yield server
@@ -116,10 +121,19 @@ def _jack_or_skip(**options: int) -> Iterator[servers.JackServer]:
         server.stop()
 
 
+def _jackd(frames: int) -> Iterator[servers.JackServer]:
+    global _stale_released
+    if not _stale_released and not servers.jack_missing():
+        _stale_released = True
+        servers.release_stale_jack_servers(_TEST_PREFIX)
+    name = servers.unique_name(_TEST_PREFIX)
+    yield from _serve("JACK", lambda: servers.start_jackd(name, frames=frames))
+
+
 @pytest.fixture(scope="session")
 def jackd_128() -> Iterator[servers.JackServer]:
     """A private jackd at 48 kHz, 128 frames, with loopback ports, for the session."""
-    yield from _jack_or_skip(frames=128)
+    yield from _jackd(128)
 
 
 @pytest.fixture
@@ -129,52 +143,28 @@ def jackd_256() -> Iterator[servers.JackServer]:
     Not per session: jackd2 refuses a third server ("Too many servers already
     active"), and the session's 128-frame one plus one per test is two.
     """
-    yield from _jack_or_skip(frames=256)
+    yield from _jackd(256)
 
 
 @pytest.fixture
 def jackd_private() -> Iterator[servers.JackServer]:
     """A jackd of the test's own, which the test may kill or reconfigure."""
-    yield from _jack_or_skip(frames=128)
+    yield from _jackd(128)
 
 
 @pytest.fixture(scope="session")
 def pipewire() -> Iterator[servers.PipeWire]:
     """A private PipeWire stack (with pipewire-pulse and a null sink) for the session."""
-    try:
-        stack = servers.start_pipewire()
-    except servers.ServerUnavailable as why:
-        server_unavailable(str(why))
-        raise
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from _serve("PipeWire", servers.start_pipewire)
 
 
 @pytest.fixture(scope="session")
 def pulseaudio() -> Iterator[servers.PulseServer]:
     """A private PulseAudio daemon with a null sink, for the session."""
-    try:
-        server = servers.start_pulseaudio()
-    except servers.ServerUnavailable as why:
-        server_unavailable(f"PulseAudio: {why}")
-        raise
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve("PulseAudio", servers.start_pulseaudio)
 
 
 @pytest.fixture
 def pulseaudio_private() -> Iterator[servers.PulseServer]:
     """A PulseAudio daemon of the test's own, which it may kill."""
-    try:
-        server = servers.start_pulseaudio(sink="da_private")
-    except servers.ServerUnavailable as why:
-        server_unavailable(f"PulseAudio: {why}")
-        raise
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve("PulseAudio", lambda: servers.start_pulseaudio(sink="da_private"))

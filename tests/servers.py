@@ -23,6 +23,17 @@ class ServerUnavailable(RuntimeError):
     """The server cannot be started on this machine (the message says why)."""
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s; reaps the process either way."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
 @dataclass
 class JackServer:
     """A private ``jackd`` on the dummy driver.
@@ -71,12 +82,7 @@ class JackServer:
 
     def stop(self) -> None:
         """Stop jackd (SIGTERM, then SIGKILL after 10 s), leaving nothing behind."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
         if self.process.returncode == -signal.SIGKILL:
             _release_jack_name(self.name)
 
@@ -214,13 +220,7 @@ class PipeWire:
     def stop(self) -> None:
         """Stop everything that was started, newest first, by PID."""
         for process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(10)
+            stop_process(process)
 
 
 def pipewire_missing() -> str | None:
@@ -326,12 +326,7 @@ class PulseServer:
 
     def stop(self) -> None:
         """Stop the daemon (SIGTERM, then SIGKILL after 10 s)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
 
 
 def pulse_missing() -> str | None:

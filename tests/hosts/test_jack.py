@@ -17,7 +17,7 @@ import pytest
 
 import duplexaudio as da
 from duplexaudio.hosts.jack import JackDevice, JackHost
-from duplexaudio.timing import ns_to_frames
+from tests.impulses import ImpulseLoop, run_loop
 from tests.servers import JackServer
 
 RATE = 48000
@@ -34,72 +34,6 @@ def device(server: JackServer, client: str | None = None) -> JackDevice:
     found = jack_host().device_by_id(name)
     assert isinstance(found, JackDevice), f"{name} not found"
     return found
-
-
-class ImpulseLoop:
-    """Sends an impulse every `every` blocks, records where impulses come back."""
-
-    def __init__(self, blocks: int, every: int = 10) -> None:
-        self.blocks = blocks
-        self.every = every
-        self.count = 0
-        self.sent: list[int] = []  # absolute frame positions on the input timeline
-        self.back: list[int] = []
-        self.reported: set[int] = set()
-        self.callback_steps: list[int] = []
-        self.sizes: set[int] = set()
-        self.xrun_blocks: list[int] = []
-        self.last_callback: int | None = None
-        self.done = threading.Event()
-        self.origin: int | None = None
-        self.armed = threading.Event()  # impulses are sent once the loop exists
-        self.armed.set()
-
-    def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
-        frames = inp.shape[0]
-        self.sizes.add(frames)
-        t_in = info.input.timestamp.device
-        if self.origin is None:
-            self.origin = t_in
-        pos = ns_to_frames(t_in - self.origin, RATE)
-        self.reported.add(ns_to_frames(info.round_trip_ns, RATE))
-        if info.xrun:
-            self.xrun_blocks.append(self.count)
-        cb = info.input.timestamp.callback
-        if self.last_callback is not None:
-            self.callback_steps.append(ns_to_frames(cb - self.last_callback, RATE))
-        self.last_callback = cb
-        for m in np.flatnonzero(np.abs(inp[:, 0]) > 0.25):
-            self.back.append(pos + int(m))
-        if (
-            self.armed.is_set()
-            and self.count % self.every == 0
-            and self.count + self.every < self.blocks
-        ):
-            out[5, :] = 0.5
-            self.sent.append(pos + 5)
-        self.count += 1
-        if self.count >= self.blocks:
-            self.done.set()
-
-    def round_trips(self) -> list[int]:
-        """For each impulse sent, frames until the first one back after it."""
-        found = []
-        for s in self.sent:
-            later = [b for b in self.back if b > s]
-            if later:
-                found.append(later[0] - s)
-        return found
-
-
-def run_loop(stream: da.Stream, loop: ImpulseLoop, connect: Any = None) -> None:
-    if connect is not None:
-        loop.armed.clear()
-    with stream:
-        if connect is not None:
-            connect()
-            loop.armed.set()
-        assert loop.done.wait(60), f"only {loop.count} of {loop.blocks} blocks"
 
 
 # -- devices and configs ----------------------------------------------------------

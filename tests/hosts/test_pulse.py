@@ -16,7 +16,7 @@ import pytest
 
 import duplexaudio as da
 from duplexaudio.hosts.pulse import PulseDevice
-from duplexaudio.timing import ns_to_frames
+from tests.impulses import ImpulseLoop, run_loop
 from tests.servers import PipeWire, PulseServer
 
 RATE = 48000
@@ -31,45 +31,11 @@ def pipewire_address(stack: PipeWire) -> str:
     return stack.env["PULSE_SERVER"]
 
 
-class Impulses:
-    """Duplex callback: an impulse every `every` blocks; where they come back."""
-
-    def __init__(self, blocks: int, every: int = 8) -> None:
-        self.blocks, self.every, self.count = blocks, every, 0
-        self.sent: list[int] = []
-        self.back: list[int] = []
-        self.reported: set[int] = set()
-        self.origin: int | None = None
-        self.done = threading.Event()
-
-    def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
-        t_in = info.input.timestamp.device
-        self.origin = t_in if self.origin is None else self.origin
-        pos = ns_to_frames(t_in - self.origin, RATE)
-        self.reported.add(ns_to_frames(info.round_trip_ns, RATE))
-        self.back.extend(pos + int(m) for m in np.flatnonzero(np.abs(inp[:, 0]) > 0.25))
-        if self.count % self.every == 3 and self.count + self.every < self.blocks:
-            out[7, :] = 0.5
-            self.sent.append(pos + 7)
-        self.count += 1
-        if self.count >= self.blocks:
-            self.done.set()
-
-    def round_trips(self) -> list[int]:
-        found = []
-        for s in self.sent:
-            later = [b for b in self.back if b > s]
-            if later:
-                found.append(later[0] - s)
-        return found
-
-
-def run_impulses(device: da.Device, frames: int, blocks: int) -> tuple[Impulses, da.Stream]:
-    loop = Impulses(blocks)
+def run_impulses(device: da.Device, frames: int, blocks: int) -> tuple[ImpulseLoop, da.Stream]:
+    loop = ImpulseLoop(blocks, every=8)
     config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(frames))
     stream = device.build_duplex_stream(config, loop)
-    with stream:
-        assert loop.done.wait(60), f"only {loop.count} of {blocks} blocks"
+    run_loop(stream, loop)
     return loop, stream
 
 

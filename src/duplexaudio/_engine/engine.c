@@ -16,10 +16,12 @@
 #define _GNU_SOURCE
 #include "engine.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -455,4 +457,26 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
         e->pending_xrun = 1;
     }
     silence(e, out, out_stride, frames);
+}
+
+/* ---- run-time linking ------------------------------------------------- */
+
+int da_load_library(const char *soname, const da_symbol *symbols, size_t count, void **handle,
+                    char *err, size_t len) {
+    void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, len, "cannot load %s: %s", soname, dlerror());
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        void *address = dlsym(h, symbols[i].name);
+        if (!address) {
+            snprintf(err, len, "%s lacks %s", soname, symbols[i].name);
+            dlclose(h);
+            return -1;
+        }
+        memcpy(symbols[i].slot, &address, sizeof address); /* function pointer from void * */
+    }
+    *handle = h;
+    return 0;
 }

@@ -32,4 +32,14 @@ uint32_t da_engine_frames(const da_engine *e);
  * blocks to Python, so no block of a changed size ever reaches the user. */
 void da_engine_fail(da_engine *e, int event, int64_t value);
 
+/* Run-time linking for hosts: dlopen `soname` and resolve every symbol into
+ * its slot (a function pointer's address). 0, or -1 with a message in err
+ * (nothing stays loaded then). */
+typedef struct {
+    void *slot;
+    const char *name;
+} da_symbol;
+int da_load_library(const char *soname, const da_symbol *symbols, size_t count, void **handle,
+                    char *err, size_t len);
+
 #endif

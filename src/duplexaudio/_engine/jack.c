@@ -8,7 +8,6 @@
  * wrappers below. No JACK header is needed: the few types and constants used
  * are JACK's stable C ABI, declared here. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -73,52 +72,44 @@ static void quiet(const char *msg) {
 const char *da_jack_last_message(void) { return last_message; }
 const char *da_jack_load_error(void) { return load_error; }
 
+static const da_symbol SYMBOLS[] = {
+    {&J.client_open, "jack_client_open"},
+    {&J.client_close, "jack_client_close"},
+    {&J.get_client_name, "jack_get_client_name"},
+    {&J.activate, "jack_activate"},
+    {&J.deactivate, "jack_deactivate"},
+    {&J.set_process_callback, "jack_set_process_callback"},
+    {&J.on_info_shutdown, "jack_on_info_shutdown"},
+    {&J.set_xrun_callback, "jack_set_xrun_callback"},
+    {&J.set_buffer_size_callback, "jack_set_buffer_size_callback"},
+    {&J.set_sample_rate_callback, "jack_set_sample_rate_callback"},
+    {&J.set_latency_callback, "jack_set_latency_callback"},
+    {&J.get_sample_rate, "jack_get_sample_rate"},
+    {&J.get_buffer_size, "jack_get_buffer_size"},
+    {&J.port_register, "jack_port_register"},
+    {&J.port_get_buffer, "jack_port_get_buffer"},
+    {&J.port_name, "jack_port_name"},
+    {&J.connect, "jack_connect"},
+    {&J.get_ports, "jack_get_ports"},
+    {&J.free, "jack_free"},
+    {&J.get_cycle_times, "jack_get_cycle_times"},
+    {&J.port_get_latency_range, "jack_port_get_latency_range"},
+    {&J.set_error_function, "jack_set_error_function"},
+    {&J.set_info_function, "jack_set_info_function"},
+};
+
 int da_jack_load(void) {
     pthread_mutex_lock(&load_lock);
     if (libjack) {
         pthread_mutex_unlock(&load_lock);
         return 0;
     }
-    void *h = dlopen("libjack.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(load_error, sizeof load_error, "cannot load libjack.so.0: %s", dlerror());
+    void *h = NULL;
+    if (da_load_library("libjack.so.0", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], &h, load_error,
+                        sizeof load_error) != 0) {
         pthread_mutex_unlock(&load_lock);
         return -1;
     }
-#define SYM(field, name)                                                                   \
-    do {                                                                                   \
-        *(void **)(&J.field) = dlsym(h, name);                                             \
-        if (!J.field) {                                                                    \
-            snprintf(load_error, sizeof load_error, "libjack.so.0 lacks %s", name);        \
-            dlclose(h);                                                                    \
-            pthread_mutex_unlock(&load_lock);                                              \
-            return -1;                                                                     \
-        }                                                                                  \
-    } while (0)
-    SYM(client_open, "jack_client_open");
-    SYM(client_close, "jack_client_close");
-    SYM(get_client_name, "jack_get_client_name");
-    SYM(activate, "jack_activate");
-    SYM(deactivate, "jack_deactivate");
-    SYM(set_process_callback, "jack_set_process_callback");
-    SYM(on_info_shutdown, "jack_on_info_shutdown");
-    SYM(set_xrun_callback, "jack_set_xrun_callback");
-    SYM(set_buffer_size_callback, "jack_set_buffer_size_callback");
-    SYM(set_sample_rate_callback, "jack_set_sample_rate_callback");
-    SYM(set_latency_callback, "jack_set_latency_callback");
-    SYM(get_sample_rate, "jack_get_sample_rate");
-    SYM(get_buffer_size, "jack_get_buffer_size");
-    SYM(port_register, "jack_port_register");
-    SYM(port_get_buffer, "jack_port_get_buffer");
-    SYM(port_name, "jack_port_name");
-    SYM(connect, "jack_connect");
-    SYM(get_ports, "jack_get_ports");
-    SYM(free, "jack_free");
-    SYM(get_cycle_times, "jack_get_cycle_times");
-    SYM(port_get_latency_range, "jack_port_get_latency_range");
-    SYM(set_error_function, "jack_set_error_function");
-    SYM(set_info_function, "jack_set_info_function");
-#undef SYM
     J.set_error_function(quiet);
     J.set_info_function(quiet);
     libjack = h;

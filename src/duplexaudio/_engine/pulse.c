@@ -12,7 +12,6 @@
  * server's timing information; the round trip is the prefill minus c.
  * The types and constants used are PulseAudio's stable C ABI, declared here. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -124,65 +123,57 @@ static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const char *da_pulse_load_error(void) { return load_error; }
 
+static const da_symbol SYMBOLS[] = {
+    {&P.mainloop_new, "pa_mainloop_new"},
+    {&P.mainloop_free, "pa_mainloop_free"},
+    {&P.mainloop_get_api, "pa_mainloop_get_api"},
+    {&P.mainloop_iterate, "pa_mainloop_iterate"},
+    {&P.mainloop_wakeup, "pa_mainloop_wakeup"},
+    {&P.context_new, "pa_context_new"},
+    {&P.context_connect, "pa_context_connect"},
+    {&P.context_get_state, "pa_context_get_state"},
+    {&P.context_disconnect, "pa_context_disconnect"},
+    {&P.context_unref, "pa_context_unref"},
+    {&P.context_errno, "pa_context_errno"},
+    {&P.context_get_server_info, "pa_context_get_server_info"},
+    {&P.context_get_sink_info_list, "pa_context_get_sink_info_list"},
+    {&P.context_get_source_info_list, "pa_context_get_source_info_list"},
+    {&P.operation_get_state, "pa_operation_get_state"},
+    {&P.operation_unref, "pa_operation_unref"},
+    {&P.strerror, "pa_strerror"},
+    {&P.stream_new, "pa_stream_new"},
+    {&P.stream_connect_playback, "pa_stream_connect_playback"},
+    {&P.stream_connect_record, "pa_stream_connect_record"},
+    {&P.stream_get_state, "pa_stream_get_state"},
+    {&P.stream_writable_size, "pa_stream_writable_size"},
+    {&P.stream_readable_size, "pa_stream_readable_size"},
+    {&P.stream_write, "pa_stream_write"},
+    {&P.stream_peek, "pa_stream_peek"},
+    {&P.stream_drop, "pa_stream_drop"},
+    {&P.stream_disconnect, "pa_stream_disconnect"},
+    {&P.stream_unref, "pa_stream_unref"},
+    {&P.stream_cork, "pa_stream_cork"},
+    {&P.stream_update_timing_info, "pa_stream_update_timing_info"},
+    {&P.stream_get_timing_info, "pa_stream_get_timing_info"},
+    {&P.stream_get_latency, "pa_stream_get_latency"},
+    {&P.stream_set_underflow_callback, "pa_stream_set_underflow_callback"},
+    {&P.stream_set_overflow_callback, "pa_stream_set_overflow_callback"},
+    {&P.stream_set_moved_callback, "pa_stream_set_moved_callback"},
+    {&P.stream_get_device_name, "pa_stream_get_device_name"},
+};
+
 int da_pulse_load(void) {
     pthread_mutex_lock(&load_lock);
     if (libpulse) {
         pthread_mutex_unlock(&load_lock);
         return 0;
     }
-    void *h = dlopen("libpulse.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(load_error, sizeof load_error, "cannot load libpulse.so.0: %s", dlerror());
+    void *h = NULL;
+    if (da_load_library("libpulse.so.0", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], &h, load_error,
+                        sizeof load_error) != 0) {
         pthread_mutex_unlock(&load_lock);
         return -1;
     }
-#define SYM(field, name)                                                            \
-    do {                                                                            \
-        *(void **)(&P.field) = dlsym(h, name);                                      \
-        if (!P.field) {                                                             \
-            snprintf(load_error, sizeof load_error, "libpulse.so.0 lacks %s", name); \
-            dlclose(h);                                                             \
-            pthread_mutex_unlock(&load_lock);                                       \
-            return -1;                                                              \
-        }                                                                           \
-    } while (0)
-    SYM(mainloop_new, "pa_mainloop_new");
-    SYM(mainloop_free, "pa_mainloop_free");
-    SYM(mainloop_get_api, "pa_mainloop_get_api");
-    SYM(mainloop_iterate, "pa_mainloop_iterate");
-    SYM(mainloop_wakeup, "pa_mainloop_wakeup");
-    SYM(context_new, "pa_context_new");
-    SYM(context_connect, "pa_context_connect");
-    SYM(context_get_state, "pa_context_get_state");
-    SYM(context_disconnect, "pa_context_disconnect");
-    SYM(context_unref, "pa_context_unref");
-    SYM(context_errno, "pa_context_errno");
-    SYM(context_get_server_info, "pa_context_get_server_info");
-    SYM(context_get_sink_info_list, "pa_context_get_sink_info_list");
-    SYM(context_get_source_info_list, "pa_context_get_source_info_list");
-    SYM(operation_get_state, "pa_operation_get_state");
-    SYM(operation_unref, "pa_operation_unref");
-    SYM(strerror, "pa_strerror");
-    SYM(stream_new, "pa_stream_new");
-    SYM(stream_connect_playback, "pa_stream_connect_playback");
-    SYM(stream_connect_record, "pa_stream_connect_record");
-    SYM(stream_get_state, "pa_stream_get_state");
-    SYM(stream_writable_size, "pa_stream_writable_size");
-    SYM(stream_readable_size, "pa_stream_readable_size");
-    SYM(stream_write, "pa_stream_write");
-    SYM(stream_peek, "pa_stream_peek");
-    SYM(stream_drop, "pa_stream_drop");
-    SYM(stream_disconnect, "pa_stream_disconnect");
-    SYM(stream_unref, "pa_stream_unref");
-    SYM(stream_cork, "pa_stream_cork");
-    SYM(stream_update_timing_info, "pa_stream_update_timing_info");
-    SYM(stream_get_timing_info, "pa_stream_get_timing_info");
-    SYM(stream_get_latency, "pa_stream_get_latency");
-    SYM(stream_set_underflow_callback, "pa_stream_set_underflow_callback");
-    SYM(stream_set_overflow_callback, "pa_stream_set_overflow_callback");
-    SYM(stream_set_moved_callback, "pa_stream_set_moved_callback");
-    SYM(stream_get_device_name, "pa_stream_get_device_name");
-#undef SYM
     libpulse = h;
     pthread_mutex_unlock(&load_lock);
     return 0;

@@ -1,0 +1,93 @@
+"""A duplex callback that sends impulses and finds them again, for host tests.
+
+Positions are frames on the input timeline given by the stream's own
+timestamps, so a round trip found here is in the device's frames.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+import duplexaudio as da
+from duplexaudio.timing import ns_to_frames
+
+RATE = 48000
+
+
+class ImpulseLoop:
+    """Sends an impulse every `every` blocks, records where impulses come back."""
+
+    def __init__(self, blocks: int, every: int = 10, rate: int = RATE) -> None:
+        self.blocks = blocks
+        self.every = every
+        self.rate = rate
+        self.count = 0
+        self.sent: list[int] = []  # absolute frame positions on the input timeline
+        self.back: list[int] = []
+        self.reported: set[int] = set()
+        self.callback_steps: list[int] = []
+        self.sizes: set[int] = set()
+        self.xrun_blocks: list[int] = []
+        self.last_callback: int | None = None
+        self.done = threading.Event()
+        self.origin: int | None = None
+        self.armed = threading.Event()  # impulses are sent once the loop exists
+        self.armed.set()
+
+    def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+        frames = inp.shape[0]
+        self.sizes.add(frames)
+        t_in = info.input.timestamp.device
+        if self.origin is None:
+            self.origin = t_in
+        pos = ns_to_frames(t_in - self.origin, self.rate)
+        self.reported.add(ns_to_frames(info.round_trip_ns, self.rate))
+        if info.xrun:
+            self.xrun_blocks.append(self.count)
+        cb = info.input.timestamp.callback
+        if self.last_callback is not None:
+            self.callback_steps.append(ns_to_frames(cb - self.last_callback, self.rate))
+        self.last_callback = cb
+        for m in np.flatnonzero(np.abs(inp[:, 0]) > 0.25):
+            self.back.append(pos + int(m))
+        if (
+            self.armed.is_set()
+            and self.count % self.every == 0
+            and self.count + self.every < self.blocks
+        ):
+            out[5, :] = 0.5
+            self.sent.append(pos + 5)
+        self.count += 1
+        if self.count >= self.blocks:
+            self.done.set()
+
+    def round_trips(self) -> list[int]:
+        """For each impulse that came back before the next was sent, the frames it took.
+
+        An impulse lost to an xrun (its block played as silence) is left out,
+        rather than paired with the next one's return.
+        """
+        found = []
+        bounds = [*self.sent[1:], None]
+        for s, next_sent in zip(self.sent, bounds, strict=True):
+            back = [b for b in self.back if b > s and (next_sent is None or b <= next_sent)]
+            if back:
+                found.append(back[0] - s)
+        return found
+
+
+def run_loop(
+    stream: da.Stream, loop: ImpulseLoop, connect: Callable[[], None] | None = None
+) -> None:
+    """Run the stream until the loop has seen its blocks; `connect` makes the
+    loop once the stream runs (no impulse is sent before)."""
+    if connect is not None:
+        loop.armed.clear()
+    with stream:
+        if connect is not None:
+            connect()
+            loop.armed.set()
+        assert loop.done.wait(60), f"only {loop.count} of {loop.blocks} blocks"
