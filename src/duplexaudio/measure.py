@@ -295,6 +295,13 @@ class LatencyReport:
         Impulses sent that never came back.
     xruns, late_blocks
         The stream's glitch counters over the measurement.
+    pipelined
+        The stream ran in pipelined mode (one period more).
+    response
+        The input channel from the block the first impulse was written in
+        onward (float samples): index k is k frames after the impulse was
+        written, so the impulse shows at the round trip. Empty when no
+        impulse was sent.
     """
 
     device: str
@@ -306,6 +313,7 @@ class LatencyReport:
     xruns: int
     late_blocks: int
     pipelined: bool = field(default=False)
+    response: tuple[float, ...] = field(default=())
 
     @property
     def frames(self) -> int | None:
@@ -348,12 +356,22 @@ class _ImpulseLoop:
         self.reported: set[int] = set()
         self.lost = 0
         self.done = threading.Event()
+        # The first impulse's response: blocks of the input channel from the
+        # block it was written in, until twice the reported round trip is kept.
+        self.response: list[np.ndarray] = []
+        self.response_left = -1
+
+    def _keep_response(self, inp: np.ndarray) -> None:
+        self.response.append(inp[:, self.channel].astype(np.float64))  # a copy: blocks are reused
+        self.response_left -= inp.shape[0]
 
     def __call__(self, inp: np.ndarray, out: np.ndarray, info: DuplexCallbackInfo) -> None:
         in_ns = info.input.timestamp.device
         out_ns = info.output.timestamp.device
         self.reported.add(ns_to_frames(out_ns - in_ns, self.rate))
         frames = out.shape[0]
+        if self.response_left > 0:
+            self._keep_response(inp)
         if self.sent_ns is not None:
             hits = np.flatnonzero(np.abs(inp[:, self.channel]) >= self.threshold)
             for m in hits:
@@ -378,6 +396,9 @@ class _ImpulseLoop:
                 # it back, so a sample written at out[n] is dated on the input
                 # timeline, where in[n] of the same block sits.
                 out[0, :] = self.amplitude
+                if self.response_left < 0:
+                    self.response_left = 2 * max(self.reported) + frames
+                    self._keep_response(inp)
                 self.sent_ns = in_ns
                 self.give_up_ns = in_ns + 1_000_000_000
                 self.next_send_ns = in_ns + frames_to_ns(self.gap_frames + frames, self.rate)
@@ -486,4 +507,5 @@ def measure_latency(
             xruns=stats.xruns,
             late_blocks=stats.late_blocks + stats.skipped_blocks,
             pipelined=pipelined,
+            response=tuple(np.concatenate(loop.response).tolist()) if loop.response else (),
         )
