@@ -557,12 +557,16 @@ class _Core:
     def _finish(self) -> None:
         """A program ran to its end: stop now (its output tail has already played)."""
         with self.lock:
-            if self.state is not _State.RUNNING:
-                return
-            lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
-            self.backend.stop()
-            self.state = _State.STOPPED
-            self.stopped.set()
+            self._halt(_State.STOPPED)
+
+    def _halt(self, state: _State) -> None:
+        """Stop a running stream without draining; the caller holds the lock."""
+        if self.state is not _State.RUNNING:
+            return
+        lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
+        self.backend.stop()
+        self.state = state
+        self.stopped.set()
 
     def _deliver(self, err: Error) -> None:
         if self.error_callback is None:
@@ -611,12 +615,7 @@ class _Core:
     def pause(self) -> None:
         with self.lock:
             self._check_usable()
-            if self.state is not _State.RUNNING:
-                return
-            lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
-            self.backend.stop()
-            self.state = _State.PAUSED
-            self.stopped.set()
+            self._halt(_State.PAUSED)
 
     def stop(self, timeout: float | None) -> None:
         with self.lock:
