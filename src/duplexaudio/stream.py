@@ -885,7 +885,10 @@ class ProgramStream(Stream):
     copies every block itself, so no Python runs per block and the stream
     survives any GIL stall. It stops by itself when the program has run
     (:meth:`wait` returns then); ``stop()`` ends it early, with what was
-    recorded so far kept. A finished program cannot be restarted.
+    recorded so far kept. A finished program cannot be restarted. ``pause()``
+    and ``start()`` resume where it was, but the duplex alignment (from the
+    first block's timestamps) holds only for an uninterrupted run, like it
+    does only without device glitches (``status.xruns``).
     """
 
     @property

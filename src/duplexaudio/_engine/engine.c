@@ -409,6 +409,12 @@ static void play_previous(da_engine *e, float *const *out, size_t stride, uint32
     e->played = handed;
 }
 
+/* Frames of [pos, pos + frames) that fall before len. */
+static uint32_t within(uint64_t pos, uint64_t len, uint32_t frames) {
+    if (pos >= len) return 0;
+    return len - pos < frames ? (uint32_t)(len - pos) : frames;
+}
+
 /* One block of a program: copy out of the play array, into the record
  * array, count. Same rules as the rest of the device side. */
 static void run_program(da_engine *e, const float *const *in, size_t in_stride,
@@ -426,15 +432,17 @@ static void run_program(da_engine *e, const float *const *in, size_t in_stride,
         /* Frames were lost between blocks: the recording may have slipped. */
         atomic_fetch_add_explicit(&e->prog_xruns, 1, memory_order_relaxed);
     }
-    uint32_t n_play = pos < e->play_frames ? (uint32_t)(e->play_frames - pos < frames ? e->play_frames - pos : frames) : 0;
+    const uint32_t n_play = within(pos, e->play_frames, frames);
     for (uint32_t c = 0; c < e->out_ch; c++) {
         for (uint32_t f = 0; f < n_play; f++)
-            out[c][f * out_stride] = (float)load(e->out_fmt, e->play, (size_t)(pos + f) * e->out_ch + c);
+            out[c][f * out_stride] =
+                (float)load(e->out_fmt, e->play, (size_t)(pos + f) * e->out_ch + c);
         for (uint32_t f = n_play; f < frames; f++) out[c][f * out_stride] = 0.0f;
     }
-    uint32_t n_rec = pos < e->record_frames ? (uint32_t)(e->record_frames - pos < frames ? e->record_frames - pos : frames) : 0;
+    const uint32_t n_rec = within(pos, e->record_frames, frames);
     for (uint32_t c = 0; c < e->in_ch && n_rec; c++)
-        store(e->in_fmt, e->record, (size_t)pos * e->in_ch + c, e->in_ch, NULL, in[c], in_stride, n_rec);
+        store(e->in_fmt, e->record, (size_t)pos * e->in_ch + c, e->in_ch, NULL, in[c], in_stride,
+              n_rec);
     uint64_t next = pos + frames < e->total_frames ? pos + frames : e->total_frames;
     e->prog_pos = next;
     atomic_fetch_add_explicit(&e->callbacks, 1, memory_order_relaxed);
