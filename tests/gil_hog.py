@@ -64,6 +64,7 @@ def _spin_library() -> ctypes.PyDLL:
                 timeout=60,
             )
             lib = ctypes.PyDLL(str(folder / "spin.so"))
+            shutil.rmtree(folder)  # a loaded library needs no file on Linux
             lib.spin_ns.argtypes = [ctypes.c_longlong]
             lib.spin_ns.restype = None
             _lib = lib
