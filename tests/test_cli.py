@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from duplexaudio.cli import main
 
@@ -78,3 +82,66 @@ def test_python_dash_m_runs_the_cli() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "virtual:loopback" in done.stdout
+
+
+# -- files, beep, feedback, plot ---------------------------------------------------
+
+
+def known_signal(frames: int, channels: int = 2) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return rng.uniform(-0.5, 0.5, (frames, channels)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("suffix", "atol"), [(".wav", 0.0), (".flac", 2.0**-23)])
+def test_record_writes_exactly_what_the_input_captured(
+    make_device: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str, atol: float
+) -> None:
+    signal = known_signal(30000)
+    device = make_device("input", signal=signal, loop=False)
+    path = tmp_path / f"take{suffix}"
+    args = ["record", str(path), "-s", "0.5", "-d", str(device.id), "-b", "128"]
+    assert main(args) == 0
+    assert f"{path}: 24000 frames, 2 channels, 48000 Hz" in capsys.readouterr().out
+    data, rate = sf.read(path, dtype="float32", always_2d=True)
+    assert rate == 48000 and data.shape == (24000, 2)
+    np.testing.assert_allclose(data, signal[:24000], rtol=0, atol=atol)
+
+
+def test_record_shows_progress_and_level_on_stderr(
+    make_device: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    device = make_device("input", signal=known_signal(96000), loop=False)
+    assert main(["record", str(tmp_path / "x.wav"), "-s", "1.5", "-d", str(device.id)]) == 0
+    err = capsys.readouterr().err
+    assert "dBFS" in err and "[" in err and "%" in err
+
+
+def test_play_plays_a_file_to_the_end(
+    make_device: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "in.flac"
+    sf.write(path, known_signal(12000), 48000, subtype="PCM_24")
+    device = make_device("output")
+    assert main(["play", str(path), "-d", str(device.id), "-b", "256"]) == 0
+    assert "played 12000 frames, 0 glitches" in capsys.readouterr().out
+
+
+def test_beep_plays_on_the_default_device(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["beep", "-s", "0.1", "-f", "1000"]) == 0
+    assert "1000 Hz for 0.1 s" in capsys.readouterr().out
+
+
+def test_feedback_runs_two_streams_and_prints_their_drift(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["feedback", "-s", "0.5", "-b", "128"]) == 0
+    out = capsys.readouterr().out
+    # The virtual devices share one clock: the drift is exactly zero.
+    assert "drift        +0.0 ppm" in out
+    assert "underruns" in out and "overruns" in out
+
+
+def test_latency_plot_saves_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "lat.png"
+    assert main(["latency", "-n", "4", "--interval", "0.02", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -573,3 +573,58 @@ def test_interpreter_exits_with_streams_still_running(callback: str, warned: boo
     assert done.returncode == 0, done.stderr
     assert "leaving with the stream running" in done.stdout
     assert ("did not finish" in done.stderr) is warned
+
+
+# -- program streams (no callback) -------------------------------------------------
+
+
+def test_a_program_stream_runs_without_a_worker_thread(
+    loopback: VirtualDevice, no_leaked_threads: None
+) -> None:
+    data = np.zeros((RATE, 2), np.float32)
+    stream = loopback.build_playrec_stream(duplex_config(), data)
+    with stream:
+        names = [t.name for t in threading.enumerate()]
+        assert not any(n.startswith("duplexaudio-worker") for n in names)
+        assert any(n.startswith("duplexaudio-events") for n in names)
+        stream.stop()
+
+
+def test_a_finished_program_cannot_be_restarted(loopback: VirtualDevice) -> None:
+    stream = loopback.build_rec_stream(da.StreamConfig(2, RATE, da.BufferSize.fixed(128)), 512)
+    with stream:
+        assert stream.wait(10)
+        assert stream.finished and not stream.running
+        with pytest.raises(da.Error) as raised:
+            stream.start()
+        assert raised.value.kind is da.ErrorKind.STREAM_INVALIDATED
+        assert "finished" in raised.value.message
+
+
+def test_a_play_stream_has_no_recording(make_device: Any) -> None:
+    device = make_device("output")
+    config = da.StreamConfig(1, RATE, da.BufferSize.fixed(128))
+    with device.build_play_stream(config, np.zeros(128, np.float32)) as stream:
+        with pytest.raises(da.Error) as raised:
+            _ = stream.recording
+        assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+
+
+def test_play_data_must_match_the_configs_channels(loopback: VirtualDevice) -> None:
+    with pytest.raises(da.Error) as raised:
+        loopback.build_playrec_stream(duplex_config(channels=2), np.zeros((64, 3), np.float32))
+    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert "3 channels" in raised.value.message and "has 2" in raised.value.message
+
+
+def test_a_program_stream_reports_a_device_loss(loopback: VirtualDevice) -> None:
+    stream = loopback.build_playrec_stream(duplex_config(), np.zeros((RATE * 30, 2), np.float32))
+    with stream:
+        deadline = time.monotonic() + 10
+        while stream.status.frames_done == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        loopback.disconnect()
+        with pytest.raises(da.Error) as raised:
+            stream.wait(10)
+        assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+        assert not stream.finished

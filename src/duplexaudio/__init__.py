@@ -38,8 +38,15 @@ from duplexaudio.host import (
     default_host,
     host_from_id,
 )
-from duplexaudio.measure import LatencyReport, measure_latency
-from duplexaudio.stream import Stream, StreamKind, StreamStats, set_switch_interval
+from duplexaudio.measure import LatencyReport, measure_latency, play, playrec, rec
+from duplexaudio.stream import (
+    ProgramStatus,
+    ProgramStream,
+    Stream,
+    StreamKind,
+    StreamStats,
+    set_switch_interval,
+)
 from duplexaudio.timing import CallbackInfo, CallbackTimestamp, DuplexCallbackInfo, StreamLatency
 
 __version__ = "0.1.0"
@@ -59,6 +66,8 @@ __all__ = [
     "Host",
     "HostId",
     "LatencyReport",
+    "ProgramStatus",
+    "ProgramStream",
     "SampleFormat",
     "Stream",
     "StreamConfig",
@@ -74,6 +83,9 @@ __all__ = [
     "from_float",
     "host_from_id",
     "measure_latency",
+    "play",
+    "playrec",
+    "rec",
     "set_switch_interval",
     "to_float",
 ]

@@ -1,24 +1,33 @@
 """The ``duplexaudio`` command (also ``python -m duplexaudio``).
 
 Subcommands: ``hosts``, ``devices``, ``latency`` (the main job: round-trip
-latency of the default duplex device), ``duplex-feedback`` (input copied to
-output). Only argument parsing and printing live here; the work is done by
-the public API and :mod:`duplexaudio.measure`.
+latency of the default duplex device, ``--plot`` with matplotlib), ``play``
+and ``record`` (sound files through soundfile, with a progress bar and a
+level meter), ``beep``, ``duplex-feedback`` (input copied to output in one
+duplex stream) and ``feedback`` (the same with two separate streams and a
+ring buffer, as it had to be done before duplex, printing the drift between
+them). Only argument parsing, file I/O and printing live here; the work is
+done by the public API and :mod:`duplexaudio.measure`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
+import math
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from duplexaudio.config import BufferSize, DuplexStreamConfig
-from duplexaudio.errors import Error
+from duplexaudio.config import BufferSize, DuplexStreamConfig, StreamConfig
+from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.host import (
     Device,
     HostId,
@@ -27,8 +36,9 @@ from duplexaudio.host import (
     find_device,
     host_from_id,
 )
-from duplexaudio.measure import measure_latency
-from duplexaudio.timing import DuplexCallbackInfo
+from duplexaudio.measure import LatencyReport, measure_latency, play, rec
+from duplexaudio.stream import ProgramStream
+from duplexaudio.timing import CallbackInfo, DuplexCallbackInfo
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -106,6 +116,8 @@ def cmd_latency(args: argparse.Namespace) -> int:
         interval=args.interval,
         pipelined=args.pipelined,
     )
+    if args.plot:
+        _plot_latency(report, args.plot)
     if args.json:
         print(
             json.dumps(
@@ -184,6 +196,269 @@ def cmd_duplex_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _optional_module(name: str, extra: str) -> Any:
+    """Import an optional dependency, or say which extra installs it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise Error(
+            ErrorKind.UNSUPPORTED_OPERATION,
+            f"this command needs the '{name}' package: pip install 'duplexaudio[{extra}]'",
+        ) from exc
+
+
+def _plot_latency(report: LatencyReport, path: str) -> None:
+    """Save the first impulse's response and a histogram of the round trips."""
+    mpl = _optional_module("matplotlib", "plot")
+    mpl.use("Agg")  # files only: no display needed
+    plt = importlib.import_module("matplotlib.pyplot")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), layout="constrained")
+    response = np.asarray(report.response)
+    top.plot(np.arange(len(response)), response, lw=0.8)
+    for frames in report.reported:
+        top.axvline(frames, color="tab:red", ls="--", lw=0.8, label=f"reported {frames} frames")
+    top.set(
+        title=f"{report.device}: impulse response",
+        xlabel="frames after the impulse was written",
+        ylabel="input (full scale 1.0)",
+    )
+    if report.reported:
+        top.legend(loc="upper right")
+    trips = np.asarray(report.round_trips)
+    if len(trips):
+        low, high = int(trips.min()), int(trips.max())
+        bottom.hist(trips, bins=np.arange(low - 0.5, high + 1.5, max(1, (high - low + 1) // 50)))
+    bottom.set(
+        title=f"round trips of {len(trips)} impulses",
+        xlabel="round trip (frames)",
+        ylabel="impulses",
+    )
+    fig.savefig(path)
+    plt.close(fig)
+    print(f"plot         {path}", file=sys.stderr)
+
+
+# -- files, progress and level ------------------------------------------------------
+
+
+def _peak_dbfs(block: np.ndarray) -> float:
+    peak = float(np.max(np.abs(block))) if block.size else 0.0
+    return 20 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def _show_progress(stream: ProgramStream, level: Callable[[int], float], seconds: float) -> None:
+    """Draw a progress bar and a peak meter on stderr until the program ends."""
+    width = 30
+    tty = sys.stderr.isatty()
+    while not stream.wait(0.1 if tty else 1.0):
+        done = stream.status.frames_done
+        db = level(done)
+        fill = int(stream.progress * width)
+        meter = max(0, min(20, int((db + 60) / 3))) if db > -math.inf else 0
+        print(
+            f"\r[{'#' * fill}{'.' * (width - fill)}] {stream.progress:4.0%} "
+            f"{done / stream.sample_rate:6.1f}/{seconds:.1f} s  "
+            f"|{'=' * meter}{' ' * (20 - meter)}| {db:6.1f} dBFS",
+            end="" if tty else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(file=sys.stderr)
+
+
+def _window(data: np.ndarray, done: int, frames: int) -> np.ndarray:
+    """The last ``frames`` frames before ``done``: what the meter shows."""
+    return data[max(0, done - frames) : done]
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """Play a sound file (WAV, FLAC, ... via soundfile) with progress and level."""
+    sf = _optional_module("soundfile", "files")
+    data, rate = sf.read(args.file, dtype="float32", always_2d=True)
+    seconds = len(data) / rate
+    print(f"{args.file}: {data.shape[1]} channels, {rate} Hz, {seconds:.1f} s", file=sys.stderr)
+    stream = play(data, rate, args.device, blocking=False, buffer_size=args.buffer_size)
+    try:
+        _show_progress(stream, lambda done: _peak_dbfs(_window(data, done, rate // 10)), seconds)
+        status = stream.status
+    finally:
+        stream.close()
+    print(f"played {min(status.frames_done, len(data))} frames, {status.xruns} glitches")
+    return 0
+
+
+#: The subtype each file format is written in by default: lossless for float32.
+_SUBTYPES = {".wav": "FLOAT", ".flac": "PCM_24", ".ogg": "VORBIS"}
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """Record from an input device into a sound file, with progress and level."""
+    sf = _optional_module("soundfile", "files")
+    frames = round(args.seconds * args.rate)
+    if frames < 1:
+        raise Error(ErrorKind.INVALID_INPUT, f"--seconds {args.seconds:g} records no frame")
+    subtype = args.subtype or _SUBTYPES.get(Path(args.file).suffix.lower())
+    stream = rec(
+        frames,
+        args.rate,
+        args.channels,
+        args.device,
+        blocking=False,
+        buffer_size=args.buffer_size,
+    )
+    try:
+        recording = stream.recording
+        _show_progress(
+            stream,
+            lambda done: _peak_dbfs(_window(recording, done, args.rate // 10)),
+            args.seconds,
+        )
+        status = stream.status
+        recording = recording.copy()
+    finally:
+        stream.close()
+    sf.write(args.file, recording, args.rate, subtype=subtype)
+    print(
+        f"{args.file}: {len(recording)} frames, {args.channels} channels, {args.rate} Hz"
+        f"{', ' + subtype if subtype else ''}; {status.xruns} glitches"
+    )
+    return 0
+
+
+def cmd_beep(args: argparse.Namespace) -> int:
+    """Play a sine beep (with 5 ms fades so it does not click)."""
+    frames = max(1, round(args.seconds * args.rate))
+    t = np.arange(frames) / args.rate
+    tone = args.amplitude * np.sin(2 * np.pi * args.frequency * t)
+    fade = min(frames // 2, round(0.005 * args.rate))
+    if fade:
+        ramp = np.linspace(0.0, 1.0, fade)
+        tone[:fade] *= ramp
+        tone[-fade:] *= ramp[::-1]
+    data = np.repeat(tone.astype(np.float32)[:, None], args.channels, axis=1)
+    stream = play(data, args.rate, args.device, buffer_size=args.buffer_size)
+    print(f"{args.frequency:g} Hz for {args.seconds:g} s on {stream.device}")
+    return 0
+
+
+class _Ring:
+    """Single-producer single-consumer ring of frames between two streams.
+
+    Each side runs on its own stream's worker thread; the counters only grow
+    and each is written by one side, which the GIL makes safe to read.
+    """
+
+    def __init__(self, frames: int, channels: int) -> None:
+        self.buf = np.zeros((frames, channels), np.float32)
+        self.written = 0
+        self.read = 0
+        self.overruns = 0
+        self.underruns = 0
+
+    def fill(self) -> int:
+        return self.written - self.read
+
+    def push(self, block: np.ndarray) -> None:
+        n, size = block.shape[0], self.buf.shape[0]
+        if self.fill() + n > size:
+            self.overruns += 1
+            return
+        idx = (self.written + np.arange(n)) % size
+        self.buf[idx, : block.shape[1]] = block[:, : self.buf.shape[1]]
+        self.written += n
+
+    def pop(self, out: np.ndarray) -> None:
+        n, size = out.shape[0], self.buf.shape[0]
+        if self.fill() < n:
+            self.underruns += 1
+            return  # out stays silent
+        idx = (self.read + np.arange(n)) % size
+        k = min(out.shape[1], self.buf.shape[1])
+        out[:, :k] = self.buf[idx, :k]
+        self.read += n
+
+
+class _ClockWatch:
+    """First and last device instant and frames seen by one stream: its real rate."""
+
+    def __init__(self) -> None:
+        self.first_ns = 0
+        self.last_ns = 0
+        self.frames = 0
+
+    def see(self, info: CallbackInfo) -> None:
+        if not self.frames:
+            self.first_ns = info.timestamp.device
+        else:
+            self.last_ns = info.timestamp.device
+        self.frames += info.frames
+
+    def rate(self, block: int) -> float | None:
+        """Frames per second of device time (the last block's frames not yet elapsed)."""
+        span = self.last_ns - self.first_ns
+        return (self.frames - block) * 1e9 / span if span > 0 else None
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Copy input to output through two separate streams and a ring buffer.
+
+    What users had to do before duplex streams: two clocks, a buffer between
+    them sized for the worst case, and a drift that eventually under- or
+    overruns it. Prints the drift measured from the two streams' own device
+    timestamps, and the ring's fill, underruns and overruns.
+    """
+    inp_dev = find_device(args.input_device, direction="input")
+    out_dev = find_device(args.output_device, direction="output")
+    rate = args.rate or out_dev.default_output_config().sample_rate
+    channels = args.channels
+    buf = BufferSize.fixed(args.buffer_size) if args.buffer_size else BufferSize.DEFAULT
+    in_cfg, out_cfg = StreamConfig(channels, rate, buf), StreamConfig(channels, rate, buf)
+    in_clock, out_clock = _ClockWatch(), _ClockWatch()
+    ring: _Ring | None = None
+    ready = threading.Event()
+
+    def capture(data: np.ndarray, info: CallbackInfo) -> None:
+        in_clock.see(info)
+        if ring is not None:
+            ring.push(data)
+
+    def playback(data: np.ndarray, info: CallbackInfo) -> None:
+        out_clock.see(info)
+        if ring is not None and ready.is_set():
+            ring.pop(data)
+
+    in_stream = inp_dev.build_input_stream(in_cfg, capture)
+    out_stream = out_dev.build_output_stream(out_cfg, playback)
+    block = max(in_stream.buffer_size, out_stream.buffer_size)
+    # Two blocks of slack each way: the streams wake in no fixed order.
+    ring = _Ring(8 * block, channels)
+    with in_stream, out_stream:
+        while ring.fill() < 4 * block and in_stream.running:
+            time.sleep(block / rate)
+        ready.set()
+        start_fill = ring.fill()
+        in_stream.wait(args.seconds)
+        end_fill = ring.fill()
+    in_rate, out_rate = in_clock.rate(in_stream.buffer_size), out_clock.rate(out_stream.buffer_size)
+    print(
+        f"{inp_dev.id} -> {out_dev.id}: {channels} channels, {rate} Hz, two streams "
+        f"({in_stream.buffer_size} and {out_stream.buffer_size} frames) joined by a "
+        f"{len(ring.buf)}-frame ring"
+    )
+    if in_rate and out_rate:
+        drift = (in_rate / out_rate - 1) * 1e6
+        print(
+            f"drift        {drift:+.1f} ppm (input {in_rate:.2f} Hz, output {out_rate:.2f} Hz "
+            "by their device timestamps)"
+        )
+    print(
+        f"ring         fill {start_fill} -> {end_fill} frames, {ring.underruns} underruns, "
+        f"{ring.overruns} overruns; latency about {start_fill + out_stream.latency.output} "
+        "frames of buffering"
+    )
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -231,7 +506,48 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=_positive_float, default=0.1, help="seconds between impulses (0.1)"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--plot", metavar="PNG", help="save the impulse response and a round-trip histogram"
+    )
     p.set_defaults(run=cmd_latency)
+
+    def device_option(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("-d", "--device", help=f"device id (default: the default {what} device)")
+        p.add_argument("-b", "--buffer-size", type=_positive_int, help="frames per block")
+
+    p = sub.add_parser("play", help="play a sound file (WAV, FLAC, ...)")
+    p.add_argument("file", help="the file to play")
+    device_option(p, "output")
+    p.set_defaults(run=cmd_play)
+
+    p = sub.add_parser("record", help="record into a sound file (WAV, FLAC, ...)")
+    p.add_argument("file", help="the file to write; its extension picks the format")
+    p.add_argument("-s", "--seconds", type=_positive_float, required=True, help="how long")
+    p.add_argument("-r", "--rate", type=_positive_int, default=48000, help="Hz (48000)")
+    p.add_argument("-c", "--channels", type=_positive_int, default=2, help="channels (2)")
+    p.add_argument("--subtype", help="soundfile subtype (default FLOAT for WAV, PCM_24 for FLAC)")
+    device_option(p, "input")
+    p.set_defaults(run=cmd_record)
+
+    p = sub.add_parser("beep", help="play a sine beep")
+    p.add_argument("-f", "--frequency", type=_positive_float, default=440.0, help="Hz (440)")
+    p.add_argument("-s", "--seconds", type=_positive_float, default=0.5, help="how long (0.5)")
+    p.add_argument("-a", "--amplitude", type=_positive_float, default=0.2, help="peak (0.2)")
+    p.add_argument("-r", "--rate", type=_positive_int, default=48000, help="Hz (48000)")
+    p.add_argument("-c", "--channels", type=_positive_int, default=2, help="channels (2)")
+    device_option(p, "output")
+    p.set_defaults(run=cmd_beep)
+
+    p = sub.add_parser(
+        "feedback", help="copy input to output with two streams and a ring buffer (no duplex)"
+    )
+    p.add_argument("-i", "--input-device", help="input device id (default: default input)")
+    p.add_argument("-o", "--output-device", help="output device id (default: default output)")
+    p.add_argument("-r", "--rate", type=_positive_int, help="sample rate in Hz")
+    p.add_argument("-b", "--buffer-size", type=_positive_int, help="frames per block")
+    p.add_argument("-c", "--channels", type=_positive_int, default=2, help="channels (2)")
+    p.add_argument("-s", "--seconds", type=_positive_float, default=5.0, help="how long (5)")
+    p.set_defaults(run=cmd_feedback)
 
     p = sub.add_parser("duplex-feedback", help="copy input to output in one duplex stream")
     stream_options(p)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from duplexaudio.errors import Error, ErrorKind
 
-__all__ = ["SampleFormat", "from_float", "to_float"]
+__all__ = ["SampleFormat", "as_frames", "from_float", "to_float"]
 
 
 class SampleFormat(enum.Enum):
@@ -357,6 +357,47 @@ def from_float(data: npt.ArrayLike, fmt: SampleFormat) -> npt.NDArray[Any]:
     else:
         result = rounded.astype(fmt.dtype)
     return result.reshape(arr.shape)
+
+
+def as_frames(data: object, name: str = "data") -> tuple[npt.NDArray[Any], SampleFormat]:
+    """Read audio the user hands over as a fresh ``(frames, channels)`` array.
+
+    Parameters
+    ----------
+    data
+        A numpy array (or anything :func:`numpy.asarray` takes) of shape
+        ``(frames,)`` (one channel) or ``(frames, channels)``, at least one
+        frame and one channel, in a dtype of a :class:`SampleFormat`.
+    name
+        The argument's name, for error messages.
+
+    Returns
+    -------
+    (array, SampleFormat)
+        A C-contiguous copy of shape ``(frames, channels)`` (the caller may
+        change ``data`` afterwards without effect), and its format (``int32``
+        reads as ``I32``).
+
+    Raises
+    ------
+    Error
+        ``INVALID_INPUT`` naming the shape or dtype and what is accepted.
+    """
+    try:
+        arr = np.asarray(data)
+    except (TypeError, ValueError) as exc:
+        raise Error(ErrorKind.INVALID_INPUT, f"{name} is not an array: {exc}") from exc
+    shape = arr.shape
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"{name} must have shape (frames,) or (frames, channels) with at least one "
+            f"frame and channel, got shape {shape}",
+        )
+    fmt = SampleFormat.from_dtype(arr.dtype)
+    return np.array(arr, order="C", copy=True), fmt
 
 
 def _float_dtype(dtype: npt.DTypeLike) -> np.dtype[Any]:

@@ -28,8 +28,16 @@ from duplexaudio.config import (
     check_config,
 )
 from duplexaudio.errors import Error, ErrorKind
-from duplexaudio.formats import SampleFormat
-from duplexaudio.stream import Backend, ErrorCallback, Stream, StreamKind, StreamParams
+from duplexaudio.formats import SampleFormat, as_frames
+from duplexaudio.stream import (
+    Backend,
+    ErrorCallback,
+    ProgramSpec,
+    ProgramStream,
+    Stream,
+    StreamKind,
+    StreamParams,
+)
 
 logger = logging.getLogger("duplexaudio")
 
@@ -184,6 +192,23 @@ def _check_timeout(timeout: float | None) -> float | None:
             f"timeout must be None or a positive number of seconds, got {timeout!r}",
         )
     return float(timeout)
+
+
+def _check_frames(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise Error(ErrorKind.INVALID_INPUT, f"{name} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _check_play_data(data: object, channels: int) -> tuple[Any, SampleFormat]:
+    arr, fmt = as_frames(data)
+    if arr.shape[1] != channels:
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"data has {arr.shape[1]} channels but the stream's config has {channels}; "
+            "pass data of shape (frames, channels) matching the config",
+        )
+    return arr, fmt
 
 
 def _check_deadline(deadline: float | None) -> float:
@@ -472,6 +497,167 @@ class Device(ABC):
             deadline,
         )
 
+    # -- callback-free streams -------------------------------------------------
+
+    def build_play_stream(
+        self,
+        config: StreamConfig,
+        data: Any,
+        error_callback: ErrorCallback | None = None,
+        timeout: float | None = None,
+    ) -> ProgramStream:
+        """Build a stopped output stream that plays ``data`` once, inside the engine.
+
+        No Python runs per block: the device thread copies each block from
+        the stream's own copy of ``data``, so playback survives any GIL stall.
+        The stream stops by itself once the last frame has left the device
+        (the output latency after the last block).
+
+        Parameters
+        ----------
+        config
+            Channels (must equal ``data``'s), sample rate (Hz), buffer size.
+        data
+            Shape ``(frames,)`` or ``(frames, channels)``; its dtype picks the
+            sample format (``float32`` is ``F32``, ``int16`` is ``I16``...).
+            Copied: changing it afterwards has no effect.
+        error_callback, timeout
+            As for :meth:`build_output_stream`.
+
+        Returns
+        -------
+        ProgramStream
+            Built stopped; ``start()``, then ``wait()``.
+
+        Raises
+        ------
+        Error
+            ``INVALID_INPUT`` for data of the wrong shape, channel count or
+            dtype; otherwise as :meth:`build_output_stream`. All before
+            anything is opened.
+        """
+        cfg = _expect(config, StreamConfig, "config")
+        play, fmt = _check_play_data(data, cfg.channels)
+        return self._build_program(
+            StreamKind.OUTPUT, None, cfg, fmt, fmt, ProgramSpec(play, 0), error_callback, timeout
+        )
+
+    def build_rec_stream(
+        self,
+        config: StreamConfig,
+        frames: int,
+        error_callback: ErrorCallback | None = None,
+        sample_format: SampleFormat | str = SampleFormat.F32,
+        timeout: float | None = None,
+    ) -> ProgramStream:
+        """Build a stopped input stream that records ``frames`` frames, inside the engine.
+
+        The recording (``stream.recording``, shape ``(frames, channels)`` in
+        ``sample_format``'s dtype) starts with the first frame captured after
+        ``start()``; the stream stops by itself when it is full.
+
+        Raises
+        ------
+        Error
+            ``INVALID_INPUT`` for ``frames`` < 1; otherwise as
+            :meth:`build_input_stream`.
+        """
+        cfg = _expect(config, StreamConfig, "config")
+        fmt = SampleFormat.parse(sample_format)
+        spec = ProgramSpec(None, _check_frames("frames", frames))
+        return self._build_program(
+            StreamKind.INPUT, cfg, None, fmt, fmt, spec, error_callback, timeout
+        )
+
+    def build_playrec_stream(
+        self,
+        config: DuplexStreamConfig,
+        data: Any,
+        record_frames: int | None = None,
+        error_callback: ErrorCallback | None = None,
+        input_format: SampleFormat | str = SampleFormat.F32,
+        timeout: float | None = None,
+    ) -> ProgramStream:
+        """Build a stopped duplex stream that plays ``data`` and records, aligned.
+
+        Runs inside the engine like :meth:`build_play_stream`. The recording
+        is aligned with ``data`` from the stream's timestamps:
+        ``stream.recording[n]`` is what the input captured when ``data[n]``
+        left the output, so a device with a loop from output to input gives
+        back ``data`` at lag 0. The engine records the round trip more than
+        asked and the stream slices it off.
+
+        Parameters
+        ----------
+        config
+            Input channels, output channels (must equal ``data``'s), rate
+            (Hz), buffer size.
+        data
+            What to play, shape ``(frames,)`` or ``(frames, channels)``; its
+            dtype picks the output format. Copied.
+        record_frames
+            Aligned frames to record (default ``len(data)``); more than
+            ``len(data)`` records a tail while silence plays.
+        error_callback, timeout
+            As for :meth:`build_duplex_stream`.
+        input_format
+            Sample format of the recording.
+
+        Returns
+        -------
+        ProgramStream
+
+        Raises
+        ------
+        Error
+            ``INVALID_INPUT`` for bad data or ``record_frames``;
+            ``UNSUPPORTED_OPERATION`` when input and output do not share a
+            clock; otherwise as :meth:`build_duplex_stream`.
+        """
+        cfg = _expect(config, DuplexStreamConfig, "config")
+        play, out_fmt = _check_play_data(data, cfg.output_channels)
+        frames = play.shape[0] if record_frames is None else record_frames
+        spec = ProgramSpec(play, _check_frames("record_frames", frames))
+        in_fmt = SampleFormat.parse(input_format)
+        self._require_duplex()
+        return self._build_program(
+            StreamKind.DUPLEX,
+            cfg.input_config(),
+            cfg.output_config(),
+            in_fmt,
+            out_fmt,
+            spec,
+            error_callback,
+            timeout,
+        )
+
+    def _build_program(
+        self,
+        kind: StreamKind,
+        in_cfg: StreamConfig | None,
+        out_cfg: StreamConfig | None,
+        in_fmt: SampleFormat,
+        out_fmt: SampleFormat,
+        program: ProgramSpec,
+        error_callback: ErrorCallback | None,
+        timeout: float | None,
+    ) -> ProgramStream:
+        stream = self._build(
+            kind,
+            in_cfg,
+            out_cfg,
+            in_fmt,
+            out_fmt,
+            None,
+            error_callback,
+            timeout,
+            False,
+            None,
+            program,
+        )
+        assert isinstance(stream, ProgramStream)
+        return stream
+
     def _build(
         self,
         kind: StreamKind,
@@ -479,13 +665,15 @@ class Device(ABC):
         out_cfg: StreamConfig | None,
         in_fmt: SampleFormat,
         out_fmt: SampleFormat,
-        callback: DataCallback,
+        callback: DataCallback | None,
         error_callback: ErrorCallback | None,
         timeout: float | None,
         pipelined: bool,
         deadline: float | None,
+        program: ProgramSpec | None = None,
     ) -> Stream:
-        _check_callable("callback", callback)
+        if program is None:
+            _check_callable("callback", callback)
         _check_callable("error_callback", error_callback, optional=True)
         stall_timeout = _check_timeout(timeout)
         fraction = _check_deadline(deadline)
@@ -516,6 +704,8 @@ class Device(ABC):
             deadline=fraction,
             timeout=stall_timeout if stall_timeout is not None else Stream.DEFAULT_TIMEOUT,
         )
+        if program is not None:
+            return ProgramStream(params, None, error_callback, self._open_backend, program)
         return Stream(params, callback, error_callback, self._open_backend)
 
     def __repr__(self) -> str:

@@ -1,24 +1,275 @@
-"""Measurements built on the public API: round-trip latency for now.
+"""Measurements built on the public API: play, rec, playrec and round-trip latency.
 
+``play``, ``rec`` and ``playrec`` run on callback-free streams
+(:class:`~duplexaudio.stream.ProgramStream`): the engine plays and records
+arrays itself, so they survive any GIL stall, and ``playrec`` aligns its
+recording with the played data from the stream's own timestamps.
 ``measure_latency`` sends impulses through a duplex stream and times their
-return from the stream's own timestamps, so every figure is in frames of the
-device's clock, not in wall-clock guesses. Nothing here touches a host or the
-engine directly; the command line (:mod:`duplexaudio.cli`) prints what this
-module returns.
+return from those timestamps, so every figure is in frames of the device's
+clock, not in wall-clock guesses. Nothing here touches a host or the engine
+directly; the command line (:mod:`duplexaudio.cli`) prints what this module
+returns.
 """
 
 from __future__ import annotations
 
+import logging
 import statistics
 import threading
 from dataclasses import dataclass, field
+from typing import Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
-from duplexaudio.config import BufferSize, DuplexStreamConfig
+from duplexaudio.config import BufferSize, DuplexStreamConfig, StreamConfig
 from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.formats import SampleFormat, as_frames
 from duplexaudio.host import Device, DeviceId, find_device
+from duplexaudio.stream import ProgramStream
 from duplexaudio.timing import DuplexCallbackInfo, frames_to_ns, ns_to_frames
+
+logger = logging.getLogger("duplexaudio")
+
+DeviceArg = Device | DeviceId | str | None
+
+#: Seconds a blocking call waits beyond the program's own duration.
+_WAIT_MARGIN = 10.0
+
+
+def _buffer(buffer_size: int | None) -> BufferSize:
+    return BufferSize.DEFAULT if buffer_size is None else BufferSize.fixed(buffer_size)
+
+
+def _run(stream: ProgramStream, blocking: bool) -> ProgramStream:
+    """Start a program stream; when blocking, wait for its end and close it."""
+    stream.start()
+    if not blocking:
+        return stream
+    try:
+        seconds = stream.status.total_frames / stream.sample_rate
+        if not stream.wait(seconds + _WAIT_MARGIN):
+            raise Error(
+                ErrorKind.TIMED_OUT,
+                f"the program on '{stream.device}' ran {stream.progress:.0%} of "
+                f"{seconds:.2f} s in {seconds + _WAIT_MARGIN:.2f} s",
+            )
+        xruns = stream.status.xruns
+        if xruns:
+            logger.warning(
+                "stream on '%s': %d device glitches while running; frames were lost "
+                "and the recording may be shifted after them",
+                stream.device,
+                xruns,
+            )
+    finally:
+        stream.close()
+    return stream
+
+
+def play(
+    data: npt.ArrayLike,
+    sample_rate: int,
+    device: DeviceArg = None,
+    blocking: bool = True,
+    *,
+    buffer_size: int | None = None,
+) -> ProgramStream:
+    """Play an array once, inside the engine (no Python per block).
+
+    Parameters
+    ----------
+    data
+        Samples, shape ``(frames,)`` or ``(frames, channels)``; the dtype
+        picks the sample format (``float32`` in [-1, 1) is the usual).
+    sample_rate
+        Hz.
+    device
+        An output device, its id, or None for the default output device.
+    blocking
+        Wait until the last frame has left the device and close the stream
+        (default). False returns at once with the running stream: ``wait()``,
+        ``stop()``, ``progress``.
+    buffer_size
+        Frames per block; default: the device's default.
+
+    Returns
+    -------
+    ProgramStream
+        Closed when ``blocking``; running otherwise.
+
+    Raises
+    ------
+    Error
+        ``INVALID_INPUT`` for bad data or arguments (before anything opens),
+        ``DEVICE_NOT_AVAILABLE``, ``TIMED_OUT``, or the stream's own error.
+    """
+    arr, _ = as_frames(data)
+    dev = find_device(device, direction="output")
+    config = StreamConfig(arr.shape[1], sample_rate, _buffer(buffer_size))
+    return _run(dev.build_play_stream(config, arr), blocking)
+
+
+@overload
+def rec(
+    frames: int,
+    sample_rate: int,
+    channels: int,
+    device: DeviceArg = ...,
+    blocking: Literal[True] = ...,
+    *,
+    sample_format: SampleFormat | str = ...,
+    buffer_size: int | None = ...,
+) -> np.ndarray[Any, np.dtype[Any]]: ...
+
+
+@overload
+def rec(
+    frames: int,
+    sample_rate: int,
+    channels: int,
+    device: DeviceArg = ...,
+    *,
+    blocking: Literal[False],
+    sample_format: SampleFormat | str = ...,
+    buffer_size: int | None = ...,
+) -> ProgramStream: ...
+
+
+def rec(
+    frames: int,
+    sample_rate: int,
+    channels: int,
+    device: DeviceArg = None,
+    blocking: bool = True,
+    *,
+    sample_format: SampleFormat | str = SampleFormat.F32,
+    buffer_size: int | None = None,
+) -> np.ndarray[Any, np.dtype[Any]] | ProgramStream:
+    """Record ``frames`` frames, inside the engine (no Python per block).
+
+    Parameters
+    ----------
+    frames
+        How many frames to record (>= 1).
+    sample_rate
+        Hz.
+    channels
+        Input channels.
+    device
+        An input device, its id, or None for the default input device.
+    blocking
+        Wait and return the recording (default). False returns the running
+        stream; its ``recording`` fills as it runs.
+    sample_format
+        Format (and dtype) of the recording.
+    buffer_size
+        Frames per block; default: the device's default.
+
+    Returns
+    -------
+    numpy.ndarray or ProgramStream
+        Shape ``(frames, channels)``; frame 0 is the first captured after
+        the stream started.
+
+    Raises
+    ------
+    Error
+        As :func:`play`.
+    """
+    config = StreamConfig(channels, sample_rate, _buffer(buffer_size))
+    dev = find_device(device, direction="input")
+    stream = _run(dev.build_rec_stream(config, frames, sample_format=sample_format), blocking)
+    return stream.recording.copy() if blocking else stream
+
+
+@overload
+def playrec(
+    data: npt.ArrayLike,
+    sample_rate: int,
+    input_channels: int,
+    device: DeviceArg = ...,
+    blocking: Literal[True] = ...,
+    *,
+    record_frames: int | None = ...,
+    sample_format: SampleFormat | str = ...,
+    buffer_size: int | None = ...,
+) -> np.ndarray[Any, np.dtype[Any]]: ...
+
+
+@overload
+def playrec(
+    data: npt.ArrayLike,
+    sample_rate: int,
+    input_channels: int,
+    device: DeviceArg = ...,
+    *,
+    blocking: Literal[False],
+    record_frames: int | None = ...,
+    sample_format: SampleFormat | str = ...,
+    buffer_size: int | None = ...,
+) -> ProgramStream: ...
+
+
+def playrec(
+    data: npt.ArrayLike,
+    sample_rate: int,
+    input_channels: int,
+    device: DeviceArg = None,
+    blocking: bool = True,
+    *,
+    record_frames: int | None = None,
+    sample_format: SampleFormat | str = SampleFormat.F32,
+    buffer_size: int | None = None,
+) -> np.ndarray[Any, np.dtype[Any]] | ProgramStream:
+    """Play an array and record at once on a duplex device, sample-aligned.
+
+    ``recording[n]`` is what the input captured when ``data[n]`` left the
+    output: the stream's timestamps give the round trip (output minus input
+    device instant of the first block), the engine records that much more,
+    and it is sliced off. With a loop from output to input the recording is
+    ``data`` at lag 0, in every call. Runs inside the engine, so it survives
+    any GIL stall.
+
+    Parameters
+    ----------
+    data
+        What to play, shape ``(frames,)`` or ``(frames, channels)``.
+    sample_rate
+        Hz.
+    input_channels
+        Channels to record.
+    device
+        A duplex device, its id, or None for the default duplex device.
+    blocking
+        Wait and return the recording (default). False returns the running
+        stream; its ``recording`` is aligned once the first block has run.
+    record_frames
+        Aligned frames to record (default ``len(data)``).
+    sample_format
+        Format (and dtype) of the recording.
+    buffer_size
+        Frames per block; default: the device's default.
+
+    Returns
+    -------
+    numpy.ndarray or ProgramStream
+        Shape ``(record_frames, input_channels)``.
+
+    Raises
+    ------
+    Error
+        As :func:`play`; ``UNSUPPORTED_OPERATION`` when the device's input
+        and output do not share a clock.
+    """
+    arr, _ = as_frames(data)
+    config = DuplexStreamConfig(input_channels, arr.shape[1], sample_rate, _buffer(buffer_size))
+    dev = find_device(device, direction="duplex")
+    stream = _run(
+        dev.build_playrec_stream(config, arr, record_frames, input_format=sample_format),
+        blocking,
+    )
+    return stream.recording.copy() if blocking else stream
 
 
 @dataclass(frozen=True)
@@ -44,6 +295,13 @@ class LatencyReport:
         Impulses sent that never came back.
     xruns, late_blocks
         The stream's glitch counters over the measurement.
+    pipelined
+        The stream ran in pipelined mode (one period more).
+    response
+        The input channel from the block the first impulse was written in
+        onward (float samples): index k is k frames after the impulse was
+        written, so the impulse shows at the round trip. Empty when no
+        impulse was sent.
     """
 
     device: str
@@ -55,6 +313,7 @@ class LatencyReport:
     xruns: int
     late_blocks: int
     pipelined: bool = field(default=False)
+    response: tuple[float, ...] = field(default=())
 
     @property
     def frames(self) -> int | None:
@@ -97,12 +356,22 @@ class _ImpulseLoop:
         self.reported: set[int] = set()
         self.lost = 0
         self.done = threading.Event()
+        # The first impulse's response: blocks of the input channel from the
+        # block it was written in, until twice the reported round trip is kept.
+        self.response: list[np.ndarray] = []
+        self.response_left = -1
+
+    def _keep_response(self, inp: np.ndarray) -> None:
+        self.response.append(inp[:, self.channel].astype(np.float64))  # a copy: blocks are reused
+        self.response_left -= inp.shape[0]
 
     def __call__(self, inp: np.ndarray, out: np.ndarray, info: DuplexCallbackInfo) -> None:
         in_ns = info.input.timestamp.device
         out_ns = info.output.timestamp.device
         self.reported.add(ns_to_frames(out_ns - in_ns, self.rate))
         frames = out.shape[0]
+        if self.response_left > 0:
+            self._keep_response(inp)
         if self.sent_ns is not None:
             hits = np.flatnonzero(np.abs(inp[:, self.channel]) >= self.threshold)
             for m in hits:
@@ -127,6 +396,9 @@ class _ImpulseLoop:
                 # it back, so a sample written at out[n] is dated on the input
                 # timeline, where in[n] of the same block sits.
                 out[0, :] = self.amplitude
+                if self.response_left < 0:
+                    self.response_left = 2 * max(self.reported) + frames
+                    self._keep_response(inp)
                 self.sent_ns = in_ns
                 self.give_up_ns = in_ns + 1_000_000_000
                 self.next_send_ns = in_ns + frames_to_ns(self.gap_frames + frames, self.rate)
@@ -235,4 +507,5 @@ def measure_latency(
             xruns=stats.xruns,
             late_blocks=stats.late_blocks + stats.skipped_blocks,
             pipelined=pipelined,
+            response=tuple(np.concatenate(loop.response).tolist()) if loop.response else (),
         )

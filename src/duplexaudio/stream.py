@@ -3,7 +3,9 @@
 The state machine (built stopped, start, pause, stop with drain, close), the
 Python worker that runs the user's callback on the engine's blocks, the
 supervisor thread that delivers errors and watches for a stalled device,
-statistics, and the process-wide switch-interval policy. Hosts provide a
+statistics, and the process-wide switch-interval policy. Program streams
+(:class:`ProgramStream`: play from and record into arrays inside the engine,
+no callback) share all of it except the worker. Hosts provide a
 :class:`Backend` (open device, start, stop, close, latency); nothing here
 knows which host it is talking to. Validation of user input happens before a
 stream exists, in :mod:`duplexaudio.host`.
@@ -32,6 +34,7 @@ from duplexaudio.timing import (
     CallbackTimestamp,
     DuplexCallbackInfo,
     StreamLatency,
+    ns_to_frames,
 )
 
 logger = logging.getLogger("duplexaudio")
@@ -159,6 +162,54 @@ class StreamStats:
     events_dropped: int
 
 
+@dataclass(frozen=True)
+class ProgramSpec:
+    """What a callback-free stream plays and records, validated by the host layer.
+
+    Attributes
+    ----------
+    play
+        Shape ``(frames, output_channels)`` in the output format's dtype,
+        C-contiguous, owned by the stream (a copy of the user's data); None
+        for an input stream.
+    record_frames
+        Frames of recording the user gets: for a duplex stream, aligned with
+        ``play`` (the engine records the round trip more and the stream
+        slices it off).
+    """
+
+    play: np.ndarray[Any, np.dtype[Any]] | None
+    record_frames: int
+
+
+@dataclass(frozen=True)
+class ProgramStatus:
+    """Where a program stream is (a snapshot).
+
+    Attributes
+    ----------
+    frames_done, total_frames
+        Frames the device has played and recorded so far, out of the
+        program's total (which includes the output latency at the end of a
+        play, so that the last frame has left the device).
+    finished
+        The whole program has run.
+    round_trip
+        Output minus input device instant of the first block, in frames:
+        how far the recording of a duplex stream is shifted before alignment.
+        None before the first block and for one-direction streams.
+    xruns
+        Device glitches after the first block. Non-zero means frames were
+        lost and the recording may be shifted from that point on.
+    """
+
+    frames_done: int
+    total_frames: int
+    finished: bool
+    round_trip: int | None
+    xruns: int
+
+
 class _State(enum.Enum):
     STOPPED = "stopped"
     RUNNING = "running"
@@ -276,10 +327,12 @@ class _Core:
     def __init__(
         self,
         params: StreamParams,
-        callback: Callable[..., None],
+        callback: Callable[..., None] | None,
         error_callback: ErrorCallback | None,
         open_backend: Callable[[Any, StreamParams], Backend],
+        program: ProgramSpec | None = None,
     ) -> None:
+        assert (callback is None) != (program is None), "a callback or a program, not both"
         self.params = params
         self.callback = callback
         self.error_callback = error_callback
@@ -311,20 +364,71 @@ class _Core:
         )
         if raw == ffi.NULL:
             raise Error(ErrorKind.RESOURCE_EXHAUSTED, "could not allocate the stream's engine")
-        # The engine points into the arrays: the destructor keeps them alive.
-        keep = (self.input, self.output, in_ptr, out_ptr)
+        # The engine points into the arrays: the destructor keeps them alive
+        # (program arrays join the list once they exist).
+        keep: list[object] = [self.input, self.output, in_ptr, out_ptr]
         self.engine = ffi.gc(raw, lambda e, _keep=keep: lib.da_engine_free(e))
         self.backend = open_backend(self.engine, params)
-        self.worker = threading.Thread(
-            target=self._work, name=f"duplexaudio-worker {p.device}", daemon=True
+        self.program = program
+        self.record: np.ndarray[Any, np.dtype[Any]] | None = None
+        if program is not None:
+            try:
+                self._load_program(program, keep)
+            except BaseException:
+                self.backend.close()
+                raise
+        # A program stream runs entirely in the engine: no worker, no Python per block.
+        self.worker = (
+            threading.Thread(target=self._work, name=f"duplexaudio-worker {p.device}", daemon=True)
+            if callback is not None
+            else None
         )
         self.supervisor = threading.Thread(
             target=self._supervise, name=f"duplexaudio-events {p.device}", daemon=True
         )
         self.callback_exception: BaseException | None = None
-        self.worker.start()
+        if self.worker is not None:
+            self.worker.start()
         self.supervisor.start()
         _live.add(self)
+
+    def _load_program(self, program: ProgramSpec, keep: list[object]) -> None:
+        """Allocate the recording and hand both arrays to the engine."""
+        p = self.params
+        latency = self.latency()
+        play_frames = program.play.shape[0] if program.play is not None else 0
+        record_frames = 0
+        if p.input_channels:
+            # Duplex: the input of the first block is the round trip older than
+            # its output, so that much more is recorded and sliced off later;
+            # one block more absorbs a host whose reported latency rounds down.
+            extra = latency.round_trip + p.frames if p.kind is StreamKind.DUPLEX else 0
+            record_frames = program.record_frames + extra
+            self.record = np.zeros((record_frames, p.input_channels), p.input_format.dtype)
+        # Output: keep running silence until the last frame has left the device.
+        tail = latency.output if p.output_channels else 0
+        total = max(play_frames + tail, record_frames)
+        play_ptr = ffi.from_buffer(program.play) if program.play is not None else ffi.NULL
+        rec_ptr = ffi.from_buffer(self.record) if self.record is not None else ffi.NULL
+        keep.extend((program.play, self.record, play_ptr, rec_ptr))
+        if lib.da_engine_program(self.engine, play_ptr, play_frames, rec_ptr, record_frames, total):
+            raise Error(ErrorKind.INVALID_INPUT, f"the engine refused a program of {total} frames")
+
+    def program_status(self) -> ProgramStatus:
+        st = ffi.new("da_program_status *")
+        lib.da_engine_program_status(self.engine, st)
+        round_trip = None
+        if st.started and self.params.kind is StreamKind.DUPLEX:
+            round_trip = ns_to_frames(
+                int(st.output_device_ns - st.input_device_ns), self.params.sample_rate
+            )
+        return ProgramStatus(
+            frames_done=int(st.frames_done),
+            total_frames=int(st.total_frames),
+            finished=bool(st.finished),
+            round_trip=round_trip,
+            xruns=int(st.xruns),
+        )
 
     # -- threads -------------------------------------------------------------
 
@@ -333,6 +437,7 @@ class _Core:
         engine, nxt = self.engine, lib.da_worker_next
         info_c = ffi.new("da_block_info *")
         callback, inp, out, frames = self.callback, self.input, self.output, self.params.frames
+        assert callback is not None  # only callback streams have a worker
         kind = self.params.kind
         status = lib.DA_BLOCK_NONE
         while nxt(engine, status, info_c):
@@ -427,6 +532,9 @@ class _Core:
                 )
             )
             return
+        if code == lib.DA_EV_FINISHED:
+            self._finish()
+            return
         if code == lib.DA_EV_CALLBACK_FAILED:
             exc = self.callback_exception
             err = Error(
@@ -456,6 +564,20 @@ class _Core:
         if first or self.state is not _State.CLOSED:
             self._deliver(err)
 
+    def _finish(self) -> None:
+        """A program ran to its end: stop now (its output tail has already played)."""
+        with self.lock:
+            self._halt(_State.STOPPED)
+
+    def _halt(self, state: _State) -> None:
+        """Stop a running stream without draining; the caller holds the lock."""
+        if self.state is not _State.RUNNING:
+            return
+        lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
+        self.backend.stop()
+        self.state = state
+        self.stopped.set()
+
     def _deliver(self, err: Error) -> None:
         if self.error_callback is None:
             logger.error("stream on '%s': %s", self.params.device, err, exc_info=err)
@@ -483,6 +605,12 @@ class _Core:
             self._check_usable()
             if self.state is _State.RUNNING:
                 return
+            if self.program is not None and self.program_status().finished:
+                raise Error(
+                    ErrorKind.STREAM_INVALIDATED,
+                    f"the stream on '{self.params.device}' has finished its program; "
+                    "build a new one",
+                )
             if not self.started_once:
                 self.started_once = True
                 _switch_acquire()
@@ -497,12 +625,7 @@ class _Core:
     def pause(self) -> None:
         with self.lock:
             self._check_usable()
-            if self.state is not _State.RUNNING:
-                return
-            lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
-            self.backend.stop()
-            self.state = _State.PAUSED
-            self.stopped.set()
+            self._halt(_State.PAUSED)
 
     def stop(self, timeout: float | None) -> None:
         with self.lock:
@@ -540,7 +663,7 @@ class _Core:
         # Called from the callback or the error_callback, the thread ends by
         # itself when that returns; joining it here would wait for ourselves.
         for thread in (self.worker, self.supervisor):
-            if thread is not me:
+            if thread is not None and thread is not me:
                 thread.join(join_timeout)
                 if thread.is_alive():
                     logger.warning(
@@ -595,11 +718,12 @@ class Stream:
     def __init__(
         self,
         params: StreamParams,
-        callback: Callable[..., None],
+        callback: Callable[..., None] | None,
         error_callback: ErrorCallback | None,
         open_backend: Callable[[Any, StreamParams], Backend],
+        program: ProgramSpec | None = None,
     ) -> None:
-        self._core = _Core(params, callback, error_callback, open_backend)
+        self._core = _Core(params, callback, error_callback, open_backend, program)
 
     # -- control -------------------------------------------------------------
 
@@ -760,3 +884,75 @@ class Stream:
             f"{p.output_channels} out, {p.sample_rate} Hz, {p.frames} frames, "
             f"{self._core.state.value}>"
         )
+
+
+class ProgramStream(Stream):
+    """A callback-free stream: the engine plays from and records into arrays.
+
+    Built by :meth:`~duplexaudio.host.Device.build_play_stream`,
+    :meth:`~duplexaudio.host.Device.build_rec_stream` and
+    :meth:`~duplexaudio.host.Device.build_playrec_stream`. The device thread
+    copies every block itself, so no Python runs per block and the stream
+    survives any GIL stall. It stops by itself when the program has run
+    (:meth:`wait` returns then); ``stop()`` ends it early, with what was
+    recorded so far kept. A finished program cannot be restarted. ``pause()``
+    and ``start()`` resume where it was, but the duplex alignment (from the
+    first block's timestamps) holds only for an uninterrupted run, like it
+    does only without device glitches (``status.xruns``).
+    """
+
+    @property
+    def status(self) -> ProgramStatus:
+        """Frames done, total, round trip and glitches of the program (a snapshot)."""
+        return self._core.program_status()
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the program done, 0.0 to 1.0."""
+        st = self._core.program_status()
+        return st.frames_done / st.total_frames if st.total_frames else 1.0
+
+    @property
+    def finished(self) -> bool:
+        """True once the whole program has run."""
+        return self._core.program_status().finished
+
+    @property
+    def recording(self) -> np.ndarray[Any, np.dtype[Any]]:
+        """What the input captured, shape ``(frames, input_channels)``, the stream's dtype.
+
+        For an input stream, frame 0 is the first frame captured. For a
+        duplex stream it is aligned with the played data: ``recording[n]`` is
+        what the input captured when ``data[n]`` left the output, using the
+        round trip of the stream's timestamps. Frames not yet recorded are
+        zero (the equilibrium for unsigned formats is not applied). A view of
+        the stream's buffer: copy it to keep it past another run.
+
+        Raises
+        ------
+        Error
+            ``UNSUPPORTED_OPERATION`` for an output stream;
+            ``BACKEND_ERROR`` when the host's timestamps report a round trip
+            longer than the latency it reported when the stream was built
+            (the recording could not hold it).
+        """
+        core = self._core
+        if core.record is None or core.program is None:
+            raise Error(
+                ErrorKind.UNSUPPORTED_OPERATION,
+                f"the stream on '{core.params.device}' plays only; it records nothing",
+            )
+        want = core.program.record_frames
+        if core.params.kind is not StreamKind.DUPLEX:
+            return core.record[:want]
+        round_trip = core.program_status().round_trip
+        if round_trip is None:  # nothing ran yet: nothing aligned to give
+            return core.record[:want]
+        if round_trip < 0 or round_trip + want > core.record.shape[0]:
+            raise Error(
+                ErrorKind.BACKEND_ERROR,
+                f"device '{core.params.device}' timestamps give a round trip of "
+                f"{round_trip} frames, outside the {core.record.shape[0] - want} frames "
+                "recorded for alignment",
+            )
+        return core.record[round_trip : round_trip + want]

@@ -59,6 +59,16 @@ struct da_engine {
     uint64_t played;               /* pipelined: last seq whose output was used */
     int pending_xrun;
 
+    /* program mode: set before the first start, then device-thread only
+     * (prog_pos); Python reads the published copies below */
+    int program;
+    const void *play;
+    void *record;
+    uint64_t play_frames, record_frames, total_frames, prog_pos;
+    int64_t prog_in_ns, prog_out_ns;
+    atomic_uint_fast64_t prog_done;   /* release: the instants are written first */
+    atomic_uint_fast64_t prog_xruns;
+
     /* worker only */
     uint64_t working_seq;
     int64_t work_start_ns;
@@ -307,6 +317,36 @@ void da_engine_fail(da_engine *e, int event, int64_t value) {
     da_event_post(e, event, value);
 }
 
+/* ---- program streams ------------------------------------------------ */
+
+int da_engine_program(da_engine *e, const void *play, uint64_t play_frames,
+                      void *record, uint64_t record_frames, uint64_t total_frames) {
+    if ((e->out_ch && play_frames && !play) || (e->in_ch && record_frames && !record) ||
+        total_frames == 0 || total_frames < play_frames || total_frames < record_frames)
+        return -EINVAL;
+    e->play = e->out_ch ? play : NULL;
+    e->play_frames = e->out_ch ? play_frames : 0;
+    e->record = e->in_ch ? record : NULL;
+    e->record_frames = e->in_ch ? record_frames : 0;
+    e->total_frames = total_frames;
+    e->prog_pos = 0;
+    atomic_store(&e->prog_done, 0);
+    atomic_store(&e->prog_xruns, 0);
+    e->program = 1;
+    return 0;
+}
+
+void da_engine_program_status(da_engine *e, da_program_status *out) {
+    uint64_t done = atomic_load_explicit(&e->prog_done, memory_order_acquire);
+    out->frames_done = done;
+    out->total_frames = e->total_frames;
+    out->started = done > 0;
+    out->finished = e->program && done >= e->total_frames;
+    out->input_device_ns = done ? e->prog_in_ns : 0;
+    out->output_device_ns = done ? e->prog_out_ns : 0;
+    out->xruns = atomic_load_explicit(&e->prog_xruns, memory_order_relaxed);
+}
+
 /* ---- the worker side (a Python thread, GIL released by cffi) --------- */
 
 static void max_store(atomic_uint_fast64_t *m, uint64_t v) {
@@ -371,6 +411,47 @@ static void play_previous(da_engine *e, float *const *out, size_t stride, uint32
     e->played = handed;
 }
 
+/* Frames of [pos, pos + frames) that fall before len. */
+static uint32_t within(uint64_t pos, uint64_t len, uint32_t frames) {
+    if (pos >= len) return 0;
+    return len - pos < frames ? (uint32_t)(len - pos) : frames;
+}
+
+/* One block of a program: copy out of the play array, into the record
+ * array, count. Same rules as the rest of the device side. */
+static void run_program(da_engine *e, const float *const *in, size_t in_stride,
+                        float *const *out, size_t out_stride, uint32_t frames,
+                        const da_cycle_time *t, int device_xrun) {
+    const uint64_t pos = e->prog_pos;
+    if (pos >= e->total_frames) {
+        silence(e, out, out_stride, frames);
+        return;
+    }
+    if (pos == 0) {
+        e->prog_in_ns = t->input_device_ns;
+        e->prog_out_ns = t->output_device_ns;
+    } else if (device_xrun) {
+        /* Frames were lost between blocks: the recording may have slipped. */
+        atomic_fetch_add_explicit(&e->prog_xruns, 1, memory_order_relaxed);
+    }
+    const uint32_t n_play = within(pos, e->play_frames, frames);
+    for (uint32_t c = 0; c < e->out_ch; c++) {
+        for (uint32_t f = 0; f < n_play; f++)
+            out[c][f * out_stride] =
+                (float)load(e->out_fmt, e->play, (size_t)(pos + f) * e->out_ch + c);
+        for (uint32_t f = n_play; f < frames; f++) out[c][f * out_stride] = 0.0f;
+    }
+    const uint32_t n_rec = within(pos, e->record_frames, frames);
+    for (uint32_t c = 0; c < e->in_ch && n_rec; c++)
+        store(e->in_fmt, e->record, (size_t)pos * e->in_ch + c, e->in_ch, NULL, in[c], in_stride,
+              n_rec);
+    uint64_t next = pos + frames < e->total_frames ? pos + frames : e->total_frames;
+    e->prog_pos = next;
+    atomic_fetch_add_explicit(&e->callbacks, 1, memory_order_relaxed);
+    atomic_store_explicit(&e->prog_done, next, memory_order_release);
+    if (next == e->total_frames) da_event_post(e, DA_EV_FINISHED, (int64_t)next);
+}
+
 void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
                        float *const *out, size_t out_stride, uint32_t frames,
                        const da_cycle_time *t, int device_xrun) {
@@ -403,6 +484,11 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
         } else {
             atomic_store(&e->drain_left, left - 1);
         }
+        return;
+    }
+
+    if (e->program) {
+        run_program(e, in, in_stride, out, out_stride, frames, t, device_xrun);
         return;
     }
 

@@ -19,6 +19,7 @@
 #define DA_EV_BACKEND_ERROR 6
 #define DA_EV_WAKE 7
 #define DA_EV_DEVICE_CHANGED 8   /* not fatal: the server moved the stream */
+#define DA_EV_FINISHED 9   /* a program stream has played and recorded everything */
 
 /* Status a worker reports for the block it finished. */
 #define DA_BLOCK_NONE -1
@@ -70,6 +71,26 @@ void da_engine_set_state(da_engine *e, int state, uint32_t drain_cycles);
 int da_engine_state(da_engine *e);
 void da_engine_stats(da_engine *e, da_stats *out);
 size_t da_engine_handoff_log(da_engine *e, uint32_t *out, size_t max);
+
+/* Program streams: the device thread itself plays from and records into
+ * arrays (the user's formats, frames x channels, interleaved), with no
+ * Python per block. Set before the first start; the arrays must outlive the
+ * engine. The program runs total_frames (>= both lengths: the rest is
+ * silence, e.g. for output still in flight), then posts DA_EV_FINISHED and
+ * plays silence. Returns 0, or -EINVAL for a missing array or short total. */
+typedef struct {
+    uint64_t frames_done;      /* of total_frames; moves a block at a time */
+    uint64_t total_frames;
+    int64_t input_device_ns;   /* capture instant of the program's first input frame */
+    int64_t output_device_ns;  /* playback instant of its first output frame */
+    uint64_t xruns;            /* device glitches after the first block: alignment may slip */
+    int32_t started;           /* the first block ran: the instants are set */
+    int32_t finished;
+} da_program_status;
+
+int da_engine_program(da_engine *e, const void *play, uint64_t play_frames,
+                      void *record, uint64_t record_frames, uint64_t total_frames);
+void da_engine_program_status(da_engine *e, da_program_status *out);
 
 int da_worker_next(da_engine *e, int status, da_block_info *info);
 void da_worker_quit(da_engine *e);
