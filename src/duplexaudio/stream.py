@@ -93,9 +93,11 @@ class Backend(Protocol):
     """A host's side of one stream: the open device and its real-time thread.
 
     The backend's thread calls the engine's ``da_engine_process`` once per
-    device cycle. ``start`` and ``stop`` may be called repeatedly; after
-    ``stop`` returns, no cycle runs. ``close`` releases everything and is
-    called once.
+    device cycle. ``start`` and ``stop`` may be called repeatedly; the stream
+    puts the engine in its stopped state before ``stop``, so a device that
+    keeps cycling after ``stop`` (a JACK client stays active) only plays
+    silence. ``close`` releases everything, waits for the device thread, and
+    is called once.
     """
 
     @property
@@ -108,7 +110,7 @@ class Backend(Protocol):
         ...
 
     def stop(self) -> None:
-        """Stop the device thread and wait until it has stopped."""
+        """Halt the device, or leave it cycling into the stopped engine."""
         ...
 
     def close(self) -> None:

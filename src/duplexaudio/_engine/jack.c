@@ -8,8 +8,10 @@
  * wrappers below. No JACK header is needed: the few types and constants used
  * are JACK's stable C ABI, declared here. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,4 +375,56 @@ void da_jack_close(da_jack *j) {
     da_jack_deactivate(j);
     J.client_close(j->client);
     free(j);
+}
+
+/* Closing can block inside libjack: pipewire-jack 0.3.65 was seen to
+ * deadlock between jack_deactivate and its own event thread, now and then,
+ * under load. So the close runs on a thread of its own and the caller waits
+ * a bounded time; a close that does not return is abandoned (the closer
+ * frees what it owns if it ever finishes). */
+typedef struct {
+    da_jack *j;
+    sem_t done;
+    atomic_int state; /* 0 running, 1 abandoned by the caller, 2 finished */
+} closer;
+
+static void *close_thread(void *arg) {
+    closer *c = arg;
+    da_jack_close(c->j);
+    sem_post(&c->done);
+    if (atomic_exchange(&c->state, 2) == 1) {
+        sem_destroy(&c->done);
+        free(c);
+    }
+    return NULL;
+}
+
+int da_jack_close_within(da_jack *j, int timeout_ms) {
+    closer *c = calloc(1, sizeof *c);
+    pthread_t thread;
+    if (!c) {
+        da_jack_close(j);
+        return 0;
+    }
+    c->j = j;
+    sem_init(&c->done, 0, 0);
+    if (pthread_create(&thread, NULL, close_thread, c) != 0) {
+        sem_destroy(&c->done);
+        free(c);
+        da_jack_close(j);
+        return 0;
+    }
+    int64_t until_ns = da_now_ns() + (int64_t)timeout_ms * 1000000;
+    struct timespec until = {.tv_sec = until_ns / 1000000000LL, .tv_nsec = until_ns % 1000000000LL};
+    int r;
+    while ((r = sem_clockwait(&c->done, CLOCK_MONOTONIC, &until)) != 0 && errno == EINTR) {
+    }
+    if (r == 0 || atomic_exchange(&c->state, 1) == 2) {
+        pthread_join(thread, NULL);
+        sem_destroy(&c->done);
+        free(c);
+        return 0;
+    }
+    pthread_detach(thread);
+    return -ETIMEDOUT;
 }

@@ -21,3 +21,7 @@ int da_jack_deactivate(da_jack *j);
 void da_jack_latency(da_jack *j, uint32_t *capture, uint32_t *playback);
 void da_jack_set_graph_loop(da_jack *j, int graph_loop);
 int da_jack_lost(da_jack *j);
+/* Close on a helper thread, waiting at most timeout_ms: 0, or -ETIMEDOUT
+ * when libjack did not return (the client is abandoned, still bound to its
+ * engine, which must then stay alive). */
+int da_jack_close_within(da_jack *j, int timeout_ms);

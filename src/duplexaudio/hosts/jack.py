@@ -22,6 +22,7 @@ Nothing here talks to another host.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
 from duplexaudio.stream import StreamParams
 from duplexaudio.timing import StreamLatency
+
+logger = logging.getLogger("duplexaudio")
 
 #: Most ports a stream may open in each direction (ports beyond the device's
 #: own are left unconnected).
@@ -74,7 +77,23 @@ def _open_client(name: str, server: str, engine: Any = None) -> Any:
             f"cannot reach JACK server '{server}': {why} (status 0x{status[0] & 0xFFFF:x})",
             code=int(status[0]),
         )
-    return ffi.gc(raw, lambda c, _engine=engine: lib.da_jack_close(c))
+    return ffi.gc(raw, lambda c, _engine=engine: _close_client(c, _engine))
+
+
+#: How long closing a client may take before it is abandoned (seconds).
+CLOSE_TIMEOUT = 5.0
+#: Engines of abandoned clients: their process callback may still run.
+_abandoned: list[Any] = []
+
+
+def _close_client(client: Any, engine: Any) -> None:
+    if lib.da_jack_close_within(client, int(CLOSE_TIMEOUT * 1000)) != 0:
+        _abandoned.append(engine)
+        logger.warning(
+            "closing a JACK client did not return within %.0f s (libjack deadlocked; seen "
+            "with pipewire-jack 0.3); the client was left behind",
+            CLOSE_TIMEOUT,
+        )
 
 
 def _ports(client: Any, pattern: str, flags: int) -> list[str]:
@@ -187,6 +206,7 @@ class JackBackend:
         ]
         self._device = device
         self._frames = params.frames
+        self._active = False
 
     @property
     def latency(self) -> StreamLatency:
@@ -200,7 +220,7 @@ class JackBackend:
 
     def start(self) -> None:
         with self._lock:
-            if self._client is None:
+            if self._client is None or self._active:
                 return
             if lib.da_jack_activate(self._client) != 0:
                 raise Error(
@@ -208,8 +228,8 @@ class JackBackend:
                     f"cannot activate the client on JACK server '{self._device.server}': "
                     f"{_message()}",
                 )
+            self._active = True
             if self._device.connect:
-                # jack_deactivate drops connections, so they are made at each start.
                 sources, sinks = self._device.ports()
                 for theirs, ours in zip(sources, self.input_ports, strict=False):
                     lib.da_jack_connect(self._client, theirs.encode(), ours.encode())
@@ -217,9 +237,11 @@ class JackBackend:
                     lib.da_jack_connect(self._client, ours.encode(), theirs.encode())
 
     def stop(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                lib.da_jack_deactivate(self._client)
+        # The client stays active and connected: the engine, already stopped,
+        # answers each cycle with silence, and a restart is immediate.
+        # Deactivating would drop the connections, and jack_deactivate is
+        # where pipewire-jack was seen to deadlock.
+        pass
 
     def close(self) -> None:
         with self._lock:
