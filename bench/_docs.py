@@ -1,0 +1,23 @@
+"""The one place that writes a benchmark's section into docs/benchmarks.md.
+
+Each benchmark owns the text between ``<!-- NAME:start -->`` and
+``<!-- NAME:end -->``; everything else in the file is left alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def update_section(path: Path, name: str, section: str) -> None:
+    """Replace the text between NAME's markers in `path` (appended if absent)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{section}{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
