@@ -121,7 +121,7 @@ def jack_missing() -> str | None:
     """Why no jackd can be started here, or None when it can."""
     missing = [t for t in ("jackd", "jack_wait", "jack_connect", "jack_lsp") if not shutil.which(t)]
     if missing:
-        return f"{', '.join(missing)} not found (apt-get install jackd2 jack-example-tools)"
+        return f"{', '.join(missing)} not found (scripts/install-servers: jackd2)"
     return None
 
 

@@ -137,10 +137,13 @@ class StreamStats:
     xruns
         Glitches reported by the device or server itself.
     callback_mean_ns, callback_max_ns
-        Time spent in the callback per block (ns), mean and worst.
+        The worker's turn per block (ns), mean and worst: from its wake-up to
+        its result, so the wait for the GIL and the dispatch are included, not
+        only your callback's own time.
     handoff_mean_ns, handoff_max_ns
         Device thread's wait from handing a block over to getting its result
-        (ns): the whole round through the worker, GIL included.
+        (ns): the whole round through the worker, GIL included. Only blocks
+        that made the deadline count (a late one is in ``late_blocks``).
     load, max_load
         ``callback_mean_ns`` and ``callback_max_ns`` as a fraction of the period.
     realtime

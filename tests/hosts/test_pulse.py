@@ -112,7 +112,7 @@ def test_pipewire_pulse_keeps_one_offset_one_quantum_beyond_the_report(
     # the offset is constant, and documented as one quantum more.
     host = use(monkeypatch, pipewire_address(pipewire))
     device = host.device_by_id(f"pulse:{pipewire.sink}")
-    assert device is not None
+    assert isinstance(device, PulseDevice) and device.on_pipewire
     loop, _ = run_impulses(device, 256, 240)
     trips = loop.round_trips()
     assert len(trips) >= 25

@@ -64,6 +64,12 @@ class _Server:
     default_sink: str
     default_source: str
     nodes: tuple[_Node, ...]
+    name: str = ""
+
+    @property
+    def is_pipewire(self) -> bool:
+        """pipewire-pulse names itself "PulseAudio (on PipeWire x.y.z)"."""
+        return "PipeWire" in self.name
 
 
 def _probe(server: str | None) -> _Server:
@@ -85,12 +91,12 @@ def _probe(server: str | None) -> _Server:
             f"cannot reach the PulseAudio server {server or '(default)'}: {text}",
             code=int(err),
         )
-    default_sink = default_source = ""
+    default_sink = default_source = server_name = ""
     nodes = []
     for line in text.splitlines():
         fields = line.split("\t")
-        if fields[0] == "server" and len(fields) >= 3:
-            default_sink, default_source = fields[1], fields[2]
+        if fields[0] == "server" and len(fields) >= 6:
+            default_sink, default_source, server_name = fields[1], fields[2], fields[5]
         elif fields[0] in ("sink", "source") and len(fields) >= 7:
             nodes.append(
                 _Node(
@@ -103,7 +109,7 @@ def _probe(server: str | None) -> _Server:
                     monitor=fields[6],
                 )
             )
-    return _Server(default_sink, default_source, tuple(nodes))
+    return _Server(default_sink, default_source, tuple(nodes), server_name)
 
 
 def is_available() -> bool:
@@ -195,8 +201,12 @@ class PulseBackend:
 class PulseDevice(Device):
     """A sink (output; duplex with its monitor) or a source (input) of the server."""
 
-    def __init__(self, node: _Node, *, follows_default: bool = False, current: str = "") -> None:
+    def __init__(
+        self, node: _Node, *, follows_default: bool = False, current: str = "",
+        on_pipewire: bool = False,
+    ) -> None:  # fmt: skip
         self.kind = node.kind
+        self.on_pipewire = on_pipewire
         self.name_on_server = node.name
         self.monitor = node.monitor
         self.follows_default = follows_default
@@ -225,6 +235,11 @@ class PulseDevice(Device):
             direction = "input"
             extra = f"monitor of sink '{n.monitor}'" if n.monitor else "a source"
         details = [f"native {n.rate} Hz, {n.channels} channels, {n.native_format}", extra]
+        if self.on_pipewire and self.kind == "sink":
+            details.append(
+                "pipewire-pulse: the reported round trip is one graph quantum short "
+                "(the monitor lags a cycle its timing does not show)"
+            )
         if self.follows_default:
             details.append(f"follows the server's default (now '{self._current}')")
         return DeviceDescription(n.description, "pulse", direction, tuple(details))
@@ -295,7 +310,7 @@ class PulseHost(Host):
         if server is None:
             return []
         found: list[Device] = self._defaults(server)
-        found.extend(PulseDevice(node) for node in server.nodes)
+        found.extend(PulseDevice(node, on_pipewire=server.is_pipewire) for node in server.nodes)
         return found
 
     def _defaults(self, server: _Server) -> list[Device]:
@@ -308,7 +323,14 @@ class PulseHost(Host):
             if node is not None:
                 follower = _Node(kind, alias, node.description, node.rate, node.channels,
                                  node.native_format, node.monitor)  # fmt: skip
-                found.append(PulseDevice(follower, follows_default=True, current=current))
+                found.append(
+                    PulseDevice(
+                        follower,
+                        follows_default=True,
+                        current=current,
+                        on_pipewire=server.is_pipewire,
+                    )
+                )
         return found
 
     def default_output_device(self) -> Device | None:
