@@ -292,6 +292,18 @@ class AlsaDevice(Device):
         """Playback's hardware-parameter ranges, in every sample format."""
         return self._ranges(False)
 
+    def _supported(self, direction: str) -> list[SupportedStreamConfigRange]:
+        # A direction that failed to open for a reason (server gone, busy)
+        # says so, rather than that the PCM has no such direction.
+        found = self._caps[direction == "input"]
+        if isinstance(found, int) and found not in (-2, -22):
+            raise Error(
+                _ERRNO_KINDS.get(found, ErrorKind.DEVICE_NOT_AVAILABLE),
+                f"ALSA device '{self.id}' does not open for {direction}: {_strerror(found)}",
+                code=found,
+            )
+        return super()._supported(direction)
+
     def _duplex_refusal(self) -> str | None:
         if self.pcm in _NO_CLOCK:
             return f"the ALSA PCM '{self.pcm}' has no clock"
