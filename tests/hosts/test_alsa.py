@@ -40,9 +40,7 @@ def alsa_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private ALSA configuration with the test's jack PCM; the host re-reads it."""
     path = tmp_path / "asound.conf"
     path.write_text(CONFIG.format(name=JACK_PCM))
-    if not Path("/usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_jack.so").exists() and (
-        not list(Path("/usr/lib").glob("**/libasound_module_pcm_jack.so"))
-    ):
+    if not list(Path("/usr/lib").glob("*/alsa-lib/libasound_module_pcm_jack.so")):
         server_unavailable("the jack and pulse PCM types need libasound2-plugins")
     monkeypatch.setenv("ALSA_CONFIG_PATH", str(path))
     return path
@@ -111,7 +109,9 @@ def test_config_pcms_are_listed_with_their_hardware_ranges(jack_alsa: AlsaHost) 
     assert device.description.driver == "alsa"
     assert device.description.direction == "duplex"
     assert device.supports_duplex()
-    [f32_in] = [r for r in device.supported_input_configs() if r.sample_format is da.SampleFormat.F32]
+    [f32_in] = [
+        r for r in device.supported_input_configs() if r.sample_format is da.SampleFormat.F32
+    ]
     # The jack plugin: the server's rate only, one channel per bound port,
     # periods from the server's period up.
     assert (f32_in.min_sample_rate, f32_in.max_sample_rate) == (RATE, RATE)
