@@ -49,6 +49,9 @@ enum { STATE_XRUN = 4, STATE_DISCONNECTED = 8 };
 #define MAX_FDS 16
 /* A poll that sees nothing this long checks the PCM's state (ms). */
 #define POLL_MS 500
+/* Polls in a row with nothing: the device is taken as gone. A plugin PCM
+ * whose server died (type jack) stays "running" and simply goes silent. */
+#define SILENT_POLLS 6
 
 static struct {
     int (*pcm_open)(snd_pcm_t **, const char *, int, int);
@@ -267,6 +270,7 @@ struct da_alsa {
     int linked;
     atomic_int stop;
     atomic_llong cap_latency, play_latency; /* frames, fixed between restarts */
+    int silent_polls; /* POLL_MS waits in a row that saw nothing */
     int measured;     /* the latencies of this run of the PCMs are set */
     int xrun;         /* flag the next block */
     int64_t origin_ns;
@@ -447,7 +451,8 @@ static int wait_for(da_alsa *a, snd_pcm_t *pcm) {
     int state = A.state(pcm);
     if (state == STATE_DISCONNECTED) return -ENODEV;
     if (state == STATE_XRUN) return -EPIPE;
-    if (r == 0) return 0;
+    if (r == 0) return ++a->silent_polls >= SILENT_POLLS ? -ENODEV : 0;
+    a->silent_polls = 0;
     unsigned short revents = 0;
     A.poll_revents(pcm, a->pfds, (unsigned)n, &revents);
     if (revents & (POLLERR | POLLNVAL)) return -EIO;
@@ -594,16 +599,9 @@ int da_alsa_start(da_alsa *a, char *msg, size_t len) {
         return err;
     }
     a->xrun = 0;
+    a->silent_polls = 0;
     int rt = 0;
-    pthread_attr_t attr;
-    struct sched_param sp = {.sched_priority = 60};
-    pthread_attr_init(&attr);
-    pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-    pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
-    pthread_attr_setschedparam(&attr, &sp);
-    rt = pthread_create(&a->thread, &attr, io_thread, a) == 0;
-    pthread_attr_destroy(&attr);
-    if (!rt && (err = pthread_create(&a->thread, NULL, io_thread, a)) != 0) {
+    if ((err = da_thread_start(&a->thread, io_thread, a, 1, &rt)) != 0) {
         snprintf(msg, len, "cannot start the I/O thread: %s", strerror(err));
         return -err;
     }
