@@ -52,6 +52,8 @@ enum { STATE_XRUN = 4, STATE_DISCONNECTED = 8 };
 /* Polls in a row with nothing: the device is taken as gone. A plugin PCM
  * whose server died (type jack) stays "running" and simply goes silent. */
 #define SILENT_POLLS 6
+/* Cycles the delays must stay off before a slip is reported. */
+#define SLIP_CYCLES 8
 
 static struct {
     int (*pcm_open)(snd_pcm_t **, const char *, int, int);
@@ -272,6 +274,8 @@ struct da_alsa {
     atomic_llong cap_latency, play_latency; /* frames, fixed between restarts */
     int silent_polls; /* POLL_MS waits in a row that saw nothing */
     int measured;     /* the latencies of this run of the PCMs are set */
+    int64_t measured_sum; /* their sum when measured */
+    int off_cycles;   /* cycles in a row the sum has been off */
     int xrun;         /* flag the next block */
     int64_t origin_ns;
     int64_t elapsed;  /* frames since the origin */
@@ -510,16 +514,32 @@ static void from_float(const float *src, int fmt, void *raw, size_t n) {
     }
 }
 
-/* The PCM delays at the first cycle of a run: capture delay plus the period
- * just read is how old its first frame is; the playback delay before this
- * cycle's write is how long its first frame waits to be played. */
-static void measure(da_alsa *a) {
-    snd_pcm_sframes_t d = 0;
-    int64_t cap = 0, play = 0;
-    if (a->cap && A.delay(a->cap, &d) == 0) cap = (d > 0 ? d : 0) + a->frames;
-    if (a->play && A.delay(a->play, &d) == 0) play = d > 0 ? d : 0;
+/* The PCM delays, every cycle, just after the read: capture delay plus the
+ * period just read is how old its first frame is; the playback delay before
+ * this cycle's write is how long its first frame waits to be played. In
+ * lockstep their sum stays put while the parts jitter. A server that stalls
+ * both directions unevenly (a stopped pulseaudio) shifts the sum without any
+ * xrun from the plugin: when it stays off by more than half a period for
+ * SLIP_CYCLES cycles, the new distance is measured and the block flagged as
+ * an xrun (the pulse PCM also settles so in its first cycles). */
+static void track_latency(da_alsa *a) {
+    snd_pcm_sframes_t dc = 0, dp = 0;
+    if (a->cap && A.delay(a->cap, &dc) != 0) return;
+    if (a->play && A.delay(a->play, &dp) != 0) return;
+    int64_t cap = (a->cap ? (dc > 0 ? dc : 0) + a->frames : 0);
+    int64_t play = (a->play ? (dp > 0 ? dp : 0) : 0);
+    int64_t sum = cap + play;
+    if (a->measured) {
+        int64_t off = sum - a->measured_sum;
+        if (off < 0) off = -off;
+        if (off * 2 <= a->frames) a->off_cycles = 0;
+        if (off * 2 <= a->frames || ++a->off_cycles < SLIP_CYCLES) return;
+        a->xrun = 1;
+    }
     atomic_store(&a->cap_latency, cap);
     atomic_store(&a->play_latency, play);
+    a->measured_sum = sum;
+    a->off_cycles = 0;
     a->measured = 1;
 }
 
@@ -545,7 +565,7 @@ static void *io_thread(void *arg) {
         }
         if (err == 0) {
             int64_t now = da_now_ns();
-            if (!a->measured) measure(a);
+            track_latency(a);
             if (!anchored) {
                 a->origin_ns = now - da_frames_to_ns(a->elapsed, a->rate);
                 anchored = 1;
