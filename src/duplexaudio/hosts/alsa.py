@@ -20,8 +20,9 @@ same rate and period size and runs them in lockstep on one I/O thread in C
 directions of one PCM name are taken to share its clock, which holds for a
 hardware PCM (the two are linked with ``snd_pcm_link``) and for the plugin
 PCMs of a sound server (``jack``, ``pulse``: one server, one clock); the
-round trip is measured from the PCM delays at the first cycle and after each
-xrun. libasound is loaded at run time. Nothing here talks to another host.
+round trip is measured from the PCM delays at the first cycle, after each
+xrun and after each slip of the delays (reported as an xrun). libasound is
+loaded at run time. Nothing here talks to another host.
 """
 
 from __future__ import annotations
