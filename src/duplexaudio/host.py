@@ -54,6 +54,7 @@ class HostId(str, enum.Enum):
 
     JACK = "jack"
     PULSE = "pulse"
+    ALSA = "alsa"
     VIRTUAL = "virtual"
 
     def __str__(self) -> str:

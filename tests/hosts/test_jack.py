@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 import duplexaudio as da
 from duplexaudio.hosts.jack import JackDevice, JackHost
 from tests.impulses import ImpulseLoop, run_loop
+from tests.recorders import Errors
 from tests.servers import JackServer
 
 RATE = 48000
@@ -136,16 +136,6 @@ def test_ports_are_visible_to_other_clients_and_gone_after_close(jackd_128: Jack
 
 
 # -- failures -------------------------------------------------------------------------
-
-
-class Errors:
-    def __init__(self) -> None:
-        self.items: list[da.Error] = []
-        self.arrived = threading.Event()
-
-    def __call__(self, err: da.Error) -> None:
-        self.items.append(err)
-        self.arrived.set()
 
 
 def test_killing_jackd_reports_device_not_available(jackd_private: JackServer) -> None:

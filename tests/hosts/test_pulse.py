@@ -7,7 +7,6 @@ its monitor) and compared with what the stream reports.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 import duplexaudio as da
 from duplexaudio.hosts.pulse import PulseDevice
 from tests.impulses import ImpulseLoop, run_loop
+from tests.recorders import Errors
 from tests.servers import PipeWire, PulseServer
 
 RATE = 48000
@@ -150,16 +150,6 @@ def wait_for(check: Any, seconds: float = 20) -> bool:
             return False
         time.sleep(0.02)
     return True
-
-
-class Errors:
-    def __init__(self) -> None:
-        self.items: list[da.Error] = []
-        self.arrived = threading.Event()
-
-    def __call__(self, err: da.Error) -> None:
-        self.items.append(err)
-        self.arrived.set()
 
 
 def test_killing_the_server_reports_device_not_available(

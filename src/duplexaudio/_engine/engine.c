@@ -19,6 +19,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -546,6 +547,22 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
 }
 
 /* ---- run-time linking ------------------------------------------------- */
+
+int da_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, int want_realtime,
+                    int *realtime) {
+    *realtime = 0;
+    if (want_realtime) {
+        pthread_attr_t attr;
+        struct sched_param sp = {.sched_priority = 60};
+        pthread_attr_init(&attr);
+        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+        pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+        pthread_attr_setschedparam(&attr, &sp);
+        *realtime = pthread_create(thread, &attr, fn, arg) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    return *realtime ? 0 : pthread_create(thread, NULL, fn, arg);
+}
 
 int da_load_library(const char *soname, const da_symbol *symbols, size_t count, void **handle,
                     char *err, size_t len) {

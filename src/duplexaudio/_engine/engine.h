@@ -3,6 +3,7 @@
 #ifndef DA_ENGINE_H
 #define DA_ENGINE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,12 @@ uint32_t da_engine_frames(const da_engine *e);
 /* Fail the stream from a device thread: post the event and stop handing
  * blocks to Python, so no block of a changed size ever reaches the user. */
 void da_engine_fail(da_engine *e, int event, int64_t value);
+
+/* Start a host's device thread: SCHED_FIFO when want_realtime and the
+ * system allows it, else an ordinary thread. 0 or an errno; *realtime says
+ * which it got. */
+int da_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, int want_realtime,
+                    int *realtime);
 
 /* Run-time linking for hosts: dlopen `soname` and resolve every symbol into
  * its slot (a function pointer's address). 0, or -1 with a message in err

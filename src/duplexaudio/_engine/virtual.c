@@ -180,20 +180,8 @@ int da_virtual_start(da_virtual *v) {
     while (sem_trywait(&v->stop_sem) == 0) {
     }
     int rt = 0;
-    if (v->p.realtime) {
-        pthread_attr_t attr;
-        struct sched_param sp = {.sched_priority = 60};
-        pthread_attr_init(&attr);
-        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-        pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
-        pthread_attr_setschedparam(&attr, &sp);
-        rt = pthread_create(&v->thread, &attr, clock_thread, v) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (!rt) {
-        int err = pthread_create(&v->thread, NULL, clock_thread, v);
-        if (err) return -err;
-    }
+    int err = da_thread_start(&v->thread, clock_thread, v, v->p.realtime, &rt);
+    if (err) return -err;
     da_engine_set_realtime(v->e, rt);
     v->running = 1;
     return 0;

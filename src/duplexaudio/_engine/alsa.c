@@ -1,0 +1,650 @@
+/* The ALSA host's C side: libasound loaded with dlopen, one I/O thread per
+ * stream.
+ *
+ * A duplex stream opens capture and playback on one PCM name with the same
+ * rate and period size, pre-fills playback with silence and starts both
+ * (linked with snd_pcm_link where the PCM allows it, else back to back).
+ * The thread then reads one period and writes one period per cycle, so the
+ * two directions stay in lockstep: the round trip is fixed by the start and
+ * is measured from the PCM delays at the first cycle. After an xrun both
+ * directions are restarted the same way and the round trip measured again.
+ *
+ * The PCMs run in non-blocking mode and the thread waits in poll() on their
+ * descriptors plus a wake pipe, so stop() never waits on a blocked read.
+ * No ALSA header is needed: the few types and constants used are ALSA's
+ * stable C ABI, declared here. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "alsa_api.h"
+
+typedef struct _snd_pcm snd_pcm_t;
+typedef struct _snd_pcm_hw_params snd_pcm_hw_params_t;
+typedef struct _snd_pcm_sw_params snd_pcm_sw_params_t;
+typedef unsigned long snd_pcm_uframes_t;
+typedef long snd_pcm_sframes_t;
+typedef void (*snd_lib_error_handler_t)(const char *, int, const char *, int, const char *, ...);
+
+enum { PCM_PLAYBACK = 0, PCM_CAPTURE = 1 };
+enum { PCM_NONBLOCK = 1 };
+enum { ACCESS_RW_INTERLEAVED = 3 };
+enum { FMT_S16_LE = 2, FMT_S32_LE = 10, FMT_FLOAT_LE = 14 };
+enum { STATE_XRUN = 4, STATE_DISCONNECTED = 8 };
+
+/* Silence queued ahead of the first written period (periods): one is
+ * consumed while the first capture period fills, one absorbs jitter. */
+#define PREFILL_PERIODS 2
+#define BUFFER_PERIODS 4
+#define MAX_FDS 16
+/* A poll that sees nothing this long checks the PCM's state (ms). */
+#define POLL_MS 500
+/* Polls in a row with nothing: the device is taken as gone. A plugin PCM
+ * whose server died (type jack) stays "running" and simply goes silent. */
+#define SILENT_POLLS 6
+/* Cycles the delays must stay off before a slip is reported. */
+#define SLIP_CYCLES 8
+
+static struct {
+    int (*pcm_open)(snd_pcm_t **, const char *, int, int);
+    int (*pcm_close)(snd_pcm_t *);
+    int (*hw_malloc)(snd_pcm_hw_params_t **);
+    void (*hw_free)(snd_pcm_hw_params_t *);
+    int (*hw_any)(snd_pcm_t *, snd_pcm_hw_params_t *);
+    int (*hw_channels_min)(const snd_pcm_hw_params_t *, unsigned *);
+    int (*hw_channels_max)(const snd_pcm_hw_params_t *, unsigned *);
+    int (*hw_rate_min)(const snd_pcm_hw_params_t *, unsigned *, int *);
+    int (*hw_rate_max)(const snd_pcm_hw_params_t *, unsigned *, int *);
+    int (*hw_period_min)(const snd_pcm_hw_params_t *, snd_pcm_uframes_t *, int *);
+    int (*hw_period_max)(const snd_pcm_hw_params_t *, snd_pcm_uframes_t *, int *);
+    int (*hw_buffer_min)(const snd_pcm_hw_params_t *, snd_pcm_uframes_t *);
+    int (*hw_buffer_max)(const snd_pcm_hw_params_t *, snd_pcm_uframes_t *);
+    int (*hw_test_format)(snd_pcm_t *, snd_pcm_hw_params_t *, int);
+    int (*hw_set_access)(snd_pcm_t *, snd_pcm_hw_params_t *, int);
+    int (*hw_set_format)(snd_pcm_t *, snd_pcm_hw_params_t *, int);
+    int (*hw_set_channels)(snd_pcm_t *, snd_pcm_hw_params_t *, unsigned);
+    int (*hw_set_rate)(snd_pcm_t *, snd_pcm_hw_params_t *, unsigned, int);
+    int (*hw_set_period)(snd_pcm_t *, snd_pcm_hw_params_t *, snd_pcm_uframes_t, int);
+    int (*hw_set_periods_near)(snd_pcm_t *, snd_pcm_hw_params_t *, unsigned *, int *);
+    int (*hw_params)(snd_pcm_t *, snd_pcm_hw_params_t *);
+    int (*hw_get_period)(const snd_pcm_hw_params_t *, snd_pcm_uframes_t *, int *);
+    int (*hw_get_buffer)(const snd_pcm_hw_params_t *, snd_pcm_uframes_t *);
+    int (*sw_malloc)(snd_pcm_sw_params_t **);
+    void (*sw_free)(snd_pcm_sw_params_t *);
+    int (*sw_current)(snd_pcm_t *, snd_pcm_sw_params_t *);
+    int (*sw_start_threshold)(snd_pcm_t *, snd_pcm_sw_params_t *, snd_pcm_uframes_t);
+    int (*sw_avail_min)(snd_pcm_t *, snd_pcm_sw_params_t *, snd_pcm_uframes_t);
+    int (*sw_params)(snd_pcm_t *, snd_pcm_sw_params_t *);
+    int (*prepare)(snd_pcm_t *);
+    int (*start)(snd_pcm_t *);
+    int (*drop)(snd_pcm_t *);
+    snd_pcm_sframes_t (*readi)(snd_pcm_t *, void *, snd_pcm_uframes_t);
+    snd_pcm_sframes_t (*writei)(snd_pcm_t *, const void *, snd_pcm_uframes_t);
+    int (*recover)(snd_pcm_t *, int, int);
+    int (*delay)(snd_pcm_t *, snd_pcm_sframes_t *);
+    int (*link)(snd_pcm_t *, snd_pcm_t *);
+    int (*unlink)(snd_pcm_t *);
+    int (*state)(snd_pcm_t *);
+    int (*poll_count)(snd_pcm_t *);
+    int (*poll_fds)(snd_pcm_t *, struct pollfd *, unsigned);
+    int (*poll_revents)(snd_pcm_t *, struct pollfd *, unsigned, unsigned short *);
+    const char *(*strerror)(int);
+    int (*name_hint)(int, const char *, void ***);
+    char *(*name_get_hint)(const void *, const char *);
+    int (*name_free_hint)(void **);
+    int (*config_update_free_global)(void);
+    int (*set_error_handler)(snd_lib_error_handler_t);
+} A;
+
+static const da_symbol SYMBOLS[] = {
+    {&A.pcm_open, "snd_pcm_open"},
+    {&A.pcm_close, "snd_pcm_close"},
+    {&A.hw_malloc, "snd_pcm_hw_params_malloc"},
+    {&A.hw_free, "snd_pcm_hw_params_free"},
+    {&A.hw_any, "snd_pcm_hw_params_any"},
+    {&A.hw_channels_min, "snd_pcm_hw_params_get_channels_min"},
+    {&A.hw_channels_max, "snd_pcm_hw_params_get_channels_max"},
+    {&A.hw_rate_min, "snd_pcm_hw_params_get_rate_min"},
+    {&A.hw_rate_max, "snd_pcm_hw_params_get_rate_max"},
+    {&A.hw_period_min, "snd_pcm_hw_params_get_period_size_min"},
+    {&A.hw_period_max, "snd_pcm_hw_params_get_period_size_max"},
+    {&A.hw_buffer_min, "snd_pcm_hw_params_get_buffer_size_min"},
+    {&A.hw_buffer_max, "snd_pcm_hw_params_get_buffer_size_max"},
+    {&A.hw_test_format, "snd_pcm_hw_params_test_format"},
+    {&A.hw_set_access, "snd_pcm_hw_params_set_access"},
+    {&A.hw_set_format, "snd_pcm_hw_params_set_format"},
+    {&A.hw_set_channels, "snd_pcm_hw_params_set_channels"},
+    {&A.hw_set_rate, "snd_pcm_hw_params_set_rate"},
+    {&A.hw_set_period, "snd_pcm_hw_params_set_period_size"},
+    {&A.hw_set_periods_near, "snd_pcm_hw_params_set_periods_near"},
+    {&A.hw_params, "snd_pcm_hw_params"},
+    {&A.hw_get_period, "snd_pcm_hw_params_get_period_size"},
+    {&A.hw_get_buffer, "snd_pcm_hw_params_get_buffer_size"},
+    {&A.sw_malloc, "snd_pcm_sw_params_malloc"},
+    {&A.sw_free, "snd_pcm_sw_params_free"},
+    {&A.sw_current, "snd_pcm_sw_params_current"},
+    {&A.sw_start_threshold, "snd_pcm_sw_params_set_start_threshold"},
+    {&A.sw_avail_min, "snd_pcm_sw_params_set_avail_min"},
+    {&A.sw_params, "snd_pcm_sw_params"},
+    {&A.prepare, "snd_pcm_prepare"},
+    {&A.start, "snd_pcm_start"},
+    {&A.drop, "snd_pcm_drop"},
+    {&A.readi, "snd_pcm_readi"},
+    {&A.writei, "snd_pcm_writei"},
+    {&A.recover, "snd_pcm_recover"},
+    {&A.delay, "snd_pcm_delay"},
+    {&A.link, "snd_pcm_link"},
+    {&A.unlink, "snd_pcm_unlink"},
+    {&A.state, "snd_pcm_state"},
+    {&A.poll_count, "snd_pcm_poll_descriptors_count"},
+    {&A.poll_fds, "snd_pcm_poll_descriptors"},
+    {&A.poll_revents, "snd_pcm_poll_descriptors_revents"},
+    {&A.strerror, "snd_strerror"},
+    {&A.name_hint, "snd_device_name_hint"},
+    {&A.name_get_hint, "snd_device_name_get_hint"},
+    {&A.name_free_hint, "snd_device_name_free_hint"},
+    {&A.config_update_free_global, "snd_config_update_free_global"},
+    {&A.set_error_handler, "snd_lib_error_set_handler"},
+};
+
+static void *libasound;
+static char load_error[512];
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* libasound prints every failed open to stderr; our errors carry the code. */
+static void quiet(const char *file, int line, const char *fn, int err, const char *fmt, ...) {}
+
+int da_alsa_load(void) {
+    pthread_mutex_lock(&load_lock);
+    int r = 0;
+    if (!libasound) {
+        void *h = NULL;
+        r = da_load_library("libasound.so.2", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], &h,
+                            load_error, sizeof load_error);
+        if (r == 0) {
+            A.set_error_handler(quiet);
+            libasound = h;
+        }
+    }
+    pthread_mutex_unlock(&load_lock);
+    return r;
+}
+
+const char *da_alsa_load_error(void) { return load_error; }
+const char *da_alsa_strerror(int err) { return A.strerror(err); }
+void da_alsa_reload_config(void) { A.config_update_free_global(); }
+
+/* ---- discovery -------------------------------------------------------------- */
+
+static size_t put(char *buf, size_t len, size_t used, const char *s, int *overflow) {
+    for (; s && *s; s++) {
+        /* Hint descriptions span lines; keep our line format intact. */
+        char c = (*s == '\n' || *s == '\t') ? ' ' : *s;
+        if (used + 2 > len) {
+            *overflow = 1;
+            return used;
+        }
+        buf[used++] = c;
+    }
+    return used;
+}
+
+int da_alsa_hints(char *buf, size_t len) {
+    void **hints = NULL;
+    int err = A.name_hint(-1, "pcm", &hints);
+    if (err < 0) return err;
+    size_t used = 0;
+    int count = 0, overflow = 0;
+    for (void **h = hints; *h; h++) {
+        char *name = A.name_get_hint(*h, "NAME");
+        char *desc = A.name_get_hint(*h, "DESC");
+        char *ioid = A.name_get_hint(*h, "IOID");
+        used = put(buf, len, used, name, &overflow);
+        used = put(buf, len, used, "\x01", &overflow);
+        used = put(buf, len, used, desc, &overflow);
+        used = put(buf, len, used, "\x01", &overflow);
+        used = put(buf, len, used, ioid, &overflow);
+        used = put(buf, len, used, "\x02", &overflow);
+        free(name);
+        free(desc);
+        free(ioid);
+        count++;
+    }
+    A.name_free_hint(hints);
+    if (len) buf[used < len ? used : len - 1] = '\0';
+    return overflow ? -2 : count;
+}
+
+int da_alsa_probe(const char *name, int capture, da_alsa_caps *out) {
+    snd_pcm_t *pcm = NULL;
+    snd_pcm_hw_params_t *hw = NULL;
+    memset(out, 0, sizeof *out);
+    int err = A.pcm_open(&pcm, name, capture ? PCM_CAPTURE : PCM_PLAYBACK, PCM_NONBLOCK);
+    if (err < 0) return err;
+    if ((err = A.hw_malloc(&hw)) < 0) goto done;
+    if ((err = A.hw_any(pcm, hw)) < 0) goto done;
+    unsigned u;
+    int dir = 0;
+    snd_pcm_uframes_t f;
+    if (A.hw_channels_min(hw, &u) == 0) out->channels_min = u;
+    if (A.hw_channels_max(hw, &u) == 0) out->channels_max = u;
+    if (A.hw_rate_min(hw, &u, &dir) == 0) out->rate_min = u;
+    if (A.hw_rate_max(hw, &u, &dir) == 0) out->rate_max = u;
+    if (A.hw_period_min(hw, &f, &dir) == 0) out->period_min = f;
+    if (A.hw_period_max(hw, &f, &dir) == 0) out->period_max = f;
+    if (A.hw_buffer_min(hw, &f) == 0) out->buffer_min = f;
+    if (A.hw_buffer_max(hw, &f) == 0) out->buffer_max = f;
+    if (A.hw_test_format(pcm, hw, FMT_FLOAT_LE) == 0) out->formats |= DA_ALSA_FMT_F32;
+    if (A.hw_test_format(pcm, hw, FMT_S32_LE) == 0) out->formats |= DA_ALSA_FMT_S32;
+    if (A.hw_test_format(pcm, hw, FMT_S16_LE) == 0) out->formats |= DA_ALSA_FMT_S16;
+done:
+    if (hw) A.hw_free(hw);
+    A.pcm_close(pcm);
+    return err < 0 ? err : 0;
+}
+
+/* ---- streams ------------------------------------------------------------------ */
+
+struct da_alsa {
+    da_engine *engine;
+    uint32_t in_ch, out_ch, rate, frames;
+    snd_pcm_t *cap, *play;
+    int cap_fmt, play_fmt;       /* the device's sample format, ALSA codes */
+    uint64_t play_buffer;        /* frames */
+    void *cap_raw, *play_raw;    /* one period in the device's format */
+    float *in_block, *out_block; /* one period, float32 interleaved */
+    const float **in_ptrs;
+    float **out_ptrs;
+    struct pollfd pfds[MAX_FDS + 1];
+    int wake[2];
+    pthread_t thread;
+    int running;
+    int linked;
+    atomic_int stop;
+    atomic_llong cap_latency, play_latency; /* frames, fixed between restarts */
+    int silent_polls; /* POLL_MS waits in a row that saw nothing */
+    int measured;     /* the latencies of this run of the PCMs are set */
+    int64_t measured_sum; /* their sum when measured */
+    int off_cycles;   /* cycles in a row the sum has been off */
+    int xrun;         /* flag the next block */
+    int64_t origin_ns;
+    int64_t elapsed;  /* frames since the origin */
+    char message[256];
+};
+
+static int sample_bytes(int fmt) { return fmt == FMT_S16_LE ? 2 : 4; }
+
+/* hw and sw params of one direction; the format is the best the PCM offers. */
+static int configure(snd_pcm_t *pcm, uint32_t ch, uint32_t rate, uint32_t frames, int *fmt,
+                     uint64_t *buffer_frames, char *msg, size_t len) {
+    snd_pcm_hw_params_t *hw = NULL;
+    snd_pcm_sw_params_t *sw = NULL;
+    int err;
+    const char *what = "allocating parameters";
+    if ((err = A.hw_malloc(&hw)) < 0 || (err = A.sw_malloc(&sw)) < 0) goto done;
+    what = "reading its parameters";
+    if ((err = A.hw_any(pcm, hw)) < 0) goto done;
+    what = "interleaved access";
+    if ((err = A.hw_set_access(pcm, hw, ACCESS_RW_INTERLEAVED)) < 0) goto done;
+    const int order[] = {FMT_FLOAT_LE, FMT_S32_LE, FMT_S16_LE};
+    err = -EINVAL;
+    for (size_t i = 0; i < 3 && err < 0; i++)
+        if (A.hw_test_format(pcm, hw, order[i]) == 0 && (err = A.hw_set_format(pcm, hw, order[i])) == 0)
+            *fmt = order[i];
+    what = "a float32, s32 or s16 sample format";
+    if (err < 0) goto done;
+    what = "the channel count";
+    if ((err = A.hw_set_channels(pcm, hw, ch)) < 0) goto done;
+    what = "the sample rate";
+    if ((err = A.hw_set_rate(pcm, hw, rate, 0)) < 0) goto done;
+    what = "the period size";
+    if ((err = A.hw_set_period(pcm, hw, frames, 0)) < 0) goto done;
+    unsigned periods = BUFFER_PERIODS;
+    int dir = 0;
+    what = "the buffer size";
+    if ((err = A.hw_set_periods_near(pcm, hw, &periods, &dir)) < 0) goto done;
+    what = "the hardware parameters";
+    if ((err = A.hw_params(pcm, hw)) < 0) goto done;
+    snd_pcm_uframes_t got = 0, buffer = 0;
+    A.hw_get_period(hw, &got, &dir);
+    A.hw_get_buffer(hw, &buffer);
+    *buffer_frames = buffer;
+    if (got != frames || buffer < (snd_pcm_uframes_t)frames * PREFILL_PERIODS + frames) {
+        err = -EINVAL;
+        snprintf(msg, len, "the PCM chose a period of %lu and a buffer of %lu frames, not %u and %u",
+                 got, buffer, frames, frames * (PREFILL_PERIODS + 1));
+        goto out;
+    }
+    what = "the software parameters";
+    if ((err = A.sw_current(pcm, sw)) < 0) goto done;
+    /* We start the PCMs ourselves, both at once: never on the first write. */
+    if ((err = A.sw_start_threshold(pcm, sw, buffer * 2)) < 0) goto done;
+    if ((err = A.sw_avail_min(pcm, sw, frames)) < 0) goto done;
+    err = A.sw_params(pcm, sw);
+done:
+    if (err < 0) snprintf(msg, len, "%s: %s", what, A.strerror(err));
+out:
+    if (hw) A.hw_free(hw);
+    if (sw) A.sw_free(sw);
+    return err < 0 ? err : 0;
+}
+
+void da_alsa_free(da_alsa *a) {
+    if (!a) return;
+    da_alsa_stop(a);
+    if (a->linked) A.unlink(a->cap);
+    if (a->cap) A.pcm_close(a->cap);
+    if (a->play) A.pcm_close(a->play);
+    if (a->wake[0] >= 0) close(a->wake[0]);
+    if (a->wake[1] >= 0) close(a->wake[1]);
+    free(a->cap_raw);
+    free(a->play_raw);
+    free(a->in_block);
+    free(a->out_block);
+    free(a->in_ptrs);
+    free(a->out_ptrs);
+    free(a);
+}
+
+da_alsa *da_alsa_new(da_engine *e, const char *name, uint32_t in_ch, uint32_t out_ch,
+                     uint32_t rate, uint32_t frames, int *err, char *msg, size_t len) {
+    da_alsa *a = calloc(1, sizeof *a);
+    *err = -ENOMEM;
+    if (!a) return NULL;
+    a->engine = e;
+    a->in_ch = in_ch;
+    a->out_ch = out_ch;
+    a->rate = rate;
+    a->frames = frames;
+    a->wake[0] = a->wake[1] = -1;
+    atomic_store(&a->cap_latency, -1);
+    atomic_store(&a->play_latency, -1);
+    snprintf(msg, len, "out of memory");
+    if (pipe2(a->wake, O_NONBLOCK | O_CLOEXEC) != 0) goto fail;
+    if (in_ch) {
+        if ((*err = A.pcm_open(&a->cap, name, PCM_CAPTURE, PCM_NONBLOCK)) < 0) {
+            a->cap = NULL;
+            snprintf(msg, len, "cannot open '%s' for capture: %s", name, A.strerror(*err));
+            goto fail;
+        }
+        char why[200] = "";
+        if ((*err = configure(a->cap, in_ch, rate, frames, &a->cap_fmt, &(uint64_t){0}, why, sizeof why)) < 0) {
+            snprintf(msg, len, "capture on '%s' refused %s", name, why);
+            goto fail;
+        }
+    }
+    if (out_ch) {
+        if ((*err = A.pcm_open(&a->play, name, PCM_PLAYBACK, PCM_NONBLOCK)) < 0) {
+            a->play = NULL;
+            snprintf(msg, len, "cannot open '%s' for playback: %s", name, A.strerror(*err));
+            goto fail;
+        }
+        char why[200] = "";
+        if ((*err = configure(a->play, out_ch, rate, frames, &a->play_fmt, &a->play_buffer, why, sizeof why)) < 0) {
+            snprintf(msg, len, "playback on '%s' refused %s", name, why);
+            goto fail;
+        }
+    }
+    *err = -ENOMEM;
+    if (in_ch && (!(a->cap_raw = calloc((size_t)frames * in_ch, 4)) ||
+                  !(a->in_block = calloc((size_t)frames * in_ch, sizeof(float))) ||
+                  !(a->in_ptrs = calloc(in_ch, sizeof *a->in_ptrs))))
+        goto fail;
+    if (out_ch && (!(a->play_raw = calloc((size_t)frames * out_ch, 4)) ||
+                   !(a->out_block = calloc((size_t)frames * out_ch, sizeof(float))) ||
+                   !(a->out_ptrs = calloc(out_ch, sizeof *a->out_ptrs))))
+        goto fail;
+    for (uint32_t c = 0; c < in_ch; c++) a->in_ptrs[c] = a->in_block + c;
+    for (uint32_t c = 0; c < out_ch; c++) a->out_ptrs[c] = a->out_block + c;
+    /* One start and one clock for both directions where the PCM allows it
+     * (hardware); plugin PCMs answer ENOSYS and are started back to back. */
+    if (a->cap && a->play) a->linked = A.link(a->cap, a->play) == 0;
+    *err = 0;
+    return a;
+fail:
+    da_alsa_free(a);
+    return NULL;
+}
+
+/* (Re)start the PCMs from scratch: silence queued on playback, both started
+ * as close together as we can. The lockstep distance is set here. */
+static int prime(da_alsa *a) {
+    int err;
+    if (a->cap) A.drop(a->cap);
+    if (a->play && !a->linked) A.drop(a->play);
+    if (a->cap && (err = A.prepare(a->cap)) < 0) return err;
+    if (a->play && !a->linked && (err = A.prepare(a->play)) < 0) return err;
+    if (a->play) {
+        /* The playback buffer is empty after prepare: this never blocks. */
+        memset(a->play_raw, 0, (size_t)a->frames * a->out_ch * sample_bytes(a->play_fmt));
+        for (int i = 0; i < PREFILL_PERIODS; i++) {
+            snd_pcm_sframes_t n = A.writei(a->play, a->play_raw, a->frames);
+            if (n < 0) return (int)n;
+        }
+    }
+    if (a->cap && (err = A.start(a->cap)) < 0) return err;
+    if (a->play && !(a->cap && a->linked) && (err = A.start(a->play)) < 0) return err;
+    a->measured = 0;
+    return 0;
+}
+
+/* Wait until pcm is ready for `events`: 0 ready (or worth retrying), 1 stop
+ * asked, <0 an error. Bounded: a silent PCM is checked every POLL_MS. */
+static int wait_for(da_alsa *a, snd_pcm_t *pcm) {
+    int n = A.poll_count(pcm);
+    if (n < 0) return n;
+    if (n > MAX_FDS) n = MAX_FDS;
+    n = A.poll_fds(pcm, a->pfds, (unsigned)n);
+    if (n < 0) return n;
+    a->pfds[n].fd = a->wake[0];
+    a->pfds[n].events = POLLIN;
+    a->pfds[n].revents = 0;
+    int r = poll(a->pfds, (nfds_t)n + 1, POLL_MS);
+    if (atomic_load(&a->stop)) return 1;
+    if (r < 0) return errno == EINTR ? 0 : -errno;
+    int state = A.state(pcm);
+    if (state == STATE_DISCONNECTED) return -ENODEV;
+    if (state == STATE_XRUN) return -EPIPE;
+    if (r == 0) return ++a->silent_polls >= SILENT_POLLS ? -ENODEV : 0;
+    a->silent_polls = 0;
+    unsigned short revents = 0;
+    A.poll_revents(pcm, a->pfds, (unsigned)n, &revents);
+    if (revents & (POLLERR | POLLNVAL)) return -EIO;
+    return 0;
+}
+
+/* Read or write one whole period; 0, 1 when stop was asked, or <0. */
+static int transfer(da_alsa *a, snd_pcm_t *pcm, void *raw, uint32_t ch, int fmt, int capture) {
+    uint32_t done = 0;
+    size_t frame_bytes = (size_t)ch * sample_bytes(fmt);
+    while (done < a->frames) {
+        char *at = (char *)raw + done * frame_bytes;
+        snd_pcm_sframes_t n =
+            capture ? A.readi(pcm, at, a->frames - done) : A.writei(pcm, at, a->frames - done);
+        if (n >= 0) {
+            done += (uint32_t)n;
+        } else if (n == -EAGAIN) {
+            int w = wait_for(a, pcm);
+            if (w) return w;
+        } else {
+            return (int)n;
+        }
+        if (atomic_load(&a->stop)) return 1;
+    }
+    return 0;
+}
+
+static void to_float(const void *raw, int fmt, float *dst, size_t n) {
+    if (fmt == FMT_FLOAT_LE) {
+        memcpy(dst, raw, n * sizeof(float));
+    } else if (fmt == FMT_S32_LE) {
+        const int32_t *s = raw;
+        for (size_t i = 0; i < n; i++) dst[i] = (float)(s[i] / 2147483648.0);
+    } else {
+        const int16_t *s = raw;
+        for (size_t i = 0; i < n; i++) dst[i] = s[i] / 32768.0f;
+    }
+}
+
+static void from_float(const float *src, int fmt, void *raw, size_t n) {
+    if (fmt == FMT_FLOAT_LE) {
+        memcpy(raw, src, n * sizeof(float));
+    } else if (fmt == FMT_S32_LE) {
+        int32_t *d = raw;
+        for (size_t i = 0; i < n; i++) {
+            double v = src[i] * 2147483648.0;
+            d[i] = v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)lrint(v);
+        }
+    } else {
+        int16_t *d = raw;
+        for (size_t i = 0; i < n; i++) {
+            float v = src[i] * 32768.0f;
+            d[i] = v >= 32767.0f ? INT16_MAX : v <= -32768.0f ? INT16_MIN : (int16_t)lrintf(v);
+        }
+    }
+}
+
+/* The PCM delays, every cycle, just after the read: capture delay plus the
+ * period just read is how old its first frame is; the playback delay before
+ * this cycle's write is how long its first frame waits to be played. In
+ * lockstep their sum stays put while the parts jitter. A server that stalls
+ * both directions unevenly (a stopped pulseaudio) shifts the sum without any
+ * xrun from the plugin: when it stays off by more than half a period for
+ * SLIP_CYCLES cycles, the new distance is measured and the block flagged as
+ * an xrun (the pulse PCM also settles so in its first cycles). */
+static void track_latency(da_alsa *a) {
+    snd_pcm_sframes_t dc = 0, dp = 0;
+    if (a->cap && A.delay(a->cap, &dc) != 0) return;
+    if (a->play && A.delay(a->play, &dp) != 0) return;
+    int64_t cap = (a->cap ? (dc > 0 ? dc : 0) + a->frames : 0);
+    int64_t play = (a->play ? (dp > 0 ? dp : 0) : 0);
+    int64_t sum = cap + play;
+    if (a->measured) {
+        int64_t off = sum - a->measured_sum;
+        if (off < 0) off = -off;
+        if (off * 2 <= a->frames) a->off_cycles = 0;
+        if (off * 2 <= a->frames || ++a->off_cycles < SLIP_CYCLES) return;
+        a->xrun = 1;
+    }
+    atomic_store(&a->cap_latency, cap);
+    atomic_store(&a->play_latency, play);
+    a->measured_sum = sum;
+    a->off_cycles = 0;
+    a->measured = 1;
+}
+
+static int recoverable(int err) { return err == -EPIPE || err == -ESTRPIPE || err == -EINTR; }
+
+/* The I/O thread's cycle: read a period, run the engine, write a period.
+ * It allocates nothing and never blocks past POLL_MS without checking stop. */
+static void *io_thread(void *arg) {
+    da_alsa *a = arg;
+    const uint32_t F = a->frames;
+    int anchored = 0;
+    while (!atomic_load(&a->stop)) {
+        int err = 0;
+        if (a->cap) err = transfer(a, a->cap, a->cap_raw, a->in_ch, a->cap_fmt, 1);
+        if (err == 0 && !a->cap) {
+            /* Output only: wait for room for one period, then fill it. */
+            while (err == 0) {
+                snd_pcm_sframes_t d = 0;
+                err = A.delay(a->play, &d);
+                if (err < 0 || d + (snd_pcm_sframes_t)F <= (snd_pcm_sframes_t)a->play_buffer) break;
+                err = wait_for(a, a->play);
+            }
+        }
+        if (err == 0) {
+            int64_t now = da_now_ns();
+            track_latency(a);
+            if (!anchored) {
+                a->origin_ns = now - da_frames_to_ns(a->elapsed, a->rate);
+                anchored = 1;
+            }
+            /* Frame-exact from the anchor: a block is F frames later than the last. */
+            da_cycle_time t;
+            t.callback_ns = a->origin_ns + da_frames_to_ns(a->elapsed, a->rate);
+            t.deadline_anchor_ns = now;
+            t.input_device_ns = t.callback_ns - da_frames_to_ns(atomic_load(&a->cap_latency), a->rate);
+            t.output_device_ns = t.callback_ns + da_frames_to_ns(atomic_load(&a->play_latency), a->rate);
+            if (a->cap) to_float(a->cap_raw, a->cap_fmt, a->in_block, (size_t)F * a->in_ch);
+            da_engine_process(a->engine, a->in_ptrs, a->in_ch, a->out_ptrs, a->out_ch, F, &t, a->xrun);
+            a->xrun = 0;
+            a->elapsed += F;
+            if (a->play) {
+                from_float(a->out_block, a->play_fmt, a->play_raw, (size_t)F * a->out_ch);
+                err = transfer(a, a->play, a->play_raw, a->out_ch, a->play_fmt, 0);
+            }
+        }
+        if (err == 1 || atomic_load(&a->stop)) break;
+        if (err == 0) continue;
+        if (recoverable(err)) {
+            /* A glitch: restart both directions together so the lockstep
+             * distance is set again, re-measured and reported. */
+            snd_pcm_t *which = a->cap ? a->cap : a->play;
+            int r = A.recover(which, err, 1);
+            if (r == 0) r = prime(a);
+            if (r == 0) {
+                a->xrun = 1;
+                anchored = 0; /* time went on without frames: anchor anew */
+                continue;
+            }
+            err = r;
+        }
+        snprintf(a->message, sizeof a->message, "%s", A.strerror(err));
+        da_engine_fail(a->engine, DA_EV_DEVICE_LOST, err);
+        break;
+    }
+    return NULL;
+}
+
+int da_alsa_start(da_alsa *a, char *msg, size_t len) {
+    if (a->running) return 0;
+    char drain[64];
+    while (read(a->wake[0], drain, sizeof drain) > 0) {
+    }
+    atomic_store(&a->stop, 0);
+    int err = prime(a);
+    if (err < 0) {
+        snprintf(msg, len, "cannot start the PCM: %s", A.strerror(err));
+        return err;
+    }
+    a->xrun = 0;
+    a->silent_polls = 0;
+    int rt = 0;
+    if ((err = da_thread_start(&a->thread, io_thread, a, 1, &rt)) != 0) {
+        snprintf(msg, len, "cannot start the I/O thread: %s", strerror(err));
+        return -err;
+    }
+    da_engine_set_realtime(a->engine, rt);
+    a->running = 1;
+    return 0;
+}
+
+void da_alsa_stop(da_alsa *a) {
+    if (!a->running) return;
+    atomic_store(&a->stop, 1);
+    /* Wakes the thread's poll; it checks stop at least every POLL_MS anyway. */
+    ssize_t ignored = write(a->wake[1], "x", 1);
+    (void)ignored;
+    pthread_join(a->thread, NULL);
+    a->running = 0;
+    if (a->cap) A.drop(a->cap);
+    if (a->play && !(a->cap && a->linked)) A.drop(a->play);
+}
+
+void da_alsa_latency(da_alsa *a, int64_t *capture, int64_t *playback) {
+    *capture = atomic_load(&a->cap_latency);
+    *playback = atomic_load(&a->play_latency);
+}
+
+int da_alsa_linked(da_alsa *a) { return a->linked; }

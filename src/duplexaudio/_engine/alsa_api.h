@@ -1,0 +1,38 @@
+/* The ALSA host's C side (alsa.c), in cdef-parsable C: see engine_api.h. */
+
+typedef struct da_alsa da_alsa;
+
+/* What the hardware parameters of one direction of a PCM allow. */
+typedef struct {
+    uint32_t channels_min, channels_max;
+    uint32_t rate_min, rate_max;
+    uint64_t period_min, period_max;   /* frames */
+    uint64_t buffer_min, buffer_max;   /* frames */
+    uint32_t formats;                  /* DA_ALSA_FMT_* bits the PCM offers */
+} da_alsa_caps;
+
+#define DA_ALSA_FMT_F32 1
+#define DA_ALSA_FMT_S32 2
+#define DA_ALSA_FMT_S16 4
+
+int da_alsa_load(void);
+const char *da_alsa_load_error(void);
+const char *da_alsa_strerror(int err);
+/* Forget the loaded configuration: the next call re-reads ALSA_CONFIG_PATH. */
+void da_alsa_reload_config(void);
+/* PCM hints as lines "name\tdescription\tioid" (ioid empty: both ways).
+ * Returns the count, -2 when buf is too small, or a negative errno. */
+int da_alsa_hints(char *buf, size_t len);
+/* Open one direction (capture: 1), read its hw params, close. 0 or -errno. */
+int da_alsa_probe(const char *name, int capture, da_alsa_caps *out);
+
+/* A stream on one PCM name: capture and/or playback, one I/O thread. */
+da_alsa *da_alsa_new(da_engine *e, const char *name, uint32_t in_ch, uint32_t out_ch,
+                     uint32_t rate, uint32_t frames, int *err, char *msg, size_t len);
+int da_alsa_start(da_alsa *a, char *msg, size_t len);
+void da_alsa_stop(da_alsa *a);
+void da_alsa_free(da_alsa *a);
+/* Frames: capture delay and playback delay as last measured (-1: not yet). */
+void da_alsa_latency(da_alsa *a, int64_t *capture, int64_t *playback);
+/* 1 when snd_pcm_link joined capture and playback (they start as one). */
+int da_alsa_linked(da_alsa *a);

@@ -1,0 +1,389 @@
+"""The ALSA host against real servers behind ALSA's plugin PCMs.
+
+No sound card here (TESTING.md): each test points ``ALSA_CONFIG_PATH`` at a
+private file that includes the system's ``alsa.conf`` and defines a
+``type jack`` PCM bound to the ``loopback:*`` ports of a private jackd (a
+real loop through the server, one JACK period long), and uses the ``pulse``
+PCM against a private PulseAudio. Round trips are measured on the audio.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import duplexaudio as da
+from duplexaudio.hosts.alsa import AlsaDevice, AlsaHost
+from tests.conftest import server_unavailable
+from tests.impulses import ImpulseLoop, run_loop
+from tests.recorders import Errors
+from tests.servers import JackServer, PulseServer
+
+RATE = 48000
+JACK_PCM = "daloop"
+CONFIG = """<confdir:alsa.conf>
+pcm.{name} {{
+    type jack
+    playback_ports {{ 0 loopback:playback_1 1 loopback:playback_2 }}
+    capture_ports {{ 0 loopback:capture_1 1 loopback:capture_2 }}
+    hint {{ description "duplexaudio test loop through jackd -L" }}
+}}
+"""
+
+
+@pytest.fixture
+def alsa_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ALSA configuration with the test's jack PCM; the host re-reads it."""
+    path = tmp_path / "asound.conf"
+    path.write_text(CONFIG.format(name=JACK_PCM))
+    if not list(Path("/usr/lib").glob("*/alsa-lib/libasound_module_pcm_jack.so")):
+        server_unavailable("the jack and pulse PCM types need libasound2-plugins")
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(path))
+    return path
+
+
+@pytest.fixture
+def jack_alsa(
+    jackd_256: JackServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[AlsaHost]:
+    """The ALSA host with the jack PCM reaching a private 256-frame jackd."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_256.name)
+    host = da.host_from_id("alsa")
+    assert isinstance(host, AlsaHost)
+    yield host
+
+
+@pytest.fixture
+def pulse_alsa(
+    pulseaudio: PulseServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> AlsaHost:
+    """The ALSA host with the pulse PCM reaching the session's PulseAudio."""
+    monkeypatch.setenv("PULSE_SERVER", pulseaudio.address)
+    host = da.host_from_id("alsa")
+    assert isinstance(host, AlsaHost)
+    return host
+
+
+def pcm(host: AlsaHost, name: str) -> AlsaDevice:
+    device = host.device_by_id(f"alsa:{name}")
+    assert isinstance(device, AlsaDevice), f"alsa:{name} did not open"
+    return device
+
+
+class BlockLoop(ImpulseLoop):
+    """An ImpulseLoop that also notes the block each impulse was sent in."""
+
+    def __init__(self, blocks: int) -> None:
+        super().__init__(blocks, every=8)
+        self.sent_blocks: list[int] = []
+
+    def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+        block, sent = self.count, len(self.sent)
+        super().__call__(inp, out, info)
+        if len(self.sent) > sent:
+            self.sent_blocks.append(block)
+
+    def offsets(self, first: int = 0, last: int | None = None) -> list[int]:
+        """Round trips of the impulses sent in blocks first..last that came back."""
+        found = []
+        bounds = [*self.sent[1:], None]
+        for block, s, next_sent in zip(self.sent_blocks, self.sent, bounds, strict=True):
+            if block < first or (last is not None and block > last):
+                continue
+            back = [b for b in self.back if b > s and (next_sent is None or b <= next_sent)]
+            if back:
+                found.append(back[0] - s)
+        return found
+
+    def odd_ones(self) -> list[tuple[int, int]]:
+        """(block sent, offset) of impulses whose offset differs from the most common."""
+        pairs = list(zip(self.sent_blocks, self.offsets(), strict=False))
+        common = max(set(self.offsets()), key=self.offsets().count, default=None)
+        return [p for p in pairs if p[1] != common]
+
+    def offsets_between_xruns(self) -> list[list[int]]:
+        """Offsets of each stretch between xruns. A slip is flagged some cycles
+        after it happens, so impulses sent just before a flag are left out."""
+        edges = [-1, *self.xrun_blocks, self.blocks]
+        return [self.offsets(lo + 1, hi - 12) for lo, hi in itertools.pairwise(edges)]
+
+    def offsets_after_last_xrun(self) -> list[int]:
+        """Alignment is re-established by each recovery: the last stretch is one run."""
+        return self.offsets(max(self.xrun_blocks) + 1 if self.xrun_blocks else 0)
+
+
+def assert_one_offset(offsets: list[int], loop: BlockLoop, period: int) -> int:
+    """All impulses came back at one offset, which is returned.
+
+    Exceptions are allowed only as isolated impulses exactly one period
+    early, at most two a run: on the jack PCM about one run in four has one
+    (once two), with no xrun and no change in either PCM's delay before or
+    after it, and the next impulse back at the common offset (cause not
+    found; see the README's ALSA section). Anything else fails.
+    """
+    common = max(set(offsets), key=offsets.count)
+    odd = [o for o in offsets if o != common]
+    assert len(odd) <= 2 and all(o == common - period for o in odd), (
+        f"odd {loop.odd_ones()}, xruns {loop.xrun_blocks}"
+    )
+    return common
+
+
+def run_duplex(device: AlsaDevice, frames: int, blocks: int) -> tuple[BlockLoop, da.Stream]:
+    loop = BlockLoop(blocks)
+    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(frames))
+    stream = device.build_duplex_stream(config, loop)
+    run_loop(stream, loop)
+    return loop, stream
+
+
+# -- enumeration and configs --------------------------------------------------------------
+
+
+def test_config_pcms_are_listed_with_their_hardware_ranges(jack_alsa: AlsaHost) -> None:
+    ids = {str(d.id) for d in jack_alsa.devices()}
+    assert f"alsa:{JACK_PCM}" in ids
+    assert "alsa:null" not in ids  # opens both ways, but has no clock
+    device = pcm(jack_alsa, JACK_PCM)
+    assert device.description.driver == "alsa"
+    assert device.description.direction == "duplex"
+    assert device.supports_duplex()
+    [f32_in] = [
+        r for r in device.supported_input_configs() if r.sample_format is da.SampleFormat.F32
+    ]
+    # The jack plugin: the server's rate only, one channel per bound port,
+    # periods from the server's period up.
+    assert (f32_in.min_sample_rate, f32_in.max_sample_rate) == (RATE, RATE)
+    assert (f32_in.min_channels, f32_in.max_channels) == (2, 2)
+    assert f32_in.buffer_size.min_frames == 256
+    default = device.default_duplex_config()
+    assert (default.sample_rate, default.input_channels, default.output_channels) == (RATE, 2, 2)
+
+
+def test_pulse_pcm_ranges_and_default_prefer_48k(pulse_alsa: AlsaHost) -> None:
+    device = pcm(pulse_alsa, "pulse")
+    assert "alsa:pulse" in {str(d.id) for d in pulse_alsa.devices()}
+    [f32] = [r for r in device.supported_output_configs() if r.sample_format is da.SampleFormat.F32]
+    assert f32.min_sample_rate < 48000 < f32.max_sample_rate
+    assert f32.min_channels == 1 and f32.max_channels >= 2
+    assert device.default_output_config().sample_rate == 48000
+    assert "float32le" in " ".join(device.description.details)
+
+
+def test_a_pcm_that_does_not_exist_is_not_available_naming_it(alsa_config: Path) -> None:
+    host = da.host_from_id("alsa")
+    assert host.device_by_id("alsa:no_such_pcm") is None
+    with pytest.raises(da.Error) as raised:
+        da.rec(256, RATE, 1, device="alsa:no_such_pcm")
+    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert "no_such_pcm" in raised.value.message
+
+
+def test_rate_and_channels_outside_the_ranges_are_refused_naming_them(jack_alsa: AlsaHost) -> None:
+    device = pcm(jack_alsa, JACK_PCM)
+    with pytest.raises(da.Error) as raised:
+        device.build_duplex_stream(da.DuplexStreamConfig(2, 2, 44100), lambda i, o, n: None)
+    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    assert "44100" in raised.value.message and "48000" in raised.value.message
+    with pytest.raises(da.Error) as raised:
+        device.build_input_stream(da.StreamConfig(3, RATE), lambda d, n: None)
+    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    assert "3" in raised.value.message and "2" in raised.value.message
+    with pytest.raises(da.Error) as raised:
+        device.build_output_stream(da.StreamConfig(2, RATE, da.BufferSize.fixed(64)), print)
+    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    assert "64" in raised.value.message and "256" in raised.value.message
+
+
+def test_a_device_whose_server_is_gone_refuses_to_build(
+    pulseaudio_private: PulseServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULSE_SERVER", pulseaudio_private.address)
+    device = pcm(da.host_from_id("alsa"), "pulse")  # type: ignore[arg-type]
+    pulseaudio_private.kill()
+    with pytest.raises(da.Error) as raised:
+        device.build_output_stream(da.StreamConfig(2, RATE), lambda d, n: None)
+    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert "alsa:pulse" in raised.value.message
+    # Probed with the server gone: the reason, not "no output".
+    with pytest.raises(da.Error) as raised:
+        AlsaDevice("pulse").build_output_stream(da.StreamConfig(2, RATE), lambda d, n: None)
+    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert "Connection refused" in raised.value.message
+
+
+# -- duplex in lockstep ---------------------------------------------------------------------
+
+
+def test_duplex_on_the_jack_pcm_keeps_one_offset_and_reports_it(jack_alsa: AlsaHost) -> None:
+    device = pcm(jack_alsa, JACK_PCM)
+    loop, stream = run_duplex(device, 256, 1000)
+    stretches = [s for s in loop.offsets_between_xruns() if s]
+    assert sum(len(s) for s in stretches) >= 60, f"xruns at {loop.xrun_blocks}"
+    offsets = [assert_one_offset(s, loop, 256) for s in stretches]
+    # ALSA's delays cover the plugin's buffers; the loop through the
+    # loopback ports adds JACK's one graph cycle, which no PCM delay shows.
+    assert offsets[-1] == stream.latency.round_trip + 256
+    assert loop.sizes == {256}
+    steps = [s for k, s in enumerate(loop.callback_steps, 1) if k not in loop.xrun_blocks]
+    assert set(steps) == {256}
+
+
+def test_duplex_on_the_pulse_pcm_keeps_one_offset(pulse_alsa: AlsaHost) -> None:
+    device = pcm(pulse_alsa, "pulse")
+    loop, stream = run_duplex(device, 256, 1000)
+    stretches = loop.offsets_between_xruns()
+    assert sum(len(s) for s in stretches) >= 60, f"xruns at {loop.xrun_blocks}"
+    for stretch in stretches:
+        assert len(set(stretch)) <= 1, f"{sorted(set(stretch))}, xruns {loop.xrun_blocks}"
+    assert stream.latency.round_trip > 0
+    assert stream.stats.xruns == len(loop.xrun_blocks)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the pulse PCM's delays count the null sink's own latency, which a loop "
+    "through its monitor does not wait for: reported ~510, measured ~350 frames at 256",
+)
+def test_pulse_pcm_reported_round_trip_equals_the_measured_one(pulse_alsa: AlsaHost) -> None:
+    loop, stream = run_duplex(pcm(pulse_alsa, "pulse"), 256, 400)
+    assert set(loop.offsets_after_last_xrun()) == {stream.latency.round_trip}
+
+
+def test_linked_duplex_starts_both_directions_as_one(jack_alsa: AlsaHost) -> None:
+    device = pcm(jack_alsa, JACK_PCM)
+    stream = device.build_duplex_stream(
+        da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256)), lambda i, o, n: None
+    )
+    with stream:
+        if not stream.backend.linked:
+            pytest.skip(
+                "snd_pcm_link answers ENOSYS on plugin PCMs (jack, pulse); it needs a "
+                "hardware PCM, which this machine lacks"
+            )
+    loop, stream = run_duplex(device, 256, 400)
+    offsets = loop.offsets_after_last_xrun()
+    assert_one_offset(offsets, loop, 256)
+
+
+def stall_is_absorbed_or_reported(device: AlsaDevice, pid: int, seconds: float) -> BlockLoop:
+    """Stop the server behind the PCM for a moment mid-stream (SIGSTOP): the
+    lockstep either keeps its offset or the slip is flagged as an xrun."""
+    loop = BlockLoop(1200)
+    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
+    with device.build_duplex_stream(config, loop):
+        deadline = time.monotonic() + 30
+        while loop.count < 500 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stalled_at = loop.count
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(seconds)
+        os.kill(pid, signal.SIGCONT)
+        assert loop.done.wait(60), f"only {loop.count} blocks"
+    # Skip the start-up (the pulse PCM's first blocks xrun) and the stall itself.
+    before = loop.offsets(16, stalled_at - 20)
+    after = loop.offsets_after_last_xrun()
+    assert len(before) >= 20 and len(after) >= 20, f"xruns at {loop.xrun_blocks}"
+    was, now = assert_one_offset(before, loop, 256), assert_one_offset(after, loop, 256)
+    if was != now:
+        assert any(b >= stalled_at for b in loop.xrun_blocks), "a slip went unreported"
+    return loop
+
+
+def test_a_stalled_pulseaudio_is_absorbed_or_reported_as_an_xrun(
+    pulseaudio_private: PulseServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULSE_SERVER", pulseaudio_private.address)
+    device = pcm(da.host_from_id("alsa"), "pulse")  # type: ignore[arg-type]
+    stall_is_absorbed_or_reported(device, pulseaudio_private.process.pid, 0.5)
+
+
+def test_a_stalled_jackd_keeps_the_offset(jack_alsa: AlsaHost, jackd_256: JackServer) -> None:
+    loop = stall_is_absorbed_or_reported(pcm(jack_alsa, JACK_PCM), jackd_256.process.pid, 0.3)
+    assert assert_one_offset(loop.offsets_after_last_xrun(), loop, 256) == 768
+
+
+# -- one direction on the pulse PCM ---------------------------------------------------------
+
+
+def test_output_stream_on_the_pulse_pcm_reaches_the_sink(
+    pulse_alsa: AlsaHost, pulseaudio: PulseServer
+) -> None:
+    device = pcm(pulse_alsa, "pulse")
+    blocks: list[int] = []
+
+    def tone(out: np.ndarray, info: da.CallbackInfo) -> None:
+        out[:] = 0.1
+        blocks.append(out.shape[0])
+
+    config = da.StreamConfig(2, RATE, da.BufferSize.fixed(512))
+    with device.build_output_stream(config, tone) as stream:
+        deadline = time.monotonic() + 20
+        while len(blocks) < 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        inputs = pulseaudio.run("pactl", "list", "short", "sink-inputs").stdout
+    assert len(blocks) >= 200 and set(blocks) == {512}
+    assert inputs.strip(), "no sink input while the stream ran"
+    assert stream.latency.output > 0
+
+
+def test_input_stream_on_the_pulse_pcm_records_frames(pulse_alsa: AlsaHost) -> None:
+    device = pcm(pulse_alsa, "pulse")
+    got: list[int] = []
+    done = threading.Event()
+
+    def record(data: np.ndarray, info: da.CallbackInfo) -> None:
+        got.append(data.shape[0])
+        if len(got) >= 200:
+            done.set()
+
+    config = da.StreamConfig(1, RATE, da.BufferSize.fixed(256))
+    with device.build_input_stream(config, record, sample_format=da.SampleFormat.I16) as stream:
+        assert done.wait(30)
+    assert set(got) == {256}
+    assert stream.latency.input >= 256
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+def stops_with_an_error(device: AlsaDevice, kill: Callable[[], None]) -> da.Error:
+    """Run a duplex stream, kill the server behind the PCM, return what was reported."""
+    errors = Errors()
+    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
+    stream = device.build_duplex_stream(config, lambda i, o, n: None, errors, timeout=5)
+    stream.start()
+    time.sleep(0.5)
+    kill()
+    assert errors.arrived.wait(30)
+    with pytest.raises(da.Error):
+        stream.wait(30)
+    stream.close()
+    assert stream.closed
+    return errors.items[0]
+
+
+def test_killing_pulseaudio_mid_stream_stops_the_stream_with_an_error(
+    pulseaudio_private: PulseServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULSE_SERVER", pulseaudio_private.address)
+    device = pcm(da.host_from_id("alsa"), "pulse")  # type: ignore[arg-type]
+    err = stops_with_an_error(device, pulseaudio_private.kill)
+    assert err.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+
+
+def test_killing_jackd_mid_stream_stops_the_stream_with_an_error(
+    jackd_256: JackServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_256.name)
+    device = pcm(da.host_from_id("alsa"), JACK_PCM)  # type: ignore[arg-type]
+    err = stops_with_an_error(device, jackd_256.kill)
+    assert err.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
