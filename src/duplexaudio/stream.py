@@ -118,6 +118,46 @@ class Backend(Protocol):
         ...
 
 
+class HandleBackend:
+    """What backends that own one C stream object share.
+
+    Calls on the handle are serialised and become no-ops once it is closed;
+    ``close`` releases it exactly once (its cffi destructor frees the C side
+    and joins its thread). Subclasses pass the C function that halts the
+    device, or None when the device keeps cycling into the stopped engine.
+    """
+
+    #: What :meth:`_with_handle` returns once the handle is closed (C calls
+    #: may themselves return None).
+    CLOSED: Any = object()
+
+    def __init__(self, handle: Any, stop: Callable[[Any], object] | None) -> None:
+        self._lock = threading.Lock()
+        self._handle: Any = handle
+        self._stop_c = stop
+
+    def _with_handle(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(handle, *args)`` under the lock; :attr:`CLOSED` once it is closed."""
+        with self._lock:
+            return self.CLOSED if self._handle is None else fn(self._handle, *args)
+
+    def stop(self) -> None:
+        """Halt the device, or leave it cycling into the stopped engine."""
+        if self._stop_c is not None:
+            self._with_handle(self._stop_c)
+
+    def _before_release(self) -> None:
+        """Read what must outlive the handle (a last latency figure); no-op here."""
+
+    def close(self) -> None:
+        """Release the handle; the backend is not used again."""
+        self._before_release()
+        with self._lock:
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            ffi.release(handle)
+
+
 @dataclass(frozen=True)
 class StreamStats:
     """Counters of a stream since it was built.

@@ -37,7 +37,7 @@ from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexaudio.stream import StreamParams
+from duplexaudio.stream import HandleBackend, StreamParams
 from duplexaudio.timing import StreamLatency
 
 #: Preferred period (frames) for ``BufferSize.DEFAULT``, when the PCM allows it.
@@ -145,7 +145,7 @@ def open_host() -> AlsaHost:
     return AlsaHost()
 
 
-class AlsaBackend:
+class AlsaBackend(HandleBackend):
     """One stream: capture and/or playback PCMs on an I/O thread in C.
 
     Attributes
@@ -156,7 +156,6 @@ class AlsaBackend:
     """
 
     def __init__(self, device: AlsaDevice, engine: Any, params: StreamParams) -> None:
-        self._lock = threading.Lock()
         err = ffi.new("int *")
         msg = ffi.new("char[]", 512)
         raw = lib.da_alsa_new(
@@ -171,7 +170,8 @@ class AlsaBackend:
                 code=code,
             )
         # The C stream points at the engine: its destructor keeps the engine alive.
-        self._handle: Any = ffi.gc(raw, lambda p, _engine=engine: lib.da_alsa_free(p))
+        super().__init__(ffi.gc(raw, lambda p, _engine=engine: lib.da_alsa_free(p)),
+                         lib.da_alsa_stop)  # fmt: skip
         self._device = device
         self._frames = params.frames
         self._duplex = bool(params.input_channels and params.output_channels)
@@ -184,10 +184,8 @@ class AlsaBackend:
         first cycle of the stream and again after each xrun."""
         capture = ffi.new("int64_t *")
         playback = ffi.new("int64_t *")
-        with self._lock:
-            if self._handle is None:
-                return self._last
-            lib.da_alsa_latency(self._handle, capture, playback)
+        if self._with_handle(lib.da_alsa_latency, capture, playback) is self.CLOSED:
+            return self._last
         if capture[0] >= 0:
             self._last = StreamLatency(int(capture[0]), int(playback[0]))
         return self._last
@@ -195,10 +193,8 @@ class AlsaBackend:
     def start(self) -> None:
         """Prepare, pre-fill and start the PCMs, then the I/O thread."""
         msg = ffi.new("char[]", 512)
-        with self._lock:
-            if self._handle is None:
-                return
-            err = int(lib.da_alsa_start(self._handle, msg, 512))
+        result = self._with_handle(lib.da_alsa_start, msg, 512)
+        err = 0 if result is self.CLOSED else int(result)
         if err:
             raise Error(
                 _ERRNO_KINDS.get(err, ErrorKind.DEVICE_NOT_AVAILABLE),
@@ -206,19 +202,8 @@ class AlsaBackend:
                 code=err,
             )
 
-    def stop(self) -> None:
-        """Wake and join the I/O thread, then drop the PCMs' queued frames."""
-        with self._lock:
-            if self._handle is not None:
-                lib.da_alsa_stop(self._handle)
-
-    def close(self) -> None:
-        """Stop and close both PCMs."""
+    def _before_release(self) -> None:
         self.latency  # noqa: B018 - keep the last figures for after close
-        with self._lock:
-            handle, self._handle = self._handle, None
-        if handle is not None:
-            ffi.release(handle)
 
 
 class AlsaDevice(Device):

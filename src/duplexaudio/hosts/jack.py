@@ -33,7 +33,7 @@ from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexaudio.stream import StreamParams
+from duplexaudio.stream import HandleBackend, StreamParams
 from duplexaudio.timing import StreamLatency
 
 logger = logging.getLogger("duplexaudio")
@@ -163,7 +163,7 @@ def open_host() -> JackHost:
     return JackHost()
 
 
-class JackBackend:
+class JackBackend(HandleBackend):
     """One stream's JACK client. Host-specific extras are public here.
 
     Attributes
@@ -175,7 +175,6 @@ class JackBackend:
     """
 
     def __init__(self, device: JackDevice, engine: Any, params: StreamParams) -> None:
-        self._lock = threading.Lock()
         client = _open_client("duplexaudio", device.server, engine)
         rate, frames = int(lib.da_jack_sample_rate(client)), int(lib.da_jack_buffer_size(client))
         if (rate, frames) != (params.sample_rate, params.frames):
@@ -193,15 +192,19 @@ class JackBackend:
                 f"JACK server '{device.server}' refused the stream's ports: {_message()}",
                 code=int(err),
             )
-        self._client: Any = client
-        lib.da_jack_set_graph_loop(self._client, int(device.client == _LOOPBACK_CLIENT))
-        self.client_name = ffi.string(lib.da_jack_client_name(self._client)).decode()
+        # The client stays active and connected across stop: the engine, already
+        # stopped, answers each cycle with silence, and a restart is immediate.
+        # Deactivating would drop the connections, and jack_deactivate is where
+        # pipewire-jack was seen to deadlock.
+        super().__init__(client, stop=None)
+        lib.da_jack_set_graph_loop(client, int(device.client == _LOOPBACK_CLIENT))
+        self.client_name = ffi.string(lib.da_jack_client_name(client)).decode()
         self.input_ports = [
-            ffi.string(lib.da_jack_port_name(self._client, 0, i)).decode()
+            ffi.string(lib.da_jack_port_name(client, 0, i)).decode()
             for i in range(params.input_channels)
         ]
         self.output_ports = [
-            ffi.string(lib.da_jack_port_name(self._client, 1, i)).decode()
+            ffi.string(lib.da_jack_port_name(client, 1, i)).decode()
             for i in range(params.output_channels)
         ]
         self._device = device
@@ -212,17 +215,15 @@ class JackBackend:
     def latency(self) -> StreamLatency:
         capture = ffi.new("uint32_t *")
         playback = ffi.new("uint32_t *")
-        with self._lock:
-            if self._client is None:
-                return StreamLatency(0, self._frames)
-            lib.da_jack_latency(self._client, capture, playback)
+        if self._with_handle(lib.da_jack_latency, capture, playback) is self.CLOSED:
+            return StreamLatency(0, self._frames)
         return StreamLatency(int(capture[0]), int(playback[0]))
 
     def start(self) -> None:
         with self._lock:
-            if self._client is None or self._active:
+            if self._handle is None or self._active:
                 return
-            if lib.da_jack_activate(self._client) != 0:
+            if lib.da_jack_activate(self._handle) != 0:
                 raise Error(
                     ErrorKind.DEVICE_NOT_AVAILABLE,
                     f"cannot activate the client on JACK server '{self._device.server}': "
@@ -232,22 +233,9 @@ class JackBackend:
             if self._device.connect:
                 sources, sinks = self._device.ports()
                 for theirs, ours in zip(sources, self.input_ports, strict=False):
-                    lib.da_jack_connect(self._client, theirs.encode(), ours.encode())
+                    lib.da_jack_connect(self._handle, theirs.encode(), ours.encode())
                 for ours, theirs in zip(self.output_ports, sinks, strict=False):
-                    lib.da_jack_connect(self._client, ours.encode(), theirs.encode())
-
-    def stop(self) -> None:
-        # The client stays active and connected: the engine, already stopped,
-        # answers each cycle with silence, and a restart is immediate.
-        # Deactivating would drop the connections, and jack_deactivate is
-        # where pipewire-jack was seen to deadlock.
-        pass
-
-    def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            ffi.release(client)
+                    lib.da_jack_connect(self._handle, ours.encode(), theirs.encode())
 
 
 class JackDevice(Device):

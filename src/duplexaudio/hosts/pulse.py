@@ -17,7 +17,6 @@ Nothing here talks to another host.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,7 @@ from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexaudio.stream import StreamParams
+from duplexaudio.stream import HandleBackend, StreamParams
 from duplexaudio.timing import StreamLatency
 
 DEFAULT_SINK = "@DEFAULT_SINK@"
@@ -128,11 +127,10 @@ def open_host() -> PulseHost:
     return PulseHost()
 
 
-class PulseBackend:
+class PulseBackend(HandleBackend):
     """One stream: record and/or playback streams on an I/O thread in C."""
 
     def __init__(self, device: PulseDevice, engine: Any, params: StreamParams) -> None:
-        self._lock = threading.Lock()
         sink = source = ffi.NULL
         if not device.follows_default:
             if device.kind == "sink":
@@ -150,7 +148,8 @@ class PulseBackend:
         if raw == ffi.NULL:
             raise Error(ErrorKind.RESOURCE_EXHAUSTED, f"could not create a stream on '{device.id}'")
         # The C stream points at the engine: its destructor keeps the engine alive.
-        self._handle: Any = ffi.gc(raw, lambda p, _engine=engine: lib.da_pulse_free(p))
+        super().__init__(ffi.gc(raw, lambda p, _engine=engine: lib.da_pulse_free(p)),
+                         lib.da_pulse_stop)  # fmt: skip
         self._device = device
         self._frames = params.frames
         self._duplex = bool(params.input_channels and params.output_channels)
@@ -160,10 +159,8 @@ class PulseBackend:
     def latency(self) -> StreamLatency:
         capture = ffi.new("int64_t *")
         round_trip = ffi.new("int64_t *")
-        with self._lock:
-            if self._handle is None:
-                return self._last  # what it was when the stream closed
-            lib.da_pulse_latency(self._handle, capture, round_trip)
+        if self._with_handle(lib.da_pulse_latency, capture, round_trip) is self.CLOSED:
+            return self._last  # what it was when the stream closed
         if not self._duplex:
             self._last = StreamLatency(int(capture[0]), 0)
         else:
@@ -174,28 +171,16 @@ class PulseBackend:
 
     def start(self) -> None:
         msg = ffi.new("char[]", 512)
-        with self._lock:
-            if self._handle is None:
-                return
-            err = lib.da_pulse_start(self._handle, msg, 512)
-        if err:
+        err = self._with_handle(lib.da_pulse_start, msg, 512)
+        if err and err is not self.CLOSED:
             raise Error(
                 ErrorKind.DEVICE_NOT_AVAILABLE,
                 f"cannot start a stream on '{self._device.id}': {ffi.string(msg).decode()}",
                 code=int(err),
             )
 
-    def stop(self) -> None:
-        with self._lock:
-            if self._handle is not None:
-                lib.da_pulse_stop(self._handle)
-
-    def close(self) -> None:
+    def _before_release(self) -> None:
         self.latency  # noqa: B018 - keep the last figures for after close
-        with self._lock:
-            handle, self._handle = self._handle, None
-        if handle is not None:
-            ffi.release(handle)
 
 
 class PulseDevice(Device):

@@ -26,7 +26,7 @@ from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexaudio.stream import StreamParams
+from duplexaudio.stream import HandleBackend, StreamParams
 from duplexaudio.timing import StreamLatency
 
 _KINDS = {
@@ -65,11 +65,10 @@ def _range(name: str, value: object) -> tuple[int, int]:
     return low, high
 
 
-class _VirtualBackend:
+class _VirtualBackend(HandleBackend):
     """One stream's device: the C clock thread bound to the stream's engine."""
 
     def __init__(self, device: VirtualDevice, engine: Any, params: StreamParams) -> None:
-        self._lock = threading.Lock()
         self._latency_frames = device._loop_latency(params.frames)
         self._signal = device._signal  # kept alive while the C thread reads it
         c = ffi.new("da_virtual_params *")
@@ -88,8 +87,10 @@ class _VirtualBackend:
         raw = lib.da_virtual_new(engine, c)
         if raw == ffi.NULL:
             raise Error(ErrorKind.RESOURCE_EXHAUSTED, f"could not create device '{device.id}'")
-        # The C device points at the engine: its destructor keeps the engine alive.
-        self._handle: Any = ffi.gc(raw, lambda v, _e=engine: lib.da_virtual_free(v))
+        # The C device points at the engine: its destructor (da_virtual_free,
+        # which joins the clock thread) keeps the engine alive.
+        super().__init__(ffi.gc(raw, lambda v, _e=engine: lib.da_virtual_free(v)),
+                         lib.da_virtual_stop)  # fmt: skip
         self._frames = params.frames
         self._kind = device.kind
 
@@ -103,37 +104,19 @@ class _VirtualBackend:
         return StreamLatency(f, self._latency_frames - f)
 
     def start(self) -> None:
-        with self._lock:
-            if self._handle is None:
-                return
-            err = lib.da_virtual_start(self._handle)
-        if err:
+        err = self._with_handle(lib.da_virtual_start)
+        if err and err is not self.CLOSED:
             raise Error(
                 ErrorKind.RESOURCE_EXHAUSTED,
                 f"could not start the device clock thread (errno {-err})",
                 code=-err,
             )
 
-    def stop(self) -> None:
-        with self._lock:
-            if self._handle is not None:
-                lib.da_virtual_stop(self._handle)
-
-    def close(self) -> None:
-        with self._lock:
-            handle, self._handle = self._handle, None
-        if handle is not None:
-            ffi.release(handle)  # runs da_virtual_free now: joins the clock thread
-
     def inject(self, fault: int, value: int) -> None:
-        with self._lock:
-            if self._handle is not None:
-                lib.da_virtual_fault(self._handle, fault, value)
+        self._with_handle(lib.da_virtual_fault, fault, value)
 
     def stall(self, until_ns: int) -> None:
-        with self._lock:
-            if self._handle is not None:
-                lib.da_virtual_stall(self._handle, until_ns)
+        self._with_handle(lib.da_virtual_stall, until_ns)
 
 
 class VirtualDevice(Device):
