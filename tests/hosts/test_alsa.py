@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 import duplexaudio as da
-from duplexaudio.hosts.alsa import AlsaDevice, AlsaHost
+from duplexaudio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost
+from duplexaudio.timing import ns_to_frames
 from tests.conftest import server_unavailable
 from tests.impulses import ImpulseLoop, run_loop
 from tests.recorders import Errors
@@ -35,6 +36,10 @@ pcm.{name} {{
     playback_ports {{ 0 loopback:playback_1 1 loopback:playback_2 }}
     capture_ports {{ 0 loopback:capture_1 1 loopback:capture_2 }}
     hint {{ description "duplexaudio test loop through jackd -L" }}
+}}
+pcm.{name}_plug {{
+    type plug
+    slave.pcm "{name}"
 }}
 """
 
@@ -84,9 +89,11 @@ class BlockLoop(ImpulseLoop):
     def __init__(self, blocks: int) -> None:
         super().__init__(blocks, every=8)
         self.sent_blocks: list[int] = []
+        self.round_trip_at: list[int] = []  # the round trip info reported, per block
 
     def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
         block, sent = self.count, len(self.sent)
+        self.round_trip_at.append(ns_to_frames(info.round_trip_ns, RATE))
         super().__call__(inp, out, info)
         if len(self.sent) > sent:
             self.sent_blocks.append(block)
@@ -109,11 +116,20 @@ class BlockLoop(ImpulseLoop):
         common = max(set(self.offsets()), key=self.offsets().count, default=None)
         return [p for p in pairs if p[1] != common]
 
-    def offsets_between_xruns(self) -> list[list[int]]:
-        """Offsets of each stretch between xruns. A slip is flagged some cycles
-        after it happens, so impulses sent just before a flag are left out."""
+    def stretches(self) -> list[tuple[int, int]]:
+        """(first, last) block of each stretch between xruns. A slip is flagged
+        some cycles after it happens, so the blocks just before a flag are left out."""
         edges = [-1, *self.xrun_blocks, self.blocks]
-        return [self.offsets(lo + 1, hi - 12) for lo, hi in itertools.pairwise(edges)]
+        return [(lo + 1, hi - 12) for lo, hi in itertools.pairwise(edges)]
+
+    def offsets_between_xruns(self) -> list[list[int]]:
+        """Offsets of each stretch between xruns."""
+        return [self.offsets(lo, hi) for lo, hi in self.stretches()]
+
+    def reported_between_xruns(self) -> list[set[int]]:
+        """The round trips info reported in each stretch once it settled
+        (the figures of a new run of the PCMs settle in its first 16 cycles)."""
+        return [set(self.round_trip_at[lo + 16 : hi + 1]) for lo, hi in self.stretches()]
 
     def offsets_after_last_xrun(self) -> list[int]:
         """Alignment is re-established by each recovery: the last stretch is one run."""
@@ -223,28 +239,52 @@ def test_a_device_whose_server_is_gone_refuses_to_build(
 # -- duplex in lockstep ---------------------------------------------------------------------
 
 
-def test_duplex_on_the_jack_pcm_keeps_one_offset_and_reports_it(jack_alsa: AlsaHost) -> None:
-    device = pcm(jack_alsa, JACK_PCM)
-    loop, stream = run_duplex(device, 256, 1000)
-    stretches = [s for s in loop.offsets_between_xruns() if s]
-    assert sum(len(s) for s in stretches) >= 60, f"xruns at {loop.xrun_blocks}"
-    offsets = [assert_one_offset(s, loop, 256) for s in stretches]
-    # ALSA's delays cover the plugin's buffers; the loop through the
-    # loopback ports adds JACK's one graph cycle, which no PCM delay shows.
-    assert offsets[-1] == stream.latency.round_trip + 256
-    assert loop.sizes == {256}
+def assert_each_stretch_reports_its_offset(loop: BlockLoop, period: int) -> list[int]:
+    """Between xruns every impulse comes back at one offset, and that offset is
+    the round trip info reported all through the stretch. The offsets are returned."""
+    found = []
+    for offsets, reported in zip(
+        loop.offsets_between_xruns(), loop.reported_between_xruns(), strict=True
+    ):
+        if len(offsets) < 4:  # too short to say (start-up xruns come close together)
+            continue
+        common = assert_one_offset(offsets, loop, period)
+        assert reported == {common}, (
+            f"offset {common}, reported {reported}, xruns {loop.xrun_blocks}"
+        )
+        found.append(common)
+    checked = sum(len(o) for o in loop.offsets_between_xruns() if len(o) >= 4)
+    assert found and checked >= 60, f"{checked} impulses checked, xruns at {loop.xrun_blocks}"
+    return found
+
+
+@pytest.mark.parametrize(
+    ("pcm_name", "frames"), [(JACK_PCM, 256), (JACK_PCM, 512), (f"{JACK_PCM}_plug", 256)]
+)
+def test_duplex_on_the_jack_pcm_keeps_one_offset_and_reports_it(
+    jack_alsa: AlsaHost, pcm_name: str, frames: int
+) -> None:
+    loop, stream = run_duplex(pcm(jack_alsa, pcm_name), frames, 1000)
+    offsets = assert_each_stretch_reports_its_offset(loop, frames)
+    # The plugin's rings (capture: the period read; playback: two periods of
+    # silence queued less the one played) plus JACK's one graph cycle, asked of JACK.
+    assert offsets[-1] == stream.latency.round_trip == 2 * frames + 256
+    backend = stream.backend
+    assert isinstance(backend, AlsaBackend) and backend.beyond == da.StreamLatency(0, 256)
+    assert loop.sizes == {frames}
     steps = [s for k, s in enumerate(loop.callback_steps, 1) if k not in loop.xrun_blocks]
-    assert set(steps) == {256}
+    assert set(steps) == {frames}
 
 
-def test_duplex_on_the_pulse_pcm_keeps_one_offset(pulse_alsa: AlsaHost) -> None:
-    device = pcm(pulse_alsa, "pulse")
-    loop, stream = run_duplex(device, 256, 1000)
-    stretches = loop.offsets_between_xruns()
-    assert sum(len(s) for s in stretches) >= 60, f"xruns at {loop.xrun_blocks}"
-    for stretch in stretches:
-        assert len(set(stretch)) <= 1, f"{sorted(set(stretch))}, xruns {loop.xrun_blocks}"
-    assert stream.latency.round_trip > 0
+@pytest.mark.parametrize("frames", [128, 256, 1024])
+def test_duplex_on_the_pulse_pcm_keeps_one_offset_and_reports_it(
+    pulse_alsa: AlsaHost, frames: int
+) -> None:
+    loop, stream = run_duplex(pcm(pulse_alsa, "pulse"), frames, 1000)
+    offsets = assert_each_stretch_reports_its_offset(loop, frames)
+    assert offsets[-1] == stream.latency.round_trip
+    backend = stream.backend
+    assert isinstance(backend, AlsaBackend) and backend.by_position
     assert stream.stats.xruns == len(loop.xrun_blocks)
 
 

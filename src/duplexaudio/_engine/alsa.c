@@ -32,6 +32,8 @@
 typedef struct _snd_pcm snd_pcm_t;
 typedef struct _snd_pcm_hw_params snd_pcm_hw_params_t;
 typedef struct _snd_pcm_sw_params snd_pcm_sw_params_t;
+typedef struct _snd_config snd_config_t;
+typedef struct _snd_config_iterator *snd_config_iterator_t;
 typedef unsigned long snd_pcm_uframes_t;
 typedef long snd_pcm_sframes_t;
 typedef void (*snd_lib_error_handler_t)(const char *, int, const char *, int, const char *, ...);
@@ -41,6 +43,7 @@ enum { PCM_NONBLOCK = 1 };
 enum { ACCESS_RW_INTERLEAVED = 3 };
 enum { FMT_S16_LE = 2, FMT_S32_LE = 10, FMT_FLOAT_LE = 14 };
 enum { STATE_XRUN = 4, STATE_DISCONNECTED = 8 };
+enum { CONFIG_STRING = 3, CONFIG_COMPOUND = 1024 };
 
 /* Silence queued ahead of the first written period (periods): one is
  * consumed while the first capture period fills, one absorbs jitter. */
@@ -54,6 +57,8 @@ enum { STATE_XRUN = 4, STATE_DISCONNECTED = 8 };
 #define SILENT_POLLS 6
 /* Cycles the delays must stay off before a slip is reported. */
 #define SLIP_CYCLES 8
+/* Cycles after a (re)start in which a new measure is settling, not a slip. */
+#define SETTLE_CYCLES (2 * SLIP_CYCLES)
 
 static struct {
     int (*pcm_open)(snd_pcm_t **, const char *, int, int);
@@ -92,6 +97,7 @@ static struct {
     snd_pcm_sframes_t (*writei)(snd_pcm_t *, const void *, snd_pcm_uframes_t);
     int (*recover)(snd_pcm_t *, int, int);
     int (*delay)(snd_pcm_t *, snd_pcm_sframes_t *);
+    snd_pcm_sframes_t (*avail)(snd_pcm_t *);
     int (*link)(snd_pcm_t *, snd_pcm_t *);
     int (*unlink)(snd_pcm_t *);
     int (*state)(snd_pcm_t *);
@@ -104,6 +110,18 @@ static struct {
     int (*name_free_hint)(void **);
     int (*config_update_free_global)(void);
     int (*set_error_handler)(snd_lib_error_handler_t);
+    snd_config_t **config;
+    int (*config_update)(void);
+    int (*config_search)(snd_config_t *, const char *, snd_config_t **);
+    int (*config_search_definition)(snd_config_t *, const char *, const char *, snd_config_t **);
+    int (*config_delete)(snd_config_t *);
+    int (*config_get_type)(const snd_config_t *);
+    int (*config_get_id)(const snd_config_t *, const char **);
+    int (*config_get_string)(const snd_config_t *, const char **);
+    snd_config_iterator_t (*config_first)(const snd_config_t *);
+    snd_config_iterator_t (*config_next)(const snd_config_iterator_t);
+    snd_config_iterator_t (*config_end)(const snd_config_t *);
+    snd_config_t *(*config_entry)(const snd_config_iterator_t);
 } A;
 
 static const da_symbol SYMBOLS[] = {
@@ -143,6 +161,7 @@ static const da_symbol SYMBOLS[] = {
     {&A.writei, "snd_pcm_writei"},
     {&A.recover, "snd_pcm_recover"},
     {&A.delay, "snd_pcm_delay"},
+    {&A.avail, "snd_pcm_avail"},
     {&A.link, "snd_pcm_link"},
     {&A.unlink, "snd_pcm_unlink"},
     {&A.state, "snd_pcm_state"},
@@ -155,6 +174,18 @@ static const da_symbol SYMBOLS[] = {
     {&A.name_free_hint, "snd_device_name_free_hint"},
     {&A.config_update_free_global, "snd_config_update_free_global"},
     {&A.set_error_handler, "snd_lib_error_set_handler"},
+    {&A.config, "snd_config"},
+    {&A.config_update, "snd_config_update"},
+    {&A.config_search, "snd_config_search"},
+    {&A.config_search_definition, "snd_config_search_definition"},
+    {&A.config_delete, "snd_config_delete"},
+    {&A.config_get_type, "snd_config_get_type"},
+    {&A.config_get_id, "snd_config_get_id"},
+    {&A.config_get_string, "snd_config_get_string"},
+    {&A.config_first, "snd_config_iterator_first"},
+    {&A.config_next, "snd_config_iterator_next"},
+    {&A.config_end, "snd_config_iterator_end"},
+    {&A.config_entry, "snd_config_iterator_entry"},
 };
 
 static void *libasound;
@@ -253,6 +284,77 @@ done:
     return err < 0 ? err : 0;
 }
 
+/* ---- what lies beyond a plugin PCM ------------------------------------------------ */
+
+#define MAX_JACK_PORTS 64
+
+/* The `capture_ports` or `playback_ports` of a `type jack` definition, in
+ * channel order, as lines into buf. Returns the count, -2 if buf is short. */
+static int list_jack_ports(snd_config_t *jack, int capture, char *buf, size_t len) {
+    snd_config_t *ports;
+    const char *by_channel[MAX_JACK_PORTS] = {0};
+    int count = 0, overflow = 0;
+    if (A.config_search(jack, capture ? "capture_ports" : "playback_ports", &ports) < 0 ||
+        A.config_get_type(ports) != CONFIG_COMPOUND)
+        return 0;
+    for (snd_config_iterator_t i = A.config_first(ports); i != A.config_end(ports);
+         i = A.config_next(i)) {
+        snd_config_t *n = A.config_entry(i);
+        const char *id, *port;
+        if (A.config_get_id(n, &id) < 0 || A.config_get_string(n, &port) < 0) continue;
+        int channel = atoi(id);
+        if (channel >= 0 && channel < MAX_JACK_PORTS) by_channel[channel] = port;
+    }
+    size_t used = 0;
+    for (int c = 0; c < MAX_JACK_PORTS; c++) {
+        if (!by_channel[c]) continue;
+        used = put(buf, len, used, by_channel[c], &overflow);
+        used = put(buf, len, used, "\x01", &overflow);
+        count++;
+    }
+    if (len) buf[used < len ? used : len - 1] = '\0';
+    return overflow ? -2 : count;
+}
+
+/* Follow a definition down its slaves (plug, route, rate, asym's direction,
+ * ...) to a `type jack` one, or stop at a `type pulse` one; a few levels
+ * only, configurations can loop. DA_ALSA_SERVED_* or 0. */
+static int find_server(snd_config_t *pcm, int capture, int depth, char *buf, size_t len) {
+    snd_config_t *n;
+    const char *s;
+    if (depth > 8) return 0;
+    if (A.config_search(pcm, "type", &n) == 0 && A.config_get_string(n, &s) == 0) {
+        if (strcmp(s, "jack") == 0)
+            return list_jack_ports(pcm, capture, buf, len) < 0 ? -2 : DA_ALSA_SERVED_JACK;
+        /* Only the PCM itself: a plug in front could resample its positions. */
+        if (strcmp(s, "pulse") == 0) return depth == 0 ? DA_ALSA_SERVED_PULSE : 0;
+    }
+    const char *keys[] = {capture ? "capture.pcm" : "playback.pcm", "slave.pcm"};
+    for (size_t k = 0; k < 2; k++) {
+        if (A.config_search(pcm, keys[k], &n) < 0) continue;
+        if (A.config_get_type(n) == CONFIG_COMPOUND)
+            return find_server(n, capture, depth + 1, buf, len);
+        snd_config_t *def;
+        if (A.config_get_string(n, &s) < 0 || A.config_search_definition(*A.config, "pcm", s, &def) < 0)
+            return 0;
+        int r = find_server(def, capture, depth + 1, buf, len);
+        A.config_delete(def);
+        return r;
+    }
+    return 0;
+}
+
+int da_alsa_served_by(const char *name, int capture, char *buf, size_t len) {
+    snd_config_t *def;
+    if (len) buf[0] = '\0';
+    int err = A.config_update();
+    if (err < 0) return err;
+    if ((err = A.config_search_definition(*A.config, "pcm", name, &def)) < 0) return err;
+    int r = find_server(def, capture, 0, buf, len);
+    A.config_delete(def);
+    return r;
+}
+
 /* ---- streams ------------------------------------------------------------------ */
 
 struct da_alsa {
@@ -272,10 +374,14 @@ struct da_alsa {
     int linked;
     atomic_int stop;
     atomic_llong cap_latency, play_latency; /* frames, fixed between restarts */
+    int64_t cap_outside, play_outside; /* frames beyond the PCM (a server's ports) */
+    int by_position;    /* measure from the ring positions, not the delays */
+    int64_t play_ahead; /* frames the playback position runs ahead of the server's */
     int silent_polls; /* POLL_MS waits in a row that saw nothing */
     int measured;     /* the latencies of this run of the PCMs are set */
     int64_t measured_sum; /* their sum when measured */
     int off_cycles;   /* cycles in a row the sum has been off */
+    int run_cycles;   /* cycles since the PCMs were (re)started */
     int xrun;         /* flag the next block */
     int64_t origin_ns;
     int64_t elapsed;  /* frames since the origin */
@@ -435,6 +541,12 @@ static int prime(da_alsa *a) {
     if (a->cap && (err = A.start(a->cap)) < 0) return err;
     if (a->play && !(a->cap && a->linked) && (err = A.start(a->play)) < 0) return err;
     a->measured = 0;
+    a->run_cycles = 0;
+    if (atomic_load(&a->cap_latency) < 0) {
+        /* Until the first measure: the period being read, the silence queued. */
+        atomic_store(&a->cap_latency, a->cap ? a->frames + a->cap_outside : 0);
+        atomic_store(&a->play_latency, a->play ? PREFILL_PERIODS * a->frames + a->play_outside : 0);
+    }
     return 0;
 }
 
@@ -514,27 +626,52 @@ static void from_float(const float *src, int fmt, void *raw, size_t n) {
     }
 }
 
-/* The PCM delays, every cycle, just after the read: capture delay plus the
- * period just read is how old its first frame is; the playback delay before
- * this cycle's write is how long its first frame waits to be played. In
- * lockstep their sum stays put while the parts jitter. A server that stalls
- * both directions unevenly (a stopped pulseaudio) shifts the sum without any
- * xrun from the plugin: when it stays off by more than half a period for
- * SLIP_CYCLES cycles, the new distance is measured and the block flagged as
- * an xrun (the pulse PCM also settles so in its first cycles). */
+/* Where this cycle's frames are, just after the read: capture's figure is
+ * how old the first frame of the period just read is, playback's how long
+ * the first frame written now waits to be played. Read from the PCM delays,
+ * or, for a plugin whose ring positions follow its server's stream positions
+ * (by_position, the pulse PCM), from the positions: its delays add the
+ * server's latency estimates, which jitter and count a sink's latency that a
+ * loop through its monitor never waits for. Plus what lies beyond the PCM
+ * (a jack PCM's ports). 0 when a PCM cannot tell now. */
+static int where(da_alsa *a, int64_t *cap, int64_t *play) {
+    snd_pcm_sframes_t c = 0, p = 0;
+    if (a->by_position) {
+        if (a->cap && (c = A.avail(a->cap)) < 0) return (int)c;
+        if (a->play && (p = A.avail(a->play)) < 0) return (int)p;
+        p = (snd_pcm_sframes_t)a->play_buffer - p - a->play_ahead;
+    } else {
+        int err;
+        if (a->cap && (err = A.delay(a->cap, &c)) != 0) return err;
+        if (a->play && (err = A.delay(a->play, &p)) != 0) return err;
+    }
+    if (a->by_position && p < 0) {
+        c += p; /* the sum is what the positions fix: keep it whole */
+        p = 0;
+    }
+    *cap = a->cap ? (c > 0 ? c : 0) + a->frames + a->cap_outside : 0;
+    *play = a->play ? (p > 0 ? p : 0) + a->play_outside : 0;
+    return 0;
+}
+
+/* Every cycle: in lockstep the sum of the two figures stays put while the
+ * parts jitter. A server that stalls the directions unevenly (a stopped
+ * pulseaudio) shifts it without any xrun from the plugin: when it stays off
+ * by more than half a period for SLIP_CYCLES cycles, the new distance is
+ * measured and the block flagged as an xrun. In the first SETTLE_CYCLES of a
+ * run the figures are still settling (the pulse PCM's first one is far off)
+ * and a new measure is not a slip. */
 static void track_latency(da_alsa *a) {
-    snd_pcm_sframes_t dc = 0, dp = 0;
-    if (a->cap && A.delay(a->cap, &dc) != 0) return;
-    if (a->play && A.delay(a->play, &dp) != 0) return;
-    int64_t cap = (a->cap ? (dc > 0 ? dc : 0) + a->frames : 0);
-    int64_t play = (a->play ? (dp > 0 ? dp : 0) : 0);
+    int64_t cap, play;
+    if (where(a, &cap, &play) != 0) return;
     int64_t sum = cap + play;
+    a->run_cycles++;
     if (a->measured) {
         int64_t off = sum - a->measured_sum;
         if (off < 0) off = -off;
         if (off * 2 <= a->frames) a->off_cycles = 0;
         if (off * 2 <= a->frames || ++a->off_cycles < SLIP_CYCLES) return;
-        a->xrun = 1;
+        if (a->run_cycles > SETTLE_CYCLES) a->xrun = 1;
     }
     atomic_store(&a->cap_latency, cap);
     atomic_store(&a->play_latency, play);
@@ -648,3 +785,11 @@ void da_alsa_latency(da_alsa *a, int64_t *capture, int64_t *playback) {
 }
 
 int da_alsa_linked(da_alsa *a) { return a->linked; }
+
+void da_alsa_set_model(da_alsa *a, int by_position, int64_t play_ahead, int64_t capture_outside,
+                       int64_t playback_outside) {
+    a->by_position = by_position;
+    a->play_ahead = play_ahead;
+    a->cap_outside = capture_outside;
+    a->play_outside = playback_outside;
+}

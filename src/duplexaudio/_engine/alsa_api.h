@@ -25,6 +25,14 @@ void da_alsa_reload_config(void);
 int da_alsa_hints(char *buf, size_t len);
 /* Open one direction (capture: 1), read its hw params, close. 0 or -errno. */
 int da_alsa_probe(const char *name, int capture, da_alsa_caps *out);
+#define DA_ALSA_SERVED_JACK 1
+#define DA_ALSA_SERVED_PULSE 2
+/* Which server's plugin serves PCM `name` in one direction, from the
+ * configuration: DA_ALSA_SERVED_JACK when it is (or wraps) a `type jack` PCM,
+ * with the JACK ports it connects to in buf (each name ended by \x01, in
+ * channel order); DA_ALSA_SERVED_PULSE when it is a `type pulse` PCM; 0 for
+ * any other; -2 when buf is short; or a negative errno. */
+int da_alsa_served_by(const char *name, int capture, char *buf, size_t len);
 
 /* A stream on one PCM name: capture and/or playback, one I/O thread. */
 da_alsa *da_alsa_new(da_engine *e, const char *name, uint32_t in_ch, uint32_t out_ch,
@@ -36,3 +44,11 @@ void da_alsa_free(da_alsa *a);
 void da_alsa_latency(da_alsa *a, int64_t *capture, int64_t *playback);
 /* 1 when snd_pcm_link joined capture and playback (they start as one). */
 int da_alsa_linked(da_alsa *a);
+/* How the round trip is measured, set before start. by_position: from the
+ * ring positions (avail), which a server plugin keeps in step with its
+ * stream positions, rather than from its delay estimates; play_ahead: how far
+ * its playback position runs ahead of the server's (frames). The outside
+ * figures are what lies beyond the PCM (a server's ports), added to each
+ * direction. */
+void da_alsa_set_model(da_alsa *a, int by_position, int64_t play_ahead, int64_t capture_outside,
+                       int64_t playback_outside);

@@ -56,6 +56,7 @@ static struct {
     int (*get_cycle_times)(const jack_client_t *, jack_nframes_t *, jack_time_t *, jack_time_t *,
                            float *);
     void (*port_get_latency_range)(jack_port_t *, int, jack_latency_range_t *);
+    jack_port_t *(*port_by_name)(jack_client_t *, const char *);
     void (*set_error_function)(void (*)(const char *));
     void (*set_info_function)(void (*)(const char *));
 } J;
@@ -96,6 +97,7 @@ static const da_symbol SYMBOLS[] = {
     {&J.free, "jack_free"},
     {&J.get_cycle_times, "jack_get_cycle_times"},
     {&J.port_get_latency_range, "jack_port_get_latency_range"},
+    {&J.port_by_name, "jack_port_by_name"},
     {&J.set_error_function, "jack_set_error_function"},
     {&J.set_info_function, "jack_set_info_function"},
 };
@@ -211,12 +213,25 @@ static void update_latency(da_jack *j) {
  * loopback driver (-L) copies after exactly one cycle but reports the main
  * driver's latencies; graph_loop makes the host treat it as the graph loop
  * it is. */
+void da_jack_round_trip_rule(int graph_loop, uint32_t frames, uint32_t *capture,
+                             uint32_t *playback) {
+    if (graph_loop) *capture = *playback = 0;
+    if (!*playback) *playback = frames;
+}
+
 static void da_jack_latency_now(da_jack *j, uint32_t frames, uint32_t *capture, uint32_t *playback) {
-    int graph = atomic_load(&j->graph_loop);
-    uint32_t cap = graph ? 0 : atomic_load(&j->capture_latency);
-    uint32_t play = graph ? 0 : atomic_load(&j->playback_latency);
-    *capture = cap;
-    *playback = play ? play : frames;
+    *capture = atomic_load(&j->capture_latency);
+    *playback = atomic_load(&j->playback_latency);
+    da_jack_round_trip_rule(atomic_load(&j->graph_loop), frames, capture, playback);
+}
+
+int da_jack_named_port_latency(da_jack *j, const char *port, int playback, uint32_t *frames) {
+    jack_port_t *p = J.port_by_name(j->client, port);
+    if (!p) return -ENOENT;
+    jack_latency_range_t r = {0, 0};
+    J.port_get_latency_range(p, playback ? JACK_PLAYBACK_LATENCY : JACK_CAPTURE_LATENCY, &r);
+    *frames = r.max;
+    return 0;
 }
 
 /* ---- callbacks from JACK ------------------------------------------------ */

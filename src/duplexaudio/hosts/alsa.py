@@ -27,6 +27,7 @@ loaded at run time. Nothing here talks to another host.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
 from duplexaudio.stream import HandleBackend, StreamParams
 from duplexaudio.timing import StreamLatency
+
+logger = logging.getLogger("duplexaudio")
 
 #: Preferred period (frames) for ``BufferSize.DEFAULT``, when the PCM allows it.
 DEFAULT_FRAMES = 256
@@ -134,6 +137,55 @@ def _hints() -> list[tuple[str, str, str]]:
     return found
 
 
+def _served_by(name: str, capture: bool) -> tuple[int, list[str]]:
+    """Which server plugin serves PCM `name` in one direction (``lib.DA_ALSA_SERVED_*``
+    or 0), and for a jack PCM the JACK ports it connects to."""
+    buf = ffi.new("char[]", 1 << 14)
+    served = int(lib.da_alsa_served_by(name.encode(), int(capture), buf, len(buf)))
+    ports = ffi.string(buf).decode(errors="replace").split("\x01")
+    return max(served, 0), [port for port in ports if port]
+
+
+@dataclass(frozen=True)
+class _Model:
+    """How a stream's round trip is measured; see ``da_alsa_set_model``."""
+
+    by_position: bool = False
+    play_ahead: int = 0
+    beyond: StreamLatency | None = None
+
+
+def _latency_model(name: str, params: StreamParams) -> _Model:
+    """How to measure the round trip of a stream on PCM `name`.
+
+    The PCM delays, for most PCMs. A ``type jack`` PCM's delays cover the
+    plugin's ring buffers only: what JACK adds past the plugin's ports (the
+    ports' latencies, or one cycle for a loop through the graph) is asked of
+    JACK and added. A duplex stream on a ``type pulse`` PCM is measured from
+    the ring positions, which the plugin moves as the server's stream
+    positions move; its playback position runs one request (one period: the
+    plugin asks for early requests of one period) ahead, less the one frame
+    the plugin holds back from a full buffer. Its delays instead add the
+    server's latency estimates, which jitter and count the sink's latency,
+    which a loop through the sink's monitor never waits for.
+    """
+    served = {capture: _served_by(name, capture) for capture in (True, False)}
+    duplex = bool(params.input_channels and params.output_channels)
+    if duplex and served[True][0] == served[False][0] == lib.DA_ALSA_SERVED_PULSE:
+        return _Model(by_position=True, play_ahead=params.frames - 1)
+    reads = served[True][1] if params.input_channels else []
+    writes = served[False][1] if params.output_channels else []
+    if not reads and not writes:
+        return _Model()
+    from duplexaudio.hosts import jack  # only for jack PCMs: libjack is loaded on use
+
+    try:
+        return _Model(beyond=jack.latency_beyond(reads, writes))
+    except Error as err:
+        logger.warning("ALSA PCM '%s': JACK's share of the latency is unknown: %s", name, err)
+        return _Model()
+
+
 def is_available() -> bool:
     """True when libasound loads."""
     return bool(lib.da_alsa_load() == 0)
@@ -153,6 +205,15 @@ class AlsaBackend(HandleBackend):
     linked
         True when ``snd_pcm_link`` joined capture and playback (hardware
         PCMs); plugin PCMs are started back to back instead.
+    beyond
+        What a sound server adds past the PCM, which its delays cannot show
+        (a ``type jack`` PCM: JACK's port latencies, or one cycle for a loop
+        through the graph), as asked of the server; included in ``latency``.
+        None for other PCMs.
+    by_position
+        True when the round trip is measured from the ring positions rather
+        than the delays (duplex on a ``type pulse`` PCM; see
+        :func:`_latency_model`).
     """
 
     def __init__(self, device: AlsaDevice, engine: Any, params: StreamParams) -> None:
@@ -176,12 +237,20 @@ class AlsaBackend(HandleBackend):
         self._frames = params.frames
         self._duplex = bool(params.input_channels and params.output_channels)
         self.linked = bool(lib.da_alsa_linked(self._handle))
+        model = _latency_model(device.pcm, params)
+        self.beyond = model.beyond
+        self.by_position = model.by_position
+        outside = model.beyond or StreamLatency(0, 0)
+        lib.da_alsa_set_model(
+            self._handle, model.by_position, model.play_ahead, outside.input, outside.output
+        )
         self._last = StreamLatency(params.frames, params.frames)
 
     @property
     def latency(self) -> StreamLatency:
-        """(capture delay + one period, playback delay) in frames, measured at the
-        first cycle of the stream and again after each xrun."""
+        """(capture delay + one period, playback delay) in frames, plus what a
+        server adds beyond the PCM (:attr:`beyond`), measured at the first
+        cycle of the stream and again after each xrun or slip."""
         capture = ffi.new("int64_t *")
         playback = ffi.new("int64_t *")
         if self._with_handle(lib.da_alsa_latency, capture, playback) is self.CLOSED:

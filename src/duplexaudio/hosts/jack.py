@@ -17,7 +17,8 @@ Devices
     stream's outputs feed its input ports.
 
 Other servers are reached by id (``host.device_by_id("jack:other")``).
-Nothing here talks to another host.
+:func:`latency_beyond` answers the ALSA host's one question of JACK: what
+the graph adds around a ``type jack`` PCM.
 """
 
 from __future__ import annotations
@@ -105,6 +106,38 @@ def _ports(client: Any, pattern: str, flags: int) -> list[str]:
             text = ffi.string(buf).decode(errors="replace")
             return [name for name in text.split("\n") if name]
         size *= 4
+
+
+def latency_beyond(reads: list[str], writes: list[str], server: str | None = None) -> StreamLatency:
+    """What the JACK graph adds around a client that reads `reads` and writes `writes`.
+
+    `reads` are the output ports it takes capture from, `writes` the input
+    ports it plays into (full names). The figures follow the JACK host's own
+    rule: the ports' capture and playback latencies, a playback side with
+    none (no terminal port behind it) counting one cycle, and a loop through
+    ``jackd -L``'s ``loopback`` ports counting as the graph loop it is. The
+    ALSA host adds these to a ``type jack`` PCM's delays.
+
+    Raises
+    ------
+    Error
+        ``DEVICE_NOT_AVAILABLE`` when the server does not answer.
+    """
+    client = _open_client("duplexaudio-latency", server or default_server())
+    try:
+        # The largest latency of the ports each way, as the JACK host takes its own.
+        found = [ffi.new("uint32_t *"), ffi.new("uint32_t *")]
+        frames = ffi.new("uint32_t *")
+        for playback, ports in enumerate((reads, writes)):
+            for port in ports:
+                if lib.da_jack_named_port_latency(client, port.encode(), playback, frames) == 0:
+                    found[playback][0] = max(found[playback][0], frames[0])
+        ends = {port.split(":", 1)[0] for port in (*reads, *writes)}
+        graph_loop = int(ends == {_LOOPBACK_CLIENT})
+        lib.da_jack_round_trip_rule(graph_loop, lib.da_jack_buffer_size(client), *found)
+        return StreamLatency(int(found[0][0]), int(found[1][0]))
+    finally:
+        ffi.release(client)
 
 
 @dataclass(frozen=True)
