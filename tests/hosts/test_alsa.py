@@ -22,6 +22,7 @@ import pytest
 
 import duplexaudio as da
 from duplexaudio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost
+from duplexaudio.hosts.jack import JackBackend, JackDevice
 from duplexaudio.timing import ns_to_frames
 from tests.conftest import server_unavailable
 from tests.impulses import ImpulseLoop, run_loop
@@ -98,23 +99,22 @@ class BlockLoop(ImpulseLoop):
         if len(self.sent) > sent:
             self.sent_blocks.append(block)
 
-    def offsets(self, first: int = 0, last: int | None = None) -> list[int]:
-        """Round trips of the impulses sent in blocks first..last that came back."""
+    def returns(self, first: int = 0, last: int | None = None) -> list[tuple[int, list[int]]]:
+        """(block sent, every round trip it came back at before the next was
+        sent) of the impulses sent in blocks first..last that came back."""
         found = []
         bounds = [*self.sent[1:], None]
         for block, s, next_sent in zip(self.sent_blocks, self.sent, bounds, strict=True):
             if block < first or (last is not None and block > last):
                 continue
-            back = [b for b in self.back if b > s and (next_sent is None or b <= next_sent)]
+            back = [b - s for b in self.back if b > s and (next_sent is None or b <= next_sent)]
             if back:
-                found.append(back[0] - s)
+                found.append((block, back))
         return found
 
-    def odd_ones(self) -> list[tuple[int, int]]:
-        """(block sent, offset) of impulses whose offset differs from the most common."""
-        pairs = list(zip(self.sent_blocks, self.offsets(), strict=False))
-        common = max(set(self.offsets()), key=self.offsets().count, default=None)
-        return [p for p in pairs if p[1] != common]
+    def offsets(self, first: int = 0, last: int | None = None) -> list[int]:
+        """Round trips of the impulses sent in blocks first..last that came back."""
+        return [back[0] for _, back in self.returns(first, last)]
 
     def stretches(self) -> list[tuple[int, int]]:
         """(first, last) block of each stretch between xruns. A slip is flagged
@@ -122,34 +122,39 @@ class BlockLoop(ImpulseLoop):
         edges = [-1, *self.xrun_blocks, self.blocks]
         return [(lo + 1, hi - 12) for lo, hi in itertools.pairwise(edges)]
 
-    def offsets_between_xruns(self) -> list[list[int]]:
-        """Offsets of each stretch between xruns."""
-        return [self.offsets(lo, hi) for lo, hi in self.stretches()]
-
-    def reported_between_xruns(self) -> list[set[int]]:
-        """The round trips info reported in each stretch once it settled
-        (the figures of a new run of the PCMs settle in its first 16 cycles)."""
-        return [set(self.round_trip_at[lo + 16 : hi + 1]) for lo, hi in self.stretches()]
-
-    def offsets_after_last_xrun(self) -> list[int]:
+    def after_last_xrun(self) -> int:
         """Alignment is re-established by each recovery: the last stretch is one run."""
-        return self.offsets(max(self.xrun_blocks) + 1 if self.xrun_blocks else 0)
+        return max(self.xrun_blocks) + 1 if self.xrun_blocks else 0
 
 
-def assert_one_offset(offsets: list[int], loop: BlockLoop, period: int) -> int:
-    """All impulses came back at one offset, which is returned.
+def assert_one_offset(
+    loop: BlockLoop, first: int, last: int | None, period: int, loopback_race: bool = False
+) -> int:
+    """Every impulse sent in blocks first..last came back at one offset, which is returned.
 
-    Exceptions are allowed only as isolated impulses exactly one period
-    early, at most two a run: on the jack PCM about one run in four has one
-    (once two), with no xrun and no change in either PCM's delay before or
-    after it, and the next impulse back at the common offset (cause not
-    found; see the README's ALSA section). Anything else fails.
+    With `loopback_race` (a loop through ``jackd -L``'s loopback ports) one
+    exception is allowed, the signature of a race inside jackd: its master
+    driver wakes the clients that do not read from the loopback driver before
+    that driver copies its playback ports to its capture ports
+    (``JackAudioDriver::ProcessGraph{Async,Sync}Master``: ``ResumeRefNum``
+    before ``ProcessReadSlaves``). When the jack PCM's playback client, a
+    client of its own with no inputs, wins that race, it has written its next
+    period before the copy: that period reaches capture one cycle early *and*
+    again at the usual time (seen in about 1 run in 15 at 1000 blocks, in
+    synchronous mode too). Both PCMs' rings keep their distance: the lockstep
+    holds and nothing in ALSA can see it. Such an impulse must come back
+    exactly one period early and again at the common offset; anything else fails.
     """
+    found = loop.returns(first, last)
+    offsets = [back[0] for _, back in found]
     common = max(set(offsets), key=offsets.count)
-    odd = [o for o in offsets if o != common]
-    assert len(odd) <= 2 and all(o == common - period for o in odd), (
-        f"odd {loop.odd_ones()}, xruns {loop.xrun_blocks}"
-    )
+    for block, back in found:
+        if back[0] == common:
+            continue
+        raced = loopback_race and back[0] == common - period and common in back
+        assert raced, f"sent in block {block}, back at {back}, usually {common}; " + (
+            f"xruns {loop.xrun_blocks}"
+        )
     return common
 
 
@@ -239,21 +244,24 @@ def test_a_device_whose_server_is_gone_refuses_to_build(
 # -- duplex in lockstep ---------------------------------------------------------------------
 
 
-def assert_each_stretch_reports_its_offset(loop: BlockLoop, period: int) -> list[int]:
+def assert_each_stretch_reports_its_offset(
+    loop: BlockLoop, period: int, loopback_race: bool = False
+) -> list[int]:
     """Between xruns every impulse comes back at one offset, and that offset is
-    the round trip info reported all through the stretch. The offsets are returned."""
+    the round trip info reported all through the stretch (once settled: a new
+    run of the PCMs settles in its first 16 cycles). The offsets are returned."""
     found = []
-    for offsets, reported in zip(
-        loop.offsets_between_xruns(), loop.reported_between_xruns(), strict=True
-    ):
-        if len(offsets) < 4:  # too short to say (start-up xruns come close together)
+    checked = 0
+    for lo, hi in loop.stretches():
+        if len(loop.offsets(lo, hi)) < 4:  # too short to say (start-up xruns come close)
             continue
-        common = assert_one_offset(offsets, loop, period)
+        checked += len(loop.offsets(lo, hi))
+        common = assert_one_offset(loop, lo, hi, period, loopback_race)
+        reported = set(loop.round_trip_at[lo + 16 : hi + 1])
         assert reported == {common}, (
             f"offset {common}, reported {reported}, xruns {loop.xrun_blocks}"
         )
         found.append(common)
-    checked = sum(len(o) for o in loop.offsets_between_xruns() if len(o) >= 4)
     assert found and checked >= 60, f"{checked} impulses checked, xruns at {loop.xrun_blocks}"
     return found
 
@@ -265,7 +273,7 @@ def test_duplex_on_the_jack_pcm_keeps_one_offset_and_reports_it(
     jack_alsa: AlsaHost, pcm_name: str, frames: int
 ) -> None:
     loop, stream = run_duplex(pcm(jack_alsa, pcm_name), frames, 1000)
-    offsets = assert_each_stretch_reports_its_offset(loop, frames)
+    offsets = assert_each_stretch_reports_its_offset(loop, frames, loopback_race=True)
     # The plugin's rings (capture: the period read; playback: two periods of
     # silence queued less the one played) plus JACK's one graph cycle, asked of JACK.
     assert offsets[-1] == stream.latency.round_trip == 2 * frames + 256
@@ -274,6 +282,39 @@ def test_duplex_on_the_jack_pcm_keeps_one_offset_and_reports_it(
     assert loop.sizes == {frames}
     steps = [s for k, s in enumerate(loop.callback_steps, 1) if k not in loop.xrun_blocks]
     assert set(steps) == {frames}
+
+
+def test_duplex_on_a_jack_pcm_looped_through_a_jack_client_is_exact(
+    jackd_256: JackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alsa_config: Path
+) -> None:
+    """A loop with no race in it: the PCM's ports wired through a JACK client
+    (a JACK host stream passing its input to its output in the same cycle),
+    which JACK runs after the plugin's playback client and before its capture
+    client. Not one impulse may differ, and JACK adds nothing."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_256.name)
+    through = da.host_from_id("jack").device_by_id(f"jack:{jackd_256.name}")
+    assert isinstance(through, JackDevice)
+
+    def pass_through(inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+        out[:] = inp
+
+    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
+    with through.unconnected().build_duplex_stream(config, pass_through) as client:
+        backend = client.backend
+        assert isinstance(backend, JackBackend)
+        ours, theirs = backend.input_ports, backend.output_ports
+        path = tmp_path / "through.conf"
+        path.write_text(
+            f"<{alsa_config}>\npcm.through {{\n    type jack\n"
+            f'    playback_ports {{ 0 "{ours[0]}" 1 "{ours[1]}" }}\n'
+            f'    capture_ports {{ 0 "{theirs[0]}" 1 "{theirs[1]}" }}\n}}\n'
+        )
+        monkeypatch.setenv("ALSA_CONFIG_PATH", str(path))
+        loop, stream = run_duplex(pcm(da.host_from_id("alsa"), "through"), 256, 1000)  # type: ignore[arg-type]
+    offsets = assert_each_stretch_reports_its_offset(loop, 256)
+    assert offsets[-1] == stream.latency.round_trip == 512  # the plugin's rings alone
+    assert isinstance(stream.backend, AlsaBackend)
+    assert stream.backend.beyond == da.StreamLatency(0, 0)
 
 
 @pytest.mark.parametrize("frames", [128, 256, 1024])
@@ -285,7 +326,10 @@ def test_duplex_on_the_pulse_pcm_keeps_one_offset_and_reports_it(
     assert offsets[-1] == stream.latency.round_trip
     backend = stream.backend
     assert isinstance(backend, AlsaBackend) and backend.by_position
-    assert stream.stats.xruns == len(loop.xrun_blocks)
+    # Flagged blocks: the PCMs' xruns, and blocks after a late or skipped one.
+    stats = stream.stats
+    flagged = len(loop.xrun_blocks)
+    assert stats.xruns <= flagged <= stats.xruns + stats.late_blocks + stats.skipped_blocks
 
 
 def test_linked_duplex_starts_both_directions_as_one(jack_alsa: AlsaHost) -> None:
@@ -300,13 +344,15 @@ def test_linked_duplex_starts_both_directions_as_one(jack_alsa: AlsaHost) -> Non
                 "hardware PCM, which this machine lacks"
             )
     loop, stream = run_duplex(device, 256, 400)
-    offsets = loop.offsets_after_last_xrun()
-    assert_one_offset(offsets, loop, 256)
+    assert_one_offset(loop, loop.after_last_xrun(), None, 256)
 
 
-def stall_is_absorbed_or_reported(device: AlsaDevice, pid: int, seconds: float) -> BlockLoop:
+def stall_is_absorbed_or_reported(
+    device: AlsaDevice, pid: int, seconds: float, loopback_race: bool = False
+) -> tuple[BlockLoop, int]:
     """Stop the server behind the PCM for a moment mid-stream (SIGSTOP): the
-    lockstep either keeps its offset or the slip is flagged as an xrun."""
+    lockstep either keeps its offset or the slip is flagged as an xrun. The
+    loop and the offset after the last xrun are returned."""
     loop = BlockLoop(1200)
     config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
     with device.build_duplex_stream(config, loop):
@@ -319,13 +365,18 @@ def stall_is_absorbed_or_reported(device: AlsaDevice, pid: int, seconds: float) 
         os.kill(pid, signal.SIGCONT)
         assert loop.done.wait(60), f"only {loop.count} blocks"
     # Skip the start-up (the pulse PCM's first blocks xrun) and the stall itself.
-    before = loop.offsets(16, stalled_at - 20)
-    after = loop.offsets_after_last_xrun()
-    assert len(before) >= 20 and len(after) >= 20, f"xruns at {loop.xrun_blocks}"
-    was, now = assert_one_offset(before, loop, 256), assert_one_offset(after, loop, 256)
+    settled = max([16, *(b + 1 for b in loop.xrun_blocks if b < stalled_at)])
+    before = (settled, stalled_at - 20)
+    after = (loop.after_last_xrun(), None)
+    assert len(loop.offsets(*before)) >= 20 and len(loop.offsets(*after)) >= 20, (
+        f"xruns at {loop.xrun_blocks}"
+    )
+    was = assert_one_offset(loop, *before, 256, loopback_race)
+    now = assert_one_offset(loop, *after, 256, loopback_race)
     if was != now:
         assert any(b >= stalled_at for b in loop.xrun_blocks), "a slip went unreported"
-    return loop
+    assert set(loop.round_trip_at[after[0] + 16 :]) == {now}
+    return loop, now
 
 
 def test_a_stalled_pulseaudio_is_absorbed_or_reported_as_an_xrun(
@@ -337,8 +388,9 @@ def test_a_stalled_pulseaudio_is_absorbed_or_reported_as_an_xrun(
 
 
 def test_a_stalled_jackd_keeps_the_offset(jack_alsa: AlsaHost, jackd_256: JackServer) -> None:
-    loop = stall_is_absorbed_or_reported(pcm(jack_alsa, JACK_PCM), jackd_256.process.pid, 0.3)
-    assert assert_one_offset(loop.offsets_after_last_xrun(), loop, 256) == 768
+    device = pcm(jack_alsa, JACK_PCM)
+    _, offset = stall_is_absorbed_or_reported(device, jackd_256.process.pid, 0.3, True)
+    assert offset == 768
 
 
 # -- one direction on the pulse PCM ---------------------------------------------------------

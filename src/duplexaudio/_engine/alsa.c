@@ -6,8 +6,10 @@
  * (linked with snd_pcm_link where the PCM allows it, else back to back).
  * The thread then reads one period and writes one period per cycle, so the
  * two directions stay in lockstep: the round trip is fixed by the start and
- * is measured from the PCM delays at the first cycle. After an xrun both
- * directions are restarted the same way and the round trip measured again.
+ * is measured every cycle, from the PCM delays (or, for the pulse plugin,
+ * its ring positions; see where()), plus what the Python side found beyond
+ * the PCM. After an xrun both directions are restarted the same way and the
+ * round trip measured again; a lasting shift is reported as an xrun.
  *
  * The PCMs run in non-blocking mode and the thread waits in poll() on their
  * descriptors plus a wake pipe, so stop() never waits on a blocked read.

@@ -213,16 +213,12 @@ static void update_latency(da_jack *j) {
  * loopback driver (-L) copies after exactly one cycle but reports the main
  * driver's latencies; graph_loop makes the host treat it as the graph loop
  * it is. */
-void da_jack_round_trip_rule(int graph_loop, uint32_t frames, uint32_t *capture,
-                             uint32_t *playback) {
-    if (graph_loop) *capture = *playback = 0;
-    if (!*playback) *playback = frames;
-}
-
 static void da_jack_latency_now(da_jack *j, uint32_t frames, uint32_t *capture, uint32_t *playback) {
-    *capture = atomic_load(&j->capture_latency);
-    *playback = atomic_load(&j->playback_latency);
-    da_jack_round_trip_rule(atomic_load(&j->graph_loop), frames, capture, playback);
+    int graph = atomic_load(&j->graph_loop);
+    uint32_t cap = graph ? 0 : atomic_load(&j->capture_latency);
+    uint32_t play = graph ? 0 : atomic_load(&j->playback_latency);
+    *capture = cap;
+    *playback = play ? play : frames;
 }
 
 int da_jack_named_port_latency(da_jack *j, const char *port, int playback, uint32_t *frames) {

@@ -20,11 +20,6 @@ int da_jack_deactivate(da_jack *j);
 /* Frames: capture to cycle start, cycle start to playback (see jack.c). */
 void da_jack_latency(da_jack *j, uint32_t *capture, uint32_t *playback);
 void da_jack_set_graph_loop(da_jack *j, int graph_loop);
-/* The one rule for what the graph adds (see jack.c): a loop through the
- * graph (graph_loop) or a playback side with no terminal latency counts one
- * cycle of `frames`. Adjusts capture and playback in place. */
-void da_jack_round_trip_rule(int graph_loop, uint32_t frames, uint32_t *capture,
-                             uint32_t *playback);
 /* The latency range maximum of any port on the server, by full name: the
  * playback latency (playback: 1) or the capture latency. 0 or -ENOENT. */
 int da_jack_named_port_latency(da_jack *j, const char *port, int playback, uint32_t *frames);

@@ -19,10 +19,13 @@ same rate and period size and runs them in lockstep on one I/O thread in C
 (``_engine/alsa.c``): one period read, one written, per cycle. Both
 directions of one PCM name are taken to share its clock, which holds for a
 hardware PCM (the two are linked with ``snd_pcm_link``) and for the plugin
-PCMs of a sound server (``jack``, ``pulse``: one server, one clock); the
-round trip is measured from the PCM delays at the first cycle, after each
-xrun and after each slip of the delays (reported as an xrun). libasound is
-loaded at run time. Nothing here talks to another host.
+PCMs of a sound server (``jack``, ``pulse``: one server, one clock). The
+round trip is measured from the PCM delays, every cycle (a lasting shift is
+reported as an xrun), except where the delays cannot tell: a ``type jack``
+PCM's share of JACK is asked of JACK (:func:`duplexaudio.hosts.jack.latency_beyond`),
+and a duplex stream on a ``type pulse`` PCM is measured from the plugin's
+ring positions (see :func:`_latency_model`). Both are found by following the
+PCM's definition in the configuration. libasound is loaded at run time.
 """
 
 from __future__ import annotations

@@ -109,14 +109,19 @@ def _ports(client: Any, pattern: str, flags: int) -> list[str]:
 
 
 def latency_beyond(reads: list[str], writes: list[str], server: str | None = None) -> StreamLatency:
-    """What the JACK graph adds around a client that reads `reads` and writes `writes`.
+    """What JACK adds around a capture client reading `reads` and a playback
+    client writing `writes` (full port names): the ALSA host's question for a
+    ``type jack`` PCM, whose two directions are two JACK clients.
 
-    `reads` are the output ports it takes capture from, `writes` the input
-    ports it plays into (full names). The figures follow the JACK host's own
-    rule: the ports' capture and playback latencies, a playback side with
-    none (no terminal port behind it) counting one cycle, and a loop through
-    ``jackd -L``'s ``loopback`` ports counting as the graph loop it is. The
-    ALSA host adds these to a ``type jack`` PCM's delays.
+    Each side is the largest latency of its ports (capture latency of
+    `reads`, playback latency of `writes`): a sound card's buffers for the
+    driver's ports, and nothing for a path through other clients, which run
+    in the same cycle in graph order (the two clients form no feedback loop,
+    unlike a JACK host stream looping through another client). The ports of
+    ``jackd -L``'s ``loopback`` driver are the exception: it copies its
+    playback ports to its capture ports one cycle later, and reports the main
+    driver's latencies instead, so a side on them counts that cycle (playback)
+    or nothing (capture).
 
     Raises
     ------
@@ -125,17 +130,18 @@ def latency_beyond(reads: list[str], writes: list[str], server: str | None = Non
     """
     client = _open_client("duplexaudio-latency", server or default_server())
     try:
-        # The largest latency of the ports each way, as the JACK host takes its own.
-        found = [ffi.new("uint32_t *"), ffi.new("uint32_t *")]
+        sides = []
         frames = ffi.new("uint32_t *")
         for playback, ports in enumerate((reads, writes)):
+            if ports and all(port.split(":", 1)[0] == _LOOPBACK_CLIENT for port in ports):
+                sides.append(int(lib.da_jack_buffer_size(client)) if playback else 0)
+                continue
+            latest = 0
             for port in ports:
                 if lib.da_jack_named_port_latency(client, port.encode(), playback, frames) == 0:
-                    found[playback][0] = max(found[playback][0], frames[0])
-        ends = {port.split(":", 1)[0] for port in (*reads, *writes)}
-        graph_loop = int(ends == {_LOOPBACK_CLIENT})
-        lib.da_jack_round_trip_rule(graph_loop, lib.da_jack_buffer_size(client), *found)
-        return StreamLatency(int(found[0][0]), int(found[1][0]))
+                    latest = max(latest, int(frames[0]))
+            sides.append(latest)
+        return StreamLatency(*sides)
     finally:
         ffi.release(client)
 
