@@ -34,6 +34,7 @@
 typedef struct _snd_pcm snd_pcm_t;
 typedef struct _snd_pcm_hw_params snd_pcm_hw_params_t;
 typedef struct _snd_pcm_sw_params snd_pcm_sw_params_t;
+typedef struct _snd_pcm_status snd_pcm_status_t;
 typedef struct _snd_config snd_config_t;
 typedef struct _snd_config_iterator *snd_config_iterator_t;
 typedef unsigned long snd_pcm_uframes_t;
@@ -46,6 +47,7 @@ enum { ACCESS_RW_INTERLEAVED = 3 };
 enum { FMT_S16_LE = 2, FMT_S32_LE = 10, FMT_FLOAT_LE = 14 };
 enum { STATE_XRUN = 4, STATE_DISCONNECTED = 8 };
 enum { CONFIG_STRING = 3, CONFIG_COMPOUND = 1024 };
+enum { TSTAMP_ENABLE = 1, TSTAMP_TYPE_MONOTONIC = 1 };
 
 /* Silence queued ahead of the first written period (periods): one is
  * consumed while the first capture period fills, one absorbs jitter. */
@@ -92,6 +94,14 @@ static struct {
     int (*sw_start_threshold)(snd_pcm_t *, snd_pcm_sw_params_t *, snd_pcm_uframes_t);
     int (*sw_avail_min)(snd_pcm_t *, snd_pcm_sw_params_t *, snd_pcm_uframes_t);
     int (*sw_params)(snd_pcm_t *, snd_pcm_sw_params_t *);
+    int (*sw_tstamp_mode)(snd_pcm_t *, snd_pcm_sw_params_t *, int);
+    int (*sw_tstamp_type)(snd_pcm_t *, snd_pcm_sw_params_t *, int);
+    int (*status_malloc)(snd_pcm_status_t **);
+    void (*status_free)(snd_pcm_status_t *);
+    int (*status)(snd_pcm_t *, snd_pcm_status_t *);
+    void (*status_htstamp)(const snd_pcm_status_t *, struct timespec *);
+    snd_pcm_uframes_t (*status_avail)(const snd_pcm_status_t *);
+    snd_pcm_sframes_t (*status_delay)(const snd_pcm_status_t *);
     int (*prepare)(snd_pcm_t *);
     int (*start)(snd_pcm_t *);
     int (*drop)(snd_pcm_t *);
@@ -99,7 +109,6 @@ static struct {
     snd_pcm_sframes_t (*writei)(snd_pcm_t *, const void *, snd_pcm_uframes_t);
     int (*recover)(snd_pcm_t *, int, int);
     int (*delay)(snd_pcm_t *, snd_pcm_sframes_t *);
-    snd_pcm_sframes_t (*avail)(snd_pcm_t *);
     int (*link)(snd_pcm_t *, snd_pcm_t *);
     int (*unlink)(snd_pcm_t *);
     int (*state)(snd_pcm_t *);
@@ -156,6 +165,14 @@ static const da_symbol SYMBOLS[] = {
     {&A.sw_start_threshold, "snd_pcm_sw_params_set_start_threshold"},
     {&A.sw_avail_min, "snd_pcm_sw_params_set_avail_min"},
     {&A.sw_params, "snd_pcm_sw_params"},
+    {&A.sw_tstamp_mode, "snd_pcm_sw_params_set_tstamp_mode"},
+    {&A.sw_tstamp_type, "snd_pcm_sw_params_set_tstamp_type"},
+    {&A.status_malloc, "snd_pcm_status_malloc"},
+    {&A.status_free, "snd_pcm_status_free"},
+    {&A.status, "snd_pcm_status"},
+    {&A.status_htstamp, "snd_pcm_status_get_htstamp"},
+    {&A.status_avail, "snd_pcm_status_get_avail"},
+    {&A.status_delay, "snd_pcm_status_get_delay"},
     {&A.prepare, "snd_pcm_prepare"},
     {&A.start, "snd_pcm_start"},
     {&A.drop, "snd_pcm_drop"},
@@ -163,7 +180,6 @@ static const da_symbol SYMBOLS[] = {
     {&A.writei, "snd_pcm_writei"},
     {&A.recover, "snd_pcm_recover"},
     {&A.delay, "snd_pcm_delay"},
-    {&A.avail, "snd_pcm_avail"},
     {&A.link, "snd_pcm_link"},
     {&A.unlink, "snd_pcm_unlink"},
     {&A.state, "snd_pcm_state"},
@@ -363,6 +379,7 @@ struct da_alsa {
     da_engine *engine;
     uint32_t in_ch, out_ch, rate, frames;
     snd_pcm_t *cap, *play;
+    snd_pcm_status_t *cap_status, *play_status;
     int cap_fmt, play_fmt;       /* the device's sample format, ALSA codes */
     uint64_t play_buffer;        /* frames */
     void *cap_raw, *play_raw;    /* one period in the device's format */
@@ -438,6 +455,10 @@ static int configure(snd_pcm_t *pcm, uint32_t ch, uint32_t rate, uint32_t frames
     /* We start the PCMs ourselves, both at once: never on the first write. */
     if ((err = A.sw_start_threshold(pcm, sw, buffer * 2)) < 0) goto done;
     if ((err = A.sw_avail_min(pcm, sw, frames)) < 0) goto done;
+    /* Status timestamps on our clock (see where()); a PCM that cannot is
+     * caught there, by its timestamps not being on it. */
+    A.sw_tstamp_mode(pcm, sw, TSTAMP_ENABLE);
+    A.sw_tstamp_type(pcm, sw, TSTAMP_TYPE_MONOTONIC);
     err = A.sw_params(pcm, sw);
 done:
     if (err < 0) snprintf(msg, len, "%s: %s", what, A.strerror(err));
@@ -453,6 +474,8 @@ void da_alsa_free(da_alsa *a) {
     if (a->linked) A.unlink(a->cap);
     if (a->cap) A.pcm_close(a->cap);
     if (a->play) A.pcm_close(a->play);
+    if (a->cap_status) A.status_free(a->cap_status);
+    if (a->play_status) A.status_free(a->play_status);
     if (a->wake[0] >= 0) close(a->wake[0]);
     if (a->wake[1] >= 0) close(a->wake[1]);
     free(a->cap_raw);
@@ -504,6 +527,9 @@ da_alsa *da_alsa_new(da_engine *e, const char *name, uint32_t in_ch, uint32_t ou
         }
     }
     *err = -ENOMEM;
+    if ((in_ch && A.status_malloc(&a->cap_status) < 0) ||
+        (out_ch && A.status_malloc(&a->play_status) < 0))
+        goto fail;
     if (in_ch && (!(a->cap_raw = calloc((size_t)frames * in_ch, 4)) ||
                   !(a->in_block = calloc((size_t)frames * in_ch, sizeof(float))) ||
                   !(a->in_ptrs = calloc(in_ch, sizeof *a->in_ptrs))))
@@ -628,28 +654,50 @@ static void from_float(const float *src, int fmt, void *raw, size_t n) {
     }
 }
 
-/* Where this cycle's frames are, just after the read: capture's figure is
- * how old the first frame of the period just read is, playback's how long
- * the first frame written now waits to be played. Read from the PCM delays,
- * or, for a plugin whose ring positions follow its server's stream positions
+/* One PCM's status now: its delay, or (by_position) its ring fill from the
+ * ring positions, and when the PCM took them, on our clock (or `now`). */
+static int status_of(da_alsa *a, snd_pcm_t *pcm, snd_pcm_status_t *st, int capture, int64_t now,
+                     snd_pcm_sframes_t *frames, int64_t *at) {
+    int err = A.status(pcm, st);
+    if (err < 0) return err;
+    if (a->by_position) {
+        snd_pcm_sframes_t avail = (snd_pcm_sframes_t)A.status_avail(st);
+        *frames = capture ? avail : (snd_pcm_sframes_t)a->play_buffer - avail;
+    } else {
+        *frames = A.status_delay(st);
+    }
+    struct timespec ts;
+    A.status_htstamp(st, &ts);
+    int64_t t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    /* A timestamp off our clock (none, or not monotonic) is not used. */
+    *at = (t > 0 && t <= now && now - t < 1000000000) ? t : now;
+    return 0;
+}
+
+/* Where this cycle's frames are, just after the read, and when (`at`, the
+ * capture PCM's status time, else playback's): capture's figure is how old
+ * the first frame of the period just read is, playback's how long the first
+ * frame written now waits to be played. Read from the PCM delays, or, for a
+ * plugin whose ring positions follow its server's stream positions
  * (by_position, the pulse PCM), from the positions: its delays add the
  * server's latency estimates, which jitter and count a sink's latency that a
  * loop through its monitor never waits for. Plus what lies beyond the PCM
- * (a jack PCM's ports). 0 when a PCM cannot tell now. */
-static int where(da_alsa *a, int64_t *cap, int64_t *play) {
+ * (a jack PCM's ports). */
+static int where(da_alsa *a, int64_t now, int64_t *cap, int64_t *play, int64_t *at) {
     snd_pcm_sframes_t c = 0, p = 0;
+    int64_t play_at = now;
+    int err;
+    *at = now;
+    if (a->cap && (err = status_of(a, a->cap, a->cap_status, 1, now, &c, at)) < 0) return err;
+    if (a->play && (err = status_of(a, a->play, a->play_status, 0, now, &p, &play_at)) < 0)
+        return err;
+    if (!a->cap) *at = play_at;
     if (a->by_position) {
-        if (a->cap && (c = A.avail(a->cap)) < 0) return (int)c;
-        if (a->play && (p = A.avail(a->play)) < 0) return (int)p;
-        p = (snd_pcm_sframes_t)a->play_buffer - p - a->play_ahead;
-    } else {
-        int err;
-        if (a->cap && (err = A.delay(a->cap, &c)) != 0) return err;
-        if (a->play && (err = A.delay(a->play, &p)) != 0) return err;
-    }
-    if (a->by_position && p < 0) {
-        c += p; /* the sum is what the positions fix: keep it whole */
-        p = 0;
+        p -= a->play_ahead;
+        if (p < 0) {
+            c += p; /* the sum is what the positions fix: keep it whole */
+            p = 0;
+        }
     }
     *cap = a->cap ? (c > 0 ? c : 0) + a->frames + a->cap_outside : 0;
     *play = a->play ? (p > 0 ? p : 0) + a->play_outside : 0;
@@ -662,17 +710,17 @@ static int where(da_alsa *a, int64_t *cap, int64_t *play) {
  * by more than half a period for SLIP_CYCLES cycles, the new distance is
  * measured and the block flagged as an xrun. In the first SETTLE_CYCLES of a
  * run the figures are still settling (the pulse PCM's first one is far off)
- * and a new measure is not a slip. */
-static void track_latency(da_alsa *a) {
-    int64_t cap, play;
-    if (where(a, &cap, &play) != 0) return;
+ * and a new measure is not a slip. Returns when the PCM took its figures. */
+static int64_t track_latency(da_alsa *a, int64_t now) {
+    int64_t cap, play, at;
+    if (where(a, now, &cap, &play, &at) != 0) return now;
     int64_t sum = cap + play;
     a->run_cycles++;
     if (a->measured) {
         int64_t off = sum - a->measured_sum;
         if (off < 0) off = -off;
         if (off * 2 <= a->frames) a->off_cycles = 0;
-        if (off * 2 <= a->frames || ++a->off_cycles < SLIP_CYCLES) return;
+        if (off * 2 <= a->frames || ++a->off_cycles < SLIP_CYCLES) return at;
         if (a->run_cycles > SETTLE_CYCLES) a->xrun = 1;
     }
     atomic_store(&a->cap_latency, cap);
@@ -680,6 +728,7 @@ static void track_latency(da_alsa *a) {
     a->measured_sum = sum;
     a->off_cycles = 0;
     a->measured = 1;
+    return at;
 }
 
 static int recoverable(int err) { return err == -EPIPE || err == -ESTRPIPE || err == -EINTR; }
@@ -704,9 +753,11 @@ static void *io_thread(void *arg) {
         }
         if (err == 0) {
             int64_t now = da_now_ns();
-            track_latency(a);
+            int64_t at = track_latency(a, now);
             if (!anchored) {
-                a->origin_ns = now - da_frames_to_ns(a->elapsed, a->rate);
+                /* Anchored where the PCM says its figures held, not at our
+                 * wake-up, which comes later by however late we were woken. */
+                a->origin_ns = at - da_frames_to_ns(a->elapsed, a->rate);
                 anchored = 1;
             }
             /* Frame-exact from the anchor: a block is F frames later than the last. */
