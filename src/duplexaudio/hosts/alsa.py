@@ -162,13 +162,14 @@ def _latency_model(name: str, params: StreamParams) -> _Model:
     """How to measure the round trip of a stream on PCM `name`.
 
     The PCM delays, for most PCMs. A ``type jack`` PCM's delays cover the
-    plugin's ring buffers only: what JACK adds past the plugin's ports (the
-    ports' latencies, or one cycle for a loop through the graph) is asked of
-    JACK and added. A duplex stream on a ``type pulse`` PCM is measured from
-    the ring positions, which the plugin moves as the server's stream
-    positions move; its playback position runs one request (one period: the
-    plugin asks for early requests of one period) ahead, less the one frame
-    the plugin holds back from a full buffer. Its delays instead add the
+    plugin's ring buffers only: what JACK adds past the plugin's ports is
+    asked of JACK and added (see :func:`duplexaudio.hosts.jack.latency_beyond`).
+    A duplex stream on a ``type pulse`` PCM is measured from the ring
+    positions, which the plugin moves as the server's stream positions move;
+    its playback position runs one period ahead of the server's read
+    position, less one frame (measured at 128 to 1024-frame periods against
+    PulseAudio 16; the plugin asks for early requests of one period, and
+    holds one frame back from a full buffer). Its delays instead add the
     server's latency estimates, which jitter and count the sink's latency,
     which a loop through the sink's monitor never waits for.
     """
@@ -210,9 +211,9 @@ class AlsaBackend(HandleBackend):
         PCMs); plugin PCMs are started back to back instead.
     beyond
         What a sound server adds past the PCM, which its delays cannot show
-        (a ``type jack`` PCM: JACK's port latencies, or one cycle for a loop
-        through the graph), as asked of the server; included in ``latency``.
-        None for other PCMs.
+        (a ``type jack`` PCM: the latencies of the JACK ports it connects to,
+        one cycle for ``jackd -L``'s loopback ports), as asked of the server;
+        included in ``latency``. None for other PCMs.
     by_position
         True when the round trip is measured from the ring positions rather
         than the delays (duplex on a ``type pulse`` PCM; see
