@@ -140,7 +140,7 @@ def assert_one_offset(
     before ``ProcessReadSlaves``). When the jack PCM's playback client, a
     client of its own with no inputs, wins that race, it has written its next
     period before the copy: that period reaches capture one cycle early *and*
-    again at the usual time (seen in about 1 run in 15 at 1000 blocks, in
+    again at the usual time (seen in 9 of 173 runs of 1000 blocks, in
     synchronous mode too). Both PCMs' rings keep their distance: the lockstep
     holds and nothing in ALSA can see it. Such an impulse must come back
     exactly one period early and again at the common offset; anything else fails.
