@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 import duplexaudio as da
-from duplexaudio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost
+from duplexaudio._engine import lib
+from duplexaudio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost, _served_by
 from duplexaudio.hosts.jack import JackBackend, JackDevice
 from duplexaudio.timing import ns_to_frames
 from tests.conftest import server_unavailable
@@ -41,6 +42,11 @@ pcm.{name} {{
 pcm.{name}_plug {{
     type plug
     slave.pcm "{name}"
+}}
+pcm.{name}_asym {{
+    type asym
+    playback.pcm "{name}_plug"
+    capture.pcm "null"
 }}
 """
 
@@ -197,6 +203,21 @@ def test_pulse_pcm_ranges_and_default_prefer_48k(pulse_alsa: AlsaHost) -> None:
     assert f32.min_channels == 1 and f32.max_channels >= 2
     assert device.default_output_config().sample_rate == 48000
     assert "float32le" in " ".join(device.description.details)
+
+
+def test_the_server_behind_a_pcm_is_found_through_its_slaves(alsa_config: Path) -> None:
+    da.host_from_id("alsa")  # loads libasound
+    jack_ports = ["loopback:playback_1", "loopback:playback_2"]
+    assert _served_by(JACK_PCM, False) == (lib.DA_ALSA_SERVED_JACK, jack_ports)
+    assert _served_by(JACK_PCM, True) == (
+        lib.DA_ALSA_SERVED_JACK, ["loopback:capture_1", "loopback:capture_2"]
+    )  # fmt: skip
+    # asym -> plug -> jack for playback; asym -> null for capture.
+    assert _served_by(f"{JACK_PCM}_asym", False) == (lib.DA_ALSA_SERVED_JACK, jack_ports)
+    assert _served_by(f"{JACK_PCM}_asym", True) == (0, [])
+    assert _served_by("pulse", True) == (lib.DA_ALSA_SERVED_PULSE, [])
+    assert _served_by("null", False) == (0, [])
+    assert _served_by("no_such_pcm", False) == (0, [])
 
 
 def test_a_pcm_that_does_not_exist_is_not_available_naming_it(alsa_config: Path) -> None:

@@ -121,8 +121,8 @@ static struct {
     int (*name_free_hint)(void **);
     int (*config_update_free_global)(void);
     int (*set_error_handler)(snd_lib_error_handler_t);
-    snd_config_t **config;
-    int (*config_update)(void);
+    int (*config_update_ref)(snd_config_t **);
+    void (*config_unref)(snd_config_t *);
     int (*config_search)(snd_config_t *, const char *, snd_config_t **);
     int (*config_search_definition)(snd_config_t *, const char *, const char *, snd_config_t **);
     int (*config_delete)(snd_config_t *);
@@ -192,8 +192,8 @@ static const da_symbol SYMBOLS[] = {
     {&A.name_free_hint, "snd_device_name_free_hint"},
     {&A.config_update_free_global, "snd_config_update_free_global"},
     {&A.set_error_handler, "snd_lib_error_set_handler"},
-    {&A.config, "snd_config"},
-    {&A.config_update, "snd_config_update"},
+    {&A.config_update_ref, "snd_config_update_ref"},
+    {&A.config_unref, "snd_config_unref"},
     {&A.config_search, "snd_config_search"},
     {&A.config_search_definition, "snd_config_search_definition"},
     {&A.config_delete, "snd_config_delete"},
@@ -337,7 +337,8 @@ static int list_jack_ports(snd_config_t *jack, int capture, char *buf, size_t le
 /* Follow a definition down its slaves (plug, route, rate, asym's direction,
  * ...) to a `type jack` one, or stop at a `type pulse` one; a few levels
  * only, configurations can loop. DA_ALSA_SERVED_* or 0. */
-static int find_server(snd_config_t *pcm, int capture, int depth, char *buf, size_t len) {
+static int find_server(snd_config_t *top, snd_config_t *pcm, int capture, int depth, char *buf,
+                       size_t len) {
     snd_config_t *n;
     const char *s;
     if (depth > 8) return 0;
@@ -351,11 +352,11 @@ static int find_server(snd_config_t *pcm, int capture, int depth, char *buf, siz
     for (size_t k = 0; k < 2; k++) {
         if (A.config_search(pcm, keys[k], &n) < 0) continue;
         if (A.config_get_type(n) == CONFIG_COMPOUND)
-            return find_server(n, capture, depth + 1, buf, len);
+            return find_server(top, n, capture, depth + 1, buf, len);
         snd_config_t *def;
-        if (A.config_get_string(n, &s) < 0 || A.config_search_definition(*A.config, "pcm", s, &def) < 0)
+        if (A.config_get_string(n, &s) < 0 || A.config_search_definition(top, "pcm", s, &def) < 0)
             return 0;
-        int r = find_server(def, capture, depth + 1, buf, len);
+        int r = find_server(top, def, capture, depth + 1, buf, len);
         A.config_delete(def);
         return r;
     }
@@ -363,13 +364,17 @@ static int find_server(snd_config_t *pcm, int capture, int depth, char *buf, siz
 }
 
 int da_alsa_served_by(const char *name, int capture, char *buf, size_t len) {
-    snd_config_t *def;
+    snd_config_t *top, *def;
     if (len) buf[0] = '\0';
-    int err = A.config_update();
+    /* A reference to the loaded configuration: safe against a reload. */
+    int err = A.config_update_ref(&top);
     if (err < 0) return err;
-    if ((err = A.config_search_definition(*A.config, "pcm", name, &def)) < 0) return err;
-    int r = find_server(def, capture, 0, buf, len);
-    A.config_delete(def);
+    int r = A.config_search_definition(top, "pcm", name, &def); /* >= 0: found */
+    if (r >= 0) {
+        r = find_server(top, def, capture, 0, buf, len);
+        A.config_delete(def);
+    }
+    A.config_unref(top);
     return r;
 }
 
