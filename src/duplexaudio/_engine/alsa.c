@@ -46,7 +46,7 @@ enum { PCM_NONBLOCK = 1 };
 enum { ACCESS_RW_INTERLEAVED = 3 };
 enum { FMT_S16_LE = 2, FMT_S32_LE = 10, FMT_FLOAT_LE = 14 };
 enum { STATE_XRUN = 4, STATE_DISCONNECTED = 8 };
-enum { CONFIG_STRING = 3, CONFIG_COMPOUND = 1024 };
+enum { CONFIG_COMPOUND = 1024 };
 enum { TSTAMP_ENABLE = 1, TSTAMP_TYPE_MONOTONIC = 1 };
 
 /* Silence queued ahead of the first written period (periods): one is
@@ -492,6 +492,24 @@ void da_alsa_free(da_alsa *a) {
     free(a);
 }
 
+/* Open and configure one direction of PCM `name` for the stream; 0 or -errno
+ * with the reason in msg. */
+static int open_one(da_alsa *a, const char *name, int capture, snd_pcm_t **pcm, int *fmt,
+                    uint64_t *buffer, char *msg, size_t len) {
+    const char *way = capture ? "capture" : "playback";
+    int err = A.pcm_open(pcm, name, capture ? PCM_CAPTURE : PCM_PLAYBACK, PCM_NONBLOCK);
+    if (err < 0) {
+        *pcm = NULL;
+        snprintf(msg, len, "cannot open '%s' for %s: %s", name, way, A.strerror(err));
+        return err;
+    }
+    char why[200] = "";
+    uint32_t ch = capture ? a->in_ch : a->out_ch;
+    if ((err = configure(*pcm, ch, a->rate, a->frames, fmt, buffer, why, sizeof why)) < 0)
+        snprintf(msg, len, "%s on '%s' refused %s", way, name, why);
+    return err;
+}
+
 da_alsa *da_alsa_new(da_engine *e, const char *name, uint32_t in_ch, uint32_t out_ch,
                      uint32_t rate, uint32_t frames, int *err, char *msg, size_t len) {
     da_alsa *a = calloc(1, sizeof *a);
@@ -507,30 +525,11 @@ da_alsa *da_alsa_new(da_engine *e, const char *name, uint32_t in_ch, uint32_t ou
     atomic_store(&a->play_latency, -1);
     snprintf(msg, len, "out of memory");
     if (pipe2(a->wake, O_NONBLOCK | O_CLOEXEC) != 0) goto fail;
-    if (in_ch) {
-        if ((*err = A.pcm_open(&a->cap, name, PCM_CAPTURE, PCM_NONBLOCK)) < 0) {
-            a->cap = NULL;
-            snprintf(msg, len, "cannot open '%s' for capture: %s", name, A.strerror(*err));
-            goto fail;
-        }
-        char why[200] = "";
-        if ((*err = configure(a->cap, in_ch, rate, frames, &a->cap_fmt, &(uint64_t){0}, why, sizeof why)) < 0) {
-            snprintf(msg, len, "capture on '%s' refused %s", name, why);
-            goto fail;
-        }
-    }
-    if (out_ch) {
-        if ((*err = A.pcm_open(&a->play, name, PCM_PLAYBACK, PCM_NONBLOCK)) < 0) {
-            a->play = NULL;
-            snprintf(msg, len, "cannot open '%s' for playback: %s", name, A.strerror(*err));
-            goto fail;
-        }
-        char why[200] = "";
-        if ((*err = configure(a->play, out_ch, rate, frames, &a->play_fmt, &a->play_buffer, why, sizeof why)) < 0) {
-            snprintf(msg, len, "playback on '%s' refused %s", name, why);
-            goto fail;
-        }
-    }
+    if (in_ch && (*err = open_one(a, name, 1, &a->cap, &a->cap_fmt, &(uint64_t){0}, msg, len)) < 0)
+        goto fail;
+    if (out_ch &&
+        (*err = open_one(a, name, 0, &a->play, &a->play_fmt, &a->play_buffer, msg, len)) < 0)
+        goto fail;
     *err = -ENOMEM;
     if ((in_ch && A.status_malloc(&a->cap_status) < 0) ||
         (out_ch && A.status_malloc(&a->play_status) < 0))

@@ -238,8 +238,6 @@ class AlsaBackend(HandleBackend):
         super().__init__(ffi.gc(raw, lambda p, _engine=engine: lib.da_alsa_free(p)),
                          lib.da_alsa_stop)  # fmt: skip
         self._device = device
-        self._frames = params.frames
-        self._duplex = bool(params.input_channels and params.output_channels)
         self.linked = bool(lib.da_alsa_linked(self._handle))
         model = _latency_model(device.pcm, params)
         self.beyond = model.beyond
