@@ -287,7 +287,6 @@ class AlsaDevice(Device):
     def __init__(self, pcm: str, description: str = "", ioid: str = "") -> None:
         self.pcm = pcm
         self._hint = description
-        self._ioid = ioid
         self._id = DeviceId(HostId.ALSA, pcm)
         self._caps: dict[bool, _Caps | int] = {}
         for capture in (False, True):
@@ -302,14 +301,6 @@ class AlsaDevice(Device):
     def opens(self) -> bool:
         """True when the PCM opened in at least one direction."""
         return self.caps(True) is not None or self.caps(False) is not None
-
-    def open_error(self) -> int:
-        """ALSA's error code from opening the PCM (playback first), 0 if it opened."""
-        for capture in (False, True):
-            found = self._caps[capture]
-            if isinstance(found, int):
-                return found
-        return 0
 
     @property
     def id(self) -> DeviceId:
