@@ -274,9 +274,10 @@ def assert_each_stretch_reports_its_offset(
     found = []
     checked = 0
     for lo, hi in loop.stretches():
-        if len(loop.offsets(lo, hi)) < 4:  # too short to say (start-up xruns come close)
+        count = len(loop.offsets(lo, hi))
+        if count < 4:  # too short to say (start-up xruns come close)
             continue
-        checked += len(loop.offsets(lo, hi))
+        checked += count
         common = assert_one_offset(loop, lo, hi, period, loopback_race)
         reported = set(loop.round_trip_at[lo + 16 : hi + 1])
         assert reported == {common}, (
