@@ -134,7 +134,7 @@ class BlockLoop(ImpulseLoop):
 
 
 def assert_one_offset(
-    loop: BlockLoop, first: int, last: int | None, period: int, loopback_race: bool = False
+    loop: BlockLoop, first: int, last: int | None, cycle: int, loopback_race: bool = False
 ) -> int:
     """Every impulse sent in blocks first..last came back at one offset, which is returned.
 
@@ -149,7 +149,8 @@ def assert_one_offset(
     again at the usual time (seen in 9 of 173 runs of 1000 blocks, in
     synchronous mode too). Both PCMs' rings keep their distance: the lockstep
     holds and nothing in ALSA can see it. Such an impulse must come back
-    exactly one period early and again at the common offset; anything else fails.
+    exactly one JACK cycle (`cycle` frames, whatever the ALSA period) early and again at the
+    common offset; anything else fails.
     """
     found = loop.returns(first, last)
     offsets = [back[0] for _, back in found]
@@ -157,7 +158,7 @@ def assert_one_offset(
     for block, back in found:
         if back[0] == common:
             continue
-        raced = loopback_race and back[0] == common - period and common in back
+        raced = loopback_race and back[0] == common - cycle and common in back
         assert raced, f"sent in block {block}, back at {back}, usually {common}; " + (
             f"xruns {loop.xrun_blocks}"
         )
@@ -266,7 +267,7 @@ def test_a_device_whose_server_is_gone_refuses_to_build(
 
 
 def assert_each_stretch_reports_its_offset(
-    loop: BlockLoop, period: int, loopback_race: bool = False
+    loop: BlockLoop, cycle: int, loopback_race: bool = False
 ) -> list[int]:
     """Between xruns every impulse comes back at one offset, and that offset is
     the round trip info reported all through the stretch (once settled: a new
@@ -278,7 +279,7 @@ def assert_each_stretch_reports_its_offset(
         if count < 4:  # too short to say (start-up xruns come close)
             continue
         checked += count
-        common = assert_one_offset(loop, lo, hi, period, loopback_race)
+        common = assert_one_offset(loop, lo, hi, cycle, loopback_race)
         reported = set(loop.round_trip_at[lo + 16 : hi + 1])
         assert reported == {common}, (
             f"offset {common}, reported {reported}, xruns {loop.xrun_blocks}"
@@ -295,7 +296,8 @@ def test_duplex_on_the_jack_pcm_keeps_one_offset_and_reports_it(
     jack_alsa: AlsaHost, pcm_name: str, frames: int
 ) -> None:
     loop, stream = run_duplex(pcm(jack_alsa, pcm_name), frames, 1000)
-    offsets = assert_each_stretch_reports_its_offset(loop, frames, loopback_race=True)
+    # The loopback race shifts by one cycle of the 256-frame jackd, not one ALSA period.
+    offsets = assert_each_stretch_reports_its_offset(loop, 256, loopback_race=True)
     # The plugin's rings (capture: the period read; playback: two periods of
     # silence queued less the one played) plus JACK's one graph cycle, asked of JACK.
     assert offsets[-1] == stream.latency.round_trip == 2 * frames + 256
