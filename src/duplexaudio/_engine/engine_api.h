@@ -103,36 +103,3 @@ int64_t da_now_ns(void);
  * for any stream length (no overflow for centuries at any rate). */
 int64_t da_frames_to_ns(int64_t frames, uint32_t rate);
 int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n);
-
-/* The virtual host's devices: a clock thread in C drives the engine. */
-#define DA_VIRTUAL_LOOPBACK 0
-#define DA_VIRTUAL_OUTPUT 1
-#define DA_VIRTUAL_INPUT 2
-
-#define DA_FAULT_NONE 0
-#define DA_FAULT_DISCONNECT 1
-#define DA_FAULT_BUFFER_SIZE 2
-#define DA_FAULT_SAMPLE_RATE 3
-
-typedef struct da_virtual da_virtual;
-
-typedef struct {
-    int kind;
-    uint32_t in_channels;
-    uint32_t out_channels;
-    uint32_t frames;
-    uint32_t sample_rate;
-    uint32_t latency_frames;   /* round trip of the loop; output latency + one period */
-    const float *signal;       /* input device: interleaved, signal_channels wide */
-    uint64_t signal_frames;
-    uint32_t signal_channels;
-    int signal_loop;
-    int realtime;              /* ask for SCHED_FIFO; falls back quietly */
-} da_virtual_params;
-
-da_virtual *da_virtual_new(da_engine *e, const da_virtual_params *p);
-int da_virtual_start(da_virtual *v);
-void da_virtual_stop(da_virtual *v);
-void da_virtual_free(da_virtual *v);
-void da_virtual_fault(da_virtual *v, int fault, int64_t value);
-void da_virtual_stall(da_virtual *v, int64_t until_ns);

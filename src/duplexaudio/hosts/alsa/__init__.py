@@ -16,7 +16,7 @@ the callback may use any format (the engine converts).
 
 A duplex stream opens capture and playback on the same PCM name with the
 same rate and period size and runs them in lockstep on one I/O thread in C
-(``_engine/alsa.c``): one period read, one written, per cycle. Both
+(``alsa.c`` beside this file): one period read, one written, per cycle. Both
 directions of one PCM name are taken to share its clock, which holds for a
 hardware PCM (the two are linked with ``snd_pcm_link``) and for the plugin
 PCMs of a sound server (``jack``, ``pulse``: one server, one clock). The

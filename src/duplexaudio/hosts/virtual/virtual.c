@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "virtual_api.h"
 
 struct da_virtual {
     da_engine *e;

@@ -3,7 +3,7 @@
 A JACK client's ports all share one process callback, so every JACK device
 runs duplex on one clock. A stream is one JACK client with N input and M
 output ports, registered at build time and connected to the device's ports
-when it starts. The process callback is C (``_engine/jack.c``); libjack is
+when it starts. The process callback is C (``jack.c`` beside this file); libjack is
 loaded at run time, so a machine without it simply has no JACK host.
 
 Devices

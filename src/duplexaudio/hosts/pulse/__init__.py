@@ -10,7 +10,7 @@ running and ``DEVICE_CHANGED`` is reported.
 
 The server resamples and converts, so any rate, channel count and format is
 accepted; the device's native sample spec is in its description. Streams run
-on an I/O thread in C (``_engine/pulse.c``); libpulse is loaded at run time.
+on an I/O thread in C (``pulse.c`` beside this file); libpulse is loaded at run time.
 Nothing here talks to another host.
 """
 
