@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from duplexaudio._validate import positive, whole
 from duplexaudio.config import BufferSize, DuplexStreamConfig, StreamConfig
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.host import (
@@ -460,17 +461,19 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    """argparse type: a whole number >= 1, by the library's own rule."""
+    try:
+        return whole("the value", int(text))
+    except Error as err:
+        raise argparse.ArgumentTypeError(err.message) from None
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+    """argparse type: a finite number > 0, by the library's own rule."""
+    try:
+        return positive("the value", float(text))
+    except Error as err:
+        raise argparse.ArgumentTypeError(err.message) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

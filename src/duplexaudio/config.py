@@ -18,8 +18,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar, NoReturn, final
 
-import numpy as np
-
+from duplexaudio._validate import whole
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
 
@@ -43,43 +42,20 @@ MAX_SAMPLE_RATE = 10_000_000
 """The highest sample rate (Hz) a config accepts; anything above is a typo."""
 
 
-def _whole(value: object) -> int | None:
-    """``value`` as an int if it is an integer (Python or numpy), else None.
-
-    bool is refused although it is an int: ``channels=True`` is a bug, not 1.
-    Floats are refused even when integral, so that 48000.0 from a computation
-    is noticed rather than silently truncated somewhere else.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    return None
-
-
 def _invalid(field: str, value: object, accepted: str) -> NoReturn:
     raise Error(ErrorKind.INVALID_INPUT, f"{field} must be {accepted}, got {value!r}")
 
 
 def _check_count(field: str, value: object) -> int:
-    n = _whole(value)
-    if n is None or n < 1:
-        _invalid(field, value, "a whole number >= 1")
-    return n
+    return whole(field, value)
 
 
 def _check_rate(field: str, value: object) -> int:
-    n = _whole(value)
-    if n is None or not 1 <= n <= MAX_SAMPLE_RATE:
-        _invalid(field, value, f"a whole number of Hz in 1..{MAX_SAMPLE_RATE}")
-    return n
+    return whole(field, value, maximum=MAX_SAMPLE_RATE, unit="Hz")
 
 
 def _check_frames(field: str, value: object) -> int:
-    n = _whole(value)
-    if n is None or n < 1:
-        _invalid(field, value, "a whole number of frames >= 1")
-    return n
+    return whole(field, value, unit="frames")
 
 
 @final

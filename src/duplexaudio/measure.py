@@ -22,6 +22,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
+from duplexaudio._validate import positive, seconds, whole
 from duplexaudio.config import BufferSize, DuplexStreamConfig, StreamConfig
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat, as_frames
@@ -460,11 +461,11 @@ def measure_latency(
         the device cannot run duplex, ``TIMED_OUT`` when the impulses did not
         finish in time, or the stream's own error.
     """
-    if isinstance(impulses, bool) or not isinstance(impulses, int) or impulses < 1:
-        raise Error(ErrorKind.INVALID_INPUT, f"impulses must be an int >= 1, got {impulses!r}")
-    if not isinstance(interval, (int, float)) or not interval > 0:
-        raise Error(ErrorKind.INVALID_INPUT, f"interval must be > 0 seconds, got {interval!r}")
-    if not isinstance(amplitude, (int, float)) or not 0 < amplitude <= 1:
+    count = whole("impulses", impulses)
+    gap = seconds("interval", interval)
+    peak = positive("amplitude", amplitude)
+    limit = seconds("timeout", timeout)
+    if peak > 1:
         raise Error(ErrorKind.INVALID_INPUT, f"amplitude must be in (0, 1], got {amplitude!r}")
     dev = find_device(device, direction="duplex")
     default = dev.default_duplex_config()
@@ -475,19 +476,11 @@ def measure_latency(
         rate,
         BufferSize.DEFAULT if buffer_size is None else BufferSize.fixed(buffer_size),
     )
-    if (
-        isinstance(input_channel, bool)
-        or not isinstance(input_channel, int)
-        or not (0 <= input_channel < config.input_channels)
-    ):
-        raise Error(
-            ErrorKind.INVALID_INPUT,
-            f"input_channel must be 0..{config.input_channels - 1}, got {input_channel!r}",
-        )
-    loop = _ImpulseLoop(rate, impulses, float(interval), float(amplitude), input_channel)
+    channel = whole("input_channel", input_channel, minimum=0, maximum=config.input_channels - 1)
+    loop = _ImpulseLoop(rate, count, gap, peak, channel)
     stream = dev.build_duplex_stream(config, loop, pipelined=pipelined)
     with stream:
-        finished = loop.done.wait(timeout)
+        finished = loop.done.wait(limit)
         stats = stream.stats
         if stream.error is not None:
             raise stream.error

@@ -15,10 +15,9 @@ convention only.
 
 from __future__ import annotations
 
-import operator
 from typing import NamedTuple
 
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio._validate import whole
 
 __all__ = [
     "CallbackInfo",
@@ -175,24 +174,6 @@ class StreamLatency(NamedTuple):
         return self.input + self.output
 
 
-def _whole(name: str, value: int) -> int:
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise Error(
-            ErrorKind.INVALID_INPUT, f"{name} must be a whole number, got {value!r}"
-        ) from None
-
-
-def _rate(sample_rate: int) -> int:
-    rate = _whole("sample_rate", sample_rate)
-    if rate < 1:
-        raise Error(
-            ErrorKind.INVALID_INPUT, f"sample_rate must be a whole number of Hz >= 1, got {rate!r}"
-        )
-    return rate
-
-
 def frames_to_ns(frames: int, sample_rate: int) -> int:
     """The duration of ``frames`` frames at ``sample_rate`` Hz, in ns.
 
@@ -204,8 +185,8 @@ def frames_to_ns(frames: int, sample_rate: int) -> int:
     Error
         ``INVALID_INPUT`` if an argument is not an integer or the rate is < 1.
     """
-    f = _whole("frames", frames)
-    rate = _rate(sample_rate)
+    f = whole("frames", frames, minimum=None)
+    rate = whole("sample_rate", sample_rate, unit="Hz")
     # floor(x + 1/2) with x = f * 1e9 / rate, all in integers.
     return (2 * f * _NS_PER_S + rate) // (2 * rate)
 
@@ -220,6 +201,6 @@ def ns_to_frames(ns: int, sample_rate: int) -> int:
     Error
         ``INVALID_INPUT`` if an argument is not an integer or the rate is < 1.
     """
-    t = _whole("ns", ns)
-    rate = _rate(sample_rate)
+    t = whole("ns", ns, minimum=None)
+    rate = whole("sample_rate", sample_rate, unit="Hz")
     return (2 * t * rate + _NS_PER_S) // (2 * _NS_PER_S)
