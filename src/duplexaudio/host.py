@@ -1,11 +1,14 @@
-"""The contract between duplexaudio and its hosts, and the host registry.
+"""Hosts and devices as users meet them, device ids, and the host registry.
 
 A *host* is an audio API (the virtual host, JACK, ALSA, PulseAudio); it lists
-*devices*; a device builds *streams*. This module defines those three roles,
-device ids, and which hosts exist. It validates everything a user passes to
-``build_*_stream`` before any host code runs, so every host rejects bad input
-the same way. What a stream does once built lives in :mod:`duplexaudio.stream`;
-each host's own code lives in its module under :mod:`duplexaudio.hosts`.
+*devices*; a device builds *streams*. This module gives :class:`Host` and
+:class:`Device` everything a user calls, built once on the hooks each host
+implements (declared in :mod:`duplexaudio.hosts._contract`, which a host
+author reads first), plus device ids and which hosts exist. It validates
+everything a user passes to ``build_*_stream`` before any host code runs, so
+every host rejects bad input the same way. What a stream does once built
+lives in :mod:`duplexaudio.stream`; each host's own code lives in its folder
+under :mod:`duplexaudio.hosts`.
 """
 
 from __future__ import annotations
@@ -13,13 +16,12 @@ from __future__ import annotations
 import enum
 import importlib
 import logging
-import math
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from duplexaudio._validate import optional_seconds, whole
 from duplexaudio.config import (
     DuplexStreamConfig,
     StreamConfig,
@@ -29,15 +31,15 @@ from duplexaudio.config import (
 )
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat, as_frames
-from duplexaudio.stream import (
-    Backend,
-    ErrorCallback,
-    ProgramSpec,
-    ProgramStream,
-    Stream,
+from duplexaudio.hosts._contract import (
+    DeviceHooks,
+    Direction,
+    HostHooks,
+    HostModule,
     StreamKind,
     StreamParams,
 )
+from duplexaudio.stream import ErrorCallback, ProgramSpec, ProgramStream, Stream
 
 logger = logging.getLogger("duplexaudio")
 
@@ -65,15 +67,8 @@ class HostId(str, enum.Enum):
 _FALLBACK = HostId.VIRTUAL
 
 
-class _HostModule(Protocol):
-    """What each module under duplexaudio.hosts provides."""
-
-    is_available: Callable[[], bool]
-    open_host: Callable[[], Host]
-
-
-def _host_module(host_id: HostId) -> _HostModule:
-    module: _HostModule = importlib.import_module(f"duplexaudio.hosts.{host_id.value}")
+def _host_module(host_id: HostId) -> HostModule:
+    module: HostModule = importlib.import_module(f"duplexaudio.hosts.{host_id.value}")
     return module
 
 
@@ -160,8 +155,7 @@ class DeviceDescription:
     driver
         The host or driver behind it (``"virtual"``, ``"jackd"``, ...).
     direction
-        ``"input"``, ``"output"`` or ``"duplex"`` (both, one clock) or
-        ``"input+output"`` (both, separate clocks).
+        ``"input"``, ``"output"`` or ``"duplex"`` (both, on one clock).
     details
         Free-form extra lines (card, server, ports, ...).
     """
@@ -178,27 +172,6 @@ def _check_callable(name: str, value: object, *, optional: bool = False) -> None
     if not callable(value):
         accepted = "a callable or None" if optional else "a callable"
         raise Error(ErrorKind.INVALID_INPUT, f"{name} must be {accepted}, got {value!r}")
-
-
-def _check_timeout(timeout: float | None) -> float | None:
-    if timeout is None:
-        return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not (math.isfinite(timeout) and timeout > 0)
-    ):
-        raise Error(
-            ErrorKind.INVALID_INPUT,
-            f"timeout must be None or a positive number of seconds, got {timeout!r}",
-        )
-    return float(timeout)
-
-
-def _check_frames(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise Error(ErrorKind.INVALID_INPUT, f"{name} must be a whole number >= 1, got {value!r}")
-    return value
 
 
 def _check_play_data(data: object, channels: int) -> tuple[Any, SampleFormat]:
@@ -227,36 +200,20 @@ def _check_deadline(deadline: float | None) -> float:
     return float(deadline)
 
 
-class Device(ABC):
+class Device(DeviceHooks):
     """An audio device of a host: a source of input, a sink of output, or both.
 
-    Hosts subclass this and implement the abstract members; everything a user
-    calls to build a stream is implemented here, once, so that validation and
-    error messages are the same on every host.
+    Hosts subclass this and implement the hooks of
+    :class:`~duplexaudio.hosts._contract.DeviceHooks` (``id``,
+    ``description``, the supported configs, ``_open_backend``...);
+    everything a user calls to build a stream is implemented here, once, so
+    that validation and error messages are the same on every host.
     """
-
-    @property
-    @abstractmethod
-    def id(self) -> DeviceId:
-        """The device's id, ``"<host>:<name>"``; stable across runs where the host allows."""
 
     @property
     def name(self) -> str:
         """The device's human-readable name."""
         return self.description.name
-
-    @property
-    @abstractmethod
-    def description(self) -> DeviceDescription:
-        """Name, driver, direction and details of the device."""
-
-    @abstractmethod
-    def supported_input_configs(self) -> list[SupportedStreamConfigRange]:
-        """The input configurations the device accepts (empty: no input)."""
-
-    @abstractmethod
-    def supported_output_configs(self) -> list[SupportedStreamConfigRange]:
-        """The output configurations the device accepts (empty: no output)."""
 
     def supports_input(self) -> bool:
         """True when the device can capture."""
@@ -269,10 +226,6 @@ class Device(ABC):
     def supports_duplex(self) -> bool:
         """True when input and output run on one clock, so a duplex stream can be built."""
         return self._duplex_refusal() is None
-
-    def _duplex_refusal(self) -> str | None:
-        """Why this device cannot run duplex, or None when it can. Hosts override."""
-        return "its input and output do not share a clock"
 
     def default_input_config(self) -> SupportedStreamConfig:
         """The configuration an input stream uses when the user has no preference.
@@ -310,21 +263,28 @@ class Device(ABC):
         out = self.default_output_config()
         return DuplexStreamConfig(inp.channels, out.channels, out.sample_rate)
 
-    def _supported(self, direction: str) -> list[SupportedStreamConfigRange]:
-        """The ranges of one direction; ``UNSUPPORTED_OPERATION`` when it has none."""
+    def _supported(self, direction: Direction) -> list[SupportedStreamConfigRange]:
+        """The ranges of one direction; the host's reason, or ``UNSUPPORTED_OPERATION``,
+        when it has none."""
         ranges = (
             self.supported_input_configs()
             if direction == "input"
             else self.supported_output_configs()
         )
         if not ranges:
+            reason = self._direction_error(direction)
+            if reason is not None:
+                raise reason
             raise Error(ErrorKind.UNSUPPORTED_OPERATION, f"device '{self.id}' has no {direction}")
         return ranges
 
-    def _default_config(self, direction: str) -> SupportedStreamConfig:
+    def _default_config(self, direction: Direction) -> SupportedStreamConfig:
         ranges = self._supported(direction)
-        preferred = [r for r in ranges if r.sample_format is SampleFormat.F32] or ranges
-        return preferred[0].with_standard_sample_rate()
+        best = ([r for r in ranges if r.sample_format is SampleFormat.F32] or ranges)[0]
+        rate = self._preferred_sample_rate()
+        if rate is not None and best.supports_rate(rate):
+            return best.with_sample_rate(rate)
+        return best.with_standard_sample_rate()
 
     def _require_duplex(self) -> None:
         reason = self._duplex_refusal()
@@ -335,18 +295,6 @@ class Device(ABC):
                 "Use separate input and output streams, or a device whose "
                 "supports_duplex() is true",
             )
-
-    @abstractmethod
-    def _default_frames(self, sample_rate: int) -> int:
-        """Frames per block when the user asks for ``BufferSize.DEFAULT``."""
-
-    @abstractmethod
-    def _open_backend(self, engine: Any, params: StreamParams) -> Backend:
-        """Open the device for a validated stream and bind it to the engine.
-
-        Raises :class:`Error` (``DEVICE_NOT_AVAILABLE``, ``DEVICE_BUSY``, ...)
-        when the device cannot be opened.
-        """
 
     # -- building streams ----------------------------------------------------
 
@@ -408,16 +356,14 @@ class Device(ABC):
         cfg = _expect(config, StreamConfig, "config")
         fmt = SampleFormat.parse(sample_format)
         return self._build(
-            StreamKind.INPUT,
-            cfg,
-            None,
-            fmt,
-            fmt,
-            callback,
-            error_callback,
-            timeout,
-            pipelined,
-            deadline,
+            kind=StreamKind.INPUT,
+            in_cfg=cfg,
+            in_fmt=fmt,
+            callback=callback,
+            error_callback=error_callback,
+            timeout=timeout,
+            pipelined=pipelined,
+            deadline=deadline,
         )
 
     def build_output_stream(
@@ -442,16 +388,14 @@ class Device(ABC):
         cfg = _expect(config, StreamConfig, "config")
         fmt = SampleFormat.parse(sample_format)
         return self._build(
-            StreamKind.OUTPUT,
-            None,
-            cfg,
-            fmt,
-            fmt,
-            callback,
-            error_callback,
-            timeout,
-            pipelined,
-            deadline,
+            kind=StreamKind.OUTPUT,
+            out_cfg=cfg,
+            out_fmt=fmt,
+            callback=callback,
+            error_callback=error_callback,
+            timeout=timeout,
+            pipelined=pipelined,
+            deadline=deadline,
         )
 
     def build_duplex_stream(
@@ -486,16 +430,16 @@ class Device(ABC):
         out_fmt = SampleFormat.parse(output_format)
         self._require_duplex()
         return self._build(
-            StreamKind.DUPLEX,
-            cfg.input_config(),
-            cfg.output_config(),
-            in_fmt,
-            out_fmt,
-            callback,
-            error_callback,
-            timeout,
-            pipelined,
-            deadline,
+            kind=StreamKind.DUPLEX,
+            in_cfg=cfg.input_config(),
+            out_cfg=cfg.output_config(),
+            in_fmt=in_fmt,
+            out_fmt=out_fmt,
+            callback=callback,
+            error_callback=error_callback,
+            timeout=timeout,
+            pipelined=pipelined,
+            deadline=deadline,
         )
 
     # -- callback-free streams -------------------------------------------------
@@ -540,7 +484,12 @@ class Device(ABC):
         cfg = _expect(config, StreamConfig, "config")
         play, fmt = _check_play_data(data, cfg.channels)
         return self._build_program(
-            StreamKind.OUTPUT, None, cfg, fmt, fmt, ProgramSpec(play, 0), error_callback, timeout
+            kind=StreamKind.OUTPUT,
+            out_cfg=cfg,
+            out_fmt=fmt,
+            program=ProgramSpec(play, 0),
+            error_callback=error_callback,
+            timeout=timeout,
         )
 
     def build_rec_stream(
@@ -565,9 +514,14 @@ class Device(ABC):
         """
         cfg = _expect(config, StreamConfig, "config")
         fmt = SampleFormat.parse(sample_format)
-        spec = ProgramSpec(None, _check_frames("frames", frames))
+        spec = ProgramSpec(None, whole("frames", frames))
         return self._build_program(
-            StreamKind.INPUT, cfg, None, fmt, fmt, spec, error_callback, timeout
+            kind=StreamKind.INPUT,
+            in_cfg=cfg,
+            in_fmt=fmt,
+            program=spec,
+            error_callback=error_callback,
+            timeout=timeout,
         )
 
     def build_playrec_stream(
@@ -618,71 +572,55 @@ class Device(ABC):
         cfg = _expect(config, DuplexStreamConfig, "config")
         play, out_fmt = _check_play_data(data, cfg.output_channels)
         frames = play.shape[0] if record_frames is None else record_frames
-        spec = ProgramSpec(play, _check_frames("record_frames", frames))
+        spec = ProgramSpec(play, whole("record_frames", frames))
         in_fmt = SampleFormat.parse(input_format)
         self._require_duplex()
         return self._build_program(
-            StreamKind.DUPLEX,
-            cfg.input_config(),
-            cfg.output_config(),
-            in_fmt,
-            out_fmt,
-            spec,
-            error_callback,
-            timeout,
+            kind=StreamKind.DUPLEX,
+            in_cfg=cfg.input_config(),
+            out_cfg=cfg.output_config(),
+            in_fmt=in_fmt,
+            out_fmt=out_fmt,
+            program=spec,
+            error_callback=error_callback,
+            timeout=timeout,
         )
 
-    def _build_program(
-        self,
-        kind: StreamKind,
-        in_cfg: StreamConfig | None,
-        out_cfg: StreamConfig | None,
-        in_fmt: SampleFormat,
-        out_fmt: SampleFormat,
-        program: ProgramSpec,
-        error_callback: ErrorCallback | None,
-        timeout: float | None,
-    ) -> ProgramStream:
-        stream = self._build(
-            kind,
-            in_cfg,
-            out_cfg,
-            in_fmt,
-            out_fmt,
-            None,
-            error_callback,
-            timeout,
-            False,
-            None,
-            program,
-        )
+    def _build_program(self, *, program: ProgramSpec, **request: Any) -> ProgramStream:
+        stream = self._build(program=program, **request)
         assert isinstance(stream, ProgramStream)
         return stream
 
     def _build(
         self,
+        *,
         kind: StreamKind,
-        in_cfg: StreamConfig | None,
-        out_cfg: StreamConfig | None,
-        in_fmt: SampleFormat,
-        out_fmt: SampleFormat,
-        callback: DataCallback | None,
+        in_cfg: StreamConfig | None = None,
+        out_cfg: StreamConfig | None = None,
+        in_fmt: SampleFormat = SampleFormat.F32,
+        out_fmt: SampleFormat = SampleFormat.F32,
+        callback: DataCallback | None = None,
         error_callback: ErrorCallback | None,
         timeout: float | None,
-        pipelined: bool,
-        deadline: float | None,
+        pipelined: bool = False,
+        deadline: float | None = None,
         program: ProgramSpec | None = None,
     ) -> Stream:
+        """Validate a request and build the stream: the one path every build takes."""
         if program is None:
             _check_callable("callback", callback)
         _check_callable("error_callback", error_callback, optional=True)
-        stall_timeout = _check_timeout(timeout)
+        stall_timeout = optional_seconds("timeout", timeout)
         fraction = _check_deadline(deadline)
         if not isinstance(pipelined, bool):
             raise Error(ErrorKind.INVALID_INPUT, f"pipelined must be a bool, got {pipelined!r}")
         cfg = in_cfg or out_cfg
         assert cfg is not None
-        for direction, c, fmt in (("input", in_cfg, in_fmt), ("output", out_cfg, out_fmt)):
+        checks: tuple[tuple[Direction, StreamConfig | None, SampleFormat], ...] = (
+            ("input", in_cfg, in_fmt),
+            ("output", out_cfg, out_fmt),
+        )
+        for direction, c, fmt in checks:
             if c is not None:
                 check_config(
                     c, self._supported(direction), fmt, device=str(self.id), direction=direction
@@ -722,25 +660,12 @@ def _expect(value: object, cls: type[Any], name: str) -> Any:
     return value
 
 
-class Host(ABC):
+class Host(HostHooks):
     """An audio API that lists devices.
 
-    Get one with :func:`host_from_id` or :func:`default_host`.
+    Get one with :func:`host_from_id` or :func:`default_host`. Hosts subclass
+    this and implement :class:`~duplexaudio.hosts._contract.HostHooks`.
     """
-
-    @property
-    @abstractmethod
-    def id(self) -> HostId:
-        """The host's id."""
-
-    @property
-    @abstractmethod
-    def name(self) -> str:
-        """The host's human-readable name."""
-
-    @abstractmethod
-    def devices(self) -> list[Device]:
-        """All devices the host can reach now, inputs, outputs and duplex."""
 
     def input_devices(self) -> list[Device]:
         """Devices that can capture."""

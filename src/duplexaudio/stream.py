@@ -7,8 +7,9 @@ statistics, and the process-wide switch-interval policy. Program streams
 (:class:`ProgramStream`: play from and record into arrays inside the engine,
 no callback) share all of it except the worker. Hosts provide a
 :class:`Backend` (open device, start, stop, close, latency); nothing here
-knows which host it is talking to. Validation of user input happens before a
-stream exists, in :mod:`duplexaudio.host`.
+knows which host it is talking to. What a backend must guarantee is written
+in :mod:`duplexaudio.hosts._contract`. Validation of user input happens
+before a stream exists, in :mod:`duplexaudio.host`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from duplexaudio._engine import ffi, lib
+from duplexaudio._validate import optional_seconds
 from duplexaudio.errors import Error, ErrorKind
-from duplexaudio.formats import SampleFormat
+from duplexaudio.hosts._contract import Backend, StreamKind, StreamParams, owned
 from duplexaudio.timing import (
     CallbackInfo,
     CallbackTimestamp,
@@ -37,125 +39,20 @@ from duplexaudio.timing import (
     ns_to_frames,
 )
 
+__all__ = [
+    "ErrorCallback",
+    "ProgramSpec",
+    "ProgramStatus",
+    "ProgramStream",
+    "Stream",
+    "StreamKind",
+    "StreamStats",
+    "set_switch_interval",
+]
+
 logger = logging.getLogger("duplexaudio")
 
 ErrorCallback = Callable[[Error], None]
-
-
-class StreamKind(enum.Enum):
-    """Which directions a stream runs."""
-
-    INPUT = "input"
-    OUTPUT = "output"
-    DUPLEX = "duplex"
-
-
-@dataclass(frozen=True)
-class StreamParams:
-    """A validated request for a stream, as a host's backend receives it.
-
-    Attributes
-    ----------
-    kind
-        Input, output or duplex.
-    device
-        The device id, for messages.
-    input_channels, output_channels
-        Channel counts (0 for an absent direction).
-    input_format, output_format
-        The callback's sample formats.
-    frames
-        Frames per block, agreed for the stream's life.
-    sample_rate
-        Hz.
-    pipelined
-        The callback's output plays one period later.
-    deadline
-        Fraction of the period the device thread waits for the callback.
-    timeout
-        Seconds without a device cycle before the stream reports ``TIMED_OUT``.
-    """
-
-    kind: StreamKind
-    device: str
-    input_channels: int
-    output_channels: int
-    input_format: SampleFormat
-    output_format: SampleFormat
-    frames: int
-    sample_rate: int
-    pipelined: bool
-    deadline: float
-    timeout: float
-
-
-class Backend(Protocol):
-    """A host's side of one stream: the open device and its real-time thread.
-
-    The backend's thread calls the engine's ``da_engine_process`` once per
-    device cycle. ``start`` and ``stop`` may be called repeatedly; the stream
-    puts the engine in its stopped state before ``stop``, so a device that
-    keeps cycling after ``stop`` (a JACK client stays active) only plays
-    silence. ``close`` releases everything, waits for the device thread, and
-    is called once.
-    """
-
-    @property
-    def latency(self) -> StreamLatency:
-        """Device latency in frames, (capture to callback, callback to playback)."""
-        ...
-
-    def start(self) -> None:
-        """Start the device thread (raise :class:`Error` on failure)."""
-        ...
-
-    def stop(self) -> None:
-        """Halt the device, or leave it cycling into the stopped engine."""
-        ...
-
-    def close(self) -> None:
-        """Release the device; the backend is not used again."""
-        ...
-
-
-class HandleBackend:
-    """What backends that own one C stream object share.
-
-    Calls on the handle are serialised and become no-ops once it is closed;
-    ``close`` releases it exactly once (its cffi destructor frees the C side
-    and joins its thread). Subclasses pass the C function that halts the
-    device, or None when the device keeps cycling into the stopped engine.
-    """
-
-    #: What :meth:`_with_handle` returns once the handle is closed (C calls
-    #: may themselves return None).
-    CLOSED: Any = object()
-
-    def __init__(self, handle: Any, stop: Callable[[Any], object] | None) -> None:
-        self._lock = threading.Lock()
-        self._handle: Any = handle
-        self._stop_c = stop
-
-    def _with_handle(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(handle, *args)`` under the lock; :attr:`CLOSED` once it is closed."""
-        with self._lock:
-            return self.CLOSED if self._handle is None else fn(self._handle, *args)
-
-    def stop(self) -> None:
-        """Halt the device, or leave it cycling into the stopped engine."""
-        if self._stop_c is not None:
-            self._with_handle(self._stop_c)
-
-    def _before_release(self) -> None:
-        """Read what must outlive the handle (a last latency figure); no-op here."""
-
-    def close(self) -> None:
-        """Release the handle; the backend is not used again."""
-        self._before_release()
-        with self._lock:
-            handle, self._handle = self._handle, None
-        if handle is not None:
-            ffi.release(handle)
 
 
 @dataclass(frozen=True)
@@ -290,18 +187,12 @@ def set_switch_interval(seconds: float | None) -> None:
     Raises
     ------
     Error
-        ``INVALID_INPUT`` for a non-positive or non-number value.
+        ``INVALID_INPUT`` for anything but None or a finite number > 0.
     """
     global _switch_policy
-    if seconds is not None and (
-        isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0
-    ):
-        raise Error(
-            ErrorKind.INVALID_INPUT,
-            f"switch interval must be None or a positive number of seconds, got {seconds!r}",
-        )
+    policy = optional_seconds("switch interval", seconds)
     with _switch_lock:
-        _switch_policy = None if seconds is None else float(seconds)
+        _switch_policy = policy
         if _switch_users and _switch_policy is not None:
             sys.setswitchinterval(_switch_policy)
 
@@ -412,7 +303,7 @@ class _Core:
         # The engine points into the arrays: the destructor keeps them alive
         # (program arrays join the list once they exist).
         keep: list[object] = [self.input, self.output, in_ptr, out_ptr]
-        self.engine = ffi.gc(raw, lambda e, _keep=keep: lib.da_engine_free(e))
+        self.engine = owned(raw, lib.da_engine_free, keep)
         self.backend = open_backend(self.engine, params)
         self.program = program
         self.record: np.ndarray[Any, np.dtype[Any]] | None = None
@@ -477,45 +368,55 @@ class _Core:
 
     # -- threads -------------------------------------------------------------
 
-    def _work(self) -> None:
-        """Run the callback on each block. The loop makes one C call per block."""
-        engine, nxt = self.engine, lib.da_worker_next
-        info_c = ffi.new("da_block_info *")
+    def _dispatch(self) -> Callable[[Any], None]:
+        """The call the worker makes per block, shaped once for the stream's kind.
+
+        Takes the engine's ``da_block_info`` and runs the user's callback with
+        this stream's arrays and a fresh info object.
+        """
         callback, inp, out, frames = self.callback, self.input, self.output, self.params.frames
         assert callback is not None  # only callback streams have a worker
         kind = self.params.kind
+        if kind is StreamKind.DUPLEX:
+
+            def duplex(b: Any) -> None:
+                xrun = bool(b.xrun)
+                callback(
+                    inp,
+                    out,
+                    DuplexCallbackInfo(
+                        CallbackInfo(
+                            CallbackTimestamp(b.callback_ns, b.input_device_ns), xrun, frames
+                        ),
+                        CallbackInfo(
+                            CallbackTimestamp(b.callback_ns, b.output_device_ns), xrun, frames
+                        ),
+                    ),
+                )
+
+            return duplex
+        if kind is StreamKind.INPUT:
+
+            def record(b: Any) -> None:
+                stamp = CallbackTimestamp(b.callback_ns, b.input_device_ns)
+                callback(inp, CallbackInfo(stamp, bool(b.xrun), frames))
+
+            return record
+
+        def play(b: Any) -> None:
+            stamp = CallbackTimestamp(b.callback_ns, b.output_device_ns)
+            callback(out, CallbackInfo(stamp, bool(b.xrun), frames))
+
+        return play
+
+    def _work(self) -> None:
+        """Run the callback on each block. The loop makes one C call per block."""
+        engine, nxt, run = self.engine, lib.da_worker_next, self._dispatch()
+        info_c = ffi.new("da_block_info *")
         status = lib.DA_BLOCK_NONE
         while nxt(engine, status, info_c):
-            xrun = bool(info_c.xrun)
-            cb_ns = info_c.callback_ns
             try:
-                if kind is StreamKind.DUPLEX:
-                    callback(
-                        inp,
-                        out,
-                        DuplexCallbackInfo(
-                            CallbackInfo(
-                                CallbackTimestamp(cb_ns, info_c.input_device_ns), xrun, frames
-                            ),
-                            CallbackInfo(
-                                CallbackTimestamp(cb_ns, info_c.output_device_ns), xrun, frames
-                            ),
-                        ),
-                    )
-                elif kind is StreamKind.INPUT:
-                    callback(
-                        inp,
-                        CallbackInfo(
-                            CallbackTimestamp(cb_ns, info_c.input_device_ns), xrun, frames
-                        ),
-                    )
-                else:
-                    callback(
-                        out,
-                        CallbackInfo(
-                            CallbackTimestamp(cb_ns, info_c.output_device_ns), xrun, frames
-                        ),
-                    )
+                run(info_c)
                 status = lib.DA_BLOCK_OK
             except BaseException as exc:
                 status = lib.DA_BLOCK_FAILED

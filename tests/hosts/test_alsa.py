@@ -22,7 +22,8 @@ import pytest
 
 import duplexaudio as da
 from duplexaudio._engine import lib
-from duplexaudio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost, _served_by
+from duplexaudio.hosts import _contract
+from duplexaudio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost, _hints, _served_by
 from duplexaudio.hosts.jack import JackBackend, JackDevice
 from duplexaudio.timing import ns_to_frames
 from tests.conftest import server_unavailable
@@ -221,6 +222,22 @@ def test_the_server_behind_a_pcm_is_found_through_its_slaves(alsa_config: Path) 
     assert _served_by("no_such_pcm", False) == (0, [])
 
 
+def test_text_from_c_grows_its_buffer_until_it_fits_or_fails_loudly(
+    alsa_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    da.host_from_id("alsa")  # loads libasound
+    monkeypatch.setattr(_contract, "_FIRST_TEXT", 8)  # every answer is longer
+    assert _served_by(JACK_PCM, False) == (
+        lib.DA_ALSA_SERVED_JACK, ["loopback:playback_1", "loopback:playback_2"]
+    )  # fmt: skip
+    assert JACK_PCM in [name for name, _, _ in _hints()]
+    monkeypatch.setattr(_contract, "TEXT_LIMIT", 32)
+    with pytest.raises(da.Error) as raised:
+        _served_by(JACK_PCM, False)
+    assert raised.value.kind is da.ErrorKind.RESOURCE_EXHAUSTED
+    assert JACK_PCM in raised.value.message and "32 bytes" in raised.value.message
+
+
 def test_a_pcm_that_does_not_exist_is_not_available_naming_it(alsa_config: Path) -> None:
     host = da.host_from_id("alsa")
     assert host.device_by_id("alsa:no_such_pcm") is None
@@ -363,6 +380,7 @@ def test_linked_duplex_starts_both_directions_as_one(jack_alsa: AlsaHost) -> Non
     stream = device.build_duplex_stream(
         da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256)), lambda i, o, n: None
     )
+    assert isinstance(stream.backend, AlsaBackend)
     with stream:
         if not stream.backend.linked:
             pytest.skip(

@@ -12,6 +12,7 @@ adding a host adds its folder and touches nothing here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cffi import FFI
@@ -21,17 +22,20 @@ HOSTS = HERE.parent / "hosts"
 ENGINE_API = HERE / "engine_api.h"
 # The engine's interface first, then each host's, in a stable order.
 API_HEADERS = [ENGINE_API, *sorted(HOSTS.glob("*/*_api.h"))]
-SOURCES = sorted(HERE.glob("*.c")) + sorted(HOSTS.glob("*/*.c"))
+# (_native.c is what cffi generates here, not a source.)
+SOURCES = [p for p in sorted(HERE.glob("*.c")) if not p.name.startswith("_")] + sorted(
+    HOSTS.glob("*/*.c")
+)
 
 
-def make_builder(*, absolute: bool = False) -> FFI:
-    """The cffi builder; setuptools wants source paths relative to the project root."""
+def make_builder() -> FFI:
+    """The cffi builder; setuptools wants source paths relative to the working directory."""
 
     def path(full: Path) -> str:
-        return str(full if absolute else full.relative_to(Path.cwd()))
+        return os.path.relpath(full)
 
     builder = FFI()
-    builder.cdef("\n".join(header.read_text() for header in API_HEADERS))
+    builder.cdef(cdef_text())
     builder.set_source(
         "duplexaudio._engine._native",
         "\n".join(['#include "engine.h"'] + [f'#include "{h.name}"' for h in API_HEADERS[1:]]),
@@ -43,7 +47,102 @@ def make_builder(*, absolute: bool = False) -> FFI:
     return builder
 
 
+def cdef_text() -> str:
+    """Every header Python sees, in order: what cffi declares."""
+    return "\n".join(header.read_text() for header in API_HEADERS)
+
+
+STUB = HERE / "_native.pyi"
+
+
+def stub_text() -> str:
+    """The type stub of the compiled module, from the headers and the built module.
+
+    Parameter names come from the headers (parsed with pycparser, which
+    cffi itself uses), types from the compiled functions, so mypy checks
+    every call into C. A test keeps the committed stub equal to this.
+    """
+    import re
+
+    import pycparser  # type: ignore[import-untyped]
+    from pycparser import c_ast
+
+    from duplexaudio._engine._native import ffi, lib
+
+    code = re.sub(r"/\*.*?\*/", "", cdef_text(), flags=re.S)
+    code = "\n".join(line for line in code.splitlines() if not line.startswith("#"))
+    scalars = "uint8_t uint32_t int32_t uint64_t int64_t size_t uint_fast64_t"
+    preamble = "".join(f"typedef int {name};" for name in scalars.split())
+    names: dict[str, list[str]] = {}
+    for node in pycparser.CParser().parse(preamble + code).ext:
+        if isinstance(node, c_ast.Decl) and isinstance(node.type, c_ast.FuncDecl):
+            params = node.type.args.params if node.type.args else []
+            names[node.name] = [p.name for p in params if p.name]
+
+    def annotation(ctype: object, *, result: bool) -> str:
+        kind, cname = ctype.kind, ctype.cname  # type: ignore[attr-defined]
+        if kind == "void":
+            return "None"
+        if kind == "primitive":
+            return "float" if cname in ("float", "double") else "int"
+        if not result and cname == "char *":
+            return "bytes | CData"  # cffi passes bytes as a char array
+        return "CData"
+
+    lines = [
+        "# The compiled engine's interface, made by `python src/duplexaudio/_engine/build.py",
+        "# --stub` from the headers; tests/_engine/test_native_stub.py keeps it current.",
+        "from collections.abc import Callable",
+        "from typing import Any",
+        "",
+        "# A pointer or struct: its fields are the C headers' (mypy checks the calls).",
+        "CData = Any",
+        "",
+        "class _FFI:",
+        "    # The part of cffi.FFI the package uses; what it makes has the headers' fields.",
+        "    NULL: CData",
+        "    def new(self, cdecl: str, init: object = ..., /) -> CData: ...",
+        "    def from_buffer(self, python_buffer: object, /) -> CData: ...",
+        "    def cast(self, cdecl: str, value: object, /) -> CData: ...",
+        "    def gc(self, cdata: CData, destructor: Callable[[CData], object], /) -> CData: ...",
+        "    def release(self, cdata: CData, /) -> None: ...",
+        "    def string(self, cdata: CData, maxlen: int = ..., /) -> bytes | str: ...",
+        "    def buffer(self, cdata: CData, size: int = ..., /) -> Any: ...",
+        "    def typeof(self, cdecl: object, /) -> Any: ...",
+        "",
+        "ffi: _FFI",
+        "",
+        "class _Lib:",
+    ]
+    functions = []
+    for name in sorted(dir(lib)):
+        value = getattr(lib, name)
+        if isinstance(value, int):
+            lines.append(f"    {name}: int")
+            continue
+        ctype = ffi.typeof(value)
+        params = [
+            f"{pname}: {annotation(arg, result=False)}"
+            for pname, arg in zip(names[name], ctype.args, strict=True)
+        ]
+        result = annotation(ctype.result, result=True)
+        # Positional-only, as C's parameters are.
+        signature = ", ".join(["self", *params, "/"])
+        functions.append(f"    def {name}({signature}) -> {result}: ...")
+    lines.extend(functions)
+    lines += ["", "lib: _Lib", ""]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    make_builder(absolute=True).compile(tmpdir=str(HERE.parent.parent), verbose=False)
+    import sys
+
+    if sys.argv[1:] == ["--stub"]:
+        STUB.write_text(stub_text())
+        sys.exit(0)
+    # From src/, so the module lands in the package and objects beside their
+    # sources (git ignores both).
+    os.chdir(HERE.parent.parent)
+    make_builder().compile(verbose=False)
 else:
     ffibuilder = make_builder()

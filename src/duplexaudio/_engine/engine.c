@@ -100,99 +100,15 @@ int64_t da_frames_to_ns(int64_t frames, uint32_t rate) {
     return whole * 1000000000LL + (2 * rest * 1000000000LL + r) / (2 * r);
 }
 
-static struct timespec to_timespec(int64_t ns) {
+struct timespec da_timespec(int64_t ns) {
     struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
     return ts;
 }
 
-/* ---- sample formats -------------------------------------------------
- * Codes match duplexaudio.formats.SampleFormat. The rules match
- * formats.to_float/from_float bit for bit (a test compares them). */
-enum { F_I8 = 1, F_I16, F_I24, F_I32, F_I64, F_U8, F_U16, F_U32, F_U64, F_F32, F_F64 };
-
-static int fmt_bits(int f) {
-    switch (f) {
-    case F_I8: case F_U8: return 8;
-    case F_I16: case F_U16: return 16;
-    case F_I24: return 24;
-    case F_I32: case F_U32: case F_F32: return 32;
-    case F_I64: case F_U64: case F_F64: return 64;
-    default: return 0;
-    }
-}
-
-static size_t fmt_size(int f) {
-    return f == F_I24 ? 4 : (size_t)fmt_bits(f) / 8;
-}
-
-static int64_t quantize(double x, double scale) {
-    double hi = scale - 1.0;
-    if (hi >= scale) hi = nextafter(scale, 0.0); /* 64-bit: scale-1 rounds up */
-    if (x != x) return 0;
-    double v = x * scale;
-    if (v < -scale) v = -scale;
-    else if (v > hi) v = hi;
-    return (int64_t)nearbyint(v);
-}
-
-/* Store n samples from a strided float source into dst[index], dst[index+step], ... */
-static void store(int fmt, void *dst, size_t index, size_t step,
-                  const double *src_d, const float *src_f, size_t src_stride, size_t n) {
-    const int bits = fmt_bits(fmt);
-    const double scale = ldexp(1.0, bits - 1);
-#define SRC(i) (src_f ? (double)src_f[(i) * src_stride] : src_d[(i) * src_stride])
-#define LOOP(T, EXPR) do { T *d = (T *)dst; \
-        for (size_t i = 0; i < n; i++) { double x = SRC(i); d[index + i * step] = (T)(EXPR); } } while (0)
-    switch (fmt) {
-    case F_F32: LOOP(float, x); break;
-    case F_F64: LOOP(double, x); break;
-    case F_I8: LOOP(int8_t, quantize(x, scale)); break;
-    case F_I16: LOOP(int16_t, quantize(x, scale)); break;
-    case F_I24: case F_I32: LOOP(int32_t, quantize(x, scale)); break;
-    case F_I64: LOOP(int64_t, quantize(x, scale)); break;
-    case F_U8: LOOP(uint8_t, (uint64_t)quantize(x, scale) + (1ULL << (bits - 1))); break;
-    case F_U16: LOOP(uint16_t, (uint64_t)quantize(x, scale) + (1ULL << (bits - 1))); break;
-    case F_U32: LOOP(uint32_t, (uint64_t)quantize(x, scale) + (1ULL << (bits - 1))); break;
-    case F_U64: LOOP(uint64_t, (uint64_t)quantize(x, scale) + (1ULL << 63)); break;
-    default: break;
-    }
-#undef LOOP
-#undef SRC
-}
-
-/* Read src[index], src[index+step], ... as float in [-1, 1). */
-static double load(int fmt, const void *src, size_t i) {
-    const double scale = ldexp(1.0, fmt_bits(fmt) - 1);
-    switch (fmt) {
-    case F_F32: return ((const float *)src)[i];
-    case F_F64: return ((const double *)src)[i];
-    case F_I8: return ((const int8_t *)src)[i] / scale;
-    case F_I16: return ((const int16_t *)src)[i] / scale;
-    case F_I24: case F_I32: return ((const int32_t *)src)[i] / scale;
-    case F_I64: return (double)((const int64_t *)src)[i] / scale;
-    case F_U8: return ((int)((const uint8_t *)src)[i] - 128) / scale;
-    case F_U16: return ((int32_t)((const uint16_t *)src)[i] - 32768) / scale;
-    case F_U32: return ((int64_t)((const uint32_t *)src)[i] - 2147483648LL) / scale;
-    case F_U64: return (double)(int64_t)(((const uint64_t *)src)[i] - (1ULL << 63)) / scale;
-    default: return 0.0;
-    }
-}
-
-static void fill_equilibrium(int fmt, void *dst, size_t n) {
-    if (fmt < F_U8 || fmt > F_U64) {
-        memset(dst, 0, n * fmt_size(fmt));
-        return;
-    }
-    const double zero = 0.0;
-    for (size_t i = 0; i < n; i++) store(fmt, dst, i, 1, &zero, NULL, 0, 1);
-}
-
-int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n) {
-    if (!fmt_bits(src_format) || !fmt_bits(dst_format)) return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        double x = load(src_format, src, i);
-        store(dst_format, dst, i, 1, &x, NULL, 0, 1);
-    }
+int da_sem_wait_until(sem_t *sem, int64_t until_ns) {
+    struct timespec until = da_timespec(until_ns);
+    while (sem_clockwait(sem, CLOCK_MONOTONIC, &until) != 0)
+        if (errno != EINTR) return -ETIMEDOUT;
     return 0;
 }
 
@@ -202,8 +118,9 @@ da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
                          uint32_t out_channels, int out_format, void *out_block,
                          uint32_t frames, uint32_t sample_rate,
                          int pipelined, double deadline) {
-    if (frames == 0 || sample_rate == 0 || (in_channels && (!fmt_bits(in_format) || !in_block)) ||
-        (out_channels && (!fmt_bits(out_format) || !out_block)) ||
+    if (frames == 0 || sample_rate == 0 ||
+        (in_channels && (!da_format_bytes(in_format) || !in_block)) ||
+        (out_channels && (!da_format_bytes(out_format) || !out_block)) ||
         !(deadline > 0.0 && deadline <= 1.0))
         return NULL;
     da_engine *e = calloc(1, sizeof *e);
@@ -297,10 +214,8 @@ void da_event_post(da_engine *e, int code, int64_t value) {
 }
 
 int da_event_wait(da_engine *e, int64_t timeout_ns, da_event *ev) {
-    struct timespec until = to_timespec(da_now_ns() + (timeout_ns > 0 ? timeout_ns : 0));
-    while (sem_clockwait(&e->ev_sem, CLOCK_MONOTONIC, &until) != 0) {
-        if (errno != EINTR) return 0;
-    }
+    if (da_sem_wait_until(&e->ev_sem, da_now_ns() + (timeout_ns > 0 ? timeout_ns : 0)) != 0)
+        return 0;
     uint64_t r = atomic_load(&e->ev_read);
     event_slot *s = &e->events[r % EVENT_RING];
     /* A poster claims its slot before filling it: wait the few
@@ -375,7 +290,7 @@ int da_worker_next(da_engine *e, int status, da_block_info *info) {
     e->work_start_ns = da_now_ns();
     *info = e->info;
     e->working_seq = info->seq;
-    if (e->out_ch) fill_equilibrium(e->out_fmt, e->out_block, (size_t)e->out_ch * e->frames);
+    if (e->out_ch) da_fill_equilibrium(e->out_fmt, e->out_block, (size_t)e->out_ch * e->frames);
     return 1;
 }
 
@@ -393,10 +308,12 @@ static void silence(const da_engine *e, float *const *out, size_t stride, uint32
         for (uint32_t f = 0; f < frames; f++) out[c][f * stride] = 0.0f;
 }
 
-static void play_result(const da_engine *e, float *const *out, size_t stride, uint32_t frames) {
+/* The device's output from an interleaved array in the user's format,
+ * starting at frame `from`. */
+static void play_from(const da_engine *e, const void *src, uint64_t from, float *const *out,
+                      size_t stride, uint32_t frames) {
     for (uint32_t c = 0; c < e->out_ch; c++)
-        for (uint32_t f = 0; f < frames; f++)
-            out[c][f * stride] = (float)load(e->out_fmt, e->out_block, (size_t)f * e->out_ch + c);
+        da_load(e->out_fmt, src, (size_t)from * e->out_ch + c, e->out_ch, out[c], stride, frames);
 }
 
 /* Pipelined: the previous block's result, if it is finished and unused. */
@@ -404,7 +321,7 @@ static void play_previous(da_engine *e, float *const *out, size_t stride, uint32
     uint64_t handed = atomic_load(&e->handed);
     if (handed != e->played && atomic_load(&e->done) == handed &&
         atomic_load(&e->done_status) == DA_BLOCK_OK) {
-        play_result(e, out, stride, frames);
+        play_from(e, e->out_block, 0, out, stride, frames);
         atomic_fetch_add_explicit(&e->callbacks, 1, memory_order_relaxed);
     } else {
         silence(e, out, stride, frames);
@@ -419,7 +336,7 @@ static uint32_t within(uint64_t pos, uint64_t len, uint32_t frames) {
 }
 
 /* One block of a program: copy out of the play array, into the record
- * array, count. Same rules as the rest of the device side. */
+ * array, count. */
 static void run_program(da_engine *e, const float *const *in, size_t in_stride,
                         float *const *out, size_t out_stride, uint32_t frames,
                         const da_cycle_time *t, int device_xrun) {
@@ -436,16 +353,13 @@ static void run_program(da_engine *e, const float *const *in, size_t in_stride,
         atomic_fetch_add_explicit(&e->prog_xruns, 1, memory_order_relaxed);
     }
     const uint32_t n_play = within(pos, e->play_frames, frames);
-    for (uint32_t c = 0; c < e->out_ch; c++) {
-        for (uint32_t f = 0; f < n_play; f++)
-            out[c][f * out_stride] =
-                (float)load(e->out_fmt, e->play, (size_t)(pos + f) * e->out_ch + c);
+    play_from(e, e->play, pos, out, out_stride, n_play);
+    for (uint32_t c = 0; c < e->out_ch; c++)
         for (uint32_t f = n_play; f < frames; f++) out[c][f * out_stride] = 0.0f;
-    }
     const uint32_t n_rec = within(pos, e->record_frames, frames);
     for (uint32_t c = 0; c < e->in_ch && n_rec; c++)
-        store(e->in_fmt, e->record, (size_t)pos * e->in_ch + c, e->in_ch, NULL, in[c], in_stride,
-              n_rec);
+        da_store(e->in_fmt, e->record, (size_t)pos * e->in_ch + c, e->in_ch, in[c], in_stride,
+                 n_rec);
     uint64_t next = pos + frames < e->total_frames ? pos + frames : e->total_frames;
     e->prog_pos = next;
     atomic_fetch_add_explicit(&e->callbacks, 1, memory_order_relaxed);
@@ -453,20 +367,20 @@ static void run_program(da_engine *e, const float *const *in, size_t in_stride,
     if (next == e->total_frames) da_event_post(e, DA_EV_FINISHED, (int64_t)next);
 }
 
-void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
-                       float *const *out, size_t out_stride, uint32_t frames,
-                       const da_cycle_time *t, int device_xrun) {
-    int state = atomic_load(&e->state);
+/* Step 1: is this a cycle to run? A block of a size the user did not agree
+ * to never goes further (the host must catch size changes first), nor does
+ * any block of a stopped stream. A running cycle is counted, with its
+ * glitch, which the next block handed over carries. */
+static int accept_cycle(da_engine *e, int state, float *const *out, size_t out_stride,
+                        uint32_t frames, const da_cycle_time *t, int device_xrun) {
     if (frames != e->frames) {
-        /* The host must catch size changes first; never hand a block of a
-         * size the user did not agree to. */
         silence(e, out, out_stride, frames);
         if (state != DA_STATE_FAILED) da_engine_fail(e, DA_EV_BUFFER_SIZE_CHANGED, frames);
-        return;
+        return 0;
     }
     if (state != DA_STATE_RUNNING && state != DA_STATE_DRAINING) {
         silence(e, out, out_stride, frames);
-        return;
+        return 0;
     }
     atomic_fetch_add_explicit(&e->cycles, 1, memory_order_relaxed);
     atomic_store_explicit(&e->last_cycle_ns, t->callback_ns, memory_order_relaxed);
@@ -474,43 +388,47 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
         atomic_fetch_add_explicit(&e->xruns, 1, memory_order_relaxed);
         e->pending_xrun = 1;
     }
+    return 1;
+}
 
-    if (state == DA_STATE_DRAINING) {
-        if (e->pipelined) play_previous(e, out, out_stride, frames);
-        else silence(e, out, out_stride, frames);
-        unsigned left = atomic_load(&e->drain_left);
-        if (left <= 1) {
-            atomic_store(&e->state, DA_STATE_STOPPED);
-            da_event_post(e, DA_EV_DRAINED, 0);
-        } else {
-            atomic_store(&e->drain_left, left - 1);
-        }
-        return;
-    }
-
-    if (e->program) {
-        run_program(e, in, in_stride, out, out_stride, frames, t, device_xrun);
-        return;
-    }
-
-    uint64_t handed = atomic_load(&e->handed);
-    if (atomic_load(&e->done) != handed) {
-        /* The worker is still on an earlier block: its buffers are busy. */
-        if (e->pipelined && e->played != handed) {
-            atomic_fetch_add_explicit(&e->late, 1, memory_order_relaxed);
-            e->played = handed; /* its output would now be a period late */
-        } else {
-            atomic_fetch_add_explicit(&e->skipped, 1, memory_order_relaxed);
-        }
-        e->pending_xrun = 1;
-        silence(e, out, out_stride, frames);
-        return;
-    }
+/* Step 2, draining: what is still in flight plays (pipelined), then silence
+ * until the drain cycles are done. */
+static void drain(da_engine *e, float *const *out, size_t out_stride, uint32_t frames) {
     if (e->pipelined) play_previous(e, out, out_stride, frames);
+    else silence(e, out, out_stride, frames);
+    unsigned left = atomic_load(&e->drain_left);
+    if (left <= 1) {
+        atomic_store(&e->state, DA_STATE_STOPPED);
+        da_event_post(e, DA_EV_DRAINED, 0);
+    } else {
+        atomic_store(&e->drain_left, left - 1);
+    }
+}
 
+/* Step 3: the worker is still on an earlier block, so its buffers are busy
+ * and this cycle is lost to it (counted, flagged, silent). */
+static int worker_busy(da_engine *e, float *const *out, size_t out_stride, uint32_t frames) {
+    uint64_t handed = atomic_load(&e->handed);
+    if (atomic_load(&e->done) == handed) return 0;
+    if (e->pipelined && e->played != handed) {
+        atomic_fetch_add_explicit(&e->late, 1, memory_order_relaxed);
+        e->played = handed; /* its output would now be a period late */
+    } else {
+        atomic_fetch_add_explicit(&e->skipped, 1, memory_order_relaxed);
+    }
+    e->pending_xrun = 1;
+    silence(e, out, out_stride, frames);
+    return 1;
+}
+
+/* Step 4: convert the input into the user's block and post it to the
+ * worker. Returns the block's sequence number, and when it was posted. */
+static uint64_t hand_over(da_engine *e, const float *const *in, size_t in_stride, uint32_t frames,
+                          const da_cycle_time *t, int64_t *posted) {
+    const uint64_t seq = atomic_load(&e->handed) + 1;
     for (uint32_t c = 0; c < e->in_ch; c++)
-        store(e->in_fmt, e->in_block, c, e->in_ch, NULL, in[c], in_stride, frames);
-    e->info.seq = handed + 1;
+        da_store(e->in_fmt, e->in_block, c, e->in_ch, in[c], in_stride, frames);
+    e->info.seq = seq;
     e->info.callback_ns = t->callback_ns;
     e->info.input_device_ns = t->input_device_ns;
     /* Pipelined: this block's output is played one cycle later. */
@@ -518,35 +436,59 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
     e->info.frames = frames;
     e->info.xrun = e->pending_xrun;
     e->pending_xrun = 0;
-    int64_t posted = da_now_ns();
-    atomic_store(&e->handed, handed + 1);
+    *posted = da_now_ns();
+    atomic_store(&e->handed, seq);
     sem_post(&e->work_sem);
-    if (e->pipelined) return;
-
-    struct timespec until = to_timespec(t->deadline_anchor_ns + e->deadline_ns);
-    while (atomic_load(&e->done) != handed + 1) {
-        if (sem_clockwait(&e->done_sem, CLOCK_MONOTONIC, &until) != 0 && errno == ETIMEDOUT)
-            break;
-    }
-    if (atomic_load(&e->done) == handed + 1) {
-        uint64_t took = (uint64_t)(da_now_ns() - posted);
-        uint64_t n = atomic_fetch_add_explicit(&e->handoffs, 1, memory_order_relaxed);
-        e->handoff_log[n % HANDOFF_LOG] = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
-        atomic_fetch_add_explicit(&e->ho_total, took, memory_order_relaxed);
-        max_store(&e->ho_max, took);
-        if (atomic_load(&e->done_status) == DA_BLOCK_OK) {
-            play_result(e, out, out_stride, frames);
-            atomic_fetch_add_explicit(&e->callbacks, 1, memory_order_relaxed);
-            return;
-        }
-    } else {
-        atomic_fetch_add_explicit(&e->late, 1, memory_order_relaxed);
-        e->pending_xrun = 1;
-    }
-    silence(e, out, out_stride, frames);
+    return seq;
 }
 
-/* ---- run-time linking ------------------------------------------------- */
+/* Step 5, same-cycle: wait for block `seq` until the deadline. 1 when its
+ * result is there and good; a miss is counted and flagged on the next block.
+ * A late worker's "done" is told apart by its sequence number. */
+static int await_result(da_engine *e, uint64_t seq, int64_t posted, const da_cycle_time *t) {
+    const int64_t until = t->deadline_anchor_ns + e->deadline_ns;
+    while (atomic_load(&e->done) != seq)
+        if (da_sem_wait_until(&e->done_sem, until) != 0) break;
+    if (atomic_load(&e->done) != seq) {
+        atomic_fetch_add_explicit(&e->late, 1, memory_order_relaxed);
+        e->pending_xrun = 1;
+        return 0;
+    }
+    uint64_t took = (uint64_t)(da_now_ns() - posted);
+    uint64_t n = atomic_fetch_add_explicit(&e->handoffs, 1, memory_order_relaxed);
+    e->handoff_log[n % HANDOFF_LOG] = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
+    atomic_fetch_add_explicit(&e->ho_total, took, memory_order_relaxed);
+    max_store(&e->ho_max, took);
+    return atomic_load(&e->done_status) == DA_BLOCK_OK;
+}
+
+void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
+                       float *const *out, size_t out_stride, uint32_t frames,
+                       const da_cycle_time *t, int device_xrun) {
+    const int state = atomic_load(&e->state);
+    if (!accept_cycle(e, state, out, out_stride, frames, t, device_xrun)) return;
+    if (state == DA_STATE_DRAINING) {
+        drain(e, out, out_stride, frames);
+        return;
+    }
+    if (e->program) {
+        run_program(e, in, in_stride, out, out_stride, frames, t, device_xrun);
+        return;
+    }
+    if (worker_busy(e, out, out_stride, frames)) return;
+    if (e->pipelined) play_previous(e, out, out_stride, frames);
+    int64_t posted;
+    const uint64_t seq = hand_over(e, in, in_stride, frames, t, &posted);
+    if (e->pipelined) return;
+    if (await_result(e, seq, posted, t)) {
+        play_from(e, e->out_block, 0, out, out_stride, frames);
+        atomic_fetch_add_explicit(&e->callbacks, 1, memory_order_relaxed);
+    } else {
+        silence(e, out, out_stride, frames);
+    }
+}
+
+/* ---- threads and run-time linking ------------------------------------ */
 
 int da_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, int want_realtime,
                     int *realtime) {
@@ -564,22 +506,31 @@ int da_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, int want_
     return *realtime ? 0 : pthread_create(thread, NULL, fn, arg);
 }
 
-int da_load_library(const char *soname, const da_symbol *symbols, size_t count, void **handle,
-                    char *err, size_t len) {
-    void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(err, len, "cannot load %s: %s", soname, dlerror());
-        return -1;
-    }
-    for (size_t i = 0; i < count; i++) {
-        void *address = dlsym(h, symbols[i].name);
-        if (!address) {
-            snprintf(err, len, "%s lacks %s", soname, symbols[i].name);
-            dlclose(h);
-            return -1;
+int da_load_library(const char *soname, const da_symbol *symbols, size_t count,
+                    void (*loaded)(void), void **handle, pthread_mutex_t *lock, char *msg,
+                    size_t len) {
+    int r = 0;
+    pthread_mutex_lock(lock);
+    if (!*handle) {
+        void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            snprintf(msg, len, "cannot load %s: %s", soname, dlerror());
+            r = -ENOENT;
         }
-        memcpy(symbols[i].slot, &address, sizeof address); /* function pointer from void * */
+        for (size_t i = 0; h && i < count; i++) {
+            void *address = dlsym(h, symbols[i].name);
+            if (!address) {
+                snprintf(msg, len, "%s lacks %s", soname, symbols[i].name);
+                dlclose(h);
+                h = NULL;
+                r = -ENOENT;
+                break;
+            }
+            memcpy(symbols[i].slot, &address, sizeof address); /* function pointer from void * */
+        }
+        if (h && loaded) loaded();
+        *handle = h;
     }
-    *handle = h;
-    return 0;
+    pthread_mutex_unlock(lock);
+    return r;
 }

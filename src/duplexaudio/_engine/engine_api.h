@@ -21,6 +21,19 @@
 #define DA_EV_DEVICE_CHANGED 8   /* not fatal: the server moved the stream */
 #define DA_EV_FINISHED 9   /* a program stream has played and recorded everything */
 
+/* Sample formats: the values of duplexaudio.formats.SampleFormat. */
+#define DA_FMT_I8 1
+#define DA_FMT_I16 2
+#define DA_FMT_I24 3
+#define DA_FMT_I32 4
+#define DA_FMT_I64 5
+#define DA_FMT_U8 6
+#define DA_FMT_U16 7
+#define DA_FMT_U32 8
+#define DA_FMT_U64 9
+#define DA_FMT_F32 10
+#define DA_FMT_F64 11
+
 /* Status a worker reports for the block it finished. */
 #define DA_BLOCK_NONE -1
 #define DA_BLOCK_OK 0
@@ -102,4 +115,6 @@ int64_t da_now_ns(void);
 /* frames -> ns, rounded half up like duplexaudio.timing.frames_to_ns, exact
  * for any stream length (no overflow for centuries at any rate). */
 int64_t da_frames_to_ns(int64_t frames, uint32_t rate);
+/* n samples from one format to another by the engine's rules (samples.c);
+ * 0, or -EINVAL for an unknown format. */
 int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n);

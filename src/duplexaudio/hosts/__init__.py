@@ -1,2 +1,4 @@
-"""One module per host (audio API). Hosts never import each other; the
-registry of which exist is :class:`duplexaudio.host.HostId`."""
+"""The hosts (audio APIs), one folder each: ``hosts/<name>/`` holds its Python
+and its C. What a host implements and may use is :mod:`._contract`; hosts
+never import each other; the registry of which exist is
+:class:`duplexaudio.host.HostId`."""

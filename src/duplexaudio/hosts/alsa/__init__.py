@@ -22,26 +22,35 @@ hardware PCM (the two are linked with ``snd_pcm_link``) and for the plugin
 PCMs of a sound server (``jack``, ``pulse``: one server, one clock). The
 round trip is measured from the PCM delays, every cycle (a lasting shift is
 reported as an xrun), except where the delays cannot tell: a ``type jack``
-PCM's share of JACK is asked of JACK (:func:`duplexaudio.hosts.jack.latency_beyond`),
-and a duplex stream on a ``type pulse`` PCM is measured from the plugin's
-ring positions (see :func:`_latency_model`). Both are found by following the
+PCM's share of JACK is asked of the JACK host through the registry
+(:meth:`~duplexaudio.hosts._contract.HostHooks.external_latency`), and a
+duplex stream on a ``type pulse`` PCM is measured from the plugin's ring
+positions (see :func:`_latency_model`). Both are found by following the
 PCM's definition in the configuration. libasound is loaded at run time.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from duplexaudio._engine import ffi, lib
 from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
-from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexaudio.stream import HandleBackend, StreamParams
+from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId, host_from_id
+from duplexaudio.hosts._contract import (
+    CData,
+    Direction,
+    HandleBackend,
+    StreamParams,
+    call,
+    owned,
+    read_text,
+)
 from duplexaudio.timing import StreamLatency
 
 logger = logging.getLogger("duplexaudio")
@@ -54,15 +63,6 @@ _MAX_CHANNELS = 256
 _MAX_RATE = 768000
 _MAX_PERIOD = 1 << 20
 _NO_CLOCK = frozenset({"null"})
-_ERRNO_KINDS = {
-    -2: ErrorKind.DEVICE_NOT_AVAILABLE,  # ENOENT: no such PCM
-    -19: ErrorKind.DEVICE_NOT_AVAILABLE,  # ENODEV
-    -111: ErrorKind.DEVICE_NOT_AVAILABLE,  # ECONNREFUSED: the server behind a plugin
-    -16: ErrorKind.DEVICE_BUSY,  # EBUSY
-    -13: ErrorKind.PERMISSION_DENIED,  # EACCES
-    -1: ErrorKind.PERMISSION_DENIED,  # EPERM
-    -22: ErrorKind.UNSUPPORTED_CONFIG,  # EINVAL: hardware parameters refused
-}
 _FORMAT_NAMES = {1: "float32le", 2: "s32le", 4: "s16le"}
 
 _config_lock = threading.Lock()
@@ -70,8 +70,10 @@ _config_path: str | None = None
 
 
 def _load() -> None:
-    if lib.da_alsa_load() != 0:
-        raise Error(ErrorKind.HOST_UNAVAILABLE, ffi.string(lib.da_alsa_load_error()).decode())
+    """Load libasound; ``HOST_UNAVAILABLE`` when it cannot be."""
+    call(
+        lib.da_alsa_load, context="the ALSA host is unavailable", default=ErrorKind.HOST_UNAVAILABLE
+    )
     _follow_config()
 
 
@@ -90,10 +92,6 @@ def _follow_config() -> None:
             lib.da_alsa_reload_config()
 
 
-def _strerror(err: int) -> str:
-    return str(ffi.string(lib.da_alsa_strerror(err)).decode(errors="replace"))
-
-
 @dataclass(frozen=True)
 class _Caps:
     """One direction of a PCM, as its hardware parameters describe it."""
@@ -105,14 +103,27 @@ class _Caps:
     formats: tuple[str, ...]
 
 
-def _probe(name: str, capture: bool) -> _Caps | int:
-    """The PCM's ranges in one direction, or ALSA's negative error code."""
+#: Probe failures that mean the PCM has no such direction, rather than a
+#: reason it cannot be used now.
+_ABSENT = frozenset({-errno.ENOENT, -errno.EINVAL})
+
+
+def _probe(name: str, capture: bool) -> _Caps | Error:
+    """The PCM's ranges in one direction, or why it does not open."""
     caps = ffi.new("da_alsa_caps *")
-    err = int(lib.da_alsa_probe(name.encode(), int(capture), caps))
-    if err:
+    try:
+        call(
+            lib.da_alsa_probe, name.encode(), int(capture), caps,
+            context=f"ALSA device 'alsa:{name}'", default=ErrorKind.DEVICE_NOT_AVAILABLE,
+        )  # fmt: skip
+    except Error as err:
         return err
     if not caps.formats:
-        return -22
+        return Error(
+            ErrorKind.UNSUPPORTED_CONFIG,
+            f"ALSA device 'alsa:{name}' offers none of float32, s32, s16",
+            code=-errno.EINVAL,
+        )
     return _Caps(
         channels=(max(1, caps.channels_min), max(1, min(caps.channels_max, _MAX_CHANNELS))),
         rates=(max(1, caps.rate_min), max(1, min(caps.rate_max, _MAX_RATE))),
@@ -123,17 +134,14 @@ def _probe(name: str, capture: bool) -> _Caps | int:
 
 
 def _hints() -> list[tuple[str, str, str]]:
-    size = 1 << 16
-    while True:
-        buf = ffi.new("char[]", size)
-        count = lib.da_alsa_hints(buf, size)
-        if count != -2:
-            break
-        size *= 4
-    if count < 0:
+    """(name, description, ioid) of every PCM hint; none when there are no hints."""
+    try:
+        _, text = read_text(lib.da_alsa_hints, context="ALSA's device hints")
+    except Error as err:
+        logger.warning("%s", err)
         return []
     found = []
-    for record in ffi.string(buf).decode(errors="replace").split("\x02"):
+    for record in text.split("\x02"):
         fields = record.split("\x01")
         if len(fields) == 3 and fields[0]:
             found.append((fields[0], fields[1], fields[2]))
@@ -143,10 +151,10 @@ def _hints() -> list[tuple[str, str, str]]:
 def _served_by(name: str, capture: bool) -> tuple[int, list[str]]:
     """Which server plugin serves PCM `name` in one direction (``lib.DA_ALSA_SERVED_*``
     or 0), and for a jack PCM the JACK ports it connects to."""
-    buf = ffi.new("char[]", 1 << 14)
-    served = int(lib.da_alsa_served_by(name.encode(), int(capture), buf, len(buf)))
-    ports = ffi.string(buf).decode(errors="replace").split("\x01")
-    return max(served, 0), [port for port in ports if port]
+    served, text = read_text(
+        lib.da_alsa_served_by, name.encode(), int(capture), context=f"ALSA PCM '{name}'"
+    )
+    return served, [port for port in text.split("\x01") if port]
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,7 @@ def _latency_model(name: str, params: StreamParams) -> _Model:
 
     The PCM delays, for most PCMs. A ``type jack`` PCM's delays cover the
     plugin's ring buffers only: what JACK adds past the plugin's ports is
-    asked of JACK and added (see :func:`duplexaudio.hosts.jack.latency_beyond`).
+    asked of the JACK host and added (its ``external_latency``).
     A duplex stream on a ``type pulse`` PCM is measured from the ring
     positions, which the plugin moves as the server's stream positions move;
     its playback position runs one period ahead of the server's read
@@ -181,10 +189,8 @@ def _latency_model(name: str, params: StreamParams) -> _Model:
     writes = served[False][1] if params.output_channels else []
     if not reads and not writes:
         return _Model()
-    from duplexaudio.hosts import jack  # only for jack PCMs: libjack is loaded on use
-
     try:
-        return _Model(beyond=jack.latency_beyond(reads, writes))
+        return _Model(beyond=host_from_id(HostId.JACK).external_latency(reads, writes))
     except Error as err:
         logger.warning("ALSA PCM '%s': JACK's share of the latency is unknown: %s", name, err)
         return _Model()
@@ -192,7 +198,11 @@ def _latency_model(name: str, params: StreamParams) -> _Model:
 
 def is_available() -> bool:
     """True when libasound loads."""
-    return bool(lib.da_alsa_load() == 0)
+    try:
+        _load()
+    except Error:
+        return False
+    return True
 
 
 def open_host() -> AlsaHost:
@@ -220,22 +230,15 @@ class AlsaBackend(HandleBackend):
         :func:`_latency_model`).
     """
 
-    def __init__(self, device: AlsaDevice, engine: Any, params: StreamParams) -> None:
-        err = ffi.new("int *")
-        msg = ffi.new("char[]", 512)
-        raw = lib.da_alsa_new(
-            engine, device.pcm.encode(), params.input_channels, params.output_channels,
-            params.sample_rate, params.frames, err, msg, 512,
+    def __init__(self, device: AlsaDevice, engine: CData, params: StreamParams) -> None:
+        out = ffi.new("da_alsa **")
+        call(
+            lib.da_alsa_new, out, engine, device.pcm.encode(), params.input_channels,
+            params.output_channels, params.sample_rate, params.frames,
+            context=f"ALSA device '{device.id}'",
         )  # fmt: skip
-        if raw == ffi.NULL:
-            code = int(err[0])
-            raise Error(
-                _ERRNO_KINDS.get(code, ErrorKind.BACKEND_ERROR),
-                f"ALSA device '{device.id}': {ffi.string(msg).decode(errors='replace')}",
-                code=code,
-            )
         # The C stream points at the engine: its destructor keeps the engine alive.
-        super().__init__(ffi.gc(raw, lambda p, _engine=engine: lib.da_alsa_free(p)),
+        super().__init__(owned(out[0], lib.da_alsa_free, engine),
                          lib.da_alsa_stop)  # fmt: skip
         self._device = device
         self.linked = bool(lib.da_alsa_linked(self._handle))
@@ -263,15 +266,10 @@ class AlsaBackend(HandleBackend):
 
     def start(self) -> None:
         """Prepare, pre-fill and start the PCMs, then the I/O thread."""
-        msg = ffi.new("char[]", 512)
-        result = self._with_handle(lib.da_alsa_start, msg, 512)
-        err = 0 if result is self.CLOSED else int(result)
-        if err:
-            raise Error(
-                _ERRNO_KINDS.get(err, ErrorKind.DEVICE_NOT_AVAILABLE),
-                f"cannot start a stream on '{self._device.id}': {ffi.string(msg).decode()}",
-                code=err,
-            )
+        self._call(
+            lib.da_alsa_start, context=f"cannot start a stream on '{self._device.id}'",
+            default=ErrorKind.DEVICE_NOT_AVAILABLE,
+        )  # fmt: skip
 
     def _before_release(self) -> None:
         self.latency  # noqa: B018 - keep the last figures for after close
@@ -288,10 +286,11 @@ class AlsaDevice(Device):
         self.pcm = pcm
         self._hint = description
         self._id = DeviceId(HostId.ALSA, pcm)
-        self._caps: dict[bool, _Caps | int] = {}
+        # A direction the hint leaves out is not probed: None.
+        self._caps: dict[bool, _Caps | Error | None] = {}
         for capture in (False, True):
             wanted = {"Input": True, "Output": False}.get(ioid)
-            self._caps[capture] = _probe(pcm, capture) if wanted in (None, capture) else -2
+            self._caps[capture] = _probe(pcm, capture) if wanted in (None, capture) else None
 
     def caps(self, capture: bool) -> _Caps | None:
         """The probed ranges of one direction, or None when it does not open."""
@@ -340,17 +339,13 @@ class AlsaDevice(Device):
         """Playback's hardware-parameter ranges, in every sample format."""
         return self._ranges(False)
 
-    def _supported(self, direction: str) -> list[SupportedStreamConfigRange]:
+    def _direction_error(self, direction: Direction) -> Error | None:
         # A direction that failed to open for a reason (server gone, busy)
         # says so, rather than that the PCM has no such direction.
         found = self._caps[direction == "input"]
-        if isinstance(found, int) and found not in (-2, -22):
-            raise Error(
-                _ERRNO_KINDS.get(found, ErrorKind.DEVICE_NOT_AVAILABLE),
-                f"ALSA device '{self.id}' does not open for {direction}: {_strerror(found)}",
-                code=found,
-            )
-        return super()._supported(direction)
+        if isinstance(found, Error) and found.code not in _ABSENT:
+            return found
+        return None
 
     def _duplex_refusal(self) -> str | None:
         if self.pcm in _NO_CLOCK:
@@ -366,7 +361,7 @@ class AlsaDevice(Device):
                 lo, hi = max(lo, c.periods[0]), min(hi, c.periods[1])
         return min(max(DEFAULT_FRAMES, lo), max(lo, hi))
 
-    def _open_backend(self, engine: Any, params: StreamParams) -> AlsaBackend:
+    def _open_backend(self, engine: CData, params: StreamParams) -> AlsaBackend:
         return AlsaBackend(self, engine, params)
 
 

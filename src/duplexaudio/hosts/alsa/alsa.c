@@ -207,30 +207,18 @@ static const da_symbol SYMBOLS[] = {
 };
 
 static void *libasound;
-static char load_error[512];
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* libasound prints every failed open to stderr; our errors carry the code. */
 static void quiet(const char *file, int line, const char *fn, int err, const char *fmt, ...) {}
 
-int da_alsa_load(void) {
-    pthread_mutex_lock(&load_lock);
-    int r = 0;
-    if (!libasound) {
-        void *h = NULL;
-        r = da_load_library("libasound.so.2", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], &h,
-                            load_error, sizeof load_error);
-        if (r == 0) {
-            A.set_error_handler(quiet);
-            libasound = h;
-        }
-    }
-    pthread_mutex_unlock(&load_lock);
-    return r;
+static void loaded(void) { A.set_error_handler(quiet); }
+
+int da_alsa_load(char *msg, size_t len) {
+    return da_load_library("libasound.so.2", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], loaded,
+                           &libasound, &load_lock, msg, len);
 }
 
-const char *da_alsa_load_error(void) { return load_error; }
-const char *da_alsa_strerror(int err) { return A.strerror(err); }
 void da_alsa_reload_config(void) { A.config_update_free_global(); }
 
 /* ---- discovery -------------------------------------------------------------- */
@@ -248,10 +236,19 @@ static size_t put(char *buf, size_t len, size_t used, const char *s, int *overfl
     return used;
 }
 
-int da_alsa_hints(char *buf, size_t len) {
+/* Too little room for a text result: say so, for the caller to grow buf. */
+static int short_buffer(size_t len, char *msg, size_t msg_len) {
+    snprintf(msg, msg_len, "the text needs more than %zu bytes", len);
+    return -ENOSPC;
+}
+
+int da_alsa_hints(char *buf, size_t len, char *msg, size_t msg_len) {
     void **hints = NULL;
     int err = A.name_hint(-1, "pcm", &hints);
-    if (err < 0) return err;
+    if (err < 0) {
+        snprintf(msg, msg_len, "cannot read the PCM hints: %s", A.strerror(err));
+        return err;
+    }
     size_t used = 0;
     int count = 0, overflow = 0;
     for (void **h = hints; *h; h++) {
@@ -271,15 +268,19 @@ int da_alsa_hints(char *buf, size_t len) {
     }
     A.name_free_hint(hints);
     if (len) buf[used < len ? used : len - 1] = '\0';
-    return overflow ? -2 : count;
+    return overflow ? short_buffer(len, msg, msg_len) : count;
 }
 
-int da_alsa_probe(const char *name, int capture, da_alsa_caps *out) {
+int da_alsa_probe(const char *name, int capture, da_alsa_caps *out, char *msg, size_t len) {
     snd_pcm_t *pcm = NULL;
     snd_pcm_hw_params_t *hw = NULL;
     memset(out, 0, sizeof *out);
+    const char *way = capture ? "capture" : "playback";
     int err = A.pcm_open(&pcm, name, capture ? PCM_CAPTURE : PCM_PLAYBACK, PCM_NONBLOCK);
-    if (err < 0) return err;
+    if (err < 0) {
+        snprintf(msg, len, "does not open for %s: %s", way, A.strerror(err));
+        return err;
+    }
     if ((err = A.hw_malloc(&hw)) < 0) goto done;
     if ((err = A.hw_any(pcm, hw)) < 0) goto done;
     unsigned u;
@@ -297,6 +298,7 @@ int da_alsa_probe(const char *name, int capture, da_alsa_caps *out) {
     if (A.hw_test_format(pcm, hw, FMT_S32_LE) == 0) out->formats |= DA_ALSA_FMT_S32;
     if (A.hw_test_format(pcm, hw, FMT_S16_LE) == 0) out->formats |= DA_ALSA_FMT_S16;
 done:
+    if (err < 0) snprintf(msg, len, "cannot read its %s parameters: %s", way, A.strerror(err));
     if (hw) A.hw_free(hw);
     A.pcm_close(pcm);
     return err < 0 ? err : 0;
@@ -307,7 +309,7 @@ done:
 #define MAX_JACK_PORTS 64
 
 /* The `capture_ports` or `playback_ports` of a `type jack` definition, in
- * channel order, as lines into buf. Returns the count, -2 if buf is short. */
+ * channel order, as lines into buf. Returns the count, -ENOSPC if buf is short. */
 static int list_jack_ports(snd_config_t *jack, int capture, char *buf, size_t len) {
     snd_config_t *ports;
     const char *by_channel[MAX_JACK_PORTS] = {0};
@@ -331,12 +333,12 @@ static int list_jack_ports(snd_config_t *jack, int capture, char *buf, size_t le
         count++;
     }
     if (len) buf[used < len ? used : len - 1] = '\0';
-    return overflow ? -2 : count;
+    return overflow ? -ENOSPC : count;
 }
 
 /* Follow a definition down its slaves (plug, route, rate, asym's direction,
  * ...) to a `type jack` one, or stop at a `type pulse` one; a few levels
- * only, configurations can loop. DA_ALSA_SERVED_* or 0. */
+ * only, configurations can loop. DA_ALSA_SERVED_* or 0, or -ENOSPC. */
 static int find_server(snd_config_t *top, snd_config_t *pcm, int capture, int depth, char *buf,
                        size_t len) {
     snd_config_t *n;
@@ -344,7 +346,7 @@ static int find_server(snd_config_t *top, snd_config_t *pcm, int capture, int de
     if (depth > 8) return 0;
     if (A.config_search(pcm, "type", &n) == 0 && A.config_get_string(n, &s) == 0) {
         if (strcmp(s, "jack") == 0)
-            return list_jack_ports(pcm, capture, buf, len) < 0 ? -2 : DA_ALSA_SERVED_JACK;
+            return list_jack_ports(pcm, capture, buf, len) < 0 ? -ENOSPC : DA_ALSA_SERVED_JACK;
         /* Only the PCM itself: a plug in front could resample its positions. */
         if (strcmp(s, "pulse") == 0) return depth == 0 ? DA_ALSA_SERVED_PULSE : 0;
     }
@@ -363,19 +365,25 @@ static int find_server(snd_config_t *top, snd_config_t *pcm, int capture, int de
     return 0;
 }
 
-int da_alsa_served_by(const char *name, int capture, char *buf, size_t len) {
+int da_alsa_served_by(const char *name, int capture, char *buf, size_t len, char *msg,
+                      size_t msg_len) {
     snd_config_t *top, *def;
     if (len) buf[0] = '\0';
     /* A reference to the loaded configuration: safe against a reload. */
     int err = A.config_update_ref(&top);
-    if (err < 0) return err;
+    if (err < 0) {
+        snprintf(msg, msg_len, "cannot read the configuration: %s", A.strerror(err));
+        return err;
+    }
     int r = A.config_search_definition(top, "pcm", name, &def); /* >= 0: found */
     if (r >= 0) {
         r = find_server(top, def, capture, 0, buf, len);
         A.config_delete(def);
+    } else {
+        r = 0; /* no definition of its own (a hw: name, say): served by nobody */
     }
     A.config_unref(top);
-    return r;
+    return r == -ENOSPC ? short_buffer(len, msg, msg_len) : r;
 }
 
 /* ---- streams ------------------------------------------------------------------ */
@@ -409,10 +417,14 @@ struct da_alsa {
     int xrun;         /* flag the next block */
     int64_t origin_ns;
     int64_t elapsed;  /* frames since the origin */
-    char message[256];
 };
 
-static int sample_bytes(int fmt) { return fmt == FMT_S16_LE ? 2 : 4; }
+/* The engine's code for an ALSA sample format we open (see configure()). */
+static int engine_format(int alsa_fmt) {
+    return alsa_fmt == FMT_FLOAT_LE ? DA_FMT_F32 : alsa_fmt == FMT_S32_LE ? DA_FMT_I32 : DA_FMT_I16;
+}
+
+static size_t sample_bytes(int fmt) { return da_format_bytes(engine_format(fmt)); }
 
 /* hw and sw params of one direction; the format is the best the PCM offers. */
 static int configure(snd_pcm_t *pcm, uint32_t ch, uint32_t rate, uint32_t frames, int *fmt,
@@ -510,11 +522,13 @@ static int open_one(da_alsa *a, const char *name, int capture, snd_pcm_t **pcm, 
     return err;
 }
 
-da_alsa *da_alsa_new(da_engine *e, const char *name, uint32_t in_ch, uint32_t out_ch,
-                     uint32_t rate, uint32_t frames, int *err, char *msg, size_t len) {
+int da_alsa_new(da_alsa **out, da_engine *e, const char *name, uint32_t in_ch, uint32_t out_ch,
+                uint32_t rate, uint32_t frames, char *msg, size_t len) {
+    *out = NULL;
+    int err = -ENOMEM;
+    snprintf(msg, len, "out of memory");
     da_alsa *a = calloc(1, sizeof *a);
-    *err = -ENOMEM;
-    if (!a) return NULL;
+    if (!a) return err;
     a->engine = e;
     a->in_ch = in_ch;
     a->out_ch = out_ch;
@@ -523,14 +537,18 @@ da_alsa *da_alsa_new(da_engine *e, const char *name, uint32_t in_ch, uint32_t ou
     a->wake[0] = a->wake[1] = -1;
     atomic_store(&a->cap_latency, -1);
     atomic_store(&a->play_latency, -1);
-    snprintf(msg, len, "out of memory");
-    if (pipe2(a->wake, O_NONBLOCK | O_CLOEXEC) != 0) goto fail;
-    if (in_ch && (*err = open_one(a, name, 1, &a->cap, &a->cap_fmt, &(uint64_t){0}, msg, len)) < 0)
+    if (pipe2(a->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        err = -errno;
+        snprintf(msg, len, "cannot make the I/O thread's wake pipe: %s", strerror(errno));
+        goto fail;
+    }
+    if (in_ch && (err = open_one(a, name, 1, &a->cap, &a->cap_fmt, &(uint64_t){0}, msg, len)) < 0)
         goto fail;
     if (out_ch &&
-        (*err = open_one(a, name, 0, &a->play, &a->play_fmt, &a->play_buffer, msg, len)) < 0)
+        (err = open_one(a, name, 0, &a->play, &a->play_fmt, &a->play_buffer, msg, len)) < 0)
         goto fail;
-    *err = -ENOMEM;
+    err = -ENOMEM;
+    snprintf(msg, len, "out of memory");
     if ((in_ch && A.status_malloc(&a->cap_status) < 0) ||
         (out_ch && A.status_malloc(&a->play_status) < 0))
         goto fail;
@@ -547,11 +565,11 @@ da_alsa *da_alsa_new(da_engine *e, const char *name, uint32_t in_ch, uint32_t ou
     /* One start and one clock for both directions where the PCM allows it
      * (hardware); plugin PCMs answer ENOSYS and are started back to back. */
     if (a->cap && a->play) a->linked = A.link(a->cap, a->play) == 0;
-    *err = 0;
-    return a;
+    *out = a;
+    return 0;
 fail:
     da_alsa_free(a);
-    return NULL;
+    return err;
 }
 
 /* (Re)start the PCMs from scratch: silence queued on playback, both started
@@ -626,36 +644,6 @@ static int transfer(da_alsa *a, snd_pcm_t *pcm, void *raw, uint32_t ch, int fmt,
         if (atomic_load(&a->stop)) return 1;
     }
     return 0;
-}
-
-static void to_float(const void *raw, int fmt, float *dst, size_t n) {
-    if (fmt == FMT_FLOAT_LE) {
-        memcpy(dst, raw, n * sizeof(float));
-    } else if (fmt == FMT_S32_LE) {
-        const int32_t *s = raw;
-        for (size_t i = 0; i < n; i++) dst[i] = (float)(s[i] / 2147483648.0);
-    } else {
-        const int16_t *s = raw;
-        for (size_t i = 0; i < n; i++) dst[i] = s[i] / 32768.0f;
-    }
-}
-
-static void from_float(const float *src, int fmt, void *raw, size_t n) {
-    if (fmt == FMT_FLOAT_LE) {
-        memcpy(raw, src, n * sizeof(float));
-    } else if (fmt == FMT_S32_LE) {
-        int32_t *d = raw;
-        for (size_t i = 0; i < n; i++) {
-            double v = src[i] * 2147483648.0;
-            d[i] = v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)lrint(v);
-        }
-    } else {
-        int16_t *d = raw;
-        for (size_t i = 0; i < n; i++) {
-            float v = src[i] * 32768.0f;
-            d[i] = v >= 32767.0f ? INT16_MAX : v <= -32768.0f ? INT16_MIN : (int16_t)lrintf(v);
-        }
-    }
 }
 
 /* One PCM's status now: its delay, or (by_position) its ring fill from the
@@ -738,7 +726,8 @@ static int64_t track_latency(da_alsa *a, int64_t now) {
 static int recoverable(int err) { return err == -EPIPE || err == -ESTRPIPE || err == -EINTR; }
 
 /* The I/O thread's cycle: read a period, run the engine, write a period.
- * It allocates nothing and never blocks past POLL_MS without checking stop. */
+ * It never allocates, never takes a lock Python can hold, never calls into
+ * Python, and never waits past POLL_MS without checking stop. */
 static void *io_thread(void *arg) {
     da_alsa *a = arg;
     const uint32_t F = a->frames;
@@ -770,12 +759,12 @@ static void *io_thread(void *arg) {
             t.deadline_anchor_ns = now;
             t.input_device_ns = t.callback_ns - da_frames_to_ns(atomic_load(&a->cap_latency), a->rate);
             t.output_device_ns = t.callback_ns + da_frames_to_ns(atomic_load(&a->play_latency), a->rate);
-            if (a->cap) to_float(a->cap_raw, a->cap_fmt, a->in_block, (size_t)F * a->in_ch);
+            if (a->cap) da_load(engine_format(a->cap_fmt), a->cap_raw, 0, 1, a->in_block, 1, (size_t)F * a->in_ch);
             da_engine_process(a->engine, a->in_ptrs, a->in_ch, a->out_ptrs, a->out_ch, F, &t, a->xrun);
             a->xrun = 0;
             a->elapsed += F;
             if (a->play) {
-                from_float(a->out_block, a->play_fmt, a->play_raw, (size_t)F * a->out_ch);
+                da_store(engine_format(a->play_fmt), a->play_raw, 0, 1, a->out_block, 1, (size_t)F * a->out_ch);
                 err = transfer(a, a->play, a->play_raw, a->out_ch, a->play_fmt, 0);
             }
         }
@@ -794,7 +783,6 @@ static void *io_thread(void *arg) {
             }
             err = r;
         }
-        snprintf(a->message, sizeof a->message, "%s", A.strerror(err));
         da_engine_fail(a->engine, DA_EV_DEVICE_LOST, err);
         break;
     }

@@ -1,4 +1,6 @@
-/* The ALSA host's C side (alsa.c), in cdef-parsable C: see engine_api.h. */
+/* The ALSA host's C side (alsa.c), in cdef-parsable C: see engine_api.h.
+ * Functions that can fail return 0 (or a count) or a negative errno code
+ * (ALSA's own) and write why into (msg, len); see engine.h. */
 
 typedef struct da_alsa da_alsa;
 
@@ -15,28 +17,28 @@ typedef struct {
 #define DA_ALSA_FMT_S32 2
 #define DA_ALSA_FMT_S16 4
 
-int da_alsa_load(void);
-const char *da_alsa_load_error(void);
-const char *da_alsa_strerror(int err);
+int da_alsa_load(char *msg, size_t len);
 /* Forget the loaded configuration: the next call re-reads ALSA_CONFIG_PATH. */
 void da_alsa_reload_config(void);
-/* PCM hints as lines "name\tdescription\tioid" (ioid empty: both ways).
- * Returns the count, -2 when buf is too small, or a negative errno. */
-int da_alsa_hints(char *buf, size_t len);
+/* PCM hints as records "name\x01description\x01ioid\x02" (ioid empty: both
+ * ways). Returns the count, -ENOSPC when buf is too small, or a negative errno. */
+int da_alsa_hints(char *buf, size_t len, char *msg, size_t msg_len);
 /* Open one direction (capture: 1), read its hw params, close. 0 or -errno. */
-int da_alsa_probe(const char *name, int capture, da_alsa_caps *out);
+int da_alsa_probe(const char *name, int capture, da_alsa_caps *out, char *msg, size_t len);
+
 #define DA_ALSA_SERVED_JACK 1
 #define DA_ALSA_SERVED_PULSE 2
 /* Which server's plugin serves PCM `name` in one direction, from the
  * configuration: DA_ALSA_SERVED_JACK when it is (or wraps) a `type jack` PCM,
  * with the JACK ports it connects to in buf (each name ended by \x01, in
  * channel order); DA_ALSA_SERVED_PULSE when it is a `type pulse` PCM; 0 for
- * any other; -2 when buf is short; or a negative errno. */
-int da_alsa_served_by(const char *name, int capture, char *buf, size_t len);
+ * any other; -ENOSPC when buf is short; or a negative errno. */
+int da_alsa_served_by(const char *name, int capture, char *buf, size_t len, char *msg,
+                      size_t msg_len);
 
 /* A stream on one PCM name: capture and/or playback, one I/O thread. */
-da_alsa *da_alsa_new(da_engine *e, const char *name, uint32_t in_ch, uint32_t out_ch,
-                     uint32_t rate, uint32_t frames, int *err, char *msg, size_t len);
+int da_alsa_new(da_alsa **out, da_engine *e, const char *name, uint32_t in_ch, uint32_t out_ch,
+                uint32_t rate, uint32_t frames, char *msg, size_t len);
 int da_alsa_start(da_alsa *a, char *msg, size_t len);
 void da_alsa_stop(da_alsa *a);
 void da_alsa_free(da_alsa *a);

@@ -17,8 +17,9 @@ Devices
     stream's outputs feed its input ports.
 
 Other servers are reached by id (``host.device_by_id("jack:other")``).
-:func:`latency_beyond` answers the ALSA host's one question of JACK: what
-the graph adds around a ``type jack`` PCM.
+:meth:`JackHost.external_latency` answers the ALSA host's one question of
+JACK (asked through the registry): what the graph adds around a
+``type jack`` PCM.
 """
 
 from __future__ import annotations
@@ -26,15 +27,24 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from duplexaudio._engine import ffi, lib
 from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexaudio.stream import HandleBackend, StreamParams
+from duplexaudio.hosts._contract import (
+    MESSAGE_BYTES,
+    CData,
+    HandleBackend,
+    StreamParams,
+    c_text,
+    call,
+    owned,
+    read_text,
+)
 from duplexaudio.timing import StreamLatency
 
 logger = logging.getLogger("duplexaudio")
@@ -43,10 +53,6 @@ logger = logging.getLogger("duplexaudio")
 #: own are left unconnected).
 MAX_CHANNELS = 64
 
-_PORT_IS_INPUT = 0x1
-_PORT_IS_OUTPUT = 0x2
-_PORT_IS_PHYSICAL = 0x4
-_SERVER_FAILED = 0x10  # jack_status_t JackServerFailed
 _DRIVER_CLIENT = "system"
 _LOOPBACK_CLIENT = "loopback"  # jackd -L: copies after exactly one cycle
 
@@ -56,94 +62,49 @@ def default_server() -> str:
     return os.environ.get("JACK_DEFAULT_SERVER") or "default"
 
 
-def _message() -> str:
-    return str(ffi.string(lib.da_jack_last_message()).decode(errors="replace"))
+def _load() -> None:
+    """Load libjack; ``HOST_UNAVAILABLE`` when it cannot be."""
+    call(
+        lib.da_jack_load, context="the JACK host is unavailable", default=ErrorKind.HOST_UNAVAILABLE
+    )
 
 
-def _open_client(name: str, server: str, engine: Any = None) -> Any:
+def _open_client(name: str, server: str, engine: CData | None = None) -> CData:
     """A JACK client on `server` (never starts a server), closed on release.
 
     A client bound to an engine keeps that engine alive until it is closed.
     """
-    if lib.da_jack_load() != 0:
-        raise Error(ErrorKind.HOST_UNAVAILABLE, ffi.string(lib.da_jack_load_error()).decode())
-    status = ffi.new("int *")
+    out = ffi.new("da_jack **")
     # "default" means: no server name, so libjack applies its own rules.
     wanted = ffi.NULL if server == "default" else server.encode()
-    raw = lib.da_jack_open(name.encode(), wanted, status)
-    if raw == ffi.NULL:
-        why = "it is not running" if status[0] & _SERVER_FAILED else _message()
-        raise Error(
-            ErrorKind.DEVICE_NOT_AVAILABLE,
-            f"cannot reach JACK server '{server}': {why} (status 0x{status[0] & 0xFFFF:x})",
-            code=int(status[0]),
-        )
-    return ffi.gc(raw, lambda c, _engine=engine: _close_client(c, _engine))
+    call(
+        lib.da_jack_open, out, name.encode(), wanted, context=f"cannot reach JACK server '{server}'"
+    )
+    return owned(out[0], lambda c: _close_client(c, engine))
 
 
 #: How long closing a client may take before it is abandoned (seconds).
 CLOSE_TIMEOUT = 5.0
 #: Engines of abandoned clients: their process callback may still run.
-_abandoned: list[Any] = []
+_abandoned: list[CData | None] = []
 
 
-def _close_client(client: Any, engine: Any) -> None:
-    if lib.da_jack_close_within(client, int(CLOSE_TIMEOUT * 1000)) != 0:
+def _close_client(client: CData, engine: CData | None) -> None:
+    # Runs as a cffi destructor, where an exception would only be printed:
+    # the one failure (libjack did not return) is logged instead.
+    msg = ffi.new("char[]", MESSAGE_BYTES)
+    if lib.da_jack_close_within(client, int(CLOSE_TIMEOUT * 1000), msg, MESSAGE_BYTES) != 0:
         _abandoned.append(engine)
         logger.warning(
-            "closing a JACK client did not return within %.0f s (libjack deadlocked; seen "
-            "with pipewire-jack 0.3); the client was left behind",
-            CLOSE_TIMEOUT,
+            "closing a JACK client: %s (libjack deadlocked; seen with pipewire-jack 0.3); "
+            "the client was left behind",
+            c_text(msg),
         )
 
 
-def _ports(client: Any, pattern: str, flags: int) -> list[str]:
-    size = 1 << 16
-    while True:
-        buf = ffi.new("char[]", size)
-        count = lib.da_jack_ports(client, pattern.encode(), flags, buf, size)
-        if count >= 0:
-            text = ffi.string(buf).decode(errors="replace")
-            return [name for name in text.split("\n") if name]
-        size *= 4
-
-
-def latency_beyond(reads: list[str], writes: list[str], server: str | None = None) -> StreamLatency:
-    """What JACK adds around a capture client reading `reads` and a playback
-    client writing `writes` (full port names): the ALSA host's question for a
-    ``type jack`` PCM, whose two directions are two JACK clients.
-
-    Each side is the largest latency of its ports (capture latency of
-    `reads`, playback latency of `writes`): a sound card's buffers for the
-    driver's ports, and nothing for a path through other clients, which run
-    in the same cycle in graph order (the two clients form no feedback loop,
-    unlike a JACK host stream looping through another client). The ports of
-    ``jackd -L``'s ``loopback`` driver are the exception: it copies its
-    playback ports to its capture ports one cycle later, and reports the main
-    driver's latencies instead, so a side on them counts that cycle (playback)
-    or nothing (capture).
-
-    Raises
-    ------
-    Error
-        ``DEVICE_NOT_AVAILABLE`` when the server does not answer.
-    """
-    client = _open_client("duplexaudio-latency", server or default_server())
-    try:
-        sides = []
-        frames = ffi.new("uint32_t *")
-        for playback, ports in enumerate((reads, writes)):
-            if ports and all(port.split(":", 1)[0] == _LOOPBACK_CLIENT for port in ports):
-                sides.append(int(lib.da_jack_buffer_size(client)) if playback else 0)
-                continue
-            latest = 0
-            for port in ports:
-                if lib.da_jack_named_port_latency(client, port.encode(), playback, frames) == 0:
-                    latest = max(latest, int(frames[0]))
-            sides.append(latest)
-        return StreamLatency(*sides)
-    finally:
-        ffi.release(client)
+def _ports(client: CData, pattern: str, flags: int) -> list[str]:
+    _, text = read_text(lib.da_jack_ports, client, pattern.encode(), flags, context="JACK ports")
+    return [name for name in text.split("\n") if name]
 
 
 @dataclass(frozen=True)
@@ -171,8 +132,8 @@ def _probe(server: str) -> _Server:
             name=server,
             sample_rate=int(lib.da_jack_sample_rate(client)),
             buffer_size=int(lib.da_jack_buffer_size(client)),
-            outputs=_by_client(_ports(client, "", _PORT_IS_OUTPUT)),
-            inputs=_by_client(_ports(client, "", _PORT_IS_INPUT)),
+            outputs=_by_client(_ports(client, "", lib.DA_JACK_PORT_OUTPUT)),
+            inputs=_by_client(_ports(client, "", lib.DA_JACK_PORT_INPUT)),
         )
     finally:
         ffi.release(client)
@@ -180,8 +141,6 @@ def _probe(server: str) -> _Server:
 
 def is_available() -> bool:
     """True when libjack loads and the default server answers."""
-    if lib.da_jack_load() != 0:
-        return False
     try:
         _probe(default_server())
     except Error:
@@ -197,8 +156,7 @@ def open_host() -> JackHost:
     Error
         ``HOST_UNAVAILABLE`` when libjack cannot be loaded.
     """
-    if lib.da_jack_load() != 0:
-        raise Error(ErrorKind.HOST_UNAVAILABLE, ffi.string(lib.da_jack_load_error()).decode())
+    _load()
     return JackHost()
 
 
@@ -213,7 +171,7 @@ class JackBackend(HandleBackend):
         Full names of the stream's ports, for connecting them elsewhere.
     """
 
-    def __init__(self, device: JackDevice, engine: Any, params: StreamParams) -> None:
+    def __init__(self, device: JackDevice, engine: CData, params: StreamParams) -> None:
         client = _open_client("duplexaudio", device.server, engine)
         rate, frames = int(lib.da_jack_sample_rate(client)), int(lib.da_jack_buffer_size(client))
         if (rate, frames) != (params.sample_rate, params.frames):
@@ -223,28 +181,26 @@ class JackBackend(HandleBackend):
                 f"JACK server '{device.server}' now runs at {rate} Hz, {frames} frames, "
                 f"not the {params.sample_rate} Hz, {params.frames} frames asked for",
             )
-        err = lib.da_jack_bind(client, engine, params.input_channels, params.output_channels)
-        if err:
+        try:
+            call(
+                lib.da_jack_bind, client, engine, params.input_channels, params.output_channels,
+                context=f"JACK server '{device.server}' refused the stream's ports",
+            )  # fmt: skip
+        except Error:
             ffi.release(client)
-            raise Error(
-                ErrorKind.BACKEND_ERROR,
-                f"JACK server '{device.server}' refused the stream's ports: {_message()}",
-                code=int(err),
-            )
+            raise
         # The client stays active and connected across stop: the engine, already
         # stopped, answers each cycle with silence, and a restart is immediate.
         # Deactivating would drop the connections, and jack_deactivate is where
         # pipewire-jack was seen to deadlock.
         super().__init__(client, stop=None)
         lib.da_jack_set_graph_loop(client, int(device.client == _LOOPBACK_CLIENT))
-        self.client_name = ffi.string(lib.da_jack_client_name(client)).decode()
+        self.client_name = c_text(lib.da_jack_client_name(client))
         self.input_ports = [
-            ffi.string(lib.da_jack_port_name(client, 0, i)).decode()
-            for i in range(params.input_channels)
+            c_text(lib.da_jack_port_name(client, 0, i)) for i in range(params.input_channels)
         ]
         self.output_ports = [
-            ffi.string(lib.da_jack_port_name(client, 1, i)).decode()
-            for i in range(params.output_channels)
+            c_text(lib.da_jack_port_name(client, 1, i)) for i in range(params.output_channels)
         ]
         self._device = device
         self._frames = params.frames
@@ -259,22 +215,30 @@ class JackBackend(HandleBackend):
         return StreamLatency(int(capture[0]), int(playback[0]))
 
     def start(self) -> None:
+        server = self._device.server
         with self._lock:
             if self._handle is None or self._active:
                 return
-            if lib.da_jack_activate(self._handle) != 0:
-                raise Error(
-                    ErrorKind.DEVICE_NOT_AVAILABLE,
-                    f"cannot activate the client on JACK server '{self._device.server}': "
-                    f"{_message()}",
-                )
+            call(
+                lib.da_jack_activate, self._handle,
+                context=f"cannot activate the client on JACK server '{server}'",
+                default=ErrorKind.DEVICE_NOT_AVAILABLE,
+            )  # fmt: skip
             self._active = True
-            if self._device.connect:
-                sources, sinks = self._device.ports()
-                for theirs, ours in zip(sources, self.input_ports, strict=False):
-                    lib.da_jack_connect(self._handle, theirs.encode(), ours.encode())
-                for ours, theirs in zip(self.output_ports, sinks, strict=False):
-                    lib.da_jack_connect(self._handle, ours.encode(), theirs.encode())
+            if not self._device.connect:
+                return
+            sources, sinks = self._device.ports()
+            pairs = [*zip(sources, self.input_ports, strict=False)]
+            pairs += zip(self.output_ports, sinks, strict=False)
+            for source, destination in pairs:
+                try:
+                    call(
+                        lib.da_jack_connect, self._handle, source.encode(), destination.encode(),
+                        context=f"JACK server '{server}': connecting {source} to {destination}",
+                    )  # fmt: skip
+                except Error as err:
+                    # The stream runs on with that port unconnected; say so.
+                    logger.warning("%s", err)
 
 
 class JackDevice(Device):
@@ -350,7 +314,7 @@ class JackDevice(Device):
     def _default_frames(self, sample_rate: int) -> int:
         return self._server.buffer_size
 
-    def _open_backend(self, engine: Any, params: StreamParams) -> JackBackend:
+    def _open_backend(self, engine: CData, params: StreamParams) -> JackBackend:
         return JackBackend(self, engine, params)
 
 
@@ -415,6 +379,51 @@ class JackHost(Host):
             return JackDevice(_probe(server), None)
         except Error:
             return None
+
+    def external_latency(
+        self, capture_ports: Sequence[str], playback_ports: Sequence[str]
+    ) -> StreamLatency:
+        """What JACK adds around a capture client reading `capture_ports` and a
+        playback client writing `playback_ports` (full port names) on the
+        default server: the ALSA host's question for a ``type jack`` PCM,
+        whose two directions are two JACK clients.
+
+        Each side is the largest latency of its ports (capture latency of
+        what is read, playback latency of what is written): a sound card's
+        buffers for the driver's ports, and nothing for a path through other
+        clients, which run in the same cycle in graph order (the two clients
+        form no feedback loop, unlike a JACK host stream looping through
+        another client). The ports of ``jackd -L``'s ``loopback`` driver are
+        the exception: it copies its playback ports to its capture ports one
+        cycle later, and reports the main driver's latencies instead, so a
+        side on them counts that cycle (playback) or nothing (capture).
+
+        Raises
+        ------
+        Error
+            ``DEVICE_NOT_AVAILABLE`` when the server does not answer.
+        """
+        client = _open_client("duplexaudio-latency", default_server())
+        try:
+            sides = []
+            frames = ffi.new("uint32_t *")
+            for playback, ports in enumerate((capture_ports, playback_ports)):
+                if ports and all(port.split(":", 1)[0] == _LOOPBACK_CLIENT for port in ports):
+                    sides.append(int(lib.da_jack_buffer_size(client)) if playback else 0)
+                    continue
+                latest = 0
+                msg = ffi.new("char[]", MESSAGE_BYTES)
+                for port in ports:
+                    # A port that is not there (yet) adds nothing.
+                    found = lib.da_jack_named_port_latency(
+                        client, port.encode(), playback, frames, msg, MESSAGE_BYTES
+                    )
+                    if found == 0:
+                        latest = max(latest, int(frames[0]))
+                sides.append(latest)
+            return StreamLatency(*sides)
+        finally:
+            ffi.release(client)
 
     def device_by_id(self, device_id: str | DeviceId) -> Device | None:
         """The device with this id; any server name is probed, listed or not."""

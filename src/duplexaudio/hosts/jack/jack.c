@@ -62,18 +62,43 @@ static struct {
 } J;
 
 static void *libjack;
-static char load_error[512];
-static char last_message[512];
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* libjack prints every failed connection attempt to stderr; keep the last
- * message for our error texts instead. */
-static void quiet(const char *msg) {
-    snprintf(last_message, sizeof last_message, "%s", msg);
+/* libjack reports errors through one process-wide function without a user
+ * pointer, and prints them to stderr unless told otherwise. A call made for
+ * Python points its own thread's sink at the caller's message buffer for
+ * as long as it runs, so libjack's text for that call lands there; messages
+ * on JACK's threads find no sink and are dropped. */
+static _Thread_local struct {
+    char *msg;
+    size_t len;
+} sink;
+
+static void into_sink(const char *text) {
+    if (sink.msg && sink.len) snprintf(sink.msg, sink.len, "%s", text);
 }
 
-const char *da_jack_last_message(void) { return last_message; }
-const char *da_jack_load_error(void) { return load_error; }
+static void capture_into(char *msg, size_t len) {
+    if (len) msg[0] = '\0';
+    sink.msg = msg;
+    sink.len = len;
+}
+
+static void release_sink(void) {
+    sink.msg = NULL;
+    sink.len = 0;
+}
+
+/* End a failed call: what failed, and libjack's own text when it gave one. */
+static int fail(int code, char *msg, size_t len, const char *what) {
+    release_sink();
+    if (!len) return code;
+    char said[256];
+    snprintf(said, sizeof said, "%s", msg);
+    if (said[0]) snprintf(msg, len, "%s: %s", what, said);
+    else snprintf(msg, len, "%s", what);
+    return code;
+}
 
 static const da_symbol SYMBOLS[] = {
     {&J.client_open, "jack_client_open"},
@@ -102,23 +127,14 @@ static const da_symbol SYMBOLS[] = {
     {&J.set_info_function, "jack_set_info_function"},
 };
 
-int da_jack_load(void) {
-    pthread_mutex_lock(&load_lock);
-    if (libjack) {
-        pthread_mutex_unlock(&load_lock);
-        return 0;
-    }
-    void *h = NULL;
-    if (da_load_library("libjack.so.0", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], &h, load_error,
-                        sizeof load_error) != 0) {
-        pthread_mutex_unlock(&load_lock);
-        return -1;
-    }
-    J.set_error_function(quiet);
-    J.set_info_function(quiet);
-    libjack = h;
-    pthread_mutex_unlock(&load_lock);
-    return 0;
+static void loaded(void) {
+    J.set_error_function(into_sink);
+    J.set_info_function(into_sink);
+}
+
+int da_jack_load(char *msg, size_t len) {
+    return da_load_library("libjack.so.0", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], loaded,
+                           &libjack, &load_lock, msg, len);
 }
 
 struct da_jack {
@@ -142,25 +158,39 @@ struct da_jack {
     jack_nframes_t last_frames;
 };
 
-da_jack *da_jack_open(const char *client_name, const char *server, int *status) {
-    if (da_jack_load() != 0) {
-        *status = -1;
-        return NULL;
-    }
+/* jack_status_t bits (jack/types.h) worth a word of their own. */
+enum { JACK_SERVER_FAILED = 0x10, JACK_VERSION_ERROR = 0x400, JACK_SHM_FAILURE = 0x200 };
+
+int da_jack_open(da_jack **out, const char *client_name, const char *server, char *msg,
+                 size_t len) {
+    *out = NULL;
+    int err = da_jack_load(msg, len);
+    if (err) return err;
     da_jack *j = calloc(1, sizeof *j);
     if (!j) {
-        *status = -1;
-        return NULL;
+        snprintf(msg, len, "out of memory");
+        return -ENOMEM;
     }
     int options = JACK_NO_START_SERVER | (server ? JACK_SERVER_NAME : 0);
-    j->client = J.client_open(client_name, options, status, server);
+    int status = 0;
+    capture_into(msg, len);
+    j->client = J.client_open(client_name, options, &status, server);
+    release_sink();
     if (!j->client) {
         free(j);
-        return NULL;
+        const char *why = status & JACK_SERVER_FAILED ? "it is not running"
+                          : status & JACK_VERSION_ERROR ? "its protocol version differs from libjack's"
+                          : status & JACK_SHM_FAILURE ? "its shared memory cannot be reached"
+                          : msg[0] ? NULL : "the server refused the client";
+        char said[256];
+        snprintf(said, sizeof said, "%s", msg);
+        snprintf(msg, len, "%s (status 0x%x)", why ? why : said, status & 0xFFFF);
+        return -ECONNREFUSED;
     }
     j->frames = J.get_buffer_size(j->client);
     j->rate = J.get_sample_rate(j->client);
-    return j;
+    *out = j;
+    return 0;
 }
 
 uint32_t da_jack_buffer_size(da_jack *j) { return j->frames; }
@@ -168,9 +198,12 @@ uint32_t da_jack_sample_rate(da_jack *j) { return j->rate; }
 const char *da_jack_client_name(da_jack *j) { return J.get_client_name(j->client); }
 
 /* Port names matching a regex pattern and JACK port flags, newline-joined
- * into buf. Returns the count, or -1 when buf is too small. */
-int da_jack_ports(da_jack *j, const char *pattern, unsigned long flags, char *buf, size_t len) {
+ * into buf. Returns the count, or -ENOSPC when buf is too small. */
+int da_jack_ports(da_jack *j, const char *pattern, unsigned long flags, char *buf, size_t len,
+                  char *msg, size_t msg_len) {
+    capture_into(msg, msg_len);
     const char **names = J.get_ports(j->client, pattern, JACK_AUDIO_TYPE, flags);
+    release_sink();
     size_t used = 0;
     int count = 0;
     if (len) buf[0] = '\0';
@@ -178,7 +211,8 @@ int da_jack_ports(da_jack *j, const char *pattern, unsigned long flags, char *bu
         size_t n = strlen(names[count]);
         if (used + n + 2 > len) {
             J.free(names);
-            return -1;
+            snprintf(msg, msg_len, "the port list needs more than %zu bytes", len);
+            return -ENOSPC;
         }
         memcpy(buf + used, names[count], n);
         used += n;
@@ -221,9 +255,13 @@ static void da_jack_latency_now(da_jack *j, uint32_t frames, uint32_t *capture, 
     *playback = play ? play : frames;
 }
 
-int da_jack_named_port_latency(da_jack *j, const char *port, int playback, uint32_t *frames) {
+int da_jack_named_port_latency(da_jack *j, const char *port, int playback, uint32_t *frames,
+                               char *msg, size_t len) {
     jack_port_t *p = J.port_by_name(j->client, port);
-    if (!p) return -ENOENT;
+    if (!p) {
+        snprintf(msg, len, "no port '%s' on the server", port);
+        return -ENOENT;
+    }
     jack_latency_range_t r = {0, 0};
     J.port_get_latency_range(p, playback ? JACK_PLAYBACK_LATENCY : JACK_CAPTURE_LATENCY, &r);
     *frames = r.max;
@@ -232,7 +270,8 @@ int da_jack_named_port_latency(da_jack *j, const char *port, int playback, uint3
 
 /* ---- callbacks from JACK ------------------------------------------------ */
 
-/* JACK's real-time thread. Never allocates, locks or blocks past the
+/* JACK's real-time thread, once per cycle. Never allocates, never takes a
+ * lock Python can hold, never calls into Python, never blocks past the
  * engine's deadline. */
 static int on_process(jack_nframes_t n, void *arg) {
     da_jack *j = arg;
@@ -294,7 +333,6 @@ static int on_process(jack_nframes_t n, void *arg) {
 static void on_shutdown(int code, const char *reason, void *arg) {
     da_jack *j = arg;
     atomic_store(&j->lost, 1);
-    snprintf(last_message, sizeof last_message, "%s", reason ? reason : "server shut down");
     da_engine_fail(j->engine, DA_EV_DEVICE_LOST, code);
 }
 
@@ -320,26 +358,34 @@ static void on_latency(int mode, void *arg) { update_latency(arg); }
 
 /* ---- set-up from Python --------------------------------------------------- */
 
-int da_jack_bind(da_jack *j, da_engine *e, uint32_t n_in, uint32_t n_out) {
-    if (n_in > MAX_PORTS || n_out > MAX_PORTS) return -1;
+int da_jack_bind(da_jack *j, da_engine *e, uint32_t n_in, uint32_t n_out, char *msg, size_t len) {
+    if (n_in > MAX_PORTS || n_out > MAX_PORTS) {
+        snprintf(msg, len, "%u inputs and %u outputs: at most %d ports each way", n_in, n_out,
+                 MAX_PORTS);
+        return -EINVAL;
+    }
     j->engine = e;
     char name[32];
+    capture_into(msg, len);
     for (uint32_t c = 0; c < n_in; c++) {
         snprintf(name, sizeof name, "in_%u", c + 1);
-        if (!(j->in_ports[c] = J.port_register(j->client, name, JACK_AUDIO_TYPE, 0x1, 0))) return -2;
+        if (!(j->in_ports[c] = J.port_register(j->client, name, JACK_AUDIO_TYPE, 0x1, 0)))
+            return fail(-EIO, msg, len, "cannot register an input port");
         j->n_in = c + 1;
     }
     for (uint32_t c = 0; c < n_out; c++) {
         snprintf(name, sizeof name, "out_%u", c + 1);
-        if (!(j->out_ports[c] = J.port_register(j->client, name, JACK_AUDIO_TYPE, 0x2, 0))) return -2;
+        if (!(j->out_ports[c] = J.port_register(j->client, name, JACK_AUDIO_TYPE, 0x2, 0)))
+            return fail(-EIO, msg, len, "cannot register an output port");
         j->n_out = c + 1;
     }
     if (J.set_process_callback(j->client, on_process, j) || J.set_xrun_callback(j->client, on_xrun, j) ||
         J.set_buffer_size_callback(j->client, on_buffer_size, j) ||
         J.set_sample_rate_callback(j->client, on_sample_rate, j) ||
         J.set_latency_callback(j->client, on_latency, j))
-        return -3;
+        return fail(-EIO, msg, len, "cannot set the client's callbacks");
     J.on_info_shutdown(j->client, on_shutdown, j);
+    release_sink();
     return 0;
 }
 
@@ -348,28 +394,41 @@ const char *da_jack_port_name(da_jack *j, int output, uint32_t index) {
     return index < j->n_in ? J.port_name(j->in_ports[index]) : NULL;
 }
 
-int da_jack_connect(da_jack *j, const char *source, const char *destination) {
-    if (atomic_load(&j->lost)) return -1;
-    return J.connect(j->client, source, destination);
+int da_jack_connect(da_jack *j, const char *source, const char *destination, char *msg,
+                    size_t len) {
+    if (atomic_load(&j->lost)) {
+        snprintf(msg, len, "the server is gone");
+        return -ENODEV;
+    }
+    capture_into(msg, len);
+    int r = J.connect(j->client, source, destination);
+    if (r == 0 || r == EEXIST) { /* already connected is connected */
+        release_sink();
+        return 0;
+    }
+    return fail(-EIO, msg, len, "the server refused the connection");
 }
 
-int da_jack_activate(da_jack *j) {
-    if (atomic_load(&j->lost)) return -1;
+int da_jack_activate(da_jack *j, char *msg, size_t len) {
+    if (atomic_load(&j->lost)) {
+        snprintf(msg, len, "the server is gone");
+        return -ENODEV;
+    }
     if (j->active) return 0;
     j->anchored = 0; /* re-anchored on the first cycle, before process can run */
-    int r = J.activate(j->client);
-    if (r == 0) {
-        j->active = 1;
-        update_latency(j);
-    }
-    return r;
+    capture_into(msg, len);
+    if (J.activate(j->client) != 0) return fail(-ENODEV, msg, len, "the server refused");
+    release_sink();
+    j->active = 1;
+    update_latency(j);
+    return 0;
 }
 
-int da_jack_deactivate(da_jack *j) {
-    if (!j->active) return 0;
+static void deactivate(da_jack *j) {
+    if (!j->active) return;
     j->active = 0;
     /* With the server gone there is nobody to deactivate with. */
-    return atomic_load(&j->lost) ? 0 : J.deactivate(j->client);
+    if (!atomic_load(&j->lost)) J.deactivate(j->client);
 }
 
 void da_jack_latency(da_jack *j, uint32_t *capture, uint32_t *playback) {
@@ -379,11 +438,9 @@ void da_jack_latency(da_jack *j, uint32_t *capture, uint32_t *playback) {
 
 void da_jack_set_graph_loop(da_jack *j, int graph_loop) { atomic_store(&j->graph_loop, graph_loop); }
 
-int da_jack_lost(da_jack *j) { return atomic_load(&j->lost); }
-
-void da_jack_close(da_jack *j) {
+static void close_client(da_jack *j) {
     if (!j) return;
-    da_jack_deactivate(j);
+    deactivate(j);
     J.client_close(j->client);
     free(j);
 }
@@ -401,7 +458,7 @@ typedef struct {
 
 static void *close_thread(void *arg) {
     closer *c = arg;
-    da_jack_close(c->j);
+    close_client(c->j);
     sem_post(&c->done);
     if (atomic_exchange(&c->state, 2) == 1) {
         sem_destroy(&c->done);
@@ -410,11 +467,11 @@ static void *close_thread(void *arg) {
     return NULL;
 }
 
-int da_jack_close_within(da_jack *j, int timeout_ms) {
+int da_jack_close_within(da_jack *j, int timeout_ms, char *msg, size_t len) {
     closer *c = calloc(1, sizeof *c);
     pthread_t thread;
     if (!c) {
-        da_jack_close(j);
+        close_client(j);
         return 0;
     }
     c->j = j;
@@ -422,14 +479,10 @@ int da_jack_close_within(da_jack *j, int timeout_ms) {
     if (pthread_create(&thread, NULL, close_thread, c) != 0) {
         sem_destroy(&c->done);
         free(c);
-        da_jack_close(j);
+        close_client(j);
         return 0;
     }
-    int64_t until_ns = da_now_ns() + (int64_t)timeout_ms * 1000000;
-    struct timespec until = {.tv_sec = until_ns / 1000000000LL, .tv_nsec = until_ns % 1000000000LL};
-    int r;
-    while ((r = sem_clockwait(&c->done, CLOCK_MONOTONIC, &until)) != 0 && errno == EINTR) {
-    }
+    int r = da_sem_wait_until(&c->done, da_now_ns() + (int64_t)timeout_ms * 1000000);
     if (r == 0 || atomic_exchange(&c->state, 1) == 2) {
         pthread_join(thread, NULL);
         sem_destroy(&c->done);
@@ -437,5 +490,6 @@ int da_jack_close_within(da_jack *j, int timeout_ms) {
         return 0;
     }
     pthread_detach(thread);
+    snprintf(msg, len, "libjack did not return from closing the client within %d ms", timeout_ms);
     return -ETIMEDOUT;
 }

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from duplexaudio._engine import ffi, lib
 from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexaudio.stream import HandleBackend, StreamParams
+from duplexaudio.hosts._contract import CData, HandleBackend, StreamParams, call, owned, read_text
 from duplexaudio.timing import StreamLatency
 
 DEFAULT_SINK = "@DEFAULT_SINK@"
@@ -71,25 +70,21 @@ class _Server:
         return "PipeWire" in self.name
 
 
+def _load() -> None:
+    """Load libpulse; ``HOST_UNAVAILABLE`` when it cannot be."""
+    call(
+        lib.da_pulse_load, context="the PulseAudio host is unavailable",
+        default=ErrorKind.HOST_UNAVAILABLE,
+    )  # fmt: skip
+
+
 def _probe(server: str | None) -> _Server:
-    if lib.da_pulse_load() != 0:
-        raise Error(ErrorKind.HOST_UNAVAILABLE, ffi.string(lib.da_pulse_load_error()).decode())
-    size = 1 << 16
-    while True:
-        buf = ffi.new("char[]", size)
-        err = lib.da_pulse_list(
-            server.encode() if server else ffi.NULL, buf, size, _LIST_TIMEOUT_MS
-        )
-        if err != -2:
-            break
-        size *= 4
-    text = ffi.string(buf).decode(errors="replace")
-    if err:
-        raise Error(
-            ErrorKind.DEVICE_NOT_AVAILABLE,
-            f"cannot reach the PulseAudio server {server or '(default)'}: {text}",
-            code=int(err),
-        )
+    _load()
+    _, text = read_text(
+        lib.da_pulse_list, server.encode() if server else ffi.NULL, _LIST_TIMEOUT_MS,
+        context=f"cannot reach the PulseAudio server {server or '(default)'}",
+        default=ErrorKind.DEVICE_NOT_AVAILABLE,
+    )  # fmt: skip
     default_sink = default_source = server_name = ""
     nodes = []
     for line in text.splitlines():
@@ -122,15 +117,14 @@ def is_available() -> bool:
 
 def open_host() -> PulseHost:
     """The PulseAudio host; ``HOST_UNAVAILABLE`` when libpulse cannot be loaded."""
-    if lib.da_pulse_load() != 0:
-        raise Error(ErrorKind.HOST_UNAVAILABLE, ffi.string(lib.da_pulse_load_error()).decode())
+    _load()
     return PulseHost()
 
 
 class PulseBackend(HandleBackend):
     """One stream: record and/or playback streams on an I/O thread in C."""
 
-    def __init__(self, device: PulseDevice, engine: Any, params: StreamParams) -> None:
+    def __init__(self, device: PulseDevice, engine: CData, params: StreamParams) -> None:
         sink = source = ffi.NULL
         if not device.follows_default:
             if device.kind == "sink":
@@ -140,15 +134,14 @@ class PulseBackend(HandleBackend):
             else:
                 source = device.name_on_server.encode()
         server = server_address()
-        raw = lib.da_pulse_new(
-            engine, server.encode() if server else ffi.NULL, sink, source,
+        out = ffi.new("da_pulse **")
+        call(
+            lib.da_pulse_new, out, engine, server.encode() if server else ffi.NULL, sink, source,
             params.input_channels, params.output_channels, params.sample_rate, params.frames,
-            int(device.follows_default),
+            int(device.follows_default), context=f"could not create a stream on '{device.id}'",
         )  # fmt: skip
-        if raw == ffi.NULL:
-            raise Error(ErrorKind.RESOURCE_EXHAUSTED, f"could not create a stream on '{device.id}'")
         # The C stream points at the engine: its destructor keeps the engine alive.
-        super().__init__(ffi.gc(raw, lambda p, _engine=engine: lib.da_pulse_free(p)),
+        super().__init__(owned(out[0], lib.da_pulse_free, engine),
                          lib.da_pulse_stop)  # fmt: skip
         self._device = device
         self._frames = params.frames
@@ -170,14 +163,10 @@ class PulseBackend(HandleBackend):
         return self._last
 
     def start(self) -> None:
-        msg = ffi.new("char[]", 512)
-        err = self._with_handle(lib.da_pulse_start, msg, 512)
-        if err and err is not self.CLOSED:
-            raise Error(
-                ErrorKind.DEVICE_NOT_AVAILABLE,
-                f"cannot start a stream on '{self._device.id}': {ffi.string(msg).decode()}",
-                code=int(err),
-            )
+        self._call(
+            lib.da_pulse_start, context=f"cannot start a stream on '{self._device.id}'",
+            default=ErrorKind.DEVICE_NOT_AVAILABLE,
+        )  # fmt: skip
 
     def _before_release(self) -> None:
         self.latency  # noqa: B018 - keep the last figures for after close
@@ -198,11 +187,6 @@ class PulseDevice(Device):
         self._node = node
         self._current = current
         self._id = DeviceId(HostId.PULSE, node.name)
-
-    @property
-    def name(self) -> str:
-        """The server's description of the device."""
-        return self.description.name
 
     @property
     def id(self) -> DeviceId:
@@ -255,16 +239,13 @@ class PulseDevice(Device):
             "a sink, paired with its own monitor"
         )
 
-    def _default_config(self, direction: str) -> Any:
-        ranges = self._supported(direction)
-        f32 = next(r for r in ranges if r.sample_format is SampleFormat.F32)
-        rate = self._node.rate if f32.supports_rate(self._node.rate) else 48000
-        return f32.with_sample_rate(rate)
+    def _preferred_sample_rate(self) -> int:
+        return self._node.rate
 
     def _default_frames(self, sample_rate: int) -> int:
         return DEFAULT_FRAMES
 
-    def _open_backend(self, engine: Any, params: StreamParams) -> PulseBackend:
+    def _open_backend(self, engine: CData, params: StreamParams) -> PulseBackend:
         if self.kind == "sink" and params.input_channels and not self.monitor:
             raise Error(ErrorKind.UNSUPPORTED_OPERATION, f"sink '{self.id}' has no monitor")
         return PulseBackend(self, engine, params)

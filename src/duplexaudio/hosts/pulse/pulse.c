@@ -118,10 +118,7 @@ static struct {
 } P;
 
 static void *libpulse;
-static char load_error[512];
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
-
-const char *da_pulse_load_error(void) { return load_error; }
 
 static const da_symbol SYMBOLS[] = {
     {&P.mainloop_new, "pa_mainloop_new"},
@@ -162,21 +159,26 @@ static const da_symbol SYMBOLS[] = {
     {&P.stream_get_device_name, "pa_stream_get_device_name"},
 };
 
-int da_pulse_load(void) {
-    pthread_mutex_lock(&load_lock);
-    if (libpulse) {
-        pthread_mutex_unlock(&load_lock);
-        return 0;
+int da_pulse_load(char *msg, size_t len) {
+    return da_load_library("libpulse.so.0", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], NULL,
+                           &libpulse, &load_lock, msg, len);
+}
+
+/* A PulseAudio error code (pa_error_code_t) as the negative errno the C
+ * boundary speaks; its text goes into the message. */
+static int pa_errno(int pa) {
+    switch (pa) {
+    case 1: case 9: return -EACCES;        /* PA_ERR_ACCESS, PA_ERR_AUTHKEY */
+    case 3: return -EINVAL;                /* PA_ERR_INVALID */
+    case 5: return -ENOENT;                /* PA_ERR_NOENTITY */
+    case 6: return -ECONNREFUSED;          /* PA_ERR_CONNECTIONREFUSED */
+    case 8: return -ETIMEDOUT;             /* PA_ERR_TIMEOUT */
+    case 11: case 12: return -ECONNRESET;  /* PA_ERR_CONNECTIONTERMINATED, PA_ERR_KILLED */
+    case 13: return -EHOSTUNREACH;         /* PA_ERR_INVALIDSERVER */
+    case 19: case 23: return -EOPNOTSUPP;  /* PA_ERR_NOTSUPPORTED, PA_ERR_NOTIMPLEMENTED */
+    case 26: return -EBUSY;                /* PA_ERR_BUSY */
+    default: return -EIO;
     }
-    void *h = NULL;
-    if (da_load_library("libpulse.so.0", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], &h, load_error,
-                        sizeof load_error) != 0) {
-        pthread_mutex_unlock(&load_lock);
-        return -1;
-    }
-    libpulse = h;
-    pthread_mutex_unlock(&load_lock);
-    return 0;
 }
 
 /* ---- a connection, for listing devices and for streams ------------------ */
@@ -198,27 +200,27 @@ static void conn_close(conn *c) {
     c->loop = NULL;
 }
 
-/* Connect (never autospawning a server) within timeout_ms; 0 or a PA error. */
+/* Connect (never autospawning a server) within timeout_ms; 0 or a negative errno. */
 static int conn_open(conn *c, const char *server, const char *name, int timeout_ms, char *msg, size_t len) {
     memset(c, 0, sizeof *c);
     c->loop = P.mainloop_new();
     if (!c->loop) return -ENOMEM;
     c->ctx = P.context_new(P.mainloop_get_api(c->loop), name);
     if (!c->ctx || P.context_connect(c->ctx, server, CONTEXT_NOAUTOSPAWN, NULL) < 0) {
-        int err = c->ctx ? P.context_errno(c->ctx) : ENOMEM;
-        snprintf(msg, len, "%s", c->ctx ? P.strerror(err) : "out of memory");
+        int err = c->ctx ? pa_errno(P.context_errno(c->ctx)) : -ENOMEM;
+        snprintf(msg, len, "%s", c->ctx ? P.strerror(P.context_errno(c->ctx)) : "out of memory");
         conn_close(c);
-        return err ? err : -1;
+        return err;
     }
     int64_t until = now_ns() + (int64_t)timeout_ms * 1000000;
     for (;;) {
         int state = P.context_get_state(c->ctx);
         if (state == CTX_READY) return 0;
         if (state == CTX_FAILED || state == CTX_TERMINATED || now_ns() > until) {
-            int err = P.context_errno(c->ctx);
-            snprintf(msg, len, "%s", now_ns() > until ? "timed out" : P.strerror(err));
+            int late = now_ns() > until, pa = P.context_errno(c->ctx);
+            snprintf(msg, len, "%s", late ? "timed out" : P.strerror(pa));
             conn_close(c);
-            return err ? err : -1;
+            return late ? -ETIMEDOUT : pa_errno(pa);
         }
         P.mainloop_iterate(c->loop, 0, NULL);
         struct timespec pause = {0, 1000000};
@@ -226,13 +228,14 @@ static int conn_open(conn *c, const char *server, const char *name, int timeout_
     }
 }
 
+/* Run an operation to its end: 0, or -ETIMEDOUT (also when it could not start). */
 static int run_op(conn *c, pa_operation *op, int timeout_ms) {
-    if (!op) return -1;
+    if (!op) return -ETIMEDOUT;
     int64_t until = now_ns() + (int64_t)timeout_ms * 1000000;
     while (P.operation_get_state(op) == OP_RUNNING && now_ns() < until) P.mainloop_iterate(c->loop, 1, NULL);
     int done = P.operation_get_state(op) != OP_RUNNING;
     P.operation_unref(op);
-    return done ? 0 : -1;
+    return done ? 0 : -ETIMEDOUT;
 }
 
 /* ---- listing: one line per server / sink / source, tab-separated -------- */
@@ -300,29 +303,28 @@ static void on_source(pa_context *c, const pa_device_info *i, int eol, void *arg
     if (eol <= 0 && i) device_line(arg, "source", i);
 }
 
-int da_pulse_list(const char *server, char *buf, size_t len, int timeout_ms) {
-    if (da_pulse_load() != 0) {
-        snprintf(buf, len, "%s", load_error);
-        return -1;
-    }
+int da_pulse_list(const char *server, int timeout_ms, char *buf, size_t len, char *msg,
+                  size_t msg_len) {
+    int err = da_pulse_load(msg, msg_len);
+    if (err) return err;
     conn c;
-    char msg[256];
-    int err = conn_open(&c, server, "duplexaudio-probe", timeout_ms, msg, sizeof msg);
-    if (err) {
-        snprintf(buf, len, "%s", msg);
+    if ((err = conn_open(&c, server, "duplexaudio-probe", timeout_ms, msg, msg_len)) != 0)
         return err;
-    }
     text t = {buf, len, 0, 0};
-    buf[0] = '\0';
+    if (len) buf[0] = '\0';
     int r = run_op(&c, P.context_get_server_info(c.ctx, on_server, &t), timeout_ms);
     if (!r) r = run_op(&c, P.context_get_sink_info_list(c.ctx, on_sink, &t), timeout_ms);
     if (!r) r = run_op(&c, P.context_get_source_info_list(c.ctx, on_source, &t), timeout_ms);
     conn_close(&c);
     if (r) {
-        snprintf(buf, len, "the server did not answer within %d ms", timeout_ms);
-        return -1;
+        snprintf(msg, msg_len, "the server did not answer within %d ms", timeout_ms);
+        return r;
     }
-    return t.overflow ? -2 : 0;
+    if (t.overflow) {
+        snprintf(msg, msg_len, "the device list needs more than %zu bytes", len);
+        return -ENOSPC;
+    }
+    return 0;
 }
 
 /* ---- streams ---------------------------------------------------------------- */
@@ -340,8 +342,8 @@ struct da_pulse {
     int running;
     sem_t ready;
     atomic_int stop;
-    int start_error;
-    char message[256];
+    int start_error;            /* the I/O thread's start: 0 or a negative errno */
+    char message[256];          /* ... and why, for da_pulse_start's caller */
 
     /* I/O-thread only */
     float *fifo;                /* record data waiting to make a block */
@@ -368,12 +370,14 @@ static void on_moved(pa_stream *s, void *arg) {
     if (p->follow_default) da_event_post(p->engine, DA_EV_DEVICE_CHANGED, 0);
 }
 
-da_pulse *da_pulse_new(da_engine *e, const char *server, const char *sink, const char *source,
-                       uint32_t in_ch, uint32_t out_ch, uint32_t rate, uint32_t frames,
-                       int follow_default) {
-    if (da_pulse_load() != 0) return NULL;
+int da_pulse_new(da_pulse **out, da_engine *e, const char *server, const char *sink,
+                 const char *source, uint32_t in_ch, uint32_t out_ch, uint32_t rate, uint32_t frames,
+                 int follow_default, char *msg, size_t len) {
+    *out = NULL;
+    int err = da_pulse_load(msg, len);
+    if (err) return err;
     da_pulse *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
+    if (!p) goto no_memory;
     p->engine = e;
     p->server = server ? strdup(server) : NULL;
     p->sink = sink ? strdup(sink) : NULL;
@@ -391,24 +395,31 @@ da_pulse *da_pulse_new(da_engine *e, const char *server, const char *sink, const
     p->out_ptrs = calloc(out_ch + 1, sizeof(float *));
     sem_init(&p->ready, 0, 0);
     atomic_store(&p->round_trip, -1);
-    if (!p->fifo || !p->in_block || !p->out_block || !p->in_ptrs || !p->out_ptrs) {
+    if (!p->fifo || !p->in_block || !p->out_block || !p->in_ptrs || !p->out_ptrs ||
+        (server && !p->server) || (sink && !p->sink) || (source && !p->source)) {
         da_pulse_free(p);
-        return NULL;
+        goto no_memory;
     }
     for (uint32_t c = 0; c < in_ch; c++) p->in_ptrs[c] = p->in_block + c;
     for (uint32_t c = 0; c < out_ch; c++) p->out_ptrs[c] = p->out_block + c;
-    return p;
+    *out = p;
+    return 0;
+no_memory:
+    snprintf(msg, len, "out of memory for a %u-frame stream", frames);
+    return -ENOMEM;
 }
 
-static pa_stream *open_stream(da_pulse *p, int record) {
+/* The record or playback stream, connected and corked: 0 or a negative
+ * errno, with why in p->message. */
+static int open_stream(da_pulse *p, int record, pa_stream **out) {
     pa_sample_spec spec = {SAMPLE_FLOAT32LE, p->rate, (uint8_t)(record ? p->in_ch : p->out_ch)};
     pa_stream *s = P.stream_new(p->c.ctx, record ? "duplexaudio capture" : "duplexaudio playback",
                                 &spec, NULL);
     if (!s) {
+        int pa = P.context_errno(p->c.ctx);
         snprintf(p->message, sizeof p->message, "cannot create the %s stream (%u Hz, %u channels): %s",
-                 record ? "record" : "playback", spec.rate, spec.channels,
-                 P.strerror(P.context_errno(p->c.ctx)));
-        return NULL;
+                 record ? "record" : "playback", spec.rate, spec.channels, P.strerror(pa));
+        return pa_errno(pa);
     }
     uint32_t frame_bytes = spec.channels * sizeof(float);
     int flags = F_START_CORKED | F_INTERPOLATE | F_AUTO_TIMING | F_ADJUST_LATENCY;
@@ -430,14 +441,16 @@ static pa_stream *open_stream(da_pulse *p, int record) {
         r = P.stream_connect_playback(s, p->sink, &attr, flags, NULL, NULL);
     }
     if (r < 0) {
+        int pa = P.context_errno(p->c.ctx);
         snprintf(p->message, sizeof p->message, "cannot connect the %s stream to '%s': %s",
                  record ? "record" : "playback",
                  record ? (p->source ? p->source : "the default") : (p->sink ? p->sink : "the default"),
-                 P.strerror(P.context_errno(p->c.ctx)));
+                 P.strerror(pa));
         P.stream_unref(s);
-        return NULL;
+        return pa_errno(pa);
     }
-    return s;
+    *out = s;
+    return 0;
 }
 
 static int streams_ready(da_pulse *p, char *msg, size_t len) {
@@ -448,10 +461,11 @@ static int streams_ready(da_pulse *p, char *msg, size_t len) {
         if (rs == ST_READY && ps == ST_READY) return 0;
         if (rs == ST_FAILED || ps == ST_FAILED || rs == ST_TERMINATED || ps == ST_TERMINATED ||
             now_ns() > until) {
+            int late = now_ns() > until, pa = P.context_errno(p->c.ctx);
             snprintf(msg, len, "the server refused the stream (sink '%s', source '%s'): %s",
                      p->sink ? p->sink : "default", p->source ? p->source : "default",
-                     now_ns() > until ? "not ready within 10 s" : P.strerror(P.context_errno(p->c.ctx)));
-            return -1;
+                     late ? "not ready within 10 s" : P.strerror(pa));
+            return late ? -ETIMEDOUT : pa ? pa_errno(pa) : -ENODEV;
         }
         P.mainloop_iterate(p->c.loop, 1, NULL);
     }
@@ -596,14 +610,16 @@ static int healthy(da_pulse *p) {
     return 1;
 }
 
+/* The stream's I/O thread: connects, then runs libpulse's main loop and the
+ * engine one block at a time. It never takes a lock Python can hold, never
+ * calls into Python and never waits on anything but the server; what
+ * allocates is libpulse's own loop, never the per-block path. */
 static void *io_thread(void *arg) {
     da_pulse *p = arg;
     int err = conn_open(&p->c, p->server, "duplexaudio", 10000, p->message, sizeof p->message);
-    if (!err) {
-        if (p->in_ch && !(p->rec = open_stream(p, 1))) err = -1;
-        if (!err && p->out_ch && !(p->play = open_stream(p, 0))) err = -1;
-        if (!err) err = streams_ready(p, p->message, sizeof p->message);
-    }
+    if (!err && p->in_ch) err = open_stream(p, 1, &p->rec);
+    if (!err && p->out_ch) err = open_stream(p, 0, &p->play);
+    if (!err) err = streams_ready(p, p->message, sizeof p->message);
     if (!err && p->play) {
         /* Silence ahead of the first block: the loop's fixed distance. */
         size_t bytes = (size_t)p->prefill * p->out_ch * sizeof(float);

@@ -8,7 +8,8 @@ absolute times, so it runs at real time and never drifts. Faults a real
 device can have (disconnect, buffer-size or sample-rate change, a stalled
 clock) can be injected through the device's methods.
 
-Nothing here talks to a real audio API; the real hosts live beside this module.
+Nothing here talks to a real audio API. The clock thread is ``virtual.c``
+beside this file.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from duplexaudio._engine import ffi, lib
+from duplexaudio._validate import optional_seconds, whole
 from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexaudio.stream import HandleBackend, StreamParams
+from duplexaudio.hosts._contract import CData, HandleBackend, StreamParams, call, owned
 from duplexaudio.timing import StreamLatency
 
 _KINDS = {
@@ -46,20 +48,11 @@ def open_host() -> VirtualHost:
     return VirtualHost()
 
 
-def _positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise Error(
-            ErrorKind.INVALID_INPUT,
-            f"{name} must be a whole number >= {minimum}, got {value!r}",
-        )
-    return int(value)
-
-
 def _range(name: str, value: object) -> tuple[int, int]:
     if not isinstance(value, tuple) or len(value) != 2:
         raise Error(ErrorKind.INVALID_INPUT, f"{name} must be a (min, max) tuple, got {value!r}")
-    low = _positive_int(f"{name}[0]", value[0])
-    high = _positive_int(f"{name}[1]", value[1])
+    low = whole(f"{name}[0]", value[0])
+    high = whole(f"{name}[1]", value[1])
     if low > high:
         raise Error(ErrorKind.INVALID_INPUT, f"{name} has min {low} > max {high}")
     return low, high
@@ -68,7 +61,7 @@ def _range(name: str, value: object) -> tuple[int, int]:
 class _VirtualBackend(HandleBackend):
     """One stream's device: the C clock thread bound to the stream's engine."""
 
-    def __init__(self, device: VirtualDevice, engine: Any, params: StreamParams) -> None:
+    def __init__(self, device: VirtualDevice, engine: CData, params: StreamParams) -> None:
         self._latency_frames = device._loop_latency(params.frames)
         self._signal = device._signal  # kept alive while the C thread reads it
         c = ffi.new("da_virtual_params *")
@@ -84,13 +77,13 @@ class _VirtualBackend(HandleBackend):
             c.signal_channels = self._signal.shape[1]
             c.signal_loop = int(device._signal_loop)
         c.realtime = 1
-        raw = lib.da_virtual_new(engine, c)
-        if raw == ffi.NULL:
-            raise Error(ErrorKind.RESOURCE_EXHAUSTED, f"could not create device '{device.id}'")
+        out = ffi.new("da_virtual **")
+        call(lib.da_virtual_new, out, engine, c, context=f"device '{device.id}'")
         # The C device points at the engine: its destructor (da_virtual_free,
         # which joins the clock thread) keeps the engine alive.
-        super().__init__(ffi.gc(raw, lambda v, _e=engine: lib.da_virtual_free(v)),
+        super().__init__(owned(out[0], lib.da_virtual_free, engine),
                          lib.da_virtual_stop)  # fmt: skip
+        self._id = device.id
         self._frames = params.frames
         self._kind = device.kind
 
@@ -104,13 +97,7 @@ class _VirtualBackend(HandleBackend):
         return StreamLatency(f, self._latency_frames - f)
 
     def start(self) -> None:
-        err = self._with_handle(lib.da_virtual_start)
-        if err and err is not self.CLOSED:
-            raise Error(
-                ErrorKind.RESOURCE_EXHAUSTED,
-                f"could not start the device clock thread (errno {-err})",
-                code=-err,
-            )
+        self._call(lib.da_virtual_start, context=f"device '{self._id}'")
 
     def inject(self, fault: int, value: int) -> None:
         self._with_handle(lib.da_virtual_fault, fault, value)
@@ -153,10 +140,10 @@ class VirtualDevice(Device):
         self._host = host
         self._id = DeviceId(HostId.VIRTUAL, name)
         self.kind = kind
-        self._channels = _positive_int("channels", channels)
+        self._channels = whole("channels", channels)
         self._rates = _range("sample_rates", sample_rates)
         self._buffers = _range("buffer_sizes", buffer_sizes)
-        self._default_rate = _positive_int("default_sample_rate", default_sample_rate)
+        self._default_rate = whole("default_sample_rate", default_sample_rate)
         if not self._rates[0] <= self._default_rate <= self._rates[1]:
             raise Error(
                 ErrorKind.INVALID_INPUT,
@@ -165,7 +152,7 @@ class VirtualDevice(Device):
         self._default_buffer = self._check_buffer("default_buffer_size", default_buffer_size)
         if latency is not None and kind == "input":
             raise Error(ErrorKind.INVALID_INPUT, "an input-only device has no output latency")
-        self._latency = None if latency is None else _positive_int("latency", latency)
+        self._latency = None if latency is None else whole("latency", latency)
         self._text = description
         self._signal: np.ndarray[Any, np.dtype[np.float32]] | None = None
         self._signal_loop = True
@@ -178,7 +165,7 @@ class VirtualDevice(Device):
         self._lock = threading.Lock()
 
     def _check_buffer(self, name: str, frames: object) -> int:
-        value = _positive_int(name, frames)
+        value = whole(name, frames)
         low, high = self._buffers
         if not low <= value <= high:
             raise Error(
@@ -234,17 +221,8 @@ class VirtualDevice(Device):
             return None
         return f"it is a virtual {self.kind}-only device"
 
-    def default_input_config(self) -> Any:
-        """As :meth:`Device.default_input_config`, at the device's default rate."""
-        return self._with_default_rate(super().default_input_config())
-
-    def default_output_config(self) -> Any:
-        """As :meth:`Device.default_output_config`, at the device's default rate."""
-        return self._with_default_rate(super().default_output_config())
-
-    def _with_default_rate(self, cfg: Any) -> Any:
-        rng = next(r for r in self._ranges() if r.sample_format is cfg.sample_format)
-        return rng.with_sample_rate(self._default_rate)
+    def _preferred_sample_rate(self) -> int:
+        return self._default_rate
 
     def _default_frames(self, sample_rate: int) -> int:
         return self._default_buffer
@@ -252,7 +230,7 @@ class VirtualDevice(Device):
     def _loop_latency(self, frames: int) -> int:
         return self._latency if self._latency is not None else 2 * frames
 
-    def _open_backend(self, engine: Any, params: StreamParams) -> _VirtualBackend:
+    def _open_backend(self, engine: CData, params: StreamParams) -> _VirtualBackend:
         if not self.connected:
             raise Error(
                 ErrorKind.DEVICE_NOT_AVAILABLE,
@@ -350,7 +328,7 @@ class VirtualDevice(Device):
 
     def change_sample_rate(self, sample_rate: int) -> None:
         """Change the device's rate: running streams report ``STREAM_INVALIDATED`` and stop."""
-        rate = _positive_int("sample_rate", sample_rate)
+        rate = whole("sample_rate", sample_rate)
         if not self._rates[0] <= rate <= self._rates[1]:
             raise Error(
                 ErrorKind.INVALID_INPUT,
@@ -370,15 +348,8 @@ class VirtualDevice(Device):
             resumes the lost cycles count as one xrun. A stall longer than a
             stream's ``timeout`` ends that stream with ``TIMED_OUT``.
         """
-        if seconds is None:
-            until = 2**62
-        else:
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-                raise Error(
-                    ErrorKind.INVALID_INPUT,
-                    f"seconds must be None or a number >= 0, got {seconds!r}",
-                )
-            until = int(lib.da_now_ns()) + int(seconds * 1e9)
+        length = optional_seconds("seconds", seconds, zero=True)
+        until = 2**62 if length is None else int(lib.da_now_ns()) + int(length * 1e9)
         for backend in self._each_backend():
             backend.stall(until)
 

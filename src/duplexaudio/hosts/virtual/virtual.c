@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,16 +40,17 @@ struct da_virtual {
     atomic_int_fast64_t stall_until;
 };
 
-static struct timespec ts_of(int64_t ns) {
-    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-    return ts;
-}
-
-da_virtual *da_virtual_new(da_engine *e, const da_virtual_params *p) {
-    if (!e || !p || p->frames != da_engine_frames(e) || p->sample_rate == 0) return NULL;
-    if (p->kind == DA_VIRTUAL_LOOPBACK && p->latency_frames < p->frames) return NULL;
+int da_virtual_new(da_virtual **out, da_engine *e, const da_virtual_params *p, char *msg,
+                   size_t len) {
+    *out = NULL;
+    if (!e || !p || p->frames != da_engine_frames(e) || p->sample_rate == 0 ||
+        (p->kind == DA_VIRTUAL_LOOPBACK && p->latency_frames < p->frames)) {
+        snprintf(msg, len, "impossible device parameters (%u frames, %u Hz, latency %u frames)",
+                 p ? p->frames : 0, p ? p->sample_rate : 0, p ? p->latency_frames : 0);
+        return -EINVAL;
+    }
     da_virtual *v = calloc(1, sizeof *v);
-    if (!v) return NULL;
+    if (!v) goto no_memory;
     v->e = e;
     v->p = *p;
     sem_init(&v->stop_sem, 0, 0);
@@ -64,11 +66,15 @@ da_virtual *da_virtual_new(da_engine *e, const da_virtual_params *p) {
     if (!v->in_buf || !v->out_buf || !v->in_ptrs || !v->out_ptrs ||
         (p->kind == DA_VIRTUAL_LOOPBACK && !v->ring)) {
         da_virtual_free(v);
-        return NULL;
+        goto no_memory;
     }
     for (size_t c = 0; c < in_ch; c++) v->in_ptrs[c] = v->in_buf + c;
     for (size_t c = 0; c < out_ch; c++) v->out_ptrs[c] = v->out_buf + c;
-    return v;
+    *out = v;
+    return 0;
+no_memory:
+    snprintf(msg, len, "out of memory for a %u-frame device", p->frames);
+    return -ENOMEM;
 }
 
 /* The input the device captures for frames [pos, pos + F). */
@@ -125,13 +131,15 @@ static int handle_faults(da_virtual *v) {
     int64_t until;
     while ((until = atomic_load(&v->stall_until)) > da_now_ns()) {
         int64_t step = da_now_ns() + 5000000LL;
-        struct timespec ts = ts_of(until < step ? until : step);
-        if (sem_clockwait(&v->stop_sem, CLOCK_MONOTONIC, &ts) == 0) return 1;
+        if (da_sem_wait_until(&v->stop_sem, until < step ? until : step) == 0) return 1;
         if (atomic_load(&v->fault) != DA_FAULT_NONE) return handle_faults(v);
     }
     return atomic_load(&v->stop);
 }
 
+/* The device's clock: one cycle per period, on time. Like every device
+ * thread it never allocates, never takes a lock Python can hold and never
+ * calls into Python; it waits only for its next period (or stop). */
 static void *clock_thread(void *arg) {
     da_virtual *v = arg;
     const da_virtual_params *p = &v->p;
@@ -144,11 +152,7 @@ static void *clock_thread(void *arg) {
 
     for (;;) {
         int64_t due = t0 + da_frames_to_ns((int64_t)(k * F), rate);
-        struct timespec ts = ts_of(due);
-        int r;
-        while ((r = sem_clockwait(&v->stop_sem, CLOCK_MONOTONIC, &ts)) != 0 && errno == EINTR) {
-        }
-        if (r == 0 || handle_faults(v)) break;
+        if (da_sem_wait_until(&v->stop_sem, due) == 0 || handle_faults(v)) break;
 
         int64_t now = da_now_ns();
         int xrun = 0;
@@ -175,14 +179,17 @@ static void *clock_thread(void *arg) {
     return NULL;
 }
 
-int da_virtual_start(da_virtual *v) {
+int da_virtual_start(da_virtual *v, char *msg, size_t len) {
     if (v->running) return 0;
     atomic_store(&v->stop, 0);
     while (sem_trywait(&v->stop_sem) == 0) {
     }
     int rt = 0;
     int err = da_thread_start(&v->thread, clock_thread, v, v->p.realtime, &rt);
-    if (err) return -err;
+    if (err) {
+        snprintf(msg, len, "cannot start the device clock thread: %s", strerror(err));
+        return -err;
+    }
     da_engine_set_realtime(v->e, rt);
     v->running = 1;
     return 0;

@@ -25,8 +25,9 @@ typedef struct {
     int realtime;              /* ask for SCHED_FIFO; falls back quietly */
 } da_virtual_params;
 
-da_virtual *da_virtual_new(da_engine *e, const da_virtual_params *p);
-int da_virtual_start(da_virtual *v);
+int da_virtual_new(da_virtual **out, da_engine *e, const da_virtual_params *p, char *msg,
+                   size_t len);
+int da_virtual_start(da_virtual *v, char *msg, size_t len);
 void da_virtual_stop(da_virtual *v);
 void da_virtual_free(da_virtual *v);
 void da_virtual_fault(da_virtual *v, int fault, int64_t value);
