@@ -140,7 +140,9 @@ def handoff_log_ns(stream: Any) -> np.ndarray[Any, np.dtype[np.uint32]]:
 
     buf = ffi.new("uint32_t[]", HANDOFF_LOG_MAX)
     n = lib.da_engine_handoff_log(stream._core.engine, buf, HANDOFF_LOG_MAX)
-    return np.frombuffer(ffi.buffer(buf, 4 * n), dtype=np.uint32).copy()
+    log: np.ndarray[Any, np.dtype[np.uint32]] = np.frombuffer(ffi.buffer(buf, 4 * n), np.uint32)
+    copied: np.ndarray[Any, np.dtype[np.uint32]] = log.copy()
+    return copied
 
 
 @contextmanager
@@ -151,6 +153,7 @@ def open_duplexaudio(
     import duplexaudio as da
 
     device = da.host_from_id("virtual").device_by_id("virtual:loopback")
+    assert device is not None
     config = da.DuplexStreamConfig(channels, channels, rate, da.BufferSize.fixed(frames))
 
     def callback(inp: Any, out: Any, info: Any) -> None:

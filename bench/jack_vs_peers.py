@@ -124,15 +124,14 @@ def measure(lib: str, frames: int, seconds: float, load: bool) -> dict[str, Any]
         if load:
             thread.start()
         cpu0, rt0, wall0 = time.process_time(), realtime_cpu_seconds(), time.perf_counter()
-        busy0 = time.clock_gettime(time.pthread_getcpuclockid(thread.ident)) if load else 0.0
+        busy_clock = time.pthread_getcpuclockid(thread.ident) if thread.ident is not None else None
+        busy0 = time.clock_gettime(busy_clock) if busy_clock is not None else 0.0
         session.start()
         time.sleep(seconds)
         figures = session.figures()
         wall = time.perf_counter() - wall0
         rt_cpu = realtime_cpu_seconds() - rt0
-        busy_cpu = (
-            time.clock_gettime(time.pthread_getcpuclockid(thread.ident)) - busy0 if load else 0.0
-        )
+        busy_cpu = time.clock_gettime(busy_clock) - busy0 if busy_clock is not None else 0.0
         cpu = time.process_time() - cpu0 - busy_cpu
         stop = True
     callbacks = figures["callbacks"] or 1

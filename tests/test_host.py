@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import given
@@ -13,8 +13,9 @@ import duplexaudio as da
 from duplexaudio.hosts.virtual import VirtualDevice
 from tests.conftest import os_thread_count
 
+_SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
 names = st.text(
-    st.characters(blacklist_characters="\n\r\t\0", blacklist_categories=("Cs",)), min_size=1
+    st.characters(exclude_characters="\n\r\t\0", exclude_categories=_SURROGATES), min_size=1
 ).filter(lambda s: s.strip())
 
 

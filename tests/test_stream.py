@@ -444,7 +444,9 @@ def test_close_from_inside_the_callback(loopback: VirtualDevice, no_leaked_threa
     holder["s"].start()
     assert closed.wait(10)
     assert holder["s"].closed
-    holder["s"]._core.worker.join(10)
+    worker = holder["s"]._core.worker
+    assert worker is not None
+    worker.join(10)
     holder["s"]._core.supervisor.join(10)
 
 
@@ -462,7 +464,9 @@ def test_close_from_the_error_callback(loopback: VirtualDevice, no_leaked_thread
     holder["s"] = loopback.build_duplex_stream(duplex_config(), cb, on_error)
     holder["s"].start()
     assert closed.wait(10)
-    holder["s"]._core.worker.join(10)
+    worker = holder["s"]._core.worker
+    assert worker is not None
+    worker.join(10)
     holder["s"]._core.supervisor.join(10)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import duplexaudio as da
-from duplexaudio.hosts.jack import JackDevice, JackHost
+from duplexaudio.hosts.jack import JackBackend, JackDevice, JackHost
 from tests.impulses import ImpulseLoop, run_loop
 from tests.recorders import Errors
 from tests.servers import JackServer
@@ -99,6 +99,7 @@ def test_round_trip_from_own_output_to_own_input_is_exactly_one_period(
     loop = ImpulseLoop(1100)
     stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
     backend = stream.backend
+    assert isinstance(backend, JackBackend)
 
     def connect_own_ports() -> None:
         # A real third-party client makes the connection.
@@ -124,12 +125,14 @@ def test_callback_timestamps_advance_one_period_per_block(jackd_128: JackServer)
 def test_ports_are_visible_to_other_clients_and_gone_after_close(jackd_128: JackServer) -> None:
     dev = device(jackd_128, "loopback")
     stream = dev.build_duplex_stream(da.DuplexStreamConfig(1, 3, RATE), lambda i, o, n: None)
-    ports = stream.backend.input_ports + stream.backend.output_ports
+    backend = stream.backend
+    assert isinstance(backend, JackBackend)
+    ports = backend.input_ports + backend.output_ports
     assert len(ports) == 4
     with stream:
         listed = jackd_128.tool("jack_lsp").stdout.split()
         assert set(ports) <= set(listed)
-        connections = jackd_128.tool("jack_lsp", "-c", stream.backend.input_ports[0]).stdout
+        connections = jackd_128.tool("jack_lsp", "-c", backend.input_ports[0]).stdout
         assert "loopback:capture_1" in connections
     listed = jackd_128.tool("jack_lsp").stdout.split()
     assert not set(ports) & set(listed)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
 import duplexaudio as da
-from duplexaudio.hosts.virtual import VirtualHost
+from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
 
 
 def test_standard_devices_are_listed_with_directions(virtual_host: VirtualHost) -> None:
@@ -99,12 +100,13 @@ def test_signal_shape_is_checked(make_device: Any) -> None:
 
 
 def test_fault_arguments_are_checked(make_device: Any) -> None:
-    device = make_device("loopback", buffer_sizes=(16, 1024))
-    for call, needle in (
+    device: VirtualDevice = make_device("loopback", buffer_sizes=(16, 1024))
+    cases: tuple[tuple[Callable[[], object], str], ...] = (
         (lambda: device.change_buffer_size(4096), "4096"),
         (lambda: device.change_sample_rate(1), "1"),
         (lambda: device.stall(-1), "-1"),
-    ):
+    )
+    for call, needle in cases:
         with pytest.raises(da.Error) as raised:
             call()
         assert raised.value.kind is da.ErrorKind.INVALID_INPUT
