@@ -1,9 +1,13 @@
 """The native real-time engine (C, built with cffi at install time).
 
 Exposes ``ffi`` and ``lib`` of the compiled module and nothing else; the
-Python side of streams is :mod:`duplexaudio.stream`, the C sources are next
-to this file (``engine.c``: hand-over between device thread and Python
-worker; ``virtual.c``: the virtual host's clock).
+Python side of streams is :mod:`duplexaudio.stream`. Next to this file is
+only what every host shares: ``engine.c`` (the hand-over between a device
+thread and the Python worker, events, threads, run-time library loading),
+``samples.c`` (the one sample converter), their headers (``engine_api.h`` for
+Python, ``engine.h`` for the hosts' C), ``build.py`` (which gathers each
+host's C from ``hosts/<name>/``) and ``_native.pyi`` (the compiled module's
+types, generated from the headers).
 """
 
 from __future__ import annotations
