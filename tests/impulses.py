@@ -18,7 +18,12 @@ RATE = 48000
 
 
 class ImpulseLoop:
-    """Sends an impulse every `every` blocks, records where impulses come back."""
+    """Sends an impulse every `every` blocks, records where impulses come back.
+
+    It runs `blocks` blocks from the moment it is armed (at once, unless
+    :func:`run_loop` waits for a connection first), so a slow connection on a
+    loaded machine does not cost impulses.
+    """
 
     def __init__(self, blocks: int, every: int = 10, rate: int = RATE) -> None:
         self.blocks = blocks
@@ -36,6 +41,7 @@ class ImpulseLoop:
         self.origin: int | None = None
         self.armed = threading.Event()  # impulses are sent once the loop exists
         self.armed.set()
+        self.armed_at = 0  # the block count when it was armed
 
     def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
         frames = inp.shape[0]
@@ -56,13 +62,18 @@ class ImpulseLoop:
         if (
             self.armed.is_set()
             and self.count % self.every == 0
-            and self.count + self.every < self.blocks
+            and self.count + self.every < self.armed_at + self.blocks
         ):
             out[5, :] = 0.5
             self.sent.append(pos + 5)
         self.count += 1
-        if self.count >= self.blocks:
+        if self.armed.is_set() and self.count >= self.armed_at + self.blocks:
             self.done.set()
+
+    def arm(self) -> None:
+        """Start sending impulses now, for `blocks` more blocks."""
+        self.armed_at = self.count
+        self.armed.set()
 
     def round_trips(self) -> list[int]:
         """For each impulse that came back before the next was sent, the frames it took.
@@ -89,5 +100,5 @@ def run_loop(
     with stream:
         if connect is not None:
             connect()
-            loop.armed.set()
+            loop.arm()
         assert loop.done.wait(60), f"only {loop.count} of {loop.blocks} blocks"
