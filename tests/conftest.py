@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -81,6 +82,18 @@ def no_leaked_threads() -> Iterator[None]:
     leaked = [t for t in threading.enumerate() if t.ident not in before_py]
     assert not leaked, f"threads left behind: {leaked}"
     assert settled_os_thread_count(before_os) <= before_os, "an OS thread outlived the test"
+
+
+@pytest.fixture
+def busy_processes() -> Iterator[None]:
+    """The standard load (TESTING.md): two CPU-busy processes, stopped by PID."""
+    busy = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
 
 
 def server_unavailable(reason: str) -> None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import os
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -632,3 +635,42 @@ def test_a_program_stream_reports_a_device_loss(loopback: VirtualDevice) -> None
             stream.wait(10)
         assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
         assert not stream.finished
+
+
+def test_the_worker_runs_real_time_where_allowed_and_realtime_false_opts_out(
+    loopback: VirtualDevice,
+) -> None:
+    for realtime in (True, False):
+        stream = loopback.build_duplex_stream(
+            duplex_config(), lambda i, o, n: None, realtime=realtime
+        )
+        with stream:
+            stream.wait(0.2)
+        # These machines run the tests as root, where SCHED_FIFO is allowed.
+        assert stream.stats.worker_realtime is (realtime and os.geteuid() == 0)
+        assert stream.stats.callbacks > 0
+
+
+def test_a_refused_real_time_worker_runs_on_and_says_so_once() -> None:
+    # Without CAP_SYS_NICE and with RLIMIT_RTPRIO 0, SCHED_FIFO is refused.
+    code = """
+import logging, resource, duplexaudio as da
+resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+dev = da.host_from_id("virtual").device_by_id("virtual:loopback")
+for _ in range(2):
+    s = dev.build_duplex_stream(dev.default_duplex_config(), lambda i, o, n: None)
+    with s:
+        s.wait(0.2)
+    print(s.stats.worker_realtime, s.stats.callbacks > 0)
+"""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to drop CAP_SYS_NICE")
+    done = subprocess.run(
+        ["setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice", "--", sys.executable,
+         "-c", code],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "False", "True"]
+    assert done.stderr.count("[REALTIME_DENIED]") == 1, done.stderr

@@ -308,6 +308,7 @@ class Device(DeviceHooks):
         *,
         pipelined: bool = False,
         deadline: float | None = None,
+        realtime: bool = True,
     ) -> Stream:
         """Build a stopped input stream.
 
@@ -339,6 +340,12 @@ class Device(DeviceHooks):
         deadline
             Fraction of the period the device thread waits for the callback
             (default 0.8). A callback that misses it is counted as late.
+        realtime
+            Run the callback's worker thread with real-time scheduling
+            (``SCHED_FIFO``, below the device thread) where the system allows
+            it (default). Refused, the stream runs on at normal priority and
+            a ``REALTIME_DENIED`` warning says so once;
+            ``stream.stats.worker_realtime`` tells which it got. False opts out.
 
         Returns
         -------
@@ -364,6 +371,7 @@ class Device(DeviceHooks):
             timeout=timeout,
             pipelined=pipelined,
             deadline=deadline,
+            realtime=realtime,
         )
 
     def build_output_stream(
@@ -376,6 +384,7 @@ class Device(DeviceHooks):
         *,
         pipelined: bool = False,
         deadline: float | None = None,
+        realtime: bool = True,
     ) -> Stream:
         """Build a stopped output stream.
 
@@ -396,6 +405,7 @@ class Device(DeviceHooks):
             timeout=timeout,
             pipelined=pipelined,
             deadline=deadline,
+            realtime=realtime,
         )
 
     def build_duplex_stream(
@@ -409,6 +419,7 @@ class Device(DeviceHooks):
         *,
         pipelined: bool = False,
         deadline: float | None = None,
+        realtime: bool = True,
     ) -> Stream:
         """Build a stopped synchronized duplex stream.
 
@@ -440,6 +451,7 @@ class Device(DeviceHooks):
             timeout=timeout,
             pipelined=pipelined,
             deadline=deadline,
+            realtime=realtime,
         )
 
     # -- callback-free streams -------------------------------------------------
@@ -604,6 +616,7 @@ class Device(DeviceHooks):
         timeout: float | None,
         pipelined: bool = False,
         deadline: float | None = None,
+        realtime: bool = True,
         program: ProgramSpec | None = None,
     ) -> Stream:
         """Validate a request and build the stream: the one path every build takes."""
@@ -612,8 +625,9 @@ class Device(DeviceHooks):
         _check_callable("error_callback", error_callback, optional=True)
         stall_timeout = optional_seconds("timeout", timeout)
         fraction = _check_deadline(deadline)
-        if not isinstance(pipelined, bool):
-            raise Error(ErrorKind.INVALID_INPUT, f"pipelined must be a bool, got {pipelined!r}")
+        for flag, value in (("pipelined", pipelined), ("realtime", realtime)):
+            if not isinstance(value, bool):
+                raise Error(ErrorKind.INVALID_INPUT, f"{flag} must be a bool, got {value!r}")
         cfg = in_cfg or out_cfg
         assert cfg is not None
         checks: tuple[tuple[Direction, StreamConfig | None, SampleFormat], ...] = (
@@ -642,6 +656,7 @@ class Device(DeviceHooks):
             pipelined=pipelined,
             deadline=fraction,
             timeout=stall_timeout if stall_timeout is not None else Stream.DEFAULT_TIMEOUT,
+            realtime=realtime,
         )
         if program is not None:
             return ProgramStream(params, None, error_callback, self._open_backend, program)

@@ -30,7 +30,7 @@ import numpy as np
 from duplexaudio._engine import ffi, lib
 from duplexaudio._validate import optional_seconds
 from duplexaudio.errors import Error, ErrorKind
-from duplexaudio.hosts._contract import Backend, StreamKind, StreamParams, owned
+from duplexaudio.hosts._contract import Backend, StreamKind, StreamParams, c_text, owned
 from duplexaudio.timing import (
     CallbackInfo,
     CallbackTimestamp,
@@ -72,7 +72,11 @@ class StreamStats:
         Cycles not handed to the callback because it was still busy with an
         earlier one (their input is lost, their output silent).
     xruns
-        Glitches reported by the device or server itself.
+        Glitches reported by the device or server itself (each flagged on
+        the block after it).
+    lost_cycles
+        Whole device cycles those glitches lost, where the host can count
+        them (a jump of its frame counter, a clock that woke late).
     callback_mean_ns, callback_max_ns
         The worker's turn per block (ns), mean and worst: from its wake-up to
         its result, so the wait for the GIL and the dispatch are included, not
@@ -85,6 +89,12 @@ class StreamStats:
         ``callback_mean_ns`` and ``callback_max_ns`` as a fraction of the period.
     realtime
         The device thread runs with real-time scheduling.
+    worker_realtime
+        The Python worker that runs the callback runs with real-time
+        scheduling (``SCHED_FIFO`` below the device thread); False when the
+        stream was built with ``realtime=False``, when the system refused it
+        (a ``REALTIME_DENIED`` warning on the ``duplexaudio`` logger said so
+        once), and for callback-free streams, which have no worker.
     events_dropped
         Events lost because nobody read them (should stay 0).
     """
@@ -94,6 +104,7 @@ class StreamStats:
     late_blocks: int
     skipped_blocks: int
     xruns: int
+    lost_cycles: int
     callback_mean_ns: float
     callback_max_ns: int
     handoff_mean_ns: float
@@ -101,6 +112,7 @@ class StreamStats:
     load: float
     max_load: float
     realtime: bool
+    worker_realtime: bool
     events_dropped: int
 
 
@@ -213,6 +225,35 @@ def _switch_release() -> None:
         if _switch_users == 0 and _switch_saved is not None:
             sys.setswitchinterval(_switch_saved)
             _switch_saved = None
+
+
+# -- a real-time worker --------------------------------------------------------
+# Under CPU load from other processes, a worker at normal priority misses
+# whole periods while it waits for a CPU: measured with two busy processes
+# at 128 frames, 3 to 561 late blocks of ~3,000; SCHED_FIFO (below the device
+# thread's priority) with the deadline on the real wake-up gave 0 to 1.
+
+#: The worker's SCHED_FIFO priority: below every device thread's (JACK's
+#: client threads, the engine's own at 60), above every ordinary thread.
+WORKER_PRIORITY = 1
+
+_denial_noted = False
+
+
+def _ask_realtime(engine: Any, device: str) -> None:
+    """Make the calling worker thread SCHED_FIFO; refused, say so once per process."""
+    global _denial_noted
+    msg = ffi.new("char[]", 256)
+    if lib.da_worker_realtime(engine, WORKER_PRIORITY, msg, 256) == 0 or _denial_noted:
+        return
+    _denial_noted = True
+    denied = Error(
+        ErrorKind.REALTIME_DENIED,
+        f"stream on '{device}': {c_text(msg)}; the worker "
+        "runs at normal priority (late blocks are likelier on a busy machine). Allow it "
+        "with RLIMIT_RTPRIO (ulimit -r) or CAP_SYS_NICE, or pass realtime=False",
+    )
+    logger.warning("%s", denied)
 
 
 # -- streams ------------------------------------------------------------------
@@ -411,6 +452,8 @@ class _Core:
 
     def _work(self) -> None:
         """Run the callback on each block. The loop makes one C call per block."""
+        if self.params.realtime:
+            _ask_realtime(self.engine, self.params.device)
         engine, nxt, run = self.engine, lib.da_worker_next, self._dispatch()
         info_c = ffi.new("da_block_info *")
         status = lib.DA_BLOCK_NONE
@@ -637,6 +680,7 @@ class _Core:
             late_blocks=int(s.late_blocks),
             skipped_blocks=int(s.skipped_blocks),
             xruns=int(s.xruns),
+            lost_cycles=int(s.lost_cycles),
             callback_mean_ns=cb_mean,
             callback_max_ns=int(s.callback_ns_max),
             handoff_mean_ns=s.handoff_ns_total / s.handoffs if s.handoffs else 0.0,
@@ -644,6 +688,7 @@ class _Core:
             load=cb_mean / period_ns,
             max_load=s.callback_ns_max / period_ns,
             realtime=bool(s.realtime),
+            worker_realtime=bool(s.worker_realtime),
             events_dropped=int(s.events_dropped),
         )
 

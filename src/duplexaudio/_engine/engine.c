@@ -29,6 +29,7 @@
 
 #define EVENT_RING 64       /* events are rare: state changes, not xruns */
 #define HANDOFF_LOG 65536   /* last hand-over times, for benchmarks */
+#define TIMING_LOG 4096     /* last deadline anchors and wake-ups, for tests */
 
 typedef struct {
     atomic_uint_fast64_t ready; /* index + 1 once code/value are written */
@@ -76,10 +77,12 @@ struct da_engine {
 
     /* stats: single writer each, read relaxed */
     atomic_uint_fast64_t cycles, callbacks, late, skipped, xruns;
-    atomic_uint_fast64_t cb_total, cb_max, ho_total, ho_max, handoffs, ev_dropped;
+    atomic_uint_fast64_t cb_total, cb_max, ho_total, ho_max, handoffs, ev_dropped, lost;
     atomic_int_fast64_t last_cycle_ns;
-    atomic_int realtime;
+    atomic_int realtime, worker_realtime;
     uint32_t *handoff_log;
+    int64_t (*timing_log)[2];          /* device thread writes, tests read */
+    atomic_uint_fast64_t timings;
 
     /* events: many writers, one reader */
     sem_t ev_sem;
@@ -137,7 +140,10 @@ da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
     e->in_block = in_block;
     e->out_block = out_block;
     e->handoff_log = calloc(HANDOFF_LOG, sizeof(uint32_t));
-    if (!e->handoff_log) {
+    e->timing_log = calloc(TIMING_LOG, sizeof *e->timing_log);
+    if (!e->handoff_log || !e->timing_log) {
+        free(e->handoff_log);
+        free(e->timing_log);
         free(e);
         return NULL;
     }
@@ -154,6 +160,7 @@ void da_engine_free(da_engine *e) {
     sem_destroy(&e->done_sem);
     sem_destroy(&e->ev_sem);
     free(e->handoff_log);
+    free(e->timing_log);
     free(e);
 }
 
@@ -182,8 +189,10 @@ void da_engine_stats(da_engine *e, da_stats *out) {
     out->handoff_ns_max = LOAD(ho_max);
     out->handoffs = LOAD(handoffs);
     out->events_dropped = LOAD(ev_dropped);
+    out->lost_cycles = LOAD(lost);
     out->last_cycle_ns = LOAD(last_cycle_ns);
     out->realtime = LOAD(realtime);
+    out->worker_realtime = LOAD(worker_realtime);
 }
 
 size_t da_engine_handoff_log(da_engine *e, uint32_t *out, size_t max) {
@@ -191,6 +200,18 @@ size_t da_engine_handoff_log(da_engine *e, uint32_t *out, size_t max) {
     size_t count = n < HANDOFF_LOG ? (size_t)n : HANDOFF_LOG;
     if (count > max) count = max;
     for (size_t i = 0; i < count; i++) out[i] = e->handoff_log[(n - count + i) % HANDOFF_LOG];
+    return count;
+}
+
+size_t da_engine_timing_log(da_engine *e, int64_t *anchor, int64_t *wakeup, size_t max) {
+    uint64_t n = atomic_load(&e->timings);
+    size_t count = n < TIMING_LOG ? (size_t)n : TIMING_LOG;
+    if (count > max) count = max;
+    for (size_t i = 0; i < count; i++) {
+        const int64_t *entry = e->timing_log[(n - count + i) % TIMING_LOG];
+        anchor[i] = entry[0];
+        wakeup[i] = entry[1];
+    }
     return count;
 }
 #undef LOAD
@@ -294,6 +315,18 @@ int da_worker_next(da_engine *e, int status, da_block_info *info) {
     return 1;
 }
 
+int da_worker_realtime(da_engine *e, int priority, char *msg, size_t len) {
+    struct sched_param sp = {.sched_priority = priority};
+    int err = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+    atomic_store(&e->worker_realtime, err == 0);
+    if (err) {
+        snprintf(msg, len, "SCHED_FIFO priority %d for the Python worker: %s", priority,
+                 strerror(err));
+        return -err;
+    }
+    return 0;
+}
+
 void da_worker_quit(da_engine *e) {
     atomic_store(&e->quit, 1);
     sem_post(&e->work_sem);
@@ -386,8 +419,13 @@ static int accept_cycle(da_engine *e, int state, float *const *out, size_t out_s
     atomic_store_explicit(&e->last_cycle_ns, t->callback_ns, memory_order_relaxed);
     if (device_xrun) {
         atomic_fetch_add_explicit(&e->xruns, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->lost, t->lost_cycles, memory_order_relaxed);
         e->pending_xrun = 1;
     }
+    uint64_t n = atomic_load_explicit(&e->timings, memory_order_relaxed);
+    e->timing_log[n % TIMING_LOG][0] = t->deadline_anchor_ns;
+    e->timing_log[n % TIMING_LOG][1] = t->wakeup_ns;
+    atomic_store_explicit(&e->timings, n + 1, memory_order_release);
     return 1;
 }
 
@@ -446,7 +484,8 @@ static uint64_t hand_over(da_engine *e, const float *const *in, size_t in_stride
  * result is there and good; a miss is counted and flagged on the next block.
  * A late worker's "done" is told apart by its sequence number. */
 static int await_result(da_engine *e, uint64_t seq, int64_t posted, const da_cycle_time *t) {
-    const int64_t until = t->deadline_anchor_ns + e->deadline_ns;
+    int64_t until = t->deadline_anchor_ns + e->deadline_ns;
+    if (t->deadline_limit_ns && t->deadline_limit_ns < until) until = t->deadline_limit_ns;
     while (atomic_load(&e->done) != seq)
         if (da_sem_wait_until(&e->done_sem, until) != 0) break;
     if (atomic_load(&e->done) != seq) {

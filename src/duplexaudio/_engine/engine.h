@@ -25,10 +25,15 @@
 
 /* Where a cycle sits in time, given by the host's device thread. */
 typedef struct {
-    int64_t callback_ns;        /* when the cycle really started */
-    int64_t deadline_anchor_ns; /* start the worker's deadline from here */
+    int64_t callback_ns;        /* the cycle's start on the stream's timeline */
+    int64_t wakeup_ns;          /* when the device thread woke for it (da_now_ns) */
+    int64_t deadline_anchor_ns; /* start the worker's deadline from here: the
+                                   wake-up, never an estimate before it */
+    int64_t deadline_limit_ns;  /* and end it by here at the latest (0: no limit
+                                   but the period): what the device allows */
     int64_t input_device_ns;    /* capture instant of the first input frame */
     int64_t output_device_ns;   /* playback instant of the first output frame */
+    uint32_t lost_cycles;       /* whole cycles lost before this one (counted) */
 } da_cycle_time;
 
 /* One device cycle, called from the host's real-time thread. Channel c of
@@ -36,7 +41,8 @@ typedef struct {
  * out. Never blocks longer than the deadline, never allocates, never takes
  * a lock Python can hold. Writes silence where Python gave nothing.
  * device_xrun: frames were lost, repeated or late before this cycle (the
- * host's own synchronous check); the block handed over carries the flag. */
+ * host's own synchronous check); the block handed over carries the flag,
+ * and t->lost_cycles says how many whole cycles went. */
 void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
                        float *const *out, size_t out_stride, uint32_t frames,
                        const da_cycle_time *t, int device_xrun);

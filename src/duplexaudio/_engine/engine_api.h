@@ -64,8 +64,10 @@ typedef struct {
     uint64_t handoff_ns_max;
     uint64_t handoffs;
     uint64_t events_dropped;
+    uint64_t lost_cycles;     /* whole device cycles lost (glitches the host counted) */
     int64_t last_cycle_ns;
     int32_t realtime;         /* the device thread runs with SCHED_FIFO */
+    int32_t worker_realtime;  /* the Python worker runs with SCHED_FIFO */
 } da_stats;
 
 typedef struct {
@@ -107,6 +109,12 @@ void da_engine_program_status(da_engine *e, da_program_status *out);
 
 int da_worker_next(da_engine *e, int status, da_block_info *info);
 void da_worker_quit(da_engine *e);
+/* Called on the worker thread itself: SCHED_FIFO at `priority` (below the
+ * device thread's). 0, or a negative errno (-EPERM: not allowed) with why. */
+int da_worker_realtime(da_engine *e, int priority, char *msg, size_t len);
+/* The last blocks' deadline anchors and the device thread's wake-ups (ns,
+ * pairs, oldest first), for tests and benchmarks; returns how many. */
+size_t da_engine_timing_log(da_engine *e, int64_t *anchor, int64_t *wakeup, size_t max);
 
 void da_event_post(da_engine *e, int code, int64_t value);
 int da_event_wait(da_engine *e, int64_t timeout_ns, da_event *ev);

@@ -116,6 +116,8 @@ class StreamParams:
         Fraction of the period the device thread waits for the callback.
     timeout
         Seconds without a device cycle before the stream reports ``TIMED_OUT``.
+    realtime
+        The Python worker asks for real-time scheduling.
     """
 
     kind: StreamKind
@@ -129,6 +131,7 @@ class StreamParams:
     pipelined: bool
     deadline: float
     timeout: float
+    realtime: bool = True
 
 
 class Backend(Protocol):
@@ -140,9 +143,13 @@ class Backend(Protocol):
       that advance by exactly ``frames * (1 + cycles lost)``: never 0, never
       backwards, on ``CLOCK_MONOTONIC``.
     - It reports lost, repeated or late frames on the block that follows
-      them (``device_xrun``), found synchronously on the device thread
-      (frame counters, ring positions), not only from an asynchronous
-      notification.
+      them (``device_xrun``, and ``lost_cycles`` in the cycle time), found
+      synchronously on the device thread (frame counters, ring positions),
+      not only from an asynchronous notification.
+    - It anchors the worker's deadline on its own wake-up for the cycle
+      (``deadline_anchor_ns``, recorded beside ``wakeup_ns``), never on an
+      estimate that can lie before it, and bounds it by what the device
+      allows (``deadline_limit_ns``).
     - It never hands over a block of a size the stream did not agree to: a
       buffer-size or rate change fails the engine first
       (``DA_EV_BUFFER_SIZE_CHANGED``, ``DA_EV_SAMPLE_RATE_CHANGED``), a

@@ -754,8 +754,9 @@ static void *io_thread(void *arg) {
                 anchored = 1;
             }
             /* Frame-exact from the anchor: a block is F frames later than the last. */
-            da_cycle_time t;
+            da_cycle_time t = {0};
             t.callback_ns = a->origin_ns + da_frames_to_ns(a->elapsed, a->rate);
+            t.wakeup_ns = now;
             t.deadline_anchor_ns = now;
             t.input_device_ns = t.callback_ns - da_frames_to_ns(atomic_load(&a->cap_latency), a->rate);
             t.output_device_ns = t.callback_ns + da_frames_to_ns(atomic_load(&a->play_latency), a->rate);

@@ -154,8 +154,8 @@ struct da_jack {
     int time_is_raw;      /* libjack's clock: 0 unknown, 1 CLOCK_MONOTONIC_RAW, -1 ours */
     int anchored;         /* origin_ns/origin_frames are set */
     int64_t origin_ns;
-    int64_t elapsed;      /* frames since the origin, widened past 32-bit wrap */
-    jack_nframes_t last_frames;
+    int64_t elapsed;      /* the timeline: frames since the origin, never a step back */
+    jack_nframes_t last_frames; /* JACK's frame counter at the last cycle */
 };
 
 /* jack_status_t bits (jack/types.h) worth a word of their own. */
@@ -270,6 +270,27 @@ int da_jack_named_port_latency(da_jack *j, const char *port, int playback, uint3
 
 /* ---- callbacks from JACK ------------------------------------------------ */
 
+/* Move the timeline on to this cycle from JACK's frame counter, on JACK's
+ * thread, the cycle it happens: one period on from the last cycle, or, when
+ * whole cycles were lost (the counter jumped), that many periods more, with
+ * *lost set; when the counter stood still or went back, one period on all
+ * the same (timestamps never step 0 or backwards). Returns 1 when the step
+ * was not exactly one period: a glitch for the block that follows it. */
+static int advance(da_jack *j, jack_nframes_t cur, jack_nframes_t n, uint32_t *lost) {
+    const int32_t step = (int32_t)(cur - j->last_frames); /* wraps like JACK's counter */
+    j->last_frames = cur;
+    *lost = 0;
+    if (step == (int32_t)n) {
+        j->elapsed += n;
+        return 0;
+    }
+    uint32_t periods = step > (int32_t)n ? ((uint32_t)step + n / 2) / n : 1;
+    if (periods < 1) periods = 1;
+    *lost = periods - 1;
+    j->elapsed += (int64_t)periods * n;
+    return 1;
+}
+
 /* JACK's real-time thread, once per cycle. Never allocates, never takes a
  * lock Python can hold, never calls into Python, never blocks past the
  * engine's deadline. */
@@ -304,29 +325,35 @@ static int on_process(jack_nframes_t n, void *arg) {
         }
         if (j->time_is_raw > 0) start += now - raw;
     }
+    da_cycle_time t = {0};
+    int glitch = 0;
     if (!j->anchored) {
         j->origin_ns = start;
         j->elapsed = 0;
+        j->last_frames = cur_frames;
         j->anchored = 1;
     } else {
-        j->elapsed += (jack_nframes_t)(cur_frames - j->last_frames);
+        glitch = advance(j, cur_frames, n, &t.lost_cycles);
     }
-    j->last_frames = cur_frames;
     /* Timestamps count the server's frames from the first cycle: sample-exact
      * (the smoothed cycle start jitters by microseconds), on the device's
      * clock, anchored to ours once per activation. */
     int64_t cycle = j->origin_ns + da_frames_to_ns(j->elapsed, j->rate);
-    da_cycle_time t;
     t.callback_ns = cycle;
-    /* The smoothed cycle start can be ms off the real one: anchor the
-     * deadline on the earlier of the two so it stays inside the period. */
-    t.deadline_anchor_ns = start < now ? start : now;
+    /* The deadline runs from this thread's own wake-up: JACK's smoothed cycle
+     * start settles up to ~2 ms early under load, which left the worker no
+     * time. The server allows the client until the next cycle (asynchronous
+     * mode), so the engine's limit of one period is the bound. */
+    t.wakeup_ns = now;
+    t.deadline_anchor_ns = now;
     uint32_t capture, playback;
     da_jack_latency_now(j, n, &capture, &playback);
     t.input_device_ns = cycle - da_frames_to_ns(capture, j->rate);
     t.output_device_ns = cycle + da_frames_to_ns(playback, j->rate);
+    /* The xrun callback (another thread, a cycle or more late) still counts:
+     * the server saw a glitch this counter may not show. */
     da_engine_process(j->engine, j->in_bufs, 1, j->out_bufs, 1, n, &t,
-                      atomic_exchange(&j->xrun, 0));
+                      glitch | atomic_exchange(&j->xrun, 0));
     return 0;
 }
 

@@ -572,8 +572,9 @@ static void process_block(da_pulse *p, int64_t now) {
     }
     int64_t rt = atomic_load(&p->round_trip);
     if (rt < 0) rt = p->prefill;
-    da_cycle_time t;
+    da_cycle_time t = {0};
     t.callback_ns = now;
+    t.wakeup_ns = now;
     t.deadline_anchor_ns = now;
     if (p->in_ch) {
         if (!p->origin_ns) {

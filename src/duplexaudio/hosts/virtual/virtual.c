@@ -156,10 +156,11 @@ static void *clock_thread(void *arg) {
 
         int64_t now = da_now_ns();
         int xrun = 0;
+        uint64_t missed = 0;
         if (now - due >= period) {
             /* Woke a period or more late (or the clock was stalled): those
              * cycles are lost, as on a device whose buffer overran. */
-            uint64_t missed = (uint64_t)((now - due) / period);
+            missed = (uint64_t)((now - due) / period);
             for (uint64_t m = 0; m < missed; m++) play(v, (k + m) * F, NULL);
             if (p->kind == DA_VIRTUAL_INPUT) v->signal_pos += missed * F;
             k += missed;
@@ -167,11 +168,17 @@ static void *clock_thread(void *arg) {
             xrun = 1;
         }
         capture(v, k * F);
-        da_cycle_time t;
-        t.callback_ns = now;
-        t.deadline_anchor_ns = due;
+        da_cycle_time t = {0};
+        /* The cycle's start on the clock's own grid: timestamps advance by
+         * exactly F frames per cycle, lost ones included. */
+        t.callback_ns = due;
+        t.wakeup_ns = now;
+        /* From the wake-up, and never past the next cycle's due time. */
+        t.deadline_anchor_ns = now;
+        t.deadline_limit_ns = due + period;
         t.input_device_ns = due - period;
         t.output_device_ns = t.input_device_ns + round_trip;
+        t.lost_cycles = (uint32_t)missed;
         da_engine_process(v->e, v->in_ptrs, p->in_channels, v->out_ptrs, p->out_channels, F, &t, xrun);
         play(v, k * F, v->out_buf);
         k++;
