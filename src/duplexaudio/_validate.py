@@ -13,10 +13,10 @@ import operator
 
 from duplexaudio.errors import Error, ErrorKind
 
-__all__ = ["as_whole", "optional_seconds", "positive", "seconds", "whole"]
+__all__ = ["optional_seconds", "positive", "seconds", "whole"]
 
 
-def as_whole(value: object) -> int | None:
+def _as_whole(value: object) -> int | None:
     """``value`` as an int if it is an integer (Python or numpy), else None.
 
     bool is refused although it is an int: ``channels=True`` is a bug, not 1.
@@ -58,7 +58,7 @@ def whole(
         ``INVALID_INPUT``: "<name> must be a whole number [of <unit>] <range>,
         got <value>".
     """
-    n = as_whole(value)
+    n = _as_whole(value)
     if n is None or (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
         of = f" of {unit}" if unit else ""
         if minimum is not None and maximum is not None:

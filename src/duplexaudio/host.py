@@ -495,13 +495,15 @@ class Device(DeviceHooks):
         """
         cfg = _expect(config, StreamConfig, "config")
         play, fmt = _check_play_data(data, cfg.channels)
-        return self._build_program(
-            kind=StreamKind.OUTPUT,
-            out_cfg=cfg,
-            out_fmt=fmt,
-            program=ProgramSpec(play, 0),
-            error_callback=error_callback,
-            timeout=timeout,
+        return _program(
+            self._build(
+                kind=StreamKind.OUTPUT,
+                out_cfg=cfg,
+                out_fmt=fmt,
+                program=ProgramSpec(play, 0),
+                error_callback=error_callback,
+                timeout=timeout,
+            )
         )
 
     def build_rec_stream(
@@ -527,13 +529,15 @@ class Device(DeviceHooks):
         cfg = _expect(config, StreamConfig, "config")
         fmt = SampleFormat.parse(sample_format)
         spec = ProgramSpec(None, whole("frames", frames))
-        return self._build_program(
-            kind=StreamKind.INPUT,
-            in_cfg=cfg,
-            in_fmt=fmt,
-            program=spec,
-            error_callback=error_callback,
-            timeout=timeout,
+        return _program(
+            self._build(
+                kind=StreamKind.INPUT,
+                in_cfg=cfg,
+                in_fmt=fmt,
+                program=spec,
+                error_callback=error_callback,
+                timeout=timeout,
+            )
         )
 
     def build_playrec_stream(
@@ -587,21 +591,18 @@ class Device(DeviceHooks):
         spec = ProgramSpec(play, whole("record_frames", frames))
         in_fmt = SampleFormat.parse(input_format)
         self._require_duplex()
-        return self._build_program(
-            kind=StreamKind.DUPLEX,
-            in_cfg=cfg.input_config(),
-            out_cfg=cfg.output_config(),
-            in_fmt=in_fmt,
-            out_fmt=out_fmt,
-            program=spec,
-            error_callback=error_callback,
-            timeout=timeout,
+        return _program(
+            self._build(
+                kind=StreamKind.DUPLEX,
+                in_cfg=cfg.input_config(),
+                out_cfg=cfg.output_config(),
+                in_fmt=in_fmt,
+                out_fmt=out_fmt,
+                program=spec,
+                error_callback=error_callback,
+                timeout=timeout,
+            )
         )
-
-    def _build_program(self, *, program: ProgramSpec, **request: Any) -> ProgramStream:
-        stream = self._build(program=program, **request)
-        assert isinstance(stream, ProgramStream)
-        return stream
 
     def _build(
         self,
@@ -664,6 +665,12 @@ class Device(DeviceHooks):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.name!r}>"
+
+
+def _program(stream: Stream) -> ProgramStream:
+    """The stream a ``build_*`` with a program made, typed as what it is."""
+    assert isinstance(stream, ProgramStream)
+    return stream
 
 
 def _expect(value: object, cls: type[Any], name: str) -> Any:

@@ -18,7 +18,6 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <math.h>
 #include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>

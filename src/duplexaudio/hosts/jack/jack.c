@@ -284,8 +284,7 @@ static int advance(da_jack *j, jack_nframes_t cur, jack_nframes_t n, uint32_t *l
         j->elapsed += n;
         return 0;
     }
-    uint32_t periods = step > (int32_t)n ? ((uint32_t)step + n / 2) / n : 1;
-    if (periods < 1) periods = 1;
+    uint32_t periods = step > (int32_t)n ? ((uint32_t)step + n / 2) / n : 1; /* >= 1 */
     *lost = periods - 1;
     j->elapsed += (int64_t)periods * n;
     return 1;
