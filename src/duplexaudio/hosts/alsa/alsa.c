@@ -707,12 +707,14 @@ static int64_t track_latency(da_alsa *a, int64_t now) {
     if (where(a, now, &cap, &play, &at) != 0) return now;
     int64_t sum = cap + play;
     a->run_cycles++;
-    if (a->measured) {
+    /* While a run settles (its first SETTLE_CYCLES), the latest figure is
+     * the best one: the first can be taken before the server has caught up. */
+    if (a->measured && a->run_cycles > SETTLE_CYCLES) {
         int64_t off = sum - a->measured_sum;
         if (off < 0) off = -off;
         if (off * 2 <= a->frames) a->off_cycles = 0;
         if (off * 2 <= a->frames || ++a->off_cycles < SLIP_CYCLES) return at;
-        if (a->run_cycles > SETTLE_CYCLES) a->xrun = 1;
+        a->xrun = 1;
     }
     atomic_store(&a->cap_latency, cap);
     atomic_store(&a->play_latency, play);
