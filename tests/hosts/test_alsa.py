@@ -156,8 +156,10 @@ def assert_one_offset(
     found = loop.returns(first, last)
     # The common offset is the one every impulse reaches: a raced impulse
     # reaches it too, after its early copy, and races can be most of a run.
+    # When every impulse raced, both its arrivals count alike: the on-time one
+    # is the later (a race only ever adds an early copy).
     arrivals = [offset for _, back in found for offset in set(back)]
-    common = max(set(arrivals), key=arrivals.count)
+    common = max(set(arrivals), key=lambda offset: (arrivals.count(offset), offset))
     for block, back in found:
         if back[0] == common:
             continue
