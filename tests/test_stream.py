@@ -651,6 +651,35 @@ def test_the_worker_runs_real_time_where_allowed_and_realtime_false_opts_out(
         assert stream.stats.callbacks > 0
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to follow across")
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs root or RLIMIT_RTPRIO here")
+def test_a_real_time_same_cycle_worker_runs_on_the_device_threads_cpu(
+    loopback: VirtualDevice,
+) -> None:
+    # The relay is cheaper on one CPU (engine.c, follow_device_cpu); a worker
+    # that runs beside the device thread (pipelined) or is not real-time
+    # keeps every CPU it had.
+    allowed = os.sched_getaffinity(0)
+    for pipelined, realtime, follows in ((False, True, True), (True, True, False),
+                                         (False, False, False)):  # fmt: skip
+        cpus: list[set[int]] = []
+        stream = loopback.build_duplex_stream(
+            duplex_config(),
+            lambda i, o, n, cpus=cpus: cpus.append(os.sched_getaffinity(0)),
+            pipelined=pipelined,
+            realtime=realtime,
+        )
+        options = {"pipelined": pipelined, "realtime": realtime}
+        with stream:
+            stream.wait(0.3)
+        assert len(cpus) > 10, options
+        if follows:
+            assert len(cpus[-1]) == 1 and cpus[-1] <= allowed, options
+        else:
+            assert all(c == allowed for c in cpus), options
+    assert os.sched_getaffinity(0) == allowed  # the caller's thread is untouched
+
+
 def test_a_refused_real_time_worker_runs_on_and_says_so_once() -> None:
     # Without CAP_SYS_NICE and with RLIMIT_RTPRIO 0, SCHED_FIFO is refused.
     code = """

@@ -73,6 +73,10 @@ struct da_engine {
     /* worker only */
     uint64_t working_seq;
     int64_t work_start_ns;
+    int follow;                        /* run where the device thread ran */
+    int worker_cpu;                    /* where the worker is pinned, -1: not */
+    cpu_set_t allowed;                 /* the worker's CPUs before it followed */
+    atomic_int device_cpu;             /* device thread's CPU at the last hand-over */
 
     /* stats: single writer each, read relaxed */
     atomic_uint_fast64_t cycles, callbacks, late, skipped, xruns;
@@ -134,6 +138,8 @@ da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
     e->frames = frames;
     e->rate = sample_rate;
     e->pipelined = pipelined;
+    e->worker_cpu = -1;
+    atomic_init(&e->device_cpu, -1);
     e->deadline_ns = (int64_t)(deadline * (double)frames * 1e9 / sample_rate);
     e->period_ns = da_frames_to_ns(frames, sample_rate);
     e->in_block = in_block;
@@ -290,6 +296,28 @@ static void max_store(atomic_uint_fast64_t *m, uint64_t v) {
         atomic_store_explicit(m, v, memory_order_relaxed);
 }
 
+/* A same-cycle hand-over is a strict relay: the device thread posts the
+ * block and sleeps until the worker answers, so the two never run at once.
+ * On the same CPU that relay is two local context switches; across CPUs
+ * each wake-up is an inter-processor interrupt to an idle CPU, which on
+ * this project's 2-CPU VM cost ~20 µs of device-thread CPU and ~30 µs of
+ * hand-over time per block (jackd, 128 frames). So a real-time
+ * worker moves to the device thread's CPU when that changes (one syscall
+ * per migration, none per block), within the CPUs it was allowed. A
+ * normal-priority worker stays free: pinned, it could not escape a busy
+ * CPU; and a pipelined worker runs beside the device thread by design. */
+static void follow_device_cpu(da_engine *e) {
+    const int cpu = atomic_load_explicit(&e->device_cpu, memory_order_relaxed);
+    if (!e->follow || cpu < 0 || cpu == e->worker_cpu || cpu >= CPU_SETSIZE ||
+        !CPU_ISSET(cpu, &e->allowed))
+        return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) == 0) e->worker_cpu = cpu;
+    else e->follow = 0; /* refused (a cgroup's cpuset): stay as we are */
+}
+
 int da_worker_next(da_engine *e, int status, da_block_info *info) {
     if (status != DA_BLOCK_NONE && e->working_seq) {
         uint64_t took = (uint64_t)(da_now_ns() - e->work_start_ns);
@@ -307,6 +335,7 @@ int da_worker_next(da_engine *e, int status, da_block_info *info) {
         if (atomic_load(&e->handed) == atomic_load(&e->done)) continue; /* stale post */
         break;
     }
+    follow_device_cpu(e);
     e->work_start_ns = da_now_ns();
     *info = e->info;
     e->working_seq = info->seq;
@@ -318,6 +347,7 @@ int da_worker_realtime(da_engine *e, int priority, char *msg, size_t len) {
     struct sched_param sp = {.sched_priority = priority};
     int err = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
     atomic_store(&e->worker_realtime, err == 0);
+    e->follow = !err && !e->pipelined && sched_getaffinity(0, sizeof e->allowed, &e->allowed) == 0;
     if (err) {
         snprintf(msg, len, "SCHED_FIFO priority %d for the Python worker: %s", priority,
                  strerror(err));
@@ -473,6 +503,7 @@ static uint64_t hand_over(da_engine *e, const float *const *in, size_t in_stride
     e->info.frames = frames;
     e->info.xrun = e->pending_xrun;
     e->pending_xrun = 0;
+    atomic_store_explicit(&e->device_cpu, sched_getcpu(), memory_order_relaxed);
     *posted = da_now_ns();
     atomic_store(&e->handed, seq);
     sem_post(&e->work_sem);

@@ -110,7 +110,9 @@ void da_engine_program_status(da_engine *e, da_program_status *out);
 int da_worker_next(da_engine *e, int status, da_block_info *info);
 void da_worker_quit(da_engine *e);
 /* Called on the worker thread itself: SCHED_FIFO at `priority` (below the
- * device thread's). 0, or a negative errno (-EPERM: not allowed) with why. */
+ * device thread's). 0, or a negative errno (-EPERM: not allowed) with why.
+ * Granted on a same-cycle stream, the worker then runs on the device
+ * thread's CPU, following it when it moves (engine.c, follow_device_cpu). */
 int da_worker_realtime(da_engine *e, int priority, char *msg, size_t len);
 /* The last blocks' deadline anchors and the device thread's wake-ups (ns,
  * pairs, oldest first), for tests and benchmarks; returns how many. */
