@@ -60,6 +60,41 @@ def xrun_monitor(server: str) -> Iterator[XrunMonitor | None]:
         monitor.close()
 
 
+class Steps:
+    """Discontinuities in a stream's block clock, and whether each was flagged.
+
+    ``see(position, flagged)`` per block, with the block's position on the
+    stream's own clock (frames, ns, or s: whatever ``period`` is in) and
+    whether the library told its callback about a glitch on this block. A
+    step off the period by more than half a period is a discontinuity;
+    ``lost`` counts the whole periods skipped.
+    """
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.last: float | None = None
+        self.discontinuities = 0
+        self.unflagged = 0
+        self.lost = 0
+
+    def see(self, position: float, flagged: bool) -> None:
+        """One block: its clock position and whether it came flagged."""
+        last, self.last = self.last, position
+        if last is None:
+            return
+        step = position - last
+        if abs(step - self.period) * 2 <= self.period:
+            return
+        self.discontinuities += 1
+        self.unflagged += not flagged
+        self.lost += max(0, round(step / self.period) - 1)
+
+    def figures(self) -> dict[str, int]:
+        """The counts, for a benchmark row."""
+        return {"discontinuities": self.discontinuities, "unflagged": self.unflagged,
+                "lost_cycles": self.lost}  # fmt: skip
+
+
 class PeerSession:
     """A peer stream opened but not yet started; its callback counts blocks.
 
@@ -67,8 +102,9 @@ class PeerSession:
     of the measured window, ``figures()`` once at its end.
     """
 
-    def __init__(self, backend: str) -> None:
+    def __init__(self, backend: str, period: float) -> None:
         self.backend = backend
+        self.steps = Steps(period)
         self.callbacks = 0
         self.frames_seen = 0
         self.shut_down = False
@@ -78,6 +114,10 @@ class PeerSession:
         """Start the stream."""
         self.on_start()
 
+    def helper_threads(self) -> set[int]:
+        """None: the peer's only real-time thread is libjack's, where its callback runs."""
+        return set()
+
     def figures(self) -> dict[str, Any]:
         """Callbacks run so far; every one delivered a block (late ones are server xruns)."""
         return {
@@ -86,6 +126,7 @@ class PeerSession:
             "frames_seen": self.frames_seen,
             "backend": self.backend,
             "shut_down": self.shut_down,
+            **self.steps.figures(),
         }
 
 
@@ -105,13 +146,19 @@ def open_jack_client(frames: int, rate: int, channels: int) -> Iterator[PeerSess
             (client.inports.register(f"in_{n}"), client.outports.register(f"out_{n}"))
             for n in range(1, channels + 1)
         ]
-        session = PeerSession(f"JACK-Client {jack.__version__}, libjack")
+        session = PeerSession(f"JACK-Client {jack.__version__}, libjack", frames)
         session.frames_seen = client.blocksize
+        xrun = [False]  # set by the xrun callback (another thread), read by the next block
 
         def process(blocksize: int) -> None:
             for inport, outport in pairs:
                 outport.get_array()[:] = inport.get_array()
             session.callbacks += 1
+            flagged, xrun[0] = xrun[0], False
+            session.steps.see(client.last_frame_time, flagged)
+
+        def on_xrun(delay_usecs: float) -> None:
+            xrun[0] = True
 
         def shutdown(status: Any, reason: str) -> None:
             session.shut_down = True
@@ -123,6 +170,7 @@ def open_jack_client(frames: int, rate: int, channels: int) -> Iterator[PeerSess
                 client.connect(outport, f"system:playback_{n}")
 
         client.set_process_callback(process)
+        client.set_xrun_callback(on_xrun)
         client.set_shutdown_callback(shutdown)
         session.on_start = start
         yield session
@@ -139,12 +187,14 @@ def open_sounddevice(frames: int, rate: int, channels: int) -> Iterator[PeerSess
     api = next((h for h in sd.query_hostapis() if h["name"] == PORTAUDIO_JACK_API), None)
     if api is None or api["default_output_device"] < 0:
         raise PeerError("PortAudio has no JACK host API or no JACK device (is jackd running?)")
-    session = PeerSession(f"sounddevice {sd.__version__}, {sd.get_portaudio_version()[1]}")
+    version = f"sounddevice {sd.__version__}, {sd.get_portaudio_version()[1]}"
+    session = PeerSession(version, frames / rate)
 
     def callback(indata: Any, outdata: Any, blocksize: int, time: Any, status: Any) -> None:
         outdata[:] = indata
         session.callbacks += 1
         session.frames_seen = blocksize
+        session.steps.see(time.outputBufferDacTime, bool(status))
 
     stream = sd.Stream(
         samplerate=rate,

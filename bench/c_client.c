@@ -1,0 +1,151 @@
+/* The floor of bench/jack_vs_peers.py: a copy-through JACK client in C.
+ *
+ *     c_client SECONDS CHANNELS [busy]
+ *
+ * Registers CHANNELS input and output ports, copies each input to its output
+ * in the process callback, wires them to system:*, runs SECONDS and prints
+ * one JSON line: callbacks, discontinuities of jack_last_frame_time (and how
+ * many an xrun callback flagged before the block that showed them), cycles
+ * lost, and CPU seconds of the process and of the process thread over the
+ * run. With "busy" a second thread spins the whole time, the C counterpart
+ * of the benchmark's busy Python thread.
+ *
+ * No JACK headers are needed (Debian ships them apart): the few functions
+ * are declared here and the program links libjack.so.0 by path.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct jack_client jack_client_t;
+typedef struct jack_port jack_port_t;
+typedef uint32_t jack_nframes_t;
+typedef int (*process_fn)(jack_nframes_t, void *);
+typedef int (*xrun_fn)(void *);
+jack_client_t *jack_client_open(const char *, int, int *, ...);
+int jack_client_close(jack_client_t *);
+jack_port_t *jack_port_register(jack_client_t *, const char *, const char *, unsigned long,
+                                unsigned long);
+const char *jack_port_name(const jack_port_t *);
+void *jack_port_get_buffer(jack_port_t *, jack_nframes_t);
+int jack_set_process_callback(jack_client_t *, process_fn, void *);
+int jack_set_xrun_callback(jack_client_t *, xrun_fn, void *);
+int jack_activate(jack_client_t *);
+int jack_deactivate(jack_client_t *);
+int jack_connect(jack_client_t *, const char *, const char *);
+jack_nframes_t jack_last_frame_time(const jack_client_t *);
+
+enum { NO_START_SERVER = 0x01, IS_INPUT = 0x1, IS_OUTPUT = 0x2, MAX_CHANNELS = 32 };
+
+static jack_client_t *client;
+static jack_port_t *in_ports[MAX_CHANNELS], *out_ports[MAX_CHANNELS];
+static int channels;
+static atomic_int xrun_seen, spinning = 1;
+static uint64_t callbacks, discontinuities, flagged, lost;
+static jack_nframes_t last_frame;
+static struct timespec first_cpu, last_cpu;
+
+static int on_xrun(void *arg) {
+    (void)arg;
+    atomic_store(&xrun_seen, 1);
+    return 0;
+}
+
+static int process(jack_nframes_t frames, void *arg) {
+    (void)arg;
+    for (int c = 0; c < channels; c++)
+        memcpy(jack_port_get_buffer(out_ports[c], frames), jack_port_get_buffer(in_ports[c], frames),
+               frames * sizeof(float));
+    jack_nframes_t now = jack_last_frame_time(client);
+    int xrun = atomic_exchange(&xrun_seen, 0);
+    if (callbacks && now - last_frame != frames) {
+        discontinuities++;
+        flagged += xrun;
+        if (now - last_frame > frames) lost += (now - last_frame) / frames - 1;
+    }
+    last_frame = now;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, callbacks ? &last_cpu : &first_cpu);
+    callbacks++;
+    return 0;
+}
+
+static void *spin(void *arg) {
+    (void)arg;
+    volatile uint64_t n = 0;
+    while (atomic_load_explicit(&spinning, memory_order_relaxed)) n++;
+    return NULL;
+}
+
+/* CPU seconds of the spinning thread so far (0 without one). */
+static double busy_cpu(pthread_t *thread) {
+    clockid_t clock;
+    struct timespec t;
+    if (!thread || pthread_getcpuclockid(*thread, &clock) || clock_gettime(clock, &t)) return 0;
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double seconds_of(struct timeval t) { return (double)t.tv_sec + (double)t.tv_usec * 1e-6; }
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SECONDS CHANNELS [busy]\n", argv[0]);
+        return 2;
+    }
+    double seconds = atof(argv[1]);
+    channels = atoi(argv[2]);
+    if (channels < 1 || channels > MAX_CHANNELS) return 2;
+    int status = 0;
+    client = jack_client_open("bench-c-client", NO_START_SERVER, &status);
+    if (!client) {
+        fprintf(stderr, "jack_client_open failed, status 0x%x\n", status);
+        return 1;
+    }
+    char name[32];
+    for (int c = 0; c < channels; c++) {
+        snprintf(name, sizeof name, "in_%d", c + 1);
+        in_ports[c] = jack_port_register(client, name, "32 bit float mono audio", IS_INPUT, 0);
+        snprintf(name, sizeof name, "out_%d", c + 1);
+        out_ports[c] = jack_port_register(client, name, "32 bit float mono audio", IS_OUTPUT, 0);
+        if (!in_ports[c] || !out_ports[c]) return 1;
+    }
+    jack_set_process_callback(client, process, NULL);
+    jack_set_xrun_callback(client, on_xrun, NULL);
+    pthread_t busy;
+    int with_busy = argc > 3 && strcmp(argv[3], "busy") == 0;
+    if (with_busy) pthread_create(&busy, NULL, spin, NULL);
+    struct rusage r0, r1;
+    double busy0 = busy_cpu(with_busy ? &busy : NULL);
+    getrusage(RUSAGE_SELF, &r0);
+    if (jack_activate(client)) return 1;
+    for (int c = 0; c < channels; c++) {
+        char system[64];
+        snprintf(system, sizeof system, "system:capture_%d", c + 1);
+        jack_connect(client, system, jack_port_name(in_ports[c]));
+        snprintf(system, sizeof system, "system:playback_%d", c + 1);
+        jack_connect(client, jack_port_name(out_ports[c]), system);
+    }
+    usleep((useconds_t)(seconds * 1e6));
+    jack_deactivate(client);
+    getrusage(RUSAGE_SELF, &r1);
+    double busy1 = busy_cpu(with_busy ? &busy : NULL);
+    atomic_store(&spinning, 0);
+    if (with_busy) pthread_join(busy, NULL);
+    jack_client_close(client);
+    /* The spinning thread is load, not client: its CPU comes off the process's. */
+    double process_cpu = seconds_of(r1.ru_utime) - seconds_of(r0.ru_utime) +
+                         seconds_of(r1.ru_stime) - seconds_of(r0.ru_stime) - (busy1 - busy0);
+    double thread_cpu = (double)(last_cpu.tv_sec - first_cpu.tv_sec) +
+                        (double)(last_cpu.tv_nsec - first_cpu.tv_nsec) * 1e-9;
+    printf("{\"callbacks\": %llu, \"discontinuities\": %llu, \"flagged\": %llu, \"lost\": %llu, "
+           "\"process_cpu_s\": %.6f, \"audio_cpu_s\": %.6f}\n",
+           (unsigned long long)callbacks, (unsigned long long)discontinuities,
+           (unsigned long long)flagged, (unsigned long long)lost, process_cpu, thread_cpu);
+    return 0;
+}
