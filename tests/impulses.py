@@ -89,6 +89,31 @@ class ImpulseLoop:
                 found.append(back[0] - s)
         return found
 
+    def assert_discontinuities_flagged(self, frames: int) -> None:
+        """Callback timestamps step by whole periods, never 0 or back, and every
+        step of more than one period is flagged on the block it reaches (DESIGN.md §2)."""
+        for block, step in enumerate(self.callback_steps, 1):
+            assert step > 0 and step % frames == 0, f"block {block} stepped {step} frames"
+            if step != frames:
+                assert block in self.xrun_blocks, f"block {block} stepped {step}, unflagged"
+
+
+def deadline_log(stream: da.Stream) -> tuple[list[int], list[int]]:
+    """The engine's record of each block's deadline anchor and device wake-up (ns)."""
+    from duplexaudio._engine import ffi, lib
+
+    anchors, wakeups = ffi.new("int64_t[]", 4096), ffi.new("int64_t[]", 4096)
+    n = lib.da_engine_timing_log(stream._core.engine, anchors, wakeups, 4096)
+    return list(anchors[0:n]), list(wakeups[0:n])
+
+
+def assert_deadlines_from_wakeups(stream: da.Stream, blocks: int) -> None:
+    """The deadline of (nearly) every block ran from the device thread's own
+    wake-up or later, never from an earlier estimate."""
+    anchors, wakeups = deadline_log(stream)
+    assert len(anchors) >= min(blocks, 4096) * 0.95, len(anchors)
+    assert all(a >= w for a, w in zip(anchors, wakeups, strict=True))
+
 
 def run_loop(
     stream: da.Stream, loop: ImpulseLoop, connect: Callable[[], None] | None = None

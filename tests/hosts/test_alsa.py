@@ -27,7 +27,7 @@ from duplexaudio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost, _hints, _s
 from duplexaudio.hosts.jack import JackBackend, JackDevice
 from duplexaudio.timing import ns_to_frames
 from tests.conftest import server_unavailable
-from tests.impulses import ImpulseLoop, run_loop
+from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
 from tests.servers import JackServer, PulseServer
 
@@ -377,6 +377,26 @@ def test_duplex_on_the_pulse_pcm_keeps_one_offset_and_reports_it(
     stats = stream.stats
     flagged = len(loop.xrun_blocks)
     assert stats.xruns <= flagged <= stats.xruns + stats.late_blocks + stats.skipped_blocks
+
+
+@pytest.mark.parametrize(
+    ("host_fixture", "pcm_name"), [("jack_alsa", JACK_PCM), ("pulse_alsa", "pulse")]
+)
+def test_under_load_every_timestamp_discontinuity_is_flagged_on_its_block(
+    request: pytest.FixtureRequest, host_fixture: str, pcm_name: str, busy_processes: None
+) -> None:
+    # Honesty, not speed: an xrun under two busy processes restarts both
+    # directions; the time it took becomes whole lost periods, flagged on
+    # the block after it, and the timestamps stay on the block grid.
+    host: AlsaHost = request.getfixturevalue(host_fixture)
+    loop, stream = run_duplex(pcm(host, pcm_name), 256, 1500)
+    assert len(loop.callback_steps) >= 1499
+    loop.assert_discontinuities_flagged(256)
+    # Cycles missing from the timestamps are counted: lost by the PCM, or
+    # skipped because the callback was still busy.
+    if any(s != 256 for s in loop.callback_steps):
+        assert stream.stats.lost_cycles + stream.stats.skipped_blocks > 0
+    assert_deadlines_from_wakeups(stream, 1500)
 
 
 def test_linked_duplex_starts_both_directions_as_one(jack_alsa: AlsaHost) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 import duplexaudio as da
 from duplexaudio.hosts.pulse import PulseDevice
-from tests.impulses import ImpulseLoop, run_loop
+from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
 from tests.servers import PipeWire, PulseServer
 
@@ -118,6 +118,22 @@ def test_pipewire_pulse_keeps_one_offset_one_quantum_beyond_the_report(
     assert len(trips) >= 25
     assert len(set(trips)) == 1, trips
     assert loop.reported == {trips[0] - pipewire.quantum}
+
+
+def test_under_load_every_timestamp_discontinuity_is_flagged_on_its_block(
+    pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch, busy_processes: None
+) -> None:
+    # Honesty, not speed: under two busy processes blocks may be dropped
+    # (Python behind, the FIFO full) or come late, but timestamps stay on
+    # the block grid and every step off it is flagged on its block.
+    host = use(monkeypatch, pulseaudio.address)
+    device = host.device_by_id(f"pulse:{pulseaudio.sink}")
+    assert device is not None
+    loop, stream = run_impulses(device, 256, 1500)
+    assert len(loop.callback_steps) >= 1499
+    loop.assert_discontinuities_flagged(256)
+    assert stream.stats.realtime  # the I/O thread runs SCHED_FIFO (root here)
+    assert_deadlines_from_wakeups(stream, 1500)
 
 
 def test_output_and_input_streams_run(

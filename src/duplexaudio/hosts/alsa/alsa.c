@@ -732,7 +732,8 @@ static int recoverable(int err) { return err == -EPIPE || err == -ESTRPIPE || er
 static void *io_thread(void *arg) {
     da_alsa *a = arg;
     const uint32_t F = a->frames;
-    int anchored = 0;
+    int anchored = 0, glitched = 0;
+    uint32_t lost = 0;
     while (!atomic_load(&a->stop)) {
         int err = 0;
         if (a->cap) err = transfer(a, a->cap, a->cap_raw, a->in_ch, a->cap_fmt, 1);
@@ -751,7 +752,18 @@ static void *io_thread(void *arg) {
             if (!anchored) {
                 /* Anchored where the PCM says its figures held, not at our
                  * wake-up, which comes later by however late we were woken. */
-                a->origin_ns = at - da_frames_to_ns(a->elapsed, a->rate);
+                int64_t origin = at - da_frames_to_ns(a->elapsed, a->rate);
+                if (glitched) {
+                    /* After a restart the time the glitch took becomes whole
+                     * lost periods and the origin stays: timestamps keep to
+                     * the block grid (DESIGN.md §2), within half a period of
+                     * what the PCM says. */
+                    int64_t gap = origin - a->origin_ns, period = da_frames_to_ns(F, a->rate);
+                    lost = gap > period / 2 ? (uint32_t)((gap + period / 2) / period) : 0;
+                    a->elapsed += (int64_t)lost * F;
+                } else {
+                    a->origin_ns = origin;
+                }
                 anchored = 1;
             }
             /* Frame-exact from the anchor: a block is F frames later than the last. */
@@ -761,6 +773,8 @@ static void *io_thread(void *arg) {
             t.deadline_anchor_ns = now;
             t.input_device_ns = t.callback_ns - da_frames_to_ns(atomic_load(&a->cap_latency), a->rate);
             t.output_device_ns = t.callback_ns + da_frames_to_ns(atomic_load(&a->play_latency), a->rate);
+            t.lost_cycles = lost;
+            lost = 0;
             if (a->cap) da_load(engine_format(a->cap_fmt), a->cap_raw, 0, 1, a->in_block, 1, (size_t)F * a->in_ch);
             da_engine_process(a->engine, a->in_ptrs, a->in_ch, a->out_ptrs, a->out_ch, F, &t, a->xrun);
             a->xrun = 0;
@@ -780,7 +794,8 @@ static void *io_thread(void *arg) {
             if (r == 0) r = prime(a);
             if (r == 0) {
                 a->xrun = 1;
-                anchored = 0; /* time went on without frames: anchor anew */
+                anchored = 0; /* time went on without frames: measure how much */
+                glitched = 1;
                 continue;
             }
             err = r;

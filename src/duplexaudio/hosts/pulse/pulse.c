@@ -354,6 +354,8 @@ struct da_pulse {
     int64_t read_frames;        /* frames taken from the record stream into blocks */
     int64_t written_frames;     /* frames written to the playback stream, prefill included */
     int64_t origin_ns;          /* capture instant of the first frame read */
+    int64_t callback_age_ns;    /* callback instant - capture instant, fixed at the first block */
+    uint32_t lost_blocks;       /* blocks dropped since the last one handed over */
     atomic_int xrun;
     int offset_samples;
     pa_operation *op_play, *op_rec;
@@ -471,27 +473,35 @@ static int streams_ready(da_pulse *p, char *msg, size_t len) {
     }
 }
 
-/* Record data waiting in the server becomes FIFO frames. */
+/* Record data waiting in the server becomes FIFO frames. When this thread
+ * fell so far behind the server (held off the CPU for FIFO_BLOCKS blocks)
+ * that the FIFO would overflow, the oldest frames go, in
+ * whole blocks: positions stay on the block grid, so the next block's
+ * timestamps step by whole periods (DESIGN.md §2), counted in lost_blocks
+ * and flagged. */
 static void pull_record(da_pulse *p) {
-    const size_t frame = p->in_ch * sizeof(float);
-    const size_t cap = (size_t)FIFO_BLOCKS * p->frames;
+    const size_t frame = p->in_ch * sizeof(float), F = p->frames;
+    const size_t cap = (size_t)FIFO_BLOCKS * F;
     while (P.stream_readable_size(p->rec) > 0) {
         const void *data;
         size_t bytes;
         if (P.stream_peek(p->rec, &data, &bytes) < 0 || bytes == 0) break;
-        size_t n = bytes / frame;
-        if (p->fifo_frames + n > cap) { /* Python fell far behind: drop the oldest */
-            size_t drop = p->fifo_frames + n - cap;
-            if (drop > p->fifo_frames) drop = p->fifo_frames;
-            memmove(p->fifo, p->fifo + drop * p->in_ch, (p->fifo_frames - drop) * frame);
-            p->fifo_frames -= drop;
+        size_t n = bytes / frame, skip = 0;
+        if (p->fifo_frames + n > cap) {
+            /* drop <= fifo_frames + n: cap holds at least one block */
+            size_t drop = (p->fifo_frames + n - cap + F - 1) / F * F;
+            size_t old = drop < p->fifo_frames ? drop : p->fifo_frames;
+            memmove(p->fifo, p->fifo + old * p->in_ch, (p->fifo_frames - old) * frame);
+            p->fifo_frames -= old;
+            skip = drop - old; /* the rest of the drop is the oldest new data */
             p->read_frames += (int64_t)drop;
+            p->lost_blocks += (uint32_t)(drop / F);
             atomic_store(&p->xrun, 1);
         }
-        if (n > cap) n = cap;
-        if (data) memcpy(p->fifo + p->fifo_frames * p->in_ch, data, n * frame);
-        else memset(p->fifo + p->fifo_frames * p->in_ch, 0, n * frame); /* a hole */
-        p->fifo_frames += n;
+        float *to = p->fifo + p->fifo_frames * p->in_ch;
+        if (data) memcpy(to, (const char *)data + skip * frame, (n - skip) * frame);
+        else memset(to, 0, (n - skip) * frame); /* a hole */
+        p->fifo_frames += n - skip;
         P.stream_drop(p->rec);
     }
 }
@@ -576,6 +586,7 @@ static void process_block(da_pulse *p, int64_t now) {
     t.callback_ns = now;
     t.wakeup_ns = now;
     t.deadline_anchor_ns = now;
+    int xrun = atomic_exchange(&p->xrun, 0);
     if (p->in_ch) {
         if (!p->origin_ns) {
             pa_usec_t lat = 0;
@@ -583,11 +594,17 @@ static void process_block(da_pulse *p, int64_t now) {
             if (P.stream_get_latency(p->rec, &lat, &neg) < 0) lat = 0;
             int64_t age = (int64_t)lat * 1000 + da_frames_to_ns((int64_t)p->fifo_frames + F, p->rate);
             p->origin_ns = now - age - da_frames_to_ns(p->read_frames, p->rate);
+            p->callback_age_ns = age;
             atomic_store(&p->in_latency, (int64_t)(age * (int64_t)p->rate / 1000000000LL));
         }
-        /* Frame-exact on the sink's clock from the first block on. */
+        /* Frame-exact on the sink's clock from the first block on; the
+         * callback instant too, a fixed age after its first frame, since the
+         * I/O thread's own wake-ups come in bursts of several blocks. */
         t.input_device_ns = p->origin_ns + da_frames_to_ns(p->read_frames, p->rate);
         t.output_device_ns = t.input_device_ns + da_frames_to_ns(rt, p->rate);
+        t.callback_ns = t.input_device_ns + p->callback_age_ns;
+        t.lost_cycles = p->lost_blocks;
+        p->lost_blocks = 0;
     } else {
         pa_usec_t lat = 0;
         int neg = 0;
@@ -595,8 +612,7 @@ static void process_block(da_pulse *p, int64_t now) {
         t.output_device_ns = now + (neg ? 0 : (int64_t)lat * 1000);
         t.input_device_ns = t.output_device_ns;
     }
-    da_engine_process(p->engine, p->in_ptrs, p->in_ch, p->out_ptrs, p->out_ch, F, &t,
-                      atomic_exchange(&p->xrun, 0));
+    da_engine_process(p->engine, p->in_ptrs, p->in_ch, p->out_ptrs, p->out_ch, F, &t, xrun);
     p->read_frames += p->in_ch ? F : 0;
     if (p->out_ch) {
         P.stream_write(p->play, p->out_block, (size_t)F * p->out_ch * sizeof(float), NULL, 0, 0);
@@ -668,14 +684,17 @@ int da_pulse_start(da_pulse *p, char *msg, size_t len) {
     p->read_frames = 0;
     p->written_frames = 0;
     p->origin_ns = 0;
+    p->lost_blocks = 0;
     p->offset_samples = 0;
     memset(p->offset_counts, 0, sizeof p->offset_counts);
     atomic_store(&p->round_trip, -1);
-    int err = pthread_create(&p->thread, NULL, io_thread, p);
+    int rt = 0;
+    int err = da_thread_start(&p->thread, io_thread, p, 1, &rt);
     if (err) {
         snprintf(msg, len, "cannot start the I/O thread: %s", strerror(err));
         return -err;
     }
+    da_engine_set_realtime(p->engine, rt);
     p->running = 1;
     sem_wait(&p->ready);
     if (p->start_error) {
