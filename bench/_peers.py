@@ -14,6 +14,7 @@ without them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,12 +34,19 @@ class XrunMonitor:
         import jack
 
         self.xruns = 0
+        self.times: list[float] = []  # time.monotonic() of each, to count a window's
         self._client = jack.Client("bench-xrun-monitor", no_start_server=True, servername=server)
         self._client.set_xrun_callback(self._on_xrun)
         self._client.activate()
 
     def _on_xrun(self, delay_usecs: float) -> None:
         self.xruns += 1
+        self.times.append(time.monotonic())
+
+    def between(self, start: float, end: float) -> int:
+        """Xruns the server reported in [start, end] (``time.monotonic()`` seconds;
+        CLOCK_MONOTONIC, the same in every process)."""
+        return sum(start <= t <= end for t in self.times)
 
     def close(self) -> None:
         """Leave the server."""

@@ -4,10 +4,11 @@
  *
  * Registers CHANNELS input and output ports, copies each input to its output
  * in the process callback, wires them to system:*, runs SECONDS and prints
- * one JSON line: callbacks, discontinuities of jack_last_frame_time (and how
+ * one JSON line about a window that starts 0.5 s after the start (as the
+ * Python rows): callbacks, discontinuities of jack_last_frame_time (and how
  * many an xrun callback flagged before the block that showed them), cycles
- * lost, and CPU seconds of the process and of the process thread over the
- * run. With "busy" a second thread spins the whole time, the C counterpart
+ * lost, CPU seconds of the process and of the process thread, and the
+ * window's edges on CLOCK_MONOTONIC (to count the server's xruns in it). With "busy" a second thread spins the whole time, the C counterpart
  * of the benchmark's busy Python thread.
  *
  * No JACK headers are needed (Debian ships them apart): the few functions
@@ -48,9 +49,20 @@ static jack_client_t *client;
 static jack_port_t *in_ports[MAX_CHANNELS], *out_ports[MAX_CHANNELS];
 static int channels;
 static atomic_int xrun_seen, spinning = 1;
-static uint64_t callbacks, discontinuities, flagged, lost;
+/* Written by the process callback, read at the window's edges. */
+static _Atomic uint64_t callbacks, discontinuities, flagged, lost;
+static _Atomic int64_t thread_cpu_ns; /* the process thread's CPU at its last callback */
 static jack_nframes_t last_frame;
-static struct timespec first_cpu, last_cpu;
+
+typedef struct {
+    uint64_t callbacks, discontinuities, flagged, lost;
+    int64_t thread_cpu_ns;
+} counts;
+
+static counts snapshot(void) {
+    counts c = {callbacks, discontinuities, flagged, lost, thread_cpu_ns};
+    return c;
+}
 
 static int on_xrun(void *arg) {
     (void)arg;
@@ -71,7 +83,9 @@ static int process(jack_nframes_t frames, void *arg) {
         if (now - last_frame > frames) lost += (now - last_frame) / frames - 1;
     }
     last_frame = now;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, callbacks ? &last_cpu : &first_cpu);
+    struct timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    thread_cpu_ns = (int64_t)cpu.tv_sec * 1000000000LL + cpu.tv_nsec;
     callbacks++;
     return 0;
 }
@@ -120,9 +134,6 @@ int main(int argc, char **argv) {
     pthread_t busy;
     int with_busy = argc > 3 && strcmp(argv[3], "busy") == 0;
     if (with_busy) pthread_create(&busy, NULL, spin, NULL);
-    struct rusage r0, r1;
-    double busy0 = busy_cpu(with_busy ? &busy : NULL);
-    getrusage(RUSAGE_SELF, &r0);
     if (jack_activate(client)) return 1;
     for (int c = 0; c < channels; c++) {
         char system[64];
@@ -131,21 +142,33 @@ int main(int argc, char **argv) {
         snprintf(system, sizeof system, "system:playback_%d", c + 1);
         jack_connect(client, jack_port_name(out_ports[c]), system);
     }
+    /* The measured window: after the start, before the end (as the Python rows). */
+    usleep(500000);
+    struct timespec window[2];
+    struct rusage r0, r1;
+    double busy0 = busy_cpu(with_busy ? &busy : NULL);
+    getrusage(RUSAGE_SELF, &r0);
+    clock_gettime(CLOCK_MONOTONIC, &window[0]);
+    counts c0 = snapshot();
     usleep((useconds_t)(seconds * 1e6));
-    jack_deactivate(client);
+    counts c1 = snapshot();
+    clock_gettime(CLOCK_MONOTONIC, &window[1]);
     getrusage(RUSAGE_SELF, &r1);
     double busy1 = busy_cpu(with_busy ? &busy : NULL);
+    jack_deactivate(client);
     atomic_store(&spinning, 0);
     if (with_busy) pthread_join(busy, NULL);
     jack_client_close(client);
     /* The spinning thread is load, not client: its CPU comes off the process's. */
     double process_cpu = seconds_of(r1.ru_utime) - seconds_of(r0.ru_utime) +
                          seconds_of(r1.ru_stime) - seconds_of(r0.ru_stime) - (busy1 - busy0);
-    double thread_cpu = (double)(last_cpu.tv_sec - first_cpu.tv_sec) +
-                        (double)(last_cpu.tv_nsec - first_cpu.tv_nsec) * 1e-9;
     printf("{\"callbacks\": %llu, \"discontinuities\": %llu, \"flagged\": %llu, \"lost\": %llu, "
-           "\"process_cpu_s\": %.6f, \"audio_cpu_s\": %.6f}\n",
-           (unsigned long long)callbacks, (unsigned long long)discontinuities,
-           (unsigned long long)flagged, (unsigned long long)lost, process_cpu, thread_cpu);
+           "\"process_cpu_s\": %.6f, \"audio_cpu_s\": %.6f, \"start_s\": %.6f, \"end_s\": %.6f}\n",
+           (unsigned long long)(c1.callbacks - c0.callbacks),
+           (unsigned long long)(c1.discontinuities - c0.discontinuities),
+           (unsigned long long)(c1.flagged - c0.flagged), (unsigned long long)(c1.lost - c0.lost),
+           process_cpu, (double)(c1.thread_cpu_ns - c0.thread_cpu_ns) * 1e-9,
+           (double)window[0].tv_sec + (double)window[0].tv_nsec * 1e-9,
+           (double)window[1].tv_sec + (double)window[1].tv_nsec * 1e-9);
     return 0;
 }

@@ -56,6 +56,7 @@ from _docs import update_section  # noqa: E402
 from _peers import (  # noqa: E402
     PeerError,
     Steps,
+    XrunMonitor,
     open_jack_client,
     open_sounddevice,
     xrun_monitor,
@@ -127,7 +128,9 @@ class DuplexaudioSession:
         }
 
 
-def open_duplexaudio(realtime: bool) -> Callable[[int, int, int], AbstractContextManager[Any]]:
+def open_duplexaudio(
+    realtime: bool, deadline: float | None = None
+) -> Callable[[int, int, int], AbstractContextManager[Any]]:
     """An opener of a copy-through duplex stream on the JACK server's driver ports."""
 
     @contextmanager
@@ -144,7 +147,7 @@ def open_duplexaudio(realtime: bool) -> Callable[[int, int, int], AbstractContex
             out[:] = inp
             steps.see(info.input.timestamp.callback, info.input.xrun)
 
-        stream = device.build_duplex_stream(config, callback, realtime=realtime)
+        stream = device.build_duplex_stream(config, callback, realtime=realtime, deadline=deadline)
         try:
             yield DuplexaudioSession(stream, steps)
         finally:
@@ -224,6 +227,7 @@ def measure(lib: str, frames: int, seconds: float, busy_thread: bool) -> dict[st
         rt_cpu = realtime_cpu_seconds(leave_out) - rt0
         busy_cpu = time.clock_gettime(busy_clock) - busy0 if busy_clock is not None else 0.0
         cpu = time.process_time() - cpu0 - busy_cpu
+        window = [wall0, wall0 + wall]
         stop = True
     figures = {
         k: v - start[k] if isinstance(v, int) and not isinstance(v, bool) else v
@@ -231,15 +235,21 @@ def measure(lib: str, frames: int, seconds: float, busy_thread: bool) -> dict[st
     }
     figures.setdefault("cycles", figures["callbacks"])
     figures.setdefault("late", 0)
-    return row_of(lib, frames, wall, figures, cpu, rt_cpu)
+    return {**row_of(lib, frames, wall, figures, cpu, rt_cpu), "window": window}
 
 
 def run_python(
-    lib: str, frames: int, seconds: float, busy_thread: bool, env: dict[str, str]
+    lib: str,
+    frames: int,
+    seconds: float,
+    busy_thread: bool,
+    env: dict[str, str],
+    script: Path = Path(__file__),
 ) -> dict[str, Any]:
-    """:func:`measure` in a fresh interpreter, so its CPU time is one stream's alone."""
+    """:func:`measure` in a fresh interpreter (``script --worker``), so its CPU time is
+    one stream's alone."""
     spec = json.dumps({"lib": lib, "frames": frames, "seconds": seconds, "thread": busy_thread})
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", spec]
+    command = [sys.executable, str(script.resolve()), "--worker", spec]
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=seconds + 120, env=env, check=False
@@ -293,7 +303,9 @@ def run_c(
         "unflagged": out["discontinuities"] - out["flagged"],
         "lost_cycles": out["lost"],
     }
-    return row_of(C_CLIENT, frames, seconds, figures, out["process_cpu_s"], out["audio_cpu_s"])
+    wall = out["end_s"] - out["start_s"]
+    row = row_of(C_CLIENT, frames, wall, figures, out["process_cpu_s"], out["audio_cpu_s"])
+    return {**row, "window": [out["start_s"], out["end_s"]]}
 
 
 @contextmanager
@@ -336,9 +348,7 @@ def run_all(
                                     row = run_c(c_client, frames, seconds, busy_thread, server.env)
                                 else:
                                     row = run_python(lib, frames, seconds, busy_thread, server.env)
-                            row.update(
-                                load=load, run=run, server_xruns=mon.xruns - before if mon else None
-                            )
+                            row.update(load=load, run=run, **server_xruns(mon, before, row))
                             print(
                                 f"  run {run}, {lib}, {frames} frames, load {load}: "
                                 f"{row.get('error', 'done')}",
@@ -349,8 +359,20 @@ def run_all(
     return rows, ""
 
 
+def server_xruns(mon: XrunMonitor | None, before: int, row: dict[str, Any]) -> dict[str, Any]:
+    """The server's xruns during the row's measured window, and over the whole row
+    (start and close included: activating a client can cost the server a cycle)."""
+    if mon is None:
+        return {"server_xruns": None, "server_xruns_row": None}
+    window = row.get("window")
+    return {"server_xruns": mon.between(*window) if window else None,
+            "server_xruns_row": mon.xruns - before}  # fmt: skip
+
+
 def on_time_fraction(row: dict[str, Any]) -> float:
-    """Blocks whose output was the callback's, in a cycle the server completed, of all cycles."""
+    """Blocks whose output was the callback's, in a cycle the server completed, of all
+    device cycles in the window. Conservative: a server xrun that is also a lost cycle
+    counts twice (not every xrun steps the block clock, so neither count is enough)."""
     cycles = row["delivered"] + row["late"] + row["lost_cycles"]
     good = row["delivered"] - (row["server_xruns"] or 0)
     return max(0, good) / cycles if cycles else 0.0
@@ -500,8 +522,10 @@ def write(rows: list[dict[str, Any]], note: str, args: argparse.Namespace) -> st
         "is a second thread of the client in a busy loop (Python for the Python libraries, C "
         "for the C client); *processes* is two CPU-busy processes (`sh -c 'while :; do :; "
         "done'`); *both* is both.\n\n"
-        "- *On time*: blocks whose output was the callback's, in a cycle the server completed "
-        "(delivered - server xruns), of all device cycles (delivered + late + lost).\n"
+        "- *On time*: blocks whose output was the callback's, in a cycle the server "
+        "completed (delivered - server xruns), of all device cycles in the measured window "
+        "(delivered + late + lost). Conservative: an xrun that also lost a cycle counts "
+        "twice.\n"
         "- *Late*: duplexaudio's blocks played as silence because the callback missed its "
         "deadline, flagged on the next block. The peers have none: a late peer is a server "
         "xrun.\n"
@@ -511,6 +535,8 @@ def write(rows: list[dict[str, Any]], note: str, args: argparse.Namespace) -> st
         "- *Unflagged*: steps of that clock off one period that reached the callback without "
         "its library's flag (duplexaudio `info.xrun`; sounddevice `status`; JACK-Client and C: "
         "an xrun callback before the block).\n"
+        "- *Server xruns*: counted by a monitor client, in the measured window (from 0.5 s "
+        "after the start to the end, the same window as every other column).\n"
         "- *Process CPU*: the client process, minus the busy thread, per block. *Audio-thread "
         "CPU*: the real-time thread libjack calls (duplexaudio's C callback; the peers' Python "
         "callback), per block.\n\n"
@@ -533,6 +559,20 @@ def write(rows: list[dict[str, Any]], note: str, args: argparse.Namespace) -> st
     return md
 
 
+def worker(spec: dict[str, Any]) -> int:
+    """One row, printed as JSON: what ``run_python`` reads back."""
+    try:
+        row = measure(spec["lib"], spec["frames"], spec["seconds"], spec["thread"])
+    except Exception as exc:  # one row's failure is that row's result
+        row = {
+            "lib": spec["lib"],
+            "frames": spec["frames"],
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+    print(json.dumps(row), flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or, with --worker, one row of it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -544,17 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        spec = json.loads(args.worker)
-        try:
-            row = measure(spec["lib"], spec["frames"], spec["seconds"], spec["thread"])
-        except Exception as exc:  # one row's failure is that row's result
-            row = {
-                "lib": spec["lib"],
-                "frames": spec["frames"],
-                "error": f"{type(exc).__name__}: {exc}",
-            }
-        print(json.dumps(row), flush=True)
-        return 0
+        return worker(json.loads(args.worker))
     rows, note = run_all(args.frames, args.seconds, args.runs)
     print(write(rows, note, args))
     return 0

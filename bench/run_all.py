@@ -4,11 +4,12 @@
 
 Runs, one after the other (they share the machine's CPUs, so never at once):
 ``engine_overhead.py`` (engine + dispatch cost, virtual host, peers on JACK),
-``jack_vs_peers.py`` (the three libraries on one JACK server) and
+``jack_vs_peers.py`` (the libraries and a C client on one JACK server, under
+load), ``deadline.py`` (the deadline default under load) and
 ``gil_stall.py`` (playrec under a GIL-holding C extension). Each writes its
 results under ``bench/results/`` and its own section of the docs; this script
-adds the GIL-stall section and draws ``docs/benchmarks.png`` (blocks per
-second delivered, with and without a busy Python thread) from the results.
+adds the GIL-stall section and draws ``docs/benchmarks.png`` (blocks on
+time per library under each load, medians of the runs) from the results.
 ``--quick`` runs short rows, to check the pipeline, not to publish.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -38,7 +40,7 @@ def run(script: str, *args: str) -> None:
 
 
 def plot() -> str:
-    """Draw blocks/s per library from jack_vs_peers.json; the markdown that shows it."""
+    """Draw on-time blocks per library and load from jack_vs_peers.json; the markdown."""
     try:
         import matplotlib
 
@@ -46,29 +48,31 @@ def plot() -> str:
         import matplotlib.pyplot as plt
     except ImportError:
         return "(no plot: matplotlib is not installed; `pip install matplotlib`)\n"
-    rows = json.loads((RESULTS / "jack_vs_peers.json").read_text())["rows"]
-    rows = [r for r in rows if "error" not in r]
-    if not rows:
+    from jack_vs_peers import LIBRARIES, LOADS, summary
+
+    cells = summary(json.loads((RESULTS / "jack_vs_peers.json").read_text())["rows"])
+    if not cells:
         return "(no plot: jack_vs_peers has no rows)\n"
-    frames = sorted({r["frames"] for r in rows})
-    libs = list(dict.fromkeys(r["lib"] for r in rows))
-    fig, axes = plt.subplots(1, len(frames), figsize=(5 * len(frames), 3.5), squeeze=False)
+    frames = sorted({size for _, size, _ in cells})
+    libs = [lib for lib in LIBRARIES if any(key[0] == lib for key in cells)]
+    width = 0.8 / len(LOADS)
+    fig, axes = plt.subplots(1, len(frames), figsize=(6 * len(frames), 4), squeeze=False)
     for ax, size in zip(axes[0], frames, strict=True):
-        for k, load in enumerate((False, True)):
+        for k, load in enumerate(LOADS):
             values = [
-                next((r["blocks_per_s"] for r in rows
-                      if r["lib"] == lib and r["frames"] == size and r["load"] == load), 0.0)
+                statistics.median(cells[lib, size, load]["on time %"])
+                if (lib, size, load) in cells else 0.0
                 for lib in libs
             ]  # fmt: skip
-            ax.bar([i + 0.4 * k for i in range(len(libs))], values, width=0.4,
-                   label="busy Python thread" if load else "no load")  # fmt: skip
-        ax.axhline(48000 / size, color="black", linewidth=0.8, linestyle="--")
-        ax.set_xticks([i + 0.2 for i in range(len(libs))], libs)
-        ax.set_title(f"{size} frames: blocks/s delivered (dashed: all)")
-        ax.legend(fontsize="small")
+            ax.bar([i + width * k for i in range(len(libs))], values, width=width, label=load)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(libs))], libs, fontsize="small",
+                      rotation=15)  # fmt: skip
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{size} frames: blocks on time, % (median of runs)")
+        ax.legend(title="load", fontsize="small")
     fig.tight_layout()
     fig.savefig(PLOT, dpi=100)
-    return f"![blocks per second delivered]({PLOT.name})\n"
+    return f"![blocks on time per library and load]({PLOT.name})\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seconds = ["--seconds", "2"] if args.quick else []
     run("engine_overhead.py", *seconds)
-    run("jack_vs_peers.py", *seconds)
+    run("jack_vs_peers.py", *seconds, *(["--runs", "1"] if args.quick else []))
+    run("deadline.py", *seconds, *(["--runs", "1"] if args.quick else []))
     run("gil_stall.py", *(["--calls", "3", "--seconds", "1"] if args.quick else []))
     gil = RESULTS / "gil_stall.md"
     if gil.exists():
