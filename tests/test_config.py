@@ -69,14 +69,14 @@ def test_fixed_buffer_size_accepts_numpy_integers_as_plain_ints() -> None:
 def test_fixed_buffer_size_rejects_zero_with_invalid_input() -> None:
     with pytest.raises(Error) as info:
         BufferSize.fixed(0)
-    assert_error(info, ErrorKind.INVALID_INPUT, "0", "a whole number of frames >= 1")
+    assert_error(info, ErrorKind.INVALID_INPUT, "0", "a whole number of frames in 1..1048576")
 
 
 @pytest.mark.parametrize("bad", BAD_FRAMES)
 def test_fixed_buffer_size_rejects_non_positive_and_non_integer_frames(bad: Any) -> None:
     with pytest.raises(Error) as info:
         BufferSize.fixed(bad)
-    assert_error(info, ErrorKind.INVALID_INPUT, repr(bad), "a whole number of frames >= 1")
+    assert_error(info, ErrorKind.INVALID_INPUT, repr(bad), "a whole number of frames in 1..1048576")
 
 
 def test_buffer_size_cannot_be_constructed_or_changed_directly() -> None:
@@ -123,7 +123,7 @@ def test_stream_config_accepts_the_extreme_rates() -> None:
 def test_stream_config_rejects_bad_channels_naming_field_and_value(bad: Any) -> None:
     with pytest.raises(Error) as info:
         StreamConfig(bad, 48000)
-    assert_error(info, ErrorKind.INVALID_INPUT, "channels", repr(bad), ">= 1")
+    assert_error(info, ErrorKind.INVALID_INPUT, "channels", repr(bad), "in 1..4096")
 
 
 @pytest.mark.parametrize("bad", BAD_RATES)
@@ -160,7 +160,7 @@ def test_duplex_config_rejects_bad_channel_counts_naming_the_field(field: str, b
     kwargs[field] = bad
     with pytest.raises(Error) as info:
         DuplexStreamConfig(**kwargs)
-    assert_error(info, ErrorKind.INVALID_INPUT, field, repr(bad), ">= 1")
+    assert_error(info, ErrorKind.INVALID_INPUT, field, repr(bad), "in 1..4096")
 
 
 @pytest.mark.parametrize("bad", BAD_RATES)

@@ -46,8 +46,15 @@ def _invalid(field: str, value: object, accepted: str) -> NoReturn:
     raise Error(ErrorKind.INVALID_INPUT, f"{field} must be {accepted}, got {value!r}")
 
 
+MAX_CHANNELS = 4096
+"""The most channels a config accepts (beyond any interface or server's)."""
+
+MAX_BUFFER_FRAMES = 1 << 20
+"""The longest block (frames) a config accepts: about 22 s at 48 kHz."""
+
+
 def _check_count(field: str, value: object) -> int:
-    return whole(field, value)
+    return whole(field, value, maximum=MAX_CHANNELS)
 
 
 def _check_rate(field: str, value: object) -> int:
@@ -55,7 +62,7 @@ def _check_rate(field: str, value: object) -> int:
 
 
 def _check_frames(field: str, value: object) -> int:
-    return whole(field, value, unit="frames")
+    return whole(field, value, maximum=MAX_BUFFER_FRAMES, unit="frames")
 
 
 @final

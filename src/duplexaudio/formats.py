@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from duplexaudio.errors import Error, ErrorKind
 
-__all__ = ["SampleFormat", "as_frames", "from_float", "to_float"]
+__all__ = ["SampleFormat", "as_frames", "from_float", "silent_frames", "to_float"]
 
 
 class SampleFormat(enum.Enum):
@@ -136,7 +136,7 @@ class SampleFormat(enum.Enum):
             )
         try:
             dtype = np.dtype(dtype_like)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, SyntaxError) as exc:  # SyntaxError: numpy parses "a,b"
             raise Error(
                 ErrorKind.INVALID_INPUT,
                 f"{dtype_like!r} is not a numpy dtype; accepted: {accepted}",
@@ -238,7 +238,7 @@ def _top_bit(fmt: SampleFormat) -> np.generic:
 
 def to_float(
     data: npt.ArrayLike,
-    fmt: SampleFormat,
+    fmt: SampleFormat | str,
     dtype: npt.DTypeLike = np.float64,
 ) -> npt.NDArray[Any]:
     """Convert samples in ``fmt`` to floats where full scale is -1.0..1.0.
@@ -250,7 +250,7 @@ def to_float(
         ``fmt.dtype`` exactly (``int32`` for ``I24``); lists and scalars go
         through :func:`numpy.asarray` first and are held to the same rule.
     fmt
-        The format of ``data``.
+        The format of ``data`` (or a name :meth:`SampleFormat.parse` reads).
     dtype
         A floating dtype for the result (default ``float64``).
 
@@ -274,8 +274,9 @@ def to_float(
     just below 1.0. ``I24`` values outside -2**23..2**23-1 are not checked:
     they map beyond -1.0..1.0.
     """
+    fmt = SampleFormat.parse(fmt)
     out_dtype = _float_dtype(dtype)
-    arr = np.asarray(data)
+    arr = _array(data)
     if arr.dtype != fmt.dtype:
         raise Error(
             ErrorKind.INVALID_INPUT,
@@ -294,7 +295,7 @@ def to_float(
     return result.astype(out_dtype, copy=False).reshape(arr.shape)
 
 
-def from_float(data: npt.ArrayLike, fmt: SampleFormat) -> npt.NDArray[Any]:
+def from_float(data: npt.ArrayLike, fmt: SampleFormat | str) -> npt.NDArray[Any]:
     """Convert floats where full scale is -1.0..1.0 to samples in ``fmt``.
 
     Parameters
@@ -303,7 +304,7 @@ def from_float(data: npt.ArrayLike, fmt: SampleFormat) -> npt.NDArray[Any]:
         Real numbers of any shape (floating or integer dtype; lists and
         scalars go through :func:`numpy.asarray`).
     fmt
-        The format to produce.
+        The format to produce (or a name :meth:`SampleFormat.parse` reads).
 
     Returns
     -------
@@ -330,7 +331,8 @@ def from_float(data: npt.ArrayLike, fmt: SampleFormat) -> npt.NDArray[Any]:
     -1.0 and below the smallest, and **NaN gives silence** (the format's
     :attr:`SampleFormat.equilibrium`).
     """
-    arr = np.asarray(data)
+    fmt = SampleFormat.parse(fmt)
+    arr = _array(data)
     if arr.dtype.kind not in "fiu":
         raise Error(
             ErrorKind.INVALID_INPUT,
@@ -383,10 +385,7 @@ def as_frames(data: object, name: str = "data") -> tuple[npt.NDArray[Any], Sampl
     Error
         ``INVALID_INPUT`` naming the shape or dtype and what is accepted.
     """
-    try:
-        arr = np.asarray(data)
-    except (TypeError, ValueError) as exc:
-        raise Error(ErrorKind.INVALID_INPUT, f"{name} is not an array: {exc}") from exc
+    arr = _array(data, name)
     shape = arr.shape
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -398,6 +397,34 @@ def as_frames(data: object, name: str = "data") -> tuple[npt.NDArray[Any], Sampl
         )
     fmt = SampleFormat.from_dtype(arr.dtype)
     return np.array(arr, order="C", copy=True), fmt
+
+
+def silent_frames(frames: int, channels: int, fmt: SampleFormat, what: str) -> npt.NDArray[Any]:
+    """A ``(frames, channels)`` array in ``fmt``, filled with its silence.
+
+    Raises
+    ------
+    Error
+        ``RESOURCE_EXHAUSTED`` naming ``what`` and its size when the machine
+        cannot give that much memory (never a bare MemoryError).
+    """
+    try:
+        return np.full((frames, channels), fmt.equilibrium, fmt.dtype)
+    except (MemoryError, ValueError) as exc:  # ValueError: beyond what numpy can index
+        size = frames * channels * fmt.dtype.itemsize
+        raise Error(
+            ErrorKind.RESOURCE_EXHAUSTED,
+            f"{what} needs {frames} x {channels} samples of {fmt.name} ({size / 2**30:.1f} GiB), "
+            "more memory than this machine gives",
+        ) from exc
+
+
+def _array(data: object, name: str = "data") -> npt.NDArray[Any]:
+    """``numpy.asarray(data)``, or ``INVALID_INPUT`` saying why it is not an array."""
+    try:
+        return np.asarray(data)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise Error(ErrorKind.INVALID_INPUT, f"{name} is not an array: {exc}") from exc
 
 
 def _float_dtype(dtype: npt.DTypeLike) -> np.dtype[Any]:

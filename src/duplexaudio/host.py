@@ -17,6 +17,7 @@ import enum
 import importlib
 import logging
 import threading
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +73,7 @@ def _host_module(host_id: HostId) -> HostModule:
     return module
 
 
-def _parse_host_id(value: HostId | str) -> HostId:
+def _parse_host_id(value: object) -> HostId:
     if isinstance(value, HostId):
         return value
     try:
@@ -103,12 +104,15 @@ class DeviceId:
     name: str
 
     def __post_init__(self) -> None:
+        # A host given as text ("jack") becomes its HostId, so that the id
+        # works wherever a parsed one does; an unknown host is refused here.
+        object.__setattr__(self, "host", _parse_host_id(self.host))
         if not isinstance(self.name, str) or not self.name.strip():
             raise Error(
                 ErrorKind.INVALID_INPUT,
                 f"device id needs a non-empty name after the host, got {self.name!r}",
             )
-        if any(ch in self.name for ch in "\n\r\t\0"):
+        if any(unicodedata.category(ch) == "Cc" for ch in self.name):
             raise Error(
                 ErrorKind.INVALID_INPUT,
                 f"device name {self.name!r} contains a control character",

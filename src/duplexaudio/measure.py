@@ -480,7 +480,7 @@ def measure_latency(
     loop = _ImpulseLoop(rate, count, gap, peak, channel)
     stream = dev.build_duplex_stream(config, loop, pipelined=pipelined)
     with stream:
-        finished = loop.done.wait(limit)
+        finished = loop.done.wait(min(limit, threading.TIMEOUT_MAX))  # beyond: the OS refuses
         stats = stream.stats
         if stream.error is not None:
             raise stream.error

@@ -19,6 +19,7 @@ import enum
 import logging
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import numpy as np
 from duplexaudio._engine import ffi, lib
 from duplexaudio._validate import optional_seconds
 from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.formats import silent_frames
 from duplexaudio.hosts._contract import Backend, StreamKind, StreamParams, c_text, owned
 from duplexaudio.timing import (
     CallbackInfo,
@@ -256,22 +258,41 @@ def _ask_realtime(engine: Any, device: str) -> None:
     logger.warning("%s", denied)
 
 
+def _wait_seconds(timeout: object) -> float | None:
+    """A user's timeout for a wait: None, or seconds >= 0 (NaN and inf refused);
+    one too long for the OS to wait counts as no timeout."""
+    seconds = optional_seconds("timeout", timeout, zero=True)
+    return None if seconds is None or seconds >= threading.TIMEOUT_MAX else seconds
+
+
+def _text(exc: BaseException | None) -> str:
+    """``str(exc)``, even for an exception whose ``__str__`` raises."""
+    try:
+        return str(exc)
+    except BaseException:
+        return f"<{type(exc).__name__} whose str() raised>"
+
+
 # -- streams ------------------------------------------------------------------
 
 _live: weakref.WeakSet[_Core] = weakref.WeakSet()
 
 
-#: At interpreter exit, how long close() waits for a callback that does not return.
-_EXIT_JOIN_SECONDS = 2.0
+#: How long close() waits for a callback that does not return, then leaves
+#: its thread behind (with a warning): the device is released either way.
+CLOSE_WAIT_SECONDS = 2.0
 
 
 @atexit.register
 def _close_all() -> None:
     # Device threads are C threads: stop them before the interpreter goes.
-    # A callback stuck forever must not keep the process from exiting, so
-    # the wait for the worker is bounded here (and only here).
-    for core in list(_live):
-        core.close(join_timeout=_EXIT_JOIN_SECONDS)
+    # One deadline for all: N stuck callbacks cost 2 s at exit, not 2N.
+    # Every stream is told to end first, so that the others' threads finish
+    # while a stuck callback's is waited for.
+    deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+    released = [core for core in list(_live) if core.release()]
+    for core in released:
+        core.join(deadline)
 
 
 _EVENT_MESSAGES = {
@@ -321,9 +342,9 @@ class _Core:
         self.drained = threading.Event()
         self.started_once = False
         p = params
-        self.input = np.zeros((p.frames, p.input_channels), p.input_format.dtype)
-        self.output = np.full(
-            (p.frames, p.output_channels), p.output_format.equilibrium, p.output_format.dtype
+        self.input = silent_frames(p.frames, p.input_channels, p.input_format, "the input block")
+        self.output = silent_frames(
+            p.frames, p.output_channels, p.output_format, "the output block"
         )
         in_ptr = ffi.from_buffer(self.input) if p.input_channels else ffi.NULL
         out_ptr = ffi.from_buffer(self.output) if p.output_channels else ffi.NULL
@@ -364,9 +385,17 @@ class _Core:
             target=self._supervise, name=f"duplexaudio-events {p.device}", daemon=True
         )
         self.callback_exception: BaseException | None = None
-        if self.worker is not None:
-            self.worker.start()
-        self.supervisor.start()
+        try:
+            if self.worker is not None:
+                self.worker.start()
+            self.supervisor.start()
+        except RuntimeError as exc:  # "can't start new thread": out of threads or memory
+            lib.da_worker_quit(self.engine)
+            self.backend.close()
+            raise Error(
+                ErrorKind.RESOURCE_EXHAUSTED,
+                f"cannot start the threads of the stream on '{p.device}': {exc}",
+            ) from exc
         _live.add(self)
 
     def _load_program(self, program: ProgramSpec, keep: list[object]) -> None:
@@ -381,7 +410,9 @@ class _Core:
             # one block more absorbs a host whose reported latency rounds down.
             extra = latency.round_trip + p.frames if p.kind is StreamKind.DUPLEX else 0
             record_frames = program.record_frames + extra
-            self.record = np.zeros((record_frames, p.input_channels), p.input_format.dtype)
+            self.record = silent_frames(
+                record_frames, p.input_channels, p.input_format, "the recording"
+            )
         # Output: keep running silence until the last frame has left the device.
         tail = latency.output if p.output_channels else 0
         total = max(play_frames + tail, record_frames)
@@ -451,6 +482,14 @@ class _Core:
         return play
 
     def _work(self) -> None:
+        """The worker thread: :meth:`_work_loop` under a guard, so that nothing ends it
+        without the user hearing."""
+        try:
+            self._work_loop()
+        except BaseException as exc:  # the callback's own failures are caught inside
+            self._internal_failure(self.worker, exc)
+
+    def _work_loop(self) -> None:
         """Run the callback on each block. The loop makes one C call per block."""
         if self.params.realtime:
             _ask_realtime(self.engine, self.params.device)
@@ -469,11 +508,19 @@ class _Core:
                     lib.da_event_post(engine, lib.DA_EV_CALLBACK_FAILED, 0)
 
     def _supervise(self) -> None:
+        """The event thread: :meth:`_supervise_loop` under a guard. Were it to die
+        silently, no later error would reach the user and ``wait()`` could hang."""
+        try:
+            self._supervise_loop()
+        except BaseException as exc:
+            self._internal_failure(self.supervisor, exc)
+
+    def _supervise_loop(self) -> None:
         """Deliver events in order, off the audio thread; watch for a stalled device."""
         engine = self.engine
         ev = ffi.new("da_event *")
         stats = ffi.new("da_stats *")
-        timeout_ns = int(self.params.timeout * 1e9)
+        timeout_ns = self.params.timeout * 1e9  # float: any finite timeout compares
         running_since = 0
         while True:
             got = lib.da_event_wait(engine, 50_000_000, ev)
@@ -529,7 +576,7 @@ class _Core:
             err = Error(
                 ErrorKind.CALLBACK_FAILED,
                 f"the callback of the stream on '{p.device}' raised "
-                f"{type(exc).__name__}: {exc}; the stream stopped",
+                f"{type(exc).__name__}: {_text(exc)}; the stream stopped",
             )
             err.__cause__ = exc
             self._end(err)
@@ -539,6 +586,25 @@ class _Core:
         )
         message = template.format(device=p.device, frames=p.frames, rate=p.sample_rate, value=value)
         self._end(Error(kind, message))
+
+    def _internal_failure(self, thread: threading.Thread | None, exc: BaseException) -> None:
+        """One of our threads failed where nothing should: end the stream with an
+        ``OTHER`` error that says so, the exception as its cause."""
+        name = thread.name if thread is not None else threading.current_thread().name
+        err = Error(
+            ErrorKind.OTHER,
+            f"stream on '{self.params.device}': {name} failed unexpectedly "
+            f"({type(exc).__name__}: {_text(exc)}); the stream stopped. Please report this",
+        )
+        err.__cause__ = exc
+        lib.da_engine_set_state(self.engine, lib.DA_STATE_FAILED, 0)
+        try:
+            self._end(err)
+        except BaseException:
+            # Even delivering failed: keep the error and release wait().
+            if self.error is None:
+                self.error = err
+            self.stopped.set()
 
     def _end(self, err: Error) -> None:
         """The stream ends with an error: stop the device, keep and report the error."""
@@ -635,10 +701,21 @@ class _Core:
                 self.state = _State.STOPPED
             self.stopped.set()
 
-    def close(self, join_timeout: float | None = None) -> None:
+    def close(self, deadline: float | None = None) -> None:
+        """Release everything; wait for our threads until ``deadline`` (monotonic
+        seconds; default :data:`CLOSE_WAIT_SECONDS` from now), then leave a stuck
+        one behind with a warning."""
+        if deadline is None:
+            deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+        if self.release():
+            self.join(deadline)
+
+    def release(self) -> bool:
+        """Stop the device, tell our threads to end, free the server connection; do
+        not wait. False if the stream was closed already."""
         with self.lock:
             if self.state is _State.CLOSED:
-                return
+                return False
             self.state = _State.CLOSED
             lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
             self.backend.close()
@@ -648,19 +725,24 @@ class _Core:
             if self.started_once:
                 _switch_release()
         _live.discard(self)
+        return True
+
+    def join(self, deadline: float) -> None:
+        """Wait for our threads until ``deadline``; warn about one still running."""
         me = threading.current_thread()
         # Called from the callback or the error_callback, the thread ends by
         # itself when that returns; joining it here would wait for ourselves.
         for thread in (self.worker, self.supervisor):
             if thread is not None and thread is not me:
-                thread.join(join_timeout)
+                thread.join(max(0.0, deadline - time.monotonic()))
                 if thread.is_alive():
                     logger.warning(
-                        "stream on '%s': %s did not finish within %.1f s (a callback "
-                        "that never returns?); leaving it behind",
+                        "stream on '%s': %s did not finish within %.1f s of close() (a "
+                        "callback that never returns?); the device is released, the thread "
+                        "is left behind",
                         self.params.device,
                         thread.name,
-                        join_timeout,
+                        CLOSE_WAIT_SECONDS,
                     )
 
     def latency(self) -> StreamLatency:
@@ -742,14 +824,17 @@ class Stream:
             Seconds to wait for the drain at most; then the stream halts
             anyway. Default: the output latency plus one second.
         """
-        self._core.stop(timeout)
+        self._core.stop(_wait_seconds(timeout))
 
     def close(self) -> None:
         """Stop now and release the device, the threads and the engine.
 
         Idempotent; safe from any thread, after an error and from inside the
         callback (the callback is allowed to return first). Also done when
-        the stream is garbage-collected and at interpreter exit.
+        the stream is garbage-collected and at interpreter exit. Bounded: a
+        callback that does not return within ``CLOSE_WAIT_SECONDS`` (2 s) is
+        left behind in its thread, with a warning on the ``duplexaudio``
+        logger; the device and the server connection are released anyway.
         """
         self._core.close()
 
@@ -768,7 +853,7 @@ class Stream:
             (with the callback's exception as ``__cause__``),
             ``DEVICE_NOT_AVAILABLE``, ``STREAM_INVALIDATED``, ``TIMED_OUT``...
         """
-        done = self._core.stopped.wait(timeout)
+        done = self._core.stopped.wait(_wait_seconds(timeout))
         if done and self._core.error is not None:
             raise self._core.error
         return done

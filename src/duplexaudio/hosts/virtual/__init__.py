@@ -14,6 +14,7 @@ beside this file.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import weakref
 from collections.abc import Iterable
@@ -24,7 +25,13 @@ import numpy.typing as npt
 
 from duplexaudio._engine import ffi, lib
 from duplexaudio._validate import optional_seconds, whole
-from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
+from duplexaudio.config import (
+    MAX_BUFFER_FRAMES,
+    MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
+    SupportedBufferSize,
+    SupportedStreamConfigRange,
+)
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
@@ -48,11 +55,11 @@ def open_host() -> VirtualHost:
     return VirtualHost()
 
 
-def _range(name: str, value: object) -> tuple[int, int]:
+def _range(name: str, value: object, maximum: int) -> tuple[int, int]:
     if not isinstance(value, tuple) or len(value) != 2:
         raise Error(ErrorKind.INVALID_INPUT, f"{name} must be a (min, max) tuple, got {value!r}")
-    low = whole(f"{name}[0]", value[0])
-    high = whole(f"{name}[1]", value[1])
+    low = whole(f"{name}[0]", value[0], maximum=maximum)
+    high = whole(f"{name}[1]", value[1], maximum=maximum)
     if low > high:
         raise Error(ErrorKind.INVALID_INPUT, f"{name} has min {low} > max {high}")
     return low, high
@@ -140,10 +147,12 @@ class VirtualDevice(Device):
         self._host = host
         self._id = DeviceId(HostId.VIRTUAL, name)
         self.kind = kind
-        self._channels = whole("channels", channels)
-        self._rates = _range("sample_rates", sample_rates)
-        self._buffers = _range("buffer_sizes", buffer_sizes)
-        self._default_rate = whole("default_sample_rate", default_sample_rate)
+        self._channels = whole("channels", channels, maximum=MAX_CHANNELS)
+        self._rates = _range("sample_rates", sample_rates, MAX_SAMPLE_RATE)
+        self._buffers = _range("buffer_sizes", buffer_sizes, MAX_BUFFER_FRAMES)
+        self._default_rate = whole(
+            "default_sample_rate", default_sample_rate, maximum=MAX_SAMPLE_RATE
+        )
         if not self._rates[0] <= self._default_rate <= self._rates[1]:
             raise Error(
                 ErrorKind.INVALID_INPUT,
@@ -152,7 +161,8 @@ class VirtualDevice(Device):
         self._default_buffer = self._check_buffer("default_buffer_size", default_buffer_size)
         if latency is not None and kind == "input":
             raise Error(ErrorKind.INVALID_INPUT, "an input-only device has no output latency")
-        self._latency = None if latency is None else whole("latency", latency)
+        # The engine keeps the loop's latency in 32 bits.
+        self._latency = None if latency is None else whole("latency", latency, maximum=2**31 - 1)
         self._text = description
         self._signal: np.ndarray[Any, np.dtype[np.float32]] | None = None
         self._signal_loop = True
@@ -286,7 +296,16 @@ class VirtualDevice(Device):
         if signal is None:
             self._signal = None
             return
-        arr = np.asarray(signal, dtype=np.float32)
+        try:
+            raw = np.asarray(signal)
+        except (TypeError, ValueError) as exc:
+            raise Error(ErrorKind.INVALID_INPUT, f"signal is not an array: {exc}") from exc
+        if raw.dtype.kind not in "fiu":  # complex would lose its imaginary part
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"signal must be real numbers (float or integer), got dtype {raw.dtype}",
+            )
+        arr = raw.astype(np.float32)
         if arr.ndim == 1:
             arr = np.repeat(arr[:, None], self._channels, axis=1)
         if arr.ndim != 2 or arr.shape[0] == 0 or not 1 <= arr.shape[1] <= self._channels:
@@ -349,7 +368,10 @@ class VirtualDevice(Device):
             stream's ``timeout`` ends that stream with ``TIMED_OUT``.
         """
         length = optional_seconds("seconds", seconds, zero=True)
-        until = 2**62 if length is None else int(lib.da_now_ns()) + int(length * 1e9)
+        forever = 2**62  # ns: beyond any stream's life, within the engine's 64 bits
+        until = forever
+        if length is not None and length < forever / 1e9:
+            until = min(forever, int(lib.da_now_ns()) + int(length * 1e9))
         for backend in self._each_backend():
             backend.stall(until)
 
@@ -357,6 +379,14 @@ class VirtualDevice(Device):
         """End a stall started with :meth:`stall`."""
         for backend in self._each_backend():
             backend.stall(0)
+
+
+#: The keyword options of VirtualDevice, which add_loopback/add_output/add_input pass on.
+_DEVICE_OPTIONS = frozenset(
+    name
+    for name, param in inspect.signature(VirtualDevice.__init__).parameters.items()
+    if param.kind is inspect.Parameter.KEYWORD_ONLY
+)
 
 
 class VirtualHost(Host):
@@ -410,6 +440,14 @@ class VirtualHost(Host):
             return self._devices.get(wanted.name)
 
     def _add(self, name: str, kind: str, **options: Any) -> VirtualDevice:
+        accepted = _DEVICE_OPTIONS - ({"latency"} if kind == "input" else {"signal", "loop"})
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"unknown option {unknown[0]!r} for a virtual {kind} device; accepted: "
+                f"{', '.join(sorted(accepted))}",
+            )
         device = VirtualDevice(self, name, kind, **options)
         with self._lock:
             if name in self._devices:

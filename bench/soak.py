@@ -1,0 +1,235 @@
+"""Soak: duplex streams opened, run, faulted and closed in a loop; does anything leak?
+
+    python bench/soak.py [--minutes 30] [--out bench/results] [--docs docs/benchmarks.md]
+
+One process, for ``--minutes``: round after round of short duplex streams on
+the virtual host and on a private jackd (started by the script), each ended a
+different way: closed while running, its callback raising, its device
+disconnected (virtual), stopped and restarted, a playrec program run to its
+end, left to the garbage collector. Every minute it samples the process's
+resident memory, its threads (all, and duplexaudio's) and its open fds, and
+counts the rounds and the errors each fault delivered. A leak shows as a
+column that climbs; the figures go to ``soak.json`` / ``soak.md`` in
+``--out`` and to the soak section of ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from _docs import update_section  # noqa: E402
+
+from tests import servers  # noqa: E402
+
+RATE = 48000
+
+
+def sample(started: float, rounds: int, errors: Counter[str]) -> dict[str, Any]:
+    """The process right now."""
+    rss_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
+    return {
+        "minute": round((time.monotonic() - started) / 60, 1),
+        "rounds": rounds,
+        "rss_mib": round(rss_kib / 1024, 1),
+        "threads": len(os.listdir("/proc/self/task")),
+        "duplexaudio_threads": sum(t.name.startswith("duplexaudio") for t in threading.enumerate()),
+        "fds": len(os.listdir("/proc/self/fd")),
+        "errors": dict(errors),
+    }
+
+
+def scenarios(da: Any, jack: Any | None) -> list[tuple[str, Callable[[Counter[str]], None]]]:
+    """Each a short stream life that ends one way; they note the errors they got."""
+    host = da.host_from_id("virtual")
+    names = iter(range(10**9))
+
+    def config(frames: int = 128) -> Any:
+        return da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(frames))
+
+    def copy(i: Any, o: Any, info: Any) -> None:
+        o[:] = i
+
+    def run_then_close(device: Any) -> Callable[[Counter[str]], None]:
+        def go(errors: Counter[str]) -> None:
+            with device.build_duplex_stream(config(), copy) as s:
+                s.wait(0.2)
+
+        return go
+
+    def callback_raises(device: Any) -> Callable[[Counter[str]], None]:
+        def go(errors: Counter[str]) -> None:
+            def fail(i: Any, o: Any, info: Any) -> None:
+                raise RuntimeError("soak")
+
+            s = device.build_duplex_stream(config(), fail, lambda e: None)
+            s.start()
+            try:
+                s.wait(5)
+            except da.Error as err:
+                errors[err.kind.name] += 1
+            s.close()
+
+        return go
+
+    def disconnected(errors: Counter[str]) -> None:
+        device = host.add_loopback(f"soak-{next(names)}")
+        s = device.build_duplex_stream(config(), copy, lambda e: None)
+        s.start()
+        time.sleep(0.05)
+        device.disconnect()
+        try:
+            s.wait(5)
+        except da.Error as err:
+            errors[err.kind.name] += 1
+        s.close()
+        host.remove_device(device.id)
+
+    def stop_restart(device: Any) -> Callable[[Counter[str]], None]:
+        def go(errors: Counter[str]) -> None:
+            s = device.build_duplex_stream(config(), copy)
+            for _ in range(3):
+                s.start()
+                time.sleep(0.05)
+                s.stop()
+            s.close()
+
+        return go
+
+    def program(device: Any) -> Callable[[Counter[str]], None]:
+        def go(errors: Counter[str]) -> None:
+            da.playrec(np.zeros((RATE // 10, 2), np.float32), RATE, 2, device)
+
+        return go
+
+    def collected(device: Any) -> Callable[[Counter[str]], None]:
+        def go(errors: Counter[str]) -> None:
+            s = device.build_duplex_stream(config(), copy)
+            s.start()
+            time.sleep(0.05)
+            del s
+            gc.collect()
+
+        return go
+
+    loop = host.device_by_id("virtual:loopback")
+    out: list[tuple[str, Callable[[Counter[str]], None]]] = [
+        ("virtual: run, close", run_then_close(loop)),
+        ("virtual: callback raises", callback_raises(loop)),
+        ("virtual: device disconnected", disconnected),
+        ("virtual: stop and restart", stop_restart(loop)),
+        ("virtual: playrec", program(loop)),
+        ("virtual: garbage-collected", collected(loop)),
+    ]
+    if jack is not None:
+        out += [
+            ("jack: run, close", run_then_close(jack)),
+            ("jack: callback raises", callback_raises(jack)),
+            ("jack: stop and restart", stop_restart(jack)),
+            ("jack: playrec", program(jack)),
+            ("jack: garbage-collected", collected(jack)),
+        ]
+    return out
+
+
+def soak(minutes: float) -> tuple[list[dict[str, Any]], list[str], str]:
+    """Run; the samples, the scenario names, and a note (what could not run)."""
+    import duplexaudio as da
+
+    note = ""
+    reason = servers.jack_missing()
+    server = None
+    if reason:
+        note = f"jackd scenarios not run: {reason}"
+    else:
+        server = servers.start_jackd(servers.unique_name("da-soak"), frames=128)
+        os.environ.update(server.env)
+    try:
+        jack = None
+        if server is not None:
+            jack = da.host_from_id("jack").device_by_id(f"jack:{server.name}/loopback")
+        plan = scenarios(da, jack)
+        errors: Counter[str] = Counter()
+        started = time.monotonic()
+        samples = [sample(started, 0, errors)]
+        rounds = 0
+        next_sample = started + 60
+        while time.monotonic() - started < minutes * 60:
+            for _, go in plan:
+                go(errors)
+            rounds += 1
+            if time.monotonic() >= next_sample:
+                gc.collect()
+                samples.append(sample(started, rounds, errors))
+                print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
+                next_sample += 60
+        gc.collect()
+        samples.append(sample(started, rounds, errors))
+        return samples, [name for name, _ in plan], note
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def render(samples: list[dict[str, Any]], plan: list[str], note: str, minutes: float) -> str:
+    """The markdown section."""
+    first, last = samples[0], samples[-1]
+    lines = [
+        f"## Soak: streams opened, run, faulted and closed for {minutes:g} minutes\n",
+        f"How measured: `python bench/soak.py --minutes {minutes:g}`, one process, "
+        f"{last['rounds']} rounds of {len(plan)} stream lives each ({', '.join(plan)}). "
+        "Sampled every minute after a garbage collection. Run "
+        f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n",
+        (f"{note}\n" if note else ""),
+        "| minute | rounds | RSS MiB | threads | duplexaudio threads | fds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in samples:
+        lines.append(f"| {s['minute']:g} | {s['rounds']} | {s['rss_mib']:g} | {s['threads']} | "
+                     f"{s['duplexaudio_threads']} | {s['fds']} |")  # fmt: skip
+    lines.append(
+        f"\nFrom the first sample to the last: RSS {first['rss_mib']:g} → {last['rss_mib']:g} MiB, "
+        f"threads {first['threads']} → {last['threads']}, fds {first['fds']} → {last['fds']}. "
+        f"Errors the faults delivered: {last['errors']}.\n"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the soak and write its results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--docs", type=Path, default=REPO / "docs" / "benchmarks.md")
+    args = parser.parse_args(argv)
+    samples, plan, note = soak(args.minutes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "soak.json").write_text(json.dumps({"plan": plan, "samples": samples}, indent=1))
+    md = render(samples, plan, note, args.minutes)
+    (args.out / "soak.md").write_text(md)
+    update_section(args.docs, "soak", md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""No thread of ours dies silently, close() is bounded, bad values get an Error.
+
+Faults are injected the hard way: an exception raised where the library's
+own code expects none (its C library replaced by a proxy that fails on
+cue), a callback that never returns, values chosen to overflow.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import duplexaudio as da
+import duplexaudio.stream as stream_module
+from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+
+RATE = 48000
+
+
+def config() -> da.DuplexStreamConfig:
+    return da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(128))
+
+
+class FailingLib:
+    """The engine's C library, except that ``name`` raises from its ``after``-th call."""
+
+    def __init__(self, real: Any, name: str, after: int) -> None:
+        self._real, self._name, self._left = real, name, after
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self._real, attr)
+        if attr != self._name:
+            return value
+
+        def failing(*args: Any) -> Any:
+            self._left -= 1
+            if self._left < 0:
+                raise RuntimeError(f"injected failure in {attr}")
+            return value(*args)
+
+        return failing
+
+
+@pytest.fixture
+def fail_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """fail_in(name, after): make the stream module's ``lib.<name>`` raise."""
+
+    def install(name: str, after: int = 0) -> None:
+        real = stream_module.lib  # type: ignore[attr-defined]
+        monkeypatch.setattr(stream_module, "lib", FailingLib(real, name, after))
+
+    yield install
+
+
+def ours() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("duplexaudio")}
+
+
+# -- no thread dies silently ------------------------------------------------------------
+
+
+def test_a_failing_event_thread_ends_the_stream_with_an_error(
+    loopback: VirtualDevice, fail_in: Any
+) -> None:
+    errors: list[da.Error] = []
+    stream = loopback.build_duplex_stream(config(), lambda i, o, n: None, errors.append)
+    fail_in("da_event_wait", after=3)  # the supervisor's loop, mid-run
+    stream.start()
+    with pytest.raises(da.Error) as raised:
+        stream.wait(10)
+    assert raised.value.kind is da.ErrorKind.OTHER
+    assert "duplexaudio-events" in raised.value.message
+    assert "injected failure" in raised.value.message
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    assert errors == [raised.value] and not stream.running
+    stream.close()
+
+
+def test_a_failing_worker_ends_the_stream_with_an_error(
+    loopback: VirtualDevice, fail_in: Any
+) -> None:
+    fail_in("da_worker_next", after=5)  # the worker's C call, between callbacks
+    stream = loopback.build_duplex_stream(config(), lambda i, o, n: None, lambda e: None)
+    stream.start()
+    with pytest.raises(da.Error) as raised:
+        stream.wait(10)
+    assert raised.value.kind is da.ErrorKind.OTHER
+    assert "duplexaudio-worker" in raised.value.message
+    assert not stream.running
+    stream.close()
+
+
+def test_an_exception_whose_str_raises_still_reaches_the_user(loopback: VirtualDevice) -> None:
+    class Nasty(Exception):
+        def __str__(self) -> str:
+            raise ValueError("no text for you")
+
+    def callback(i: Any, o: Any, info: Any) -> None:
+        raise Nasty
+
+    stream = loopback.build_duplex_stream(config(), callback, lambda e: None)
+    stream.start()
+    with pytest.raises(da.Error) as raised:
+        stream.wait(10)
+    assert raised.value.kind is da.ErrorKind.CALLBACK_FAILED
+    assert "Nasty" in raised.value.message and isinstance(raised.value.__cause__, Nasty)
+    stream.close()
+
+
+def test_a_huge_finite_timeout_is_just_long(loopback: VirtualDevice) -> None:
+    stream = loopback.build_duplex_stream(config(), lambda i, o, n: None, timeout=1e300)
+    with stream:
+        assert not stream.wait(0.3)  # still running: the supervisor did not die
+        assert stream.running
+    assert stream.error is None
+
+
+# -- close() is bounded -----------------------------------------------------------------
+
+
+def stuck(release: threading.Event) -> Any:
+    def callback(i: Any, o: Any, info: Any) -> None:
+        release.wait()
+
+    return callback
+
+
+def test_close_with_a_stuck_callback_returns_within_the_bound(
+    loopback: VirtualDevice, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+    before = ours()
+    stream = loopback.build_duplex_stream(config(), stuck(release))
+    stream.start()
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    stream.close()
+    took = time.monotonic() - t0
+    try:
+        # Bounded, not timed: far below "forever", with room for a busy machine.
+        assert took < stream_module.CLOSE_WAIT_SECONDS + 3.0, took
+        assert "left behind" in caplog.text
+        # Only the stuck worker remains of this stream's threads.
+        assert {n for n in ours() - before} == {f"duplexaudio-worker {loopback.id}"}
+    finally:
+        release.set()
+    deadline = time.monotonic() + 5
+    while ours() - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not ours() - before  # it ends once the callback returns
+
+
+def test_at_exit_stuck_streams_share_one_bound() -> None:
+    code = """
+import threading, time, duplexaudio as da
+host = da.host_from_id("virtual")
+never = threading.Event()
+streams = []
+for n in range(4):
+    dev = host.add_loopback(f"stuck-{n}")
+    s = dev.build_duplex_stream(dev.default_duplex_config(), lambda i, o, info: never.wait())
+    s.start()
+    streams.append(s)
+time.sleep(0.2)
+print("exiting", flush=True)
+"""
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    took = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr
+    assert "exiting" in done.stdout
+    # Four stuck callbacks share one 2 s bound; one each would be 8 s.
+    assert took < 4 * stream_module.CLOSE_WAIT_SECONDS - 1.0, took
+    assert done.stderr.count("left behind") == 4
+
+
+# -- bad values get an Error ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timeout", ["1", float("nan"), -1, float("inf"), b"1", [1]])
+def test_wait_and_stop_refuse_a_timeout_that_is_not_seconds(
+    loopback: VirtualDevice, timeout: Any
+) -> None:
+    stream = loopback.build_duplex_stream(config(), lambda i, o, n: None)
+    with stream:
+        for call in (stream.wait, stream.stop):
+            with pytest.raises(da.Error) as raised:
+                call(timeout)
+            assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+            assert "timeout" in raised.value.message and repr(timeout) in raised.value.message
+
+
+def test_a_timeout_too_long_for_the_os_waits_without_one(loopback: VirtualDevice) -> None:
+    stream = loopback.build_duplex_stream(config(), lambda i, o, n: None)
+    stream.start()
+    threading.Timer(0.2, stream.pause).start()
+    assert stream.wait(1e300) is True
+    stream.close()
+
+
+def test_numpy_scalars_pass_wherever_numbers_do(loopback: VirtualDevice) -> None:
+    stream = loopback.build_duplex_stream(config(), lambda i, o, n: None)
+    with stream:
+        assert stream.wait(np.float64(0.05)) is False
+    stream.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "kind", "named"),
+    [
+        (lambda: da.StreamConfig(10**9, RATE), da.ErrorKind.INVALID_INPUT, "channels"),
+        (lambda: da.BufferSize.fixed(10**12), da.ErrorKind.INVALID_INPUT, "buffer size"),
+        (lambda: da.DuplexStreamConfig(1, 2**40, RATE), da.ErrorKind.INVALID_INPUT, "output"),
+    ],
+)
+def test_counts_no_device_could_run_are_refused_naming_them(
+    make: Any, kind: da.ErrorKind, named: str
+) -> None:
+    with pytest.raises(da.Error) as raised:
+        make()
+    assert raised.value.kind is kind and named in raised.value.message
+
+
+def test_a_recording_beyond_memory_is_resource_exhausted(loopback: VirtualDevice) -> None:
+    config = da.StreamConfig(2, RATE, da.BufferSize.fixed(128))
+    with pytest.raises(da.Error) as raised:
+        loopback.build_rec_stream(config, 2**45)  # 256 TiB of float32
+    assert raised.value.kind is da.ErrorKind.RESOURCE_EXHAUSTED
+    assert "recording" in raised.value.message and "GiB" in raised.value.message
+
+
+def test_virtual_devices_refuse_what_the_engine_cannot_hold(virtual_host: VirtualHost) -> None:
+    cases: list[tuple[Any, str]] = [
+        (lambda: virtual_host.add_loopback("too-late", latency=2**40), "latency"),
+        (lambda: virtual_host.add_loopback("too-fast", sample_rates=(8000, 10**12)),
+         "sample_rates[1]"),
+        (lambda: virtual_host.add_input("complex", signal=np.ones(64) * 1j), "complex"),
+        (lambda: virtual_host.add_input("words", signal=["a", "b"]), "dtype <U1"),
+    ]  # fmt: skip
+    for make, named in cases:
+        with pytest.raises(da.Error) as raised:
+            make()
+        assert raised.value.kind is da.ErrorKind.INVALID_INPUT, named
+        assert named in raised.value.message
+    # Enumeration still works: nothing half-made was left in the host.
+    assert all(str(d.id) for d in virtual_host.duplex_devices())
+
+
+def test_a_stall_of_a_trillion_seconds_is_a_long_stall(loopback: VirtualDevice) -> None:
+    stream = loopback.build_duplex_stream(config(), lambda i, o, n: None, timeout=60)
+    with stream:
+        loopback.stall(1e12)
+        loopback.resume()
+    assert stream.error is None
+
+
+def test_a_device_id_is_checked_like_a_parsed_one(virtual_host: VirtualHost) -> None:
+    made = da.DeviceId("virtual", "loopback")  # type: ignore[arg-type]
+    assert made == da.DeviceId.parse("virtual:loopback")
+    assert made.host is da.HostId.VIRTUAL and str(made) == "virtual:loopback"
+    assert virtual_host.device_by_id(made) is not None
+    for host, name in (
+        ("nohost", "x"),
+        (da.HostId.VIRTUAL, "bell\x07"),
+        (da.HostId.VIRTUAL, "\x1b[31m"),
+    ):
+        with pytest.raises(da.Error) as raised:
+            da.DeviceId(host, name)  # type: ignore[arg-type]
+        assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+
+
+def test_rec_takes_numpy_integers(loopback: VirtualDevice) -> None:
+    got = da.rec(np.int64(256), np.int32(RATE), np.uint8(2), loopback)
+    assert got.shape == (256, 2)
+
+
+def test_a_misspelt_virtual_device_option_names_the_accepted_ones(
+    virtual_host: VirtualHost,
+) -> None:
+    with pytest.raises(da.Error) as raised:
+        virtual_host.add_loopback("typo", lantency=512)
+    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert "'lantency'" in raised.value.message and "latency" in raised.value.message
+    with pytest.raises(da.Error) as raised:
+        virtual_host.add_output("typo", signal=[0.0])
+    assert "'signal'" in raised.value.message
+    assert virtual_host.device_by_id("virtual:typo") is None
