@@ -133,7 +133,7 @@ def scenarios(da: Any, jack: Any | None) -> list[tuple[str, Callable[[Counter[st
 
     loop = host.device_by_id("virtual:loopback")
     out: list[tuple[str, Callable[[Counter[str]], None]]] = [
-        ("virtual: run, close", run_then_close(loop)),
+        ("virtual: run then close", run_then_close(loop)),
         ("virtual: callback raises", callback_raises(loop)),
         ("virtual: device disconnected", disconnected),
         ("virtual: stop and restart", stop_restart(loop)),
@@ -142,7 +142,7 @@ def scenarios(da: Any, jack: Any | None) -> list[tuple[str, Callable[[Counter[st
     ]
     if jack is not None:
         out += [
-            ("jack: run, close", run_then_close(jack)),
+            ("jack: run then close", run_then_close(jack)),
             ("jack: callback raises", callback_raises(jack)),
             ("jack: stop and restart", stop_restart(jack)),
             ("jack: playrec", program(jack)),
@@ -169,6 +169,10 @@ def soak(minutes: float) -> tuple[list[dict[str, Any]], list[str], str]:
             jack = da.host_from_id("jack").device_by_id(f"jack:{server.name}/loopback")
         plan = scenarios(da, jack)
         errors: Counter[str] = Counter()
+        for _, go in plan:  # warm-up: libraries loaded, caches filled, before the baseline
+            go(errors)
+        errors.clear()
+        gc.collect()
         started = time.monotonic()
         samples = [sample(started, 0, errors)]
         rounds = 0
@@ -197,7 +201,7 @@ def render(samples: list[dict[str, Any]], plan: list[str], note: str, minutes: f
         f"## Soak: streams opened, run, faulted and closed for {minutes:g} minutes\n",
         f"How measured: `python bench/soak.py --minutes {minutes:g}`, one process, "
         f"{last['rounds']} rounds of {len(plan)} stream lives each ({', '.join(plan)}). "
-        "Sampled every minute after a garbage collection. Run "
+        "Sampled every minute after a garbage collection, the first after one warm-up round. Run "
         f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n",
         (f"{note}\n" if note else ""),
         "| minute | rounds | RSS MiB | threads | duplexaudio threads | fds |",
