@@ -56,7 +56,7 @@ def plot() -> str:
     frames = sorted({size for _, size, _ in cells})
     libs = [lib for lib in LIBRARIES if any(key[0] == lib for key in cells)]
     width = 0.8 / len(LOADS)
-    fig, axes = plt.subplots(1, len(frames), figsize=(6 * len(frames), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(frames), figsize=(6 * len(frames), 4.2), squeeze=False)
     for ax, size in zip(axes[0], frames, strict=True):
         for k, load in enumerate(LOADS):
             values = [
@@ -65,12 +65,13 @@ def plot() -> str:
                 for lib in libs
             ]  # fmt: skip
             ax.bar([i + width * k for i in range(len(libs))], values, width=width, label=load)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(libs))], libs, fontsize="small",
-                      rotation=15)  # fmt: skip
+        ticks = [i + 0.4 - width / 2 for i in range(len(libs))]
+        ax.set_xticks(ticks, [lib.replace(", ", "\n") for lib in libs], fontsize="small")
         ax.set_ylim(0, 100)
         ax.set_title(f"{size} frames: blocks on time, % (median of runs)")
-        ax.legend(title="load", fontsize="small")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="load", loc="upper center", ncol=len(LOADS))
+    fig.tight_layout(rect=(0, 0, 1, 0.86))
     fig.savefig(PLOT, dpi=100)
     return f"![blocks on time per library and load]({PLOT.name})\n"
 
