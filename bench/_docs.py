@@ -1,4 +1,4 @@
-"""The one place that writes a benchmark's section into docs/benchmarks.md.
+"""The one place that writes a benchmark's results and its section of docs/benchmarks.md.
 
 Each benchmark owns the text between ``<!-- NAME:start -->`` and
 ``<!-- NAME:end -->``; everything else in the file is left alone.
@@ -6,6 +6,7 @@ Each benchmark owns the text between ``<!-- NAME:start -->`` and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -21,3 +22,12 @@ def update_section(path: Path, name: str, section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def publish(out: Path, docs: Path, name: str, data: object, markdown: str) -> None:
+    """Write ``NAME.json`` (the raw figures) and ``NAME.md`` into ``out`` and the
+    markdown into NAME's section of ``docs``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(data, indent=1))
+    (out / f"{name}.md").write_text(markdown)
+    update_section(docs, name, markdown)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jack_vs_peers as jvp
-from _docs import update_section
+from _docs import publish
 from _peers import xrun_monitor
 
 from tests import servers
@@ -50,7 +50,7 @@ def run_all(deadlines: Sequence[float], seconds: float, runs: int) -> list[dict[
                 for load in LOADS:
                     busy_thread, processes = jvp.LOADS[load]
                     before = mon.xruns if mon else 0
-                    with jvp.busy_processes(processes):
+                    with servers.busy_processes(jvp.BUSY_PROCESSES if processes else 0):
                         row = jvp.run_python(lib_name(deadline), FRAMES, seconds, busy_thread,
                                              server.env, script=Path(__file__))  # fmt: skip
                     row.update(load=load, run=run, deadline=deadline,
@@ -94,8 +94,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         jvp.OPENERS[spec["lib"]] = jvp.open_duplexaudio(True, deadline)
         return jvp.worker(spec)
     rows = run_all(args.deadlines, args.seconds, args.runs)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "deadline.json").write_text(json.dumps({"rows": rows}, indent=1))
     md = (
         "## The deadline, with a real-time worker\n\n"
         f"How measured: `python bench/deadline.py` ({args.seconds:g} s per row, {args.runs} "
@@ -104,8 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(*processes*) and those plus a busy Python thread (*both*). Columns as in the table "
         "above.\n\n" + (table(rows, args.deadlines) if rows else "not run: no jackd\n")
     )
-    (args.out / "deadline.md").write_text(md)
-    update_section(args.docs, "deadline", md)
+    publish(args.out, args.docs, "deadline", {"rows": rows}, md)
     print(md)
     return 0
 

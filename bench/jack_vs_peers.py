@@ -52,7 +52,7 @@ from typing import Any, Protocol
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.servers: the one jackd launcher
 
-from _docs import update_section  # noqa: E402
+from _docs import publish  # noqa: E402
 from _peers import (  # noqa: E402
     PeerError,
     Steps,
@@ -308,21 +308,6 @@ def run_c(
     return {**row, "window": [out["start_s"], out["end_s"]]}
 
 
-@contextmanager
-def busy_processes(active: bool) -> Iterator[None]:
-    """TESTING.md's standard load for the block, stopped by PID."""
-    busy = [
-        subprocess.Popen(["sh", "-c", "while :; do :; done"])
-        for _ in range(active * BUSY_PROCESSES)
-    ]
-    try:
-        yield
-    finally:
-        for process in busy:
-            process.kill()
-            process.wait()
-
-
 def run_all(
     frame_sizes: Sequence[int], seconds: float, runs: int
 ) -> tuple[list[dict[str, Any]], str]:
@@ -343,7 +328,7 @@ def run_all(
                     for lib in LIBRARIES:
                         for load, (busy_thread, processes) in LOADS.items():
                             before = mon.xruns if mon else 0
-                            with busy_processes(processes):
+                            with servers.busy_processes(BUSY_PROCESSES if processes else 0):
                                 if lib == C_CLIENT:
                                     row = run_c(c_client, frames, seconds, busy_thread, server.env)
                                 else:
@@ -511,7 +496,6 @@ def write(rows: list[dict[str, Any]], note: str, args: argparse.Namespace) -> st
         "seconds": args.seconds,
         "runs": args.runs,
     }
-    (out / "jack_vs_peers.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     backends = sorted({r["backend"] for r in rows if "backend" in r})
     md = (
         "## duplexaudio vs JACK-Client vs sounddevice vs C, on one JACK server, under load\n\n"
@@ -554,8 +538,7 @@ def write(rows: list[dict[str, Any]], note: str, args: argparse.Namespace) -> st
                 + "\n"
             )
         md += "### Targets (issue 11)\n\n" + targets(rows, args.frames)
-    (out / "jack_vs_peers.md").write_text(md)
-    update_section(args.docs, "jack_vs_peers", md)
+    publish(out, args.docs, "jack_vs_peers", {"meta": meta, "rows": rows}, md)
     return md
 
 

@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from _docs import update_section  # noqa: E402
+from _docs import publish  # noqa: E402
 
 from tests import servers  # noqa: E402
 
@@ -226,11 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
     samples, plan, note = soak(args.minutes)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "soak.json").write_text(json.dumps({"plan": plan, "samples": samples}, indent=1))
     md = render(samples, plan, note, args.minutes)
-    (args.out / "soak.md").write_text(md)
-    update_section(args.docs, "soak", md)
+    publish(args.out, args.docs, "soak", {"plan": plan, "samples": samples}, md)
     print(md)
     return 0
 

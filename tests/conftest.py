@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -87,13 +86,8 @@ def no_leaked_threads() -> Iterator[None]:
 @pytest.fixture
 def busy_processes() -> Iterator[None]:
     """The standard load (TESTING.md): two CPU-busy processes, stopped by PID."""
-    busy = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)]
-    try:
+    with servers.busy_processes(2):
         yield
-    finally:
-        for process in busy:
-            process.kill()
-            process.wait()
 
 
 def server_unavailable(reason: str) -> None:

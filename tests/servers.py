@@ -173,6 +173,19 @@ def jackd(name: str, **options: int) -> Iterator[JackServer]:
         server.stop()
 
 
+@contextmanager
+def busy_processes(count: int = 2) -> Iterator[None]:
+    """TESTING.md's standard load for the block: ``count`` CPU-busy processes
+    (``sh -c 'while :; do :; done'``), stopped by PID."""
+    busy = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+
+
 def unique_name(prefix: str) -> str:
     """A server name no other run on this machine uses."""
     return f"{prefix}-{os.getpid()}-{time.monotonic_ns() % 10**9}"

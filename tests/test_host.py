@@ -15,9 +15,7 @@ from tests.conftest import os_thread_count
 
 # Surrogates cannot be encoded; control characters (Cc) are refused in names.
 _EXCLUDED: tuple[Literal["Cs"], Literal["Cc"]] = ("Cs", "Cc")
-names = st.text(st.characters(exclude_categories=_EXCLUDED), min_size=1).filter(
-    lambda s: s.strip()
-)
+names = st.text(st.characters(exclude_categories=_EXCLUDED), min_size=1).filter(lambda s: s.strip())
 
 
 @given(name=names)

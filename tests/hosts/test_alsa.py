@@ -320,8 +320,12 @@ def test_duplex_on_the_jack_pcm_keeps_one_offset_and_reports_it(
     # The loopback race shifts by one cycle of the 256-frame jackd, not one ALSA period.
     offsets = assert_each_stretch_reports_its_offset(loop, 256, loopback_race=True)
     # The plugin's rings (capture: the period read; playback: two periods of
-    # silence queued less the one played) plus JACK's one graph cycle, asked of JACK.
-    assert offsets[-1] == stream.latency.round_trip == 2 * frames + 256
+    # silence queued less the one played) plus JACK's one graph cycle, asked of
+    # JACK. On a loaded machine a run can settle one JACK cycle shorter (seen
+    # under two busy processes: 512 for 768, measured and reported alike);
+    # what must hold is that the report is what the audio does.
+    assert offsets[-1] == stream.latency.round_trip
+    assert stream.latency.round_trip in (2 * frames + 256, 2 * frames)
     backend = stream.backend
     assert isinstance(backend, AlsaBackend) and backend.beyond == da.StreamLatency(0, 256)
     assert loop.sizes == {frames}
@@ -466,7 +470,9 @@ def test_a_stalled_pulseaudio_is_absorbed_or_reported_as_an_xrun(
 def test_a_stalled_jackd_keeps_the_offset(jack_alsa: AlsaHost, jackd_256: JackServer) -> None:
     device = pcm(jack_alsa, JACK_PCM)
     _, offset = stall_is_absorbed_or_reported(device, jackd_256.process.pid, 0.3, True)
-    assert offset == 768
+    # As above: the restarted run can settle one JACK cycle shorter, and says so
+    # (stall_is_absorbed_or_reported checked the report against the audio).
+    assert offset in (768, 512)
 
 
 # -- one direction on the pulse PCM ---------------------------------------------------------
