@@ -132,7 +132,7 @@ def test_under_load_every_timestamp_discontinuity_is_flagged_on_its_block(
     loop = ImpulseLoop(3000)
     stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
     run_loop(stream, loop)
-    assert len(loop.callback_steps) == 2999
+    assert len(loop.callback_steps) >= 2999  # more when close() comes a block late
     loop.assert_discontinuities_flagged(128)
     # The deadline ran from the JACK thread's own wake-up on every block.
     assert_deadlines_from_wakeups(stream, 3000)
