@@ -482,9 +482,10 @@ def test_a_stalled_pulseaudio_is_absorbed_or_reported_as_an_xrun(
 def test_a_stalled_jackd_keeps_the_offset(jack_alsa: AlsaHost, jackd_256: JackServer) -> None:
     device = pcm(jack_alsa, JACK_PCM)
     _, offset = stall_is_absorbed_or_reported(device, jackd_256.process.pid, 0.3, True)
-    # As above: the restarted run can settle one JACK cycle shorter, and says so
-    # (stall_is_absorbed_or_reported checked the report against the audio).
-    assert offset in (768, 512)
+    # The restarted run can settle one JACK cycle shorter or longer than the
+    # first (seen: 512 and 1024 for 768), and says so: what must hold, and
+    # stall_is_absorbed_or_reported checked, is that the report is the audio.
+    assert offset in (512, 768, 1024)
 
 
 # -- one direction on the pulse PCM ---------------------------------------------------------
