@@ -7,6 +7,7 @@ cue), a callback that never returns, values chosen to overflow.
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import threading
@@ -292,3 +293,118 @@ def test_a_misspelt_virtual_device_option_names_the_accepted_ones(
         virtual_host.add_output("typo", signal=[0.0])
     assert "'signal'" in raised.value.message
     assert virtual_host.device_by_id("virtual:typo") is None
+
+
+# -- a misspelt keyword is an Error, everywhere -----------------------------------------
+
+from duplexaudio.hosts import alsa, jack, pulse  # noqa: E402  (grouped with the tests that use them)
+
+#: Records the library makes and hands out; a user does not call into them.
+RESULTS = {
+    "CallbackInfo", "CallbackTimestamp", "DuplexCallbackInfo", "StreamLatency", "StreamStats",
+    "ProgramStatus", "DeviceDescription", "Error", "ErrorKind", "HostId", "StreamKind",
+}  # fmt: skip
+HOST_CLASSES = [
+    VirtualHost, VirtualDevice, jack.JackHost, jack.JackDevice, pulse.PulseHost,
+    pulse.PulseDevice, alsa.AlsaHost, alsa.AlsaDevice,
+]  # fmt: skip
+
+
+def entry_points() -> Iterator[tuple[str, Any]]:
+    """(name, function) for every public function and method a user can call."""
+    classes = [getattr(da, n) for n in da.__all__ if isinstance(getattr(da, n), type)]
+    for name in da.__all__:
+        value = getattr(da, name)
+        if callable(value) and not isinstance(value, type):
+            yield name, value
+    for cls in classes + HOST_CLASSES:
+        if cls.__name__ in RESULTS:
+            continue
+        for klass in cls.__mro__:
+            if klass.__module__.startswith("duplexaudio") and klass.__name__ not in RESULTS:
+                for attr, member in vars(klass).items():
+                    if attr == "__init__" or not attr.startswith("_"):
+                        if isinstance(member, (classmethod, staticmethod)):
+                            member = member.__func__
+                        if inspect.isfunction(member):
+                            yield f"{cls.__name__}.{attr}", getattr(cls, attr)
+
+
+def test_every_entry_point_is_checked() -> None:
+    found = dict(entry_points())
+    assert len(found) > 80  # the enumeration itself works
+    unchecked = sorted(n for n, fn in found.items() if not hasattr(fn, "__wrapped__"))
+    assert unchecked == []
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda dev: da.DuplexStreamConfig(2, 2, samplerate=RATE),  # type: ignore[call-arg]
+        lambda dev: da.rec(256, RATE, 1, dev, sampleformat="i16"),  # type: ignore[call-overload]
+        lambda dev: da.play(np.zeros(8), RATE, dev, blocksize=64),  # type: ignore[call-arg]
+        lambda dev: dev.build_duplex_stream(dev.default_duplex_config(), calback=print),
+        lambda dev: da.BufferSize.fixed(frame=128),  # type: ignore[call-arg]
+        lambda dev: da.SampleFormat.parse(nam="f32"),  # type: ignore[call-arg]
+        lambda dev: da.host_from_id("virtual").device_by_id(device="virtual:x"),  # type: ignore[call-arg]
+    ],
+)
+def test_a_misspelt_keyword_names_it_and_what_is_accepted(
+    loopback: VirtualDevice, call: Any
+) -> None:
+    with pytest.raises(da.Error) as raised:
+        call(loopback)
+    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert "unknown keyword argument" in raised.value.message
+    assert "it takes:" in raised.value.message
+
+
+def test_a_missing_argument_is_an_error_too() -> None:
+    with pytest.raises(da.Error) as raised:
+        da.StreamConfig()  # type: ignore[call-arg]
+    assert "missing a required argument: 'channels'" in raised.value.message
+    with pytest.raises(da.Error) as raised:
+        da.rec(256, RATE, 1, None, False, "f32", 128, "extra")  # type: ignore[call-overload]
+    assert "too many positional arguments" in raised.value.message
+
+
+def test_a_type_error_from_inside_is_not_disguised(virtual_host: VirtualHost) -> None:
+    # The arguments bind; what the body does with them is its own business.
+    class Nasty:
+        def __index__(self) -> int:
+            raise TypeError("mine")
+
+    with pytest.raises(da.Error) as raised:  # the value check turns it into an Error...
+        da.BufferSize.fixed(Nasty())  # type: ignore[arg-type]
+    assert "unknown keyword" not in raised.value.message
+
+
+@pytest.mark.parametrize("failing", [1, 2], ids=["worker", "supervisor"])
+def test_a_thread_that_cannot_start_is_resource_exhausted_and_leaves_nothing(
+    loopback: VirtualDevice, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    before = ours()
+    real_start = threading.Thread.start
+    calls = 0
+
+    def start(thread: threading.Thread) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == failing:
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(da.Error) as raised:
+        loopback.build_duplex_stream(config(), lambda i, o, n: None)
+    monkeypatch.undo()
+    assert raised.value.kind is da.ErrorKind.RESOURCE_EXHAUSTED
+    assert "can't start new thread" in raised.value.message
+    deadline = time.monotonic() + 5
+    while ours() - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not ours() - before  # the worker that did start has ended
+    # The device was released: it opens again and runs.
+    with loopback.build_duplex_stream(config(), lambda i, o, n: None) as stream:
+        assert not stream.wait(0.1)
+    assert stream.error is None

@@ -1,19 +1,40 @@
-"""The one check for whole numbers and durations a user passes in.
+"""The one check for whole numbers, durations and argument lists a user passes in.
 
 Every public entry point that takes a count, a rate, a frame number or a
 number of seconds checks it here, so the same value gets the same rule and
-the same ``INVALID_INPUT`` message everywhere. Nothing else lives here.
+the same ``INVALID_INPUT`` message everywhere. :func:`checked` and
+:func:`checked_methods` do the same for the argument list itself: a misspelt
+keyword or a missing argument is an ``INVALID_INPUT`` naming what is
+accepted, not Python's bare ``TypeError``. Nothing else lives here.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import math
 import numbers
 import operator
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
 
 from duplexaudio.errors import Error, ErrorKind
 
-__all__ = ["optional_seconds", "positive", "seconds", "whole"]
+__all__ = [
+    "checked",
+    "checked_methods",
+    "flag",
+    "optional_seconds",
+    "positive",
+    "seconds",
+    "whole",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=type)
 
 
 def _as_whole(value: object) -> int | None:
@@ -75,6 +96,22 @@ def whole(
     return n
 
 
+def flag(name: str, value: object) -> bool:
+    """``value`` as a bool, if it is one (Python's or numpy's).
+
+    Truthiness is not enough: ``loop=[]`` or ``blocking="no"`` is a bug to
+    report, not a False to act on, and an array has no truth value at all.
+
+    Raises
+    ------
+    Error
+        ``INVALID_INPUT``: "<name> must be True or False, got <value>".
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise Error(ErrorKind.INVALID_INPUT, f"{name} must be True or False, got {value!r}")
+
+
 def positive(name: str, value: object, *, zero: bool = False, unit: str = "") -> float:
     """``value`` as a float, if it is a finite real number > 0 (>= 0 with `zero`).
 
@@ -121,3 +158,72 @@ def _positive(name: str, value: object, *, zero: bool, unit: str, accepted: str)
             f"{name} must be {accepted}a finite number{of} {bound}, got {value!r}",
         )
     return number
+
+
+def _call_problem(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str | None:
+    """Why ``fn(*args, **kwargs)`` cannot bind, in words naming what is accepted; None if it can."""
+    signature = inspect.signature(fn)
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        problem = str(exc)
+    else:
+        return None
+    names = [
+        n for n, p in signature.parameters.items()
+        if n not in ("self", "cls") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]  # fmt: skip
+    unknown = [k for k in kwargs if k not in signature.parameters]
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        # Say what was misspelt first: that is the mistake, a "missing"
+        # argument is only its consequence.
+        words = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, names, n=1, cutoff=0.6)
+            words.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        problem = f"unknown keyword argument {', '.join(words)}"
+    what = fn.__qualname__.removesuffix(".__init__")
+    return f"{what}(): {problem}; it takes: {', '.join(names) or 'no arguments'}"
+
+
+def checked(fn: F) -> F:
+    """``fn``, except that a call whose arguments cannot bind raises ``Error``.
+
+    The call goes straight through (no cost on the way in); only when it
+    raises ``TypeError`` is the argument list bound against the signature, and
+    if that fails the caller gets ``INVALID_INPUT`` naming the unknown or
+    missing argument and the accepted ones. A ``TypeError`` from inside the
+    body (the arguments bound) is not touched.
+    """
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TypeError:
+            problem = _call_problem(fn, args, kwargs)
+            if problem is None:
+                raise
+        raise Error(ErrorKind.INVALID_INPUT, problem)
+
+    return call  # type: ignore[return-value]
+
+
+def checked_methods(cls: C) -> C:
+    """``cls`` with :func:`checked` on ``__init__`` and every public method it defines.
+
+    Properties take no arguments and are left alone; class and static methods
+    are wrapped inside their descriptor. Methods already checked are not
+    wrapped twice, so a base class may apply this from ``__init_subclass__``.
+    """
+    for name, member in list(vars(cls).items()):
+        if name.startswith("_") and name != "__init__":
+            continue
+        if isinstance(member, (classmethod, staticmethod)):
+            if not hasattr(member.__func__, "__wrapped__"):
+                setattr(cls, name, type(member)(checked(member.__func__)))
+        elif inspect.isfunction(member) and not hasattr(member, "__wrapped__"):
+            setattr(cls, name, checked(member))
+    return cls

@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar, NoReturn, final
 
-from duplexaudio._validate import whole
+from duplexaudio._validate import checked_methods, whole
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
 
@@ -65,6 +65,7 @@ def _check_frames(field: str, value: object) -> int:
     return whole(field, value, maximum=MAX_BUFFER_FRAMES, unit="frames")
 
 
+@checked_methods
 @final
 class BufferSize:
     """The number of frames per block a stream asks for.
@@ -160,6 +161,7 @@ def _restore_buffer_size(frames: int | None) -> BufferSize:
     return BufferSize.DEFAULT if frames is None else BufferSize.fixed(frames)
 
 
+@checked_methods
 @dataclasses.dataclass(frozen=True)
 class StreamConfig:
     """What an input or output stream asks of a device.
@@ -194,6 +196,7 @@ class StreamConfig:
         _check_buffer_size(self.buffer_size)
 
 
+@checked_methods
 @dataclasses.dataclass(frozen=True)
 class DuplexStreamConfig:
     """What a duplex stream asks of a device: both directions, one clock.
@@ -246,6 +249,7 @@ def _check_buffer_size(value: object) -> None:
         _invalid("buffer_size", value, "BufferSize.DEFAULT or BufferSize.fixed(frames)")
 
 
+@checked_methods
 @final
 class SupportedBufferSize:
     """The block sizes a device accepts, as a device reports them.
@@ -357,6 +361,7 @@ def _restore_supported_buffer_size(lo: int | None, hi: int | None) -> SupportedB
     return SupportedBufferSize.range(lo, hi)
 
 
+@checked_methods
 @dataclasses.dataclass(frozen=True)
 class SupportedStreamConfig:
     """One configuration a device can run: a point picked from a range.
@@ -394,6 +399,7 @@ class SupportedStreamConfig:
         return StreamConfig(self.channels, self.sample_rate, buffer_size)
 
 
+@checked_methods
 @dataclasses.dataclass(frozen=True)
 class SupportedStreamConfigRange:
     """A family of configurations a device can run, as the device lists it.

@@ -20,11 +20,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from duplexaudio._validate import checked, checked_methods
 from duplexaudio.errors import Error, ErrorKind
 
 __all__ = ["SampleFormat", "as_frames", "from_float", "silent_frames", "to_float"]
 
 
+@checked_methods
 class SampleFormat(enum.Enum):
     """The format of one sample in a stream's arrays.
 
@@ -236,6 +238,7 @@ def _top_bit(fmt: SampleFormat) -> np.generic:
     return fmt.dtype.type(1 << (fmt.bits - 1))  # type: ignore[no-any-return]
 
 
+@checked
 def to_float(
     data: npt.ArrayLike,
     fmt: SampleFormat | str,
@@ -295,6 +298,7 @@ def to_float(
     return result.astype(out_dtype, copy=False).reshape(arr.shape)
 
 
+@checked
 def from_float(data: npt.ArrayLike, fmt: SampleFormat | str) -> npt.NDArray[Any]:
     """Convert floats where full scale is -1.0..1.0 to samples in ``fmt``.
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from duplexaudio._validate import optional_seconds, whole
+from duplexaudio._validate import checked, checked_methods, flag, optional_seconds, whole
 from duplexaudio.config import (
     DuplexStreamConfig,
     StreamConfig,
@@ -85,6 +85,7 @@ def _parse_host_id(value: object) -> HostId:
         ) from None
 
 
+@checked_methods
 @dataclass(frozen=True)
 class DeviceId:
     """A device's stable identity: ``"<host>:<id within the host>"``.
@@ -204,6 +205,7 @@ def _check_deadline(deadline: float | None) -> float:
     return float(deadline)
 
 
+@checked_methods
 class Device(DeviceHooks):
     """An audio device of a host: a source of input, a sink of output, or both.
 
@@ -213,6 +215,11 @@ class Device(DeviceHooks):
     everything a user calls to build a stream is implemented here, once, so
     that validation and error messages are the same on every host.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every host's public methods refuse a misspelt keyword with an Error.
+        super().__init_subclass__(**kwargs)
+        checked_methods(cls)
 
     @property
     def name(self) -> str:
@@ -630,9 +637,7 @@ class Device(DeviceHooks):
         _check_callable("error_callback", error_callback, optional=True)
         stall_timeout = optional_seconds("timeout", timeout)
         fraction = _check_deadline(deadline)
-        for flag, value in (("pipelined", pipelined), ("realtime", realtime)):
-            if not isinstance(value, bool):
-                raise Error(ErrorKind.INVALID_INPUT, f"{flag} must be a bool, got {value!r}")
+        pipelined, realtime = flag("pipelined", pipelined), flag("realtime", realtime)
         cfg = in_cfg or out_cfg
         assert cfg is not None
         checks: tuple[tuple[Direction, StreamConfig | None, SampleFormat], ...] = (
@@ -686,12 +691,18 @@ def _expect(value: object, cls: type[Any], name: str) -> Any:
     return value
 
 
+@checked_methods
 class Host(HostHooks):
     """An audio API that lists devices.
 
     Get one with :func:`host_from_id` or :func:`default_host`. Hosts subclass
     this and implement :class:`~duplexaudio.hosts._contract.HostHooks`.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every host's public methods refuse a misspelt keyword with an Error.
+        super().__init_subclass__(**kwargs)
+        checked_methods(cls)
 
     def input_devices(self) -> list[Device]:
         """Devices that can capture."""
@@ -743,11 +754,13 @@ _hosts_lock = threading.Lock()
 _fallback_noted = False
 
 
+@checked
 def available_hosts() -> list[HostId]:
     """The hosts usable on this machine now (their library loads, their server answers)."""
     return [h for h in HostId if _host_module(h).is_available()]
 
 
+@checked
 def host_from_id(host_id: HostId | str) -> Host:
     """The host with this id (one instance per process).
 
@@ -764,6 +777,7 @@ def host_from_id(host_id: HostId | str) -> Host:
         return _hosts[hid]
 
 
+@checked
 def default_host() -> Host:
     """The first real host that has devices; the virtual host when none has.
 

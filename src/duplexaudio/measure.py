@@ -22,7 +22,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
-from duplexaudio._validate import positive, seconds, whole
+from duplexaudio._validate import checked, checked_methods, flag, positive, seconds, whole
 from duplexaudio.config import BufferSize, DuplexStreamConfig, StreamConfig
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat, as_frames
@@ -68,6 +68,7 @@ def _run(stream: ProgramStream, blocking: bool) -> ProgramStream:
     return stream
 
 
+@checked
 def play(
     data: npt.ArrayLike,
     sample_rate: int,
@@ -105,6 +106,7 @@ def play(
         ``INVALID_INPUT`` for bad data or arguments (before anything opens),
         ``DEVICE_NOT_AVAILABLE``, ``TIMED_OUT``, or the stream's own error.
     """
+    blocking = flag("blocking", blocking)
     arr, _ = as_frames(data)
     dev = find_device(device, direction="output")
     config = StreamConfig(arr.shape[1], sample_rate, _buffer(buffer_size))
@@ -137,6 +139,7 @@ def rec(
 ) -> ProgramStream: ...
 
 
+@checked
 def rec(
     frames: int,
     sample_rate: int,
@@ -178,6 +181,7 @@ def rec(
     Error
         As :func:`play`.
     """
+    blocking = flag("blocking", blocking)
     config = StreamConfig(channels, sample_rate, _buffer(buffer_size))
     dev = find_device(device, direction="input")
     stream = _run(dev.build_rec_stream(config, frames, sample_format=sample_format), blocking)
@@ -212,6 +216,7 @@ def playrec(
 ) -> ProgramStream: ...
 
 
+@checked
 def playrec(
     data: npt.ArrayLike,
     sample_rate: int,
@@ -263,6 +268,7 @@ def playrec(
         As :func:`play`; ``UNSUPPORTED_OPERATION`` when the device's input
         and output do not share a clock.
     """
+    blocking = flag("blocking", blocking)
     arr, _ = as_frames(data)
     config = DuplexStreamConfig(input_channels, arr.shape[1], sample_rate, _buffer(buffer_size))
     dev = find_device(device, direction="duplex")
@@ -273,6 +279,7 @@ def playrec(
     return stream.recording.copy() if blocking else stream
 
 
+@checked_methods
 @dataclass(frozen=True)
 class LatencyReport:
     """The result of :func:`measure_latency`.
@@ -406,6 +413,7 @@ class _ImpulseLoop:
                 self.remaining -= 1
 
 
+@checked
 def measure_latency(
     device: Device | DeviceId | str | None = None,
     *,

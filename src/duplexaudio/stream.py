@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from duplexaudio._engine import ffi, lib
-from duplexaudio._validate import optional_seconds
+from duplexaudio._validate import checked, checked_methods, optional_seconds
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import silent_frames
 from duplexaudio.hosts._contract import Backend, StreamKind, StreamParams, c_text, owned
@@ -186,6 +186,7 @@ _switch_saved: float | None = None
 _switch_users = 0
 
 
+@checked
 def set_switch_interval(seconds: float | None) -> None:
     """Choose the interpreter switch interval used while streams run.
 
@@ -775,6 +776,7 @@ class _Core:
         )
 
 
+@checked_methods
 class Stream:
     """A running or stopped audio stream. Built by a device's ``build_*_stream``.
 
@@ -962,6 +964,7 @@ class Stream:
         )
 
 
+@checked_methods
 class ProgramStream(Stream):
     """A callback-free stream: the engine plays from and records into arrays.
 

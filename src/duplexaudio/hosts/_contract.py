@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from duplexaudio._engine import ffi
+from duplexaudio._validate import checked_methods
 from duplexaudio.config import SupportedStreamConfigRange
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat
@@ -241,6 +242,7 @@ class HandleBackend:
             ffi.release(handle)
 
 
+@checked_methods
 class DeviceHooks(ABC):
     """What a host's :class:`~duplexaudio.host.Device` implements.
 
@@ -317,6 +319,7 @@ class DeviceHooks(ABC):
         """
 
 
+@checked_methods
 class HostHooks(ABC):
     """What a host's :class:`~duplexaudio.host.Host` implements.
 

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from duplexaudio._engine import ffi, lib
-from duplexaudio._validate import optional_seconds, whole
+from duplexaudio._validate import flag, optional_seconds, whole
 from duplexaudio.config import (
     MAX_BUFFER_FRAMES,
     MAX_CHANNELS,
@@ -293,6 +293,7 @@ class VirtualDevice(Device):
                 ErrorKind.UNSUPPORTED_OPERATION,
                 f"device '{self.id}' is a {self.kind} device; only input devices take a signal",
             )
+        loop = flag("loop", loop)
         if signal is None:
             self._signal = None
             return
@@ -315,7 +316,7 @@ class VirtualDevice(Device):
                 f"with frames >= 1, got {arr.shape}",
             )
         self._signal = np.ascontiguousarray(arr)
-        self._signal_loop = bool(loop)
+        self._signal_loop = loop
 
     # -- faults ----------------------------------------------------------------
 
