@@ -272,10 +272,24 @@ def _window(data: np.ndarray, done: int, frames: int) -> np.ndarray:
     return data[max(0, done - frames) : done]
 
 
+def _sound_file(path: str, mode: str, **format: Any) -> Any:
+    """``soundfile.SoundFile(path, mode, ...)``, its failures as an ``Error`` naming the file.
+
+    Opened before any device is, so a file that cannot be read or written
+    costs no stream.
+    """
+    sf = _optional_module("soundfile", "files")
+    try:
+        return sf.SoundFile(path, mode, **format)
+    except (sf.LibsndfileError, OSError, RuntimeError, TypeError, ValueError) as exc:
+        doing = "read" if mode == "r" else "write"
+        raise Error(ErrorKind.INVALID_INPUT, f"cannot {doing} {path!r}: {exc}") from exc
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     """Play a sound file (WAV, FLAC, ... via soundfile) with progress and level."""
-    sf = _optional_module("soundfile", "files")
-    data, rate = sf.read(args.file, dtype="float32", always_2d=True)
+    with _sound_file(args.file, "r") as f:
+        data, rate = f.read(dtype="float32", always_2d=True), f.samplerate
     seconds = len(data) / rate
     print(f"{args.file}: {data.shape[1]} channels, {rate} Hz, {seconds:.1f} s", file=sys.stderr)
     stream = play(data, rate, args.device, blocking=False, buffer_size=args.buffer_size)
@@ -294,31 +308,38 @@ _SUBTYPES = {".wav": "FLOAT", ".flac": "PCM_24", ".ogg": "VORBIS"}
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Record from an input device into a sound file, with progress and level."""
-    sf = _optional_module("soundfile", "files")
     frames = round(args.seconds * args.rate)
     if frames < 1:
         raise Error(ErrorKind.INVALID_INPUT, f"--seconds {args.seconds:g} records no frame")
     subtype = args.subtype or _SUBTYPES.get(Path(args.file).suffix.lower())
-    stream = rec(
-        frames,
-        args.rate,
-        args.channels,
-        args.device,
-        blocking=False,
-        buffer_size=args.buffer_size,
-    )
+    out = _sound_file(args.file, "w", samplerate=args.rate, channels=args.channels, subtype=subtype)
     try:
-        recording = stream.recording
+        stream = rec(
+            frames,
+            args.rate,
+            args.channels,
+            args.device,
+            blocking=False,
+            buffer_size=args.buffer_size,
+        )
+    except BaseException:
+        out.close()
+        Path(args.file).unlink(missing_ok=True)  # no empty file for a take never made
+        raise
+    recording = stream.recording
+    try:
         _show_progress(
             stream,
             lambda done: _peak_dbfs(_window(recording, done, args.rate // 10)),
             args.seconds,
         )
-        status = stream.status
-        recording = recording.copy()
     finally:
+        status = stream.status
         stream.close()
-    sf.write(args.file, recording, args.rate, subtype=subtype)
+        # What was recorded, also when interrupted: the file stays valid.
+        recording = recording[: min(status.frames_done, len(recording))]
+        out.write(recording)
+        out.close()
     print(
         f"{args.file}: {len(recording)} frames, {args.channels} channels, {args.rate} Hz"
         f"{', ' + subtype if subtype else ''}; {status.xruns} glitches"
