@@ -15,6 +15,7 @@ long one.
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import os
 import threading
@@ -122,6 +123,9 @@ def fill(data: st.DataObject, fn: Callable[..., Any]) -> tuple[list[Any], dict[s
             kwargs[name] = value
         elif not skipped:
             args.append(value)
+    if kwargs and data.draw(st.integers(0, 9), label="misspell one") == 0:
+        name = data.draw(st.sampled_from(sorted(kwargs)), label="misspelt")
+        kwargs[name + "s"] = kwargs.pop(name)  # the commonest typo
     return args, kwargs
 
 
@@ -232,3 +236,139 @@ def test_stream_methods(loopback: VirtualDevice, name: str, data: st.DataObject)
         outcome(method, *fill(data, method))
     finally:
         stream.close()
+
+
+# -- the same against real servers ------------------------------------------------------
+
+SERVER_METHODS = [
+    "build_duplex_stream", "build_input_stream", "build_output_stream", "build_play_stream",
+    "build_rec_stream", "build_playrec_stream", "supports_duplex", "default_duplex_config",
+    "default_input_config", "default_output_config",
+]  # fmt: skip
+
+
+@pytest.fixture(params=["jack", "pulse", "alsa"])
+def server_device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> da.Device:
+    """A device of each real host: jackd's loopback client, PulseAudio's null sink
+    monitor, ALSA's null PCM."""
+    if request.param == "jack":
+        server = request.getfixturevalue("jackd_128")
+        found = da.host_from_id("jack").device_by_id(f"jack:{server.name}/loopback")
+    elif request.param == "pulse":
+        server = request.getfixturevalue("pulseaudio")
+        monkeypatch.setenv("PULSE_SERVER", server.address)
+        found = da.host_from_id("pulse").device_by_id(f"pulse:{server.sink}")
+    else:
+        found = da.host_from_id("alsa").device_by_id("alsa:null")
+    assert found is not None, request.param
+    return found
+
+
+@FUZZ
+@given(data=st.data())
+def test_server_device_methods(server_device: da.Device, data: st.DataObject) -> None:
+    # One method per example: opening real clients is slower than the virtual host.
+    method = getattr(server_device, data.draw(st.sampled_from(SERVER_METHODS), label="method"))
+    args, kwargs = fill(data, method)
+    params = inspect.signature(method).parameters
+    if "config" in params and data.draw(st.booleans(), label="one bad value at most"):
+        # A call that opens the device, with at most one optional argument
+        # hostile: what a real server makes of each value on its own.
+        keep = data.draw(st.sampled_from(sorted(kwargs) or ["config"]), label="kept")
+        kwargs = {
+            k: v
+            for k, v in kwargs.items()
+            if k == keep or (k in params and params[k].default is params[k].empty)
+        }
+        kwargs["config"] = working_config(server_device, method.__name__)
+        if "callback" in params and keep != "callback":
+            kwargs["callback"] = lambda *a: None
+        if "data" in params and keep != "data":
+            kwargs["data"] = np.zeros((256, 2), np.float32)
+        if "frames" in params and keep != "frames":
+            kwargs["frames"] = 256
+    outcome(method, args, kwargs)
+
+
+def working_config(device: da.Device, method: str) -> Any:
+    """The device's default config of the kind ``method`` takes (None if it has none)."""
+    try:
+        if "duplex" in method or "playrec" in method:
+            return device.default_duplex_config()
+        if "input" in method or "rec" in method:
+            return device.default_input_config().config()
+        return device.default_output_config().config()
+    except da.Error:
+        return None  # the device lacks that direction: the build refuses
+
+
+# -- the command line -------------------------------------------------------------------
+
+#: Values for each option: mostly wrong, some right but short (a valid request
+#: for an hour of audio is not a bug, only slow).
+CLI_VALUES: dict[str, list[str]] = {
+    "seconds": ["0.05", "0", "-1", "nan", "inf", "1e400", "x", ""],
+    "rate": ["48000", "44100", "0", "-48000", "4.8e4", "99999999999999999999", "x"],
+    "buffer_size": ["64", "256", "0", "3", "2000000", "x"],
+    "channels": ["1", "2", "0", "100000", "x"],
+    "impulses": ["2", "0", "-1", "x"],
+    "interval": ["0.01", "0", "nan", "-1"],
+    "device": ["virtual:loopback", "virtual:nope", "virtual", "nohost:x", "jack:", ":", "\x07"],
+    "host": ["virtual", "nohost", "", "jack"],
+    "frequency": ["440", "0", "nan", "1e9"],
+    "amplitude": ["0.1", "2", "nan", "inf"],
+    "file": ["missing.wav", "out.wav", "out.flac", "out.xyz", "", "/dev/null"],
+    "subtype": ["PCM_16", "NOPE", ""],
+}
+#: Left out, these default to seconds of audio: always given, often short.
+LONG = {"seconds"}
+
+
+def cli_options() -> dict[str, list[tuple[str, str | None]]]:
+    """Each subcommand's options: (flag, or '' for a positional; its value key, or None)."""
+    from duplexaudio.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands: dict[str, list[tuple[str, str | None]]] = {}
+    for name, p in sub.choices.items():
+        options: list[tuple[str, str | None]] = []
+        for action in p._actions:
+            if action.dest == "help":
+                continue
+            key = next((k for k in CLI_VALUES if action.dest.endswith(k)), None)
+            flag = action.option_strings[-1] if action.option_strings else ""
+            options.append((flag, key if action.nargs != 0 else None))
+        commands[name] = options
+    return commands
+
+
+@FUZZ
+@given(data=st.data())
+def test_command_line(
+    data: st.DataObject, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from duplexaudio.cli import main
+
+    monkeypatch.chdir(tmp_path)  # whatever a command writes lands here
+    commands = cli_options()
+    command = data.draw(st.sampled_from(sorted(commands)), label="command")
+    argv = [command]
+    for flag, key in commands[command]:
+        if flag and key not in LONG and not data.draw(st.booleans(), label=f"pass {flag}"):
+            continue
+        value = data.draw(st.sampled_from(CLI_VALUES[key]), label=flag) if key else None
+        if key in LONG and data.draw(st.booleans(), label=f"short {flag}"):
+            value = "0.05"
+        argv += ([flag] if flag else []) + ([value] if value is not None else [])
+    if data.draw(st.integers(0, 9), label="unknown option") == 0:
+        argv.append("--bogus")
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse refusing the command line
+        assert exc.code in (0, 2), argv
+    except BaseException as exc:
+        pytest.fail(f"main({argv!r}) raised {exc!r}")
+    else:
+        assert status in (0, 1, 2), (argv, status)
+    capsys.readouterr()
