@@ -12,9 +12,21 @@ import numpy as np
 import pytest
 
 import duplexaudio as da
-from duplexaudio.measure import measure_latency
+from duplexaudio.measure import LatencyReport, measure_latency
 from tests.gil_hog import GilHog
 from tests.servers import JackServer
+
+
+def clean(measure: Callable[[], LatencyReport], tries: int = 8) -> LatencyReport:
+    """The first of `tries` reports with no glitch flagged (the virtual clock is a
+    thread of this noisy machine: now and then it wakes a period late, loses the
+    cycle and says so, or a callback misses its deadline). Only flagged runs
+    are left out; a clean run must then be exact."""
+    for _ in range(tries):
+        report = measure()
+        if report.xruns == 0 and report.late_blocks == 0:
+            return report
+    pytest.fail(f"the stream glitched in all {tries} runs: {report}")
 
 
 @pytest.mark.parametrize(("frames", "latency"), [(128, None), (256, None), (64, 1000)])
@@ -22,7 +34,7 @@ def test_latency_of_the_virtual_loopback_is_exact_for_every_impulse(
     make_device: Any, frames: int, latency: int | None
 ) -> None:
     device = make_device("loopback", latency=latency)
-    report = measure_latency(device, buffer_size=frames, impulses=5, interval=0.02)
+    report = clean(lambda: measure_latency(device, buffer_size=frames, impulses=5, interval=0.02))
     expected = latency if latency is not None else 2 * frames
     assert report.round_trips == (expected,) * 5
     assert report.reported == (expected,)
@@ -32,7 +44,9 @@ def test_latency_of_the_virtual_loopback_is_exact_for_every_impulse(
 
 def test_pipelined_latency_is_one_period_more(make_device: Any) -> None:
     device = make_device("loopback")
-    report = measure_latency(device, buffer_size=128, impulses=3, interval=0.02, pipelined=True)
+    report = clean(
+        lambda: measure_latency(device, buffer_size=128, impulses=3, interval=0.02, pipelined=True)
+    )
     assert report.round_trips == (384,) * 3
 
 
@@ -81,7 +95,7 @@ def correlation_lag(recorded: np.ndarray, played: np.ndarray) -> int:
 T = TypeVar("T")
 
 
-def unflagged(call: Callable[[], T], caplog: pytest.LogCaptureFixture, tries: int = 3) -> T:
+def unflagged(call: Callable[[], T], caplog: pytest.LogCaptureFixture, tries: int = 8) -> T:
     """The result of the first of `tries` runs of ``call()`` in which the library
     flagged no device glitch (play, rec and playrec warn on the ``duplexaudio``
     logger when frames were lost; on a loaded machine the virtual clock can
