@@ -27,8 +27,16 @@ from typing import Any
 import numpy as np
 
 from duplexaudio._validate import positive, whole
-from duplexaudio.config import BufferSize, DuplexStreamConfig, StreamConfig
+from duplexaudio.config import (
+    MAX_BUFFER_FRAMES,
+    MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
+    BufferSize,
+    DuplexStreamConfig,
+    StreamConfig,
+)
 from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.formats import SampleFormat, silent_frames
 from duplexaudio.host import (
     Device,
     HostId,
@@ -350,14 +358,20 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_beep(args: argparse.Namespace) -> int:
     """Play a sine beep (with 5 ms fades so it does not click)."""
     frames = max(1, round(args.seconds * args.rate))
-    t = np.arange(frames) / args.rate
+    data = silent_frames(frames, args.channels, SampleFormat.F32, "the beep")
+    try:
+        t = np.arange(frames) / args.rate
+    except MemoryError:
+        raise Error(
+            ErrorKind.RESOURCE_EXHAUSTED, f"a beep of {frames} frames does not fit in memory"
+        ) from None
     tone = args.amplitude * np.sin(2 * np.pi * args.frequency * t)
     fade = min(frames // 2, round(0.005 * args.rate))
     if fade:
         ramp = np.linspace(0.0, 1.0, fade)
         tone[:fade] *= ramp
         tone[-fade:] *= ramp[::-1]
-    data = np.repeat(tone.astype(np.float32)[:, None], args.channels, axis=1)
+    data[:] = tone[:, None]
     stream = play(data, args.rate, args.device, buffer_size=args.buffer_size)
     print(f"{args.frequency:g} Hz for {args.seconds:g} s on {stream.device}")
     return 0
@@ -483,8 +497,29 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 def _positive_int(text: str) -> int:
     """argparse type: a whole number >= 1, by the library's own rule."""
+    return _whole(text, None)
+
+
+def _rate(text: str) -> int:
+    """argparse type: a sample rate in Hz that a config accepts."""
+    return _whole(text, MAX_SAMPLE_RATE)
+
+
+def _buffer_frames(text: str) -> int:
+    """argparse type: a buffer size in frames that a config accepts."""
+    return _whole(text, MAX_BUFFER_FRAMES)
+
+
+def _channel_count(text: str) -> int:
+    """argparse type: a channel count that a config accepts."""
+    return _whole(text, MAX_CHANNELS)
+
+
+def _whole(text: str, maximum: int | None) -> int:
     try:
-        return whole("the value", int(text))
+        return whole("the value", int(text), maximum=maximum)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     except Error as err:
         raise argparse.ArgumentTypeError(err.message) from None
 
@@ -519,8 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--device",
             help="device id, e.g. virtual:loopback (default: default duplex device)",
         )
-        p.add_argument("-r", "--rate", type=_positive_int, help="sample rate in Hz")
-        p.add_argument("-b", "--buffer-size", type=_positive_int, help="frames per block")
+        p.add_argument("-r", "--rate", type=_rate, help="sample rate in Hz")
+        p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
         p.add_argument("--pipelined", action="store_true", help="give the callback a whole period")
 
     p = sub.add_parser("latency", help="measure the round-trip latency of a duplex device")
@@ -537,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def device_option(p: argparse.ArgumentParser, what: str) -> None:
         p.add_argument("-d", "--device", help=f"device id (default: the default {what} device)")
-        p.add_argument("-b", "--buffer-size", type=_positive_int, help="frames per block")
+        p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
 
     p = sub.add_parser("play", help="play a sound file (WAV, FLAC, ...)")
     p.add_argument("file", help="the file to play")
@@ -547,8 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("record", help="record into a sound file (WAV, FLAC, ...)")
     p.add_argument("file", help="the file to write; its extension picks the format")
     p.add_argument("-s", "--seconds", type=_positive_float, required=True, help="how long")
-    p.add_argument("-r", "--rate", type=_positive_int, default=48000, help="Hz (48000)")
-    p.add_argument("-c", "--channels", type=_positive_int, default=2, help="channels (2)")
+    p.add_argument("-r", "--rate", type=_rate, default=48000, help="Hz (48000)")
+    p.add_argument("-c", "--channels", type=_channel_count, default=2, help="channels (2)")
     p.add_argument("--subtype", help="soundfile subtype (default FLOAT for WAV, PCM_24 for FLAC)")
     device_option(p, "input")
     p.set_defaults(run=cmd_record)
@@ -557,8 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--frequency", type=_positive_float, default=440.0, help="Hz (440)")
     p.add_argument("-s", "--seconds", type=_positive_float, default=0.5, help="how long (0.5)")
     p.add_argument("-a", "--amplitude", type=_positive_float, default=0.2, help="peak (0.2)")
-    p.add_argument("-r", "--rate", type=_positive_int, default=48000, help="Hz (48000)")
-    p.add_argument("-c", "--channels", type=_positive_int, default=2, help="channels (2)")
+    p.add_argument("-r", "--rate", type=_rate, default=48000, help="Hz (48000)")
+    p.add_argument("-c", "--channels", type=_channel_count, default=2, help="channels (2)")
     device_option(p, "output")
     p.set_defaults(run=cmd_beep)
 
@@ -567,17 +602,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-i", "--input-device", help="input device id (default: default input)")
     p.add_argument("-o", "--output-device", help="output device id (default: default output)")
-    p.add_argument("-r", "--rate", type=_positive_int, help="sample rate in Hz")
-    p.add_argument("-b", "--buffer-size", type=_positive_int, help="frames per block")
-    p.add_argument("-c", "--channels", type=_positive_int, default=2, help="channels (2)")
+    p.add_argument("-r", "--rate", type=_rate, help="sample rate in Hz")
+    p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
+    p.add_argument("-c", "--channels", type=_channel_count, default=2, help="channels (2)")
     p.add_argument("-s", "--seconds", type=_positive_float, default=5.0, help="how long (5)")
     p.set_defaults(run=cmd_feedback)
 
     p = sub.add_parser("duplex-feedback", help="copy input to output in one duplex stream")
     stream_options(p)
     p.add_argument("-s", "--seconds", type=_positive_float, default=5.0, help="how long (5)")
-    p.add_argument("--input-channels", type=_positive_int, help="input channels")
-    p.add_argument("--output-channels", type=_positive_int, help="output channels")
+    p.add_argument("--input-channels", type=_channel_count, help="input channels")
+    p.add_argument("--output-channels", type=_channel_count, help="output channels")
     p.set_defaults(run=cmd_duplex_feedback)
     return parser
 
