@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import itertools
 import os
 import threading
 import time
@@ -234,6 +235,28 @@ def test_stream_methods(loopback: VirtualDevice, name: str, data: st.DataObject)
     try:
         method = getattr(stream, name)
         outcome(method, *fill(data, method))
+    finally:
+        stream.close()
+
+
+@pytest.mark.parametrize("name", ["read", "write", "blocks", "start", "stop"])
+@FUZZ
+@given(data=st.data())
+def test_blocking_stream_methods(loopback: VirtualDevice, name: str, data: st.DataObject) -> None:
+    config = loopback.default_duplex_config()
+    stream = loopback.build_duplex_stream(config, ring_seconds=0.1)
+    try:
+        if data.draw(st.booleans(), label="running"):
+            stream.start()
+        method = getattr(stream, name)
+        args, kwargs = fill(data, method)
+        if name in ("read", "blocks") and "timeout" not in kwargs:
+            kwargs["timeout"] = 0.5  # a valid wait, kept short
+        if name == "write" and kwargs.get("timeout") is None:
+            kwargs["timeout"] = 0.5
+        result = outcome(method, args, kwargs)
+        if result is not None and name == "blocks":
+            outcome(lambda: list(itertools.islice(result, 2)), [], {})  # ends or errs
     finally:
         stream.close()
 

@@ -303,6 +303,7 @@ from duplexaudio.hosts import alsa, jack, pulse  # noqa: E402  (grouped with the
 RESULTS = {
     "CallbackInfo", "CallbackTimestamp", "DuplexCallbackInfo", "StreamLatency", "StreamStats",
     "ProgramStatus", "DeviceDescription", "Error", "ErrorKind", "HostId", "StreamKind",
+    "ReadStatus", "WriteStatus",
 }  # fmt: skip
 HOST_CLASSES = [
     VirtualHost, VirtualDevice, jack.JackHost, jack.JackDevice, pulse.PulseHost,

@@ -17,6 +17,7 @@ This module only re-exports; see the submodules for the code.
 
 from __future__ import annotations
 
+from duplexaudio.blocking import ReadStatus, WriteStatus
 from duplexaudio.config import (
     STANDARD_SAMPLE_RATES,
     BufferSize,
@@ -40,6 +41,8 @@ from duplexaudio.host import (
 )
 from duplexaudio.measure import LatencyReport, measure_latency, play, playrec, rec
 from duplexaudio.stream import (
+    CallbackAbort,
+    CallbackStop,
     ProgramStatus,
     ProgramStream,
     Stream,
@@ -54,7 +57,9 @@ __version__ = "0.1.0"
 __all__ = [
     "STANDARD_SAMPLE_RATES",
     "BufferSize",
+    "CallbackAbort",
     "CallbackInfo",
+    "CallbackStop",
     "CallbackTimestamp",
     "Device",
     "DeviceDescription",
@@ -68,6 +73,7 @@ __all__ = [
     "LatencyReport",
     "ProgramStatus",
     "ProgramStream",
+    "ReadStatus",
     "SampleFormat",
     "Stream",
     "StreamConfig",
@@ -77,6 +83,7 @@ __all__ = [
     "SupportedBufferSize",
     "SupportedStreamConfig",
     "SupportedStreamConfigRange",
+    "WriteStatus",
     "__version__",
     "available_hosts",
     "default_host",

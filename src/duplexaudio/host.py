@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from duplexaudio._validate import checked, checked_methods, flag, optional_seconds, whole
+from duplexaudio.blocking import ring_frames
 from duplexaudio.config import (
     DuplexStreamConfig,
     StreamConfig,
@@ -312,7 +313,7 @@ class Device(DeviceHooks):
     def build_input_stream(
         self,
         config: StreamConfig,
-        callback: DataCallback,
+        callback: DataCallback | None = None,
         error_callback: ErrorCallback | None = None,
         sample_format: SampleFormat | str = SampleFormat.F32,
         timeout: float | None = None,
@@ -320,6 +321,7 @@ class Device(DeviceHooks):
         pipelined: bool = False,
         deadline: float | None = None,
         realtime: bool = True,
+        ring_seconds: float | None = None,
     ) -> Stream:
         """Build a stopped input stream.
 
@@ -334,6 +336,9 @@ class Device(DeviceHooks):
             :class:`~duplexaudio.timing.CallbackInfo` whose
             ``timestamp.device`` is the capture instant (ns) of ``data[0]``.
             Runs on a Python worker thread, never on the audio thread.
+            None (the default) builds a *blocking* stream: no callback, the
+            engine's device thread fills a ring that ``stream.read()``,
+            ``stream.blocks()`` and ``async for`` take from.
         error_callback
             ``error_callback(error)`` for errors while running, called from
             a non-real-time thread, in order. Without it errors are logged and
@@ -357,6 +362,9 @@ class Device(DeviceHooks):
             it (default). Refused, the stream runs on at normal priority and
             a ``REALTIME_DENIED`` warning says so once;
             ``stream.stats.worker_realtime`` tells which it got. False opts out.
+        ring_seconds
+            A blocking stream's ring, per direction, in seconds of audio
+            (default 2.0; at least two blocks). Ignored with a callback.
 
         Returns
         -------
@@ -383,12 +391,13 @@ class Device(DeviceHooks):
             pipelined=pipelined,
             deadline=deadline,
             realtime=realtime,
+            ring_seconds=ring_seconds,
         )
 
     def build_output_stream(
         self,
         config: StreamConfig,
-        callback: DataCallback,
+        callback: DataCallback | None = None,
         error_callback: ErrorCallback | None = None,
         sample_format: SampleFormat | str = SampleFormat.F32,
         timeout: float | None = None,
@@ -396,6 +405,7 @@ class Device(DeviceHooks):
         pipelined: bool = False,
         deadline: float | None = None,
         realtime: bool = True,
+        ring_seconds: float | None = None,
     ) -> Stream:
         """Build a stopped output stream.
 
@@ -403,7 +413,9 @@ class Device(DeviceHooks):
         ``(frames, channels)`` pre-filled with the format's equilibrium
         (silence) before each call; ``info.timestamp.device`` is when
         ``data[0]`` will be played (ns). Other parameters, return value and
-        errors are as for :meth:`build_input_stream`.
+        errors are as for :meth:`build_input_stream`. Without a callback the
+        stream is blocking: :meth:`~duplexaudio.stream.Stream.write` queues
+        what it plays.
         """
         cfg = _expect(config, StreamConfig, "config")
         fmt = SampleFormat.parse(sample_format)
@@ -417,12 +429,13 @@ class Device(DeviceHooks):
             pipelined=pipelined,
             deadline=deadline,
             realtime=realtime,
+            ring_seconds=ring_seconds,
         )
 
     def build_duplex_stream(
         self,
         config: DuplexStreamConfig,
-        callback: DataCallback,
+        callback: DataCallback | None = None,
         error_callback: ErrorCallback | None = None,
         input_format: SampleFormat | str = SampleFormat.F32,
         output_format: SampleFormat | str = SampleFormat.F32,
@@ -431,6 +444,7 @@ class Device(DeviceHooks):
         pipelined: bool = False,
         deadline: float | None = None,
         realtime: bool = True,
+        ring_seconds: float | None = None,
     ) -> Stream:
         """Build a stopped synchronized duplex stream.
 
@@ -439,6 +453,11 @@ class Device(DeviceHooks):
         :class:`~duplexaudio.timing.DuplexCallbackInfo`;
         ``info.output.timestamp.device - info.input.timestamp.device`` is the
         round-trip latency (ns) and is the same in every block.
+
+        Without a callback the stream is blocking (``read()`` and
+        ``write()``): what is written before ``start()`` plays from the first
+        cycle, and input frame ``k + stream.latency.round_trip`` is what
+        the output played as frame ``k``, until a flagged gap or underflow.
 
         Raises
         ------
@@ -463,6 +482,7 @@ class Device(DeviceHooks):
             pipelined=pipelined,
             deadline=deadline,
             realtime=realtime,
+            ring_seconds=ring_seconds,
         )
 
     # -- callback-free streams -------------------------------------------------
@@ -629,11 +649,12 @@ class Device(DeviceHooks):
         pipelined: bool = False,
         deadline: float | None = None,
         realtime: bool = True,
+        ring_seconds: float | None = None,
         program: ProgramSpec | None = None,
     ) -> Stream:
         """Validate a request and build the stream: the one path every build takes."""
         if program is None:
-            _check_callable("callback", callback)
+            _check_callable("callback", callback, optional=True)
         _check_callable("error_callback", error_callback, optional=True)
         stall_timeout = optional_seconds("timeout", timeout)
         fraction = _check_deadline(deadline)
@@ -654,6 +675,7 @@ class Device(DeviceHooks):
             if cfg.buffer_size.frames is not None
             else self._default_frames(cfg.sample_rate)
         )
+        ring = ring_frames(ring_seconds, cfg.sample_rate, frames)  # checked in any case
         params = StreamParams(
             kind=kind,
             device=str(self.id),
@@ -667,6 +689,7 @@ class Device(DeviceHooks):
             deadline=fraction,
             timeout=stall_timeout if stall_timeout is not None else Stream.DEFAULT_TIMEOUT,
             realtime=realtime,
+            ring_frames=ring if callback is None and program is None else 0,
         )
         if program is not None:
             return ProgramStream(params, None, error_callback, self._open_backend, program)

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np
 
 from duplexaudio._engine import ffi, lib
 from duplexaudio._validate import checked, checked_methods, optional_seconds
+from duplexaudio.blocking import ReadStatus, Rings, WriteStatus
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import silent_frames
 from duplexaudio.hosts._contract import Backend, StreamKind, StreamParams, c_text, owned
@@ -42,6 +43,8 @@ from duplexaudio.timing import (
 )
 
 __all__ = [
+    "CallbackAbort",
+    "CallbackStop",
     "ErrorCallback",
     "ProgramSpec",
     "ProgramStatus",
@@ -99,6 +102,12 @@ class StreamStats:
         once), and for callback-free streams, which have no worker.
     events_dropped
         Events lost because nobody read them (should stay 0).
+    overflows, overflow_frames
+        A blocking stream's input ring was full: runs of blocks dropped, and
+        their frames (each met by a read as a gap).
+    underflows, underflow_frames
+        A blocking stream's output ring ran short: blocks filled with
+        silence, and the frames of silence (each reported by the next write).
     """
 
     cycles: int
@@ -116,6 +125,10 @@ class StreamStats:
     realtime: bool
     worker_realtime: bool
     events_dropped: int
+    overflows: int = 0
+    overflow_frames: int = 0
+    underflows: int = 0
+    underflow_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,6 +177,23 @@ class ProgramStatus:
     finished: bool
     round_trip: int | None
     xruns: int
+
+
+class CallbackStop(Exception):
+    """Raise in a callback to stop its stream: the output it wrote plays, then what
+    is in flight drains (as ``stop()``), and the stream is stopped.
+
+    No error and no traceback: ``wait()`` returns True, ``stream.error`` stays
+    None. The callback is not called again until ``start()``.
+    """
+
+
+class CallbackAbort(Exception):
+    """Raise in a callback to halt its stream now (as ``pause()``): this block's
+    output is silence and nothing drains; ``start()`` resumes.
+
+    No error and no traceback, like :class:`CallbackStop`.
+    """
 
 
 class _State(enum.Enum):
@@ -331,7 +361,7 @@ class _Core:
         open_backend: Callable[[Any, StreamParams], Backend],
         program: ProgramSpec | None = None,
     ) -> None:
-        assert (callback is None) != (program is None), "a callback or a program, not both"
+        assert callback is None or program is None, "a callback or a program, not both"
         self.params = params
         self.callback = callback
         self.error_callback = error_callback
@@ -341,6 +371,7 @@ class _Core:
         self.stopped = threading.Event()
         self.stopped.set()
         self.drained = threading.Event()
+        self.ended = threading.Event()  # set once an error has ended the stream
         self.started_once = False
         p = params
         self.input = silent_frames(p.frames, p.input_channels, p.input_format, "the input block")
@@ -367,6 +398,15 @@ class _Core:
         # (program arrays join the list once they exist).
         keep: list[object] = [self.input, self.output, in_ptr, out_ptr]
         self.engine = owned(raw, lib.da_engine_free, keep)
+        # No callback and no program: a blocking stream, the engine's rings
+        # made before the device opens (a ring too big for memory costs none).
+        self.rings = (
+            Rings(p, self.engine, keep, self.final_error, lambda: self.state is _State.CLOSED)
+            if callback is None and program is None
+            else None
+        )
+        # What the callback asked for by raising CallbackStop or CallbackAbort.
+        self.callback_end: type[BaseException] | None = None
         self.backend = open_backend(self.engine, params)
         self.program = program
         self.record: np.ndarray[Any, np.dtype[Any]] | None = None
@@ -501,12 +541,42 @@ class _Core:
             try:
                 run(info_c)
                 status = lib.DA_BLOCK_OK
+            except CallbackStop:
+                status = lib.DA_BLOCK_OK  # this block's output still plays
+                self._callback_ends(CallbackStop)
+            except CallbackAbort:
+                status = lib.DA_BLOCK_FAILED  # silence from this block on
+                self._callback_ends(CallbackAbort)
             except BaseException as exc:
                 status = lib.DA_BLOCK_FAILED
                 if self.callback_exception is None:
                     self.callback_exception = exc
                     lib.da_engine_set_state(engine, lib.DA_STATE_FAILED, 0)
                     lib.da_event_post(engine, lib.DA_EV_CALLBACK_FAILED, 0)
+
+    def _callback_ends(self, how: type[BaseException]) -> None:
+        """The worker's half of CallbackStop/CallbackAbort: the engine hands over no
+        more blocks from now (draining the output latency for a stop); the
+        supervisor then settles the stream's state without the worker waiting."""
+        if self.callback_end is not None:
+            return
+        self.callback_end = how  # before the engine moves: DRAINED may come first
+        cycles = self.drain_cycles() if how is CallbackStop else 0
+        if cycles:
+            lib.da_engine_set_state(self.engine, lib.DA_STATE_DRAINING, cycles)
+        else:
+            lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
+        lib.da_event_post(self.engine, lib.DA_EV_CALLBACK_STOP, 0)
+
+    def _settle_callback_end(self) -> None:
+        """The supervisor's half: once the engine has stopped, the stream is stopped
+        (CallbackStop) or paused (CallbackAbort), with no error."""
+        how = self.callback_end
+        if how is None or lib.da_engine_state(self.engine) != lib.DA_STATE_STOPPED:
+            return  # still draining: DRAINED settles it
+        self.callback_end = None
+        with self.lock:
+            self._halt(_State.STOPPED if how is CallbackStop else _State.PAUSED)
 
     def _supervise(self) -> None:
         """The event thread: :meth:`_supervise_loop` under a guard. Were it to die
@@ -558,6 +628,10 @@ class _Core:
         p = self.params
         if code == lib.DA_EV_DRAINED:
             self.drained.set()
+            self._settle_callback_end()
+            return
+        if code == lib.DA_EV_CALLBACK_STOP:
+            self._settle_callback_end()
             return
         if code == lib.DA_EV_DEVICE_CHANGED:
             # Not fatal: the server moved a default-following stream elsewhere.
@@ -613,6 +687,7 @@ class _Core:
             first = self.error is None
             if first:
                 self.error = err
+                self.ended.set()
             if self.state in (_State.RUNNING, _State.PAUSED, _State.STOPPED):
                 self.state = _State.ENDED
                 self.backend.stop()
@@ -673,6 +748,7 @@ class _Core:
             # The device starts first (a JACK client connects its ports once
             # active), so the first callback already sees a ready device.
             self.backend.start()
+            self.callback_end = None
             self.stopped.clear()
             lib.da_engine_set_state(self.engine, lib.DA_STATE_RUNNING, 0)
             self.state = _State.RUNNING
@@ -689,8 +765,8 @@ class _Core:
                 if self.state is _State.PAUSED:
                     self.state = _State.STOPPED
                 return
-            out_latency = self.latency().output if self.params.output_channels else 0
-            cycles = -(-out_latency // self.params.frames)
+            self.callback_end = None  # this stop settles it
+            cycles = self.drain_cycles()
             if cycles:
                 self.drained.clear()
                 lib.da_engine_set_state(self.engine, lib.DA_STATE_DRAINING, cycles)
@@ -701,6 +777,19 @@ class _Core:
             if self.state is _State.RUNNING:
                 self.state = _State.STOPPED
             self.stopped.set()
+
+    def final_error(self) -> Error | None:
+        """The error that ended the stream, once the engine has failed: the device
+        thread fails first and the supervisor delivers the error a moment later,
+        so a reader woken by the failure waits for it (bounded)."""
+        if self.error is None and lib.da_engine_state(self.engine) == lib.DA_STATE_FAILED:
+            self.ended.wait(CLOSE_WAIT_SECONDS)
+        return self.error
+
+    def drain_cycles(self) -> int:
+        """Cycles a stop lets run so that the output handed over has played."""
+        out_latency = self.latency().output if self.params.output_channels else 0
+        return -(-out_latency // self.params.frames)
 
     def close(self, deadline: float | None = None) -> None:
         """Release everything; wait for our threads until ``deadline`` (monotonic
@@ -720,6 +809,8 @@ class _Core:
             self.state = _State.CLOSED
             lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
             self.backend.close()
+            if self.rings is not None:
+                self.rings.close()  # the device thread is gone: its pipe can go
             lib.da_worker_quit(self.engine)
             lib.da_event_post(self.engine, lib.DA_EV_WAKE, 0)
             self.stopped.set()
@@ -757,6 +848,7 @@ class _Core:
         period_ns = self.params.frames * 1e9 / self.params.sample_rate
         finished = s.callbacks + s.late_blocks
         cb_mean = s.callback_ns_total / finished if finished else 0.0
+        r = self.rings.status() if self.rings is not None else None
         return StreamStats(
             cycles=int(s.cycles),
             callbacks=int(s.callbacks),
@@ -773,6 +865,10 @@ class _Core:
             realtime=bool(s.realtime),
             worker_realtime=bool(s.worker_realtime),
             events_dropped=int(s.events_dropped),
+            overflows=int(r.overflows) if r else 0,
+            overflow_frames=int(r.overflow_frames) if r else 0,
+            underflows=int(r.underflows) if r else 0,
+            underflow_frames=int(r.underflow_frames) if r else 0,
         )
 
 
@@ -859,6 +955,124 @@ class Stream:
         if done and self._core.error is not None:
             raise self._core.error
         return done
+
+    # -- blocking streams (built without a callback) ------------------------
+
+    def _rings(self, what: str) -> Rings:
+        rings = self._core.rings
+        if rings is None:
+            raise Error(
+                ErrorKind.UNSUPPORTED_OPERATION,
+                f"{what}: the stream on '{self.device}' has a callback (or a program); "
+                "build it without one to read and write",
+            )
+        return rings
+
+    def read(
+        self, frames: int, timeout: float | None = None
+    ) -> tuple[np.ndarray[Any, np.dtype[Any]], ReadStatus]:
+        """Take ``frames`` frames of input, waiting until they have been captured.
+
+        The device thread fills the stream's ring each cycle by itself, so
+        reading late loses nothing while the ring holds (``ring_seconds``).
+
+        Parameters
+        ----------
+        frames
+            How many (0 up to the ring's size).
+        timeout
+            Seconds to wait at most; None waits as long as the stream runs.
+
+        Returns
+        -------
+        (numpy.ndarray, ReadStatus)
+            A new array of shape ``(frames, input_channels)`` in the stream's
+            dtype, and where it sits: ``status.position`` is the input frame
+            ``data[0]`` is (counted from the first cycle, lost frames
+            included), ``status.gaps`` where frames were lost (the ring was
+            full, or the device glitched). ``bool(status)``: frames were
+            lost. Lost frames never raise.
+
+        Raises
+        ------
+        Error
+            ``TIMED_OUT``; the stream's own error once it ended with one;
+            ``UNSUPPORTED_OPERATION`` on a stream that is not running with
+            fewer frames left, or that has a callback or no input;
+            ``STREAM_INVALIDATED`` once closed.
+        """
+        got = self._rings("read").read(frames, timeout)
+        assert got is not None
+        return got
+
+    def write(self, data: Any, timeout: float | None = None) -> WriteStatus:
+        """Queue ``data`` for output, waiting for room in the ring as it plays.
+
+        Written before ``start()`` (up to the ring's size), it plays from the
+        first cycle: a duplex stream then captures frame ``k`` of what was
+        written as input frame ``k + stream.latency.round_trip``.
+
+        Parameters
+        ----------
+        data
+            Shape ``(frames,)`` (one channel) or ``(frames, output_channels)``,
+            any :class:`~duplexaudio.formats.SampleFormat` dtype (converted to
+            the stream's by the engine's rules).
+        timeout
+            Seconds to wait for room at most; None waits as long as the stream runs.
+
+        Returns
+        -------
+        WriteStatus
+            ``position``: the output frame ``data[0]`` will be;
+            ``underflowed``: frames of silence played since the previous
+            write because the ring ran dry (``bool(status)``).
+
+        Raises
+        ------
+        Error
+            ``INVALID_INPUT`` for data of the wrong shape or dtype;
+            ``TIMED_OUT`` (the message says how much was queued); the
+            stream's own error; ``UNSUPPORTED_OPERATION`` when it is not
+            running and the ring is full; ``STREAM_INVALIDATED`` once closed.
+        """
+        return self._rings("write").write(data, timeout)
+
+    @property
+    def read_available(self) -> int:
+        """Input frames in the ring: a ``read()`` of this many returns at once."""
+        return self._rings("read_available").read_available()
+
+    @property
+    def write_available(self) -> int:
+        """Room in the output ring (frames): a ``write()`` of this many returns at once."""
+        return self._rings("write_available").write_available()
+
+    def blocks(
+        self, frames: int | None = None, timeout: float | None = None
+    ) -> Iterator[tuple[np.ndarray[Any, np.dtype[Any]], ReadStatus]]:
+        """Input as it comes: ``(data, status)`` as :meth:`read` returns them.
+
+        Ends when the stream stops, pauses or closes (after what was captured
+        before is read); raises the stream's error if it ends with one.
+
+        Parameters
+        ----------
+        frames
+            Frames per item (default: the buffer size).
+        timeout
+            As for :meth:`read`, per item.
+        """
+        return self._rings("blocks").blocks(frames, timeout)
+
+    def __aiter__(self) -> AsyncIterator[tuple[np.ndarray[Any, np.dtype[Any]], ReadStatus]]:
+        """``async for data, status in stream``: :meth:`blocks` for asyncio.
+
+        The event loop is woken by the device thread (a pipe it writes to
+        once a block is there), never by polling. Ends and raises like
+        :meth:`blocks`.
+        """
+        return self._rings("async for").aiter()
 
     def __enter__(self) -> Stream:
         self.start()

@@ -6,6 +6,7 @@ server's clock, and compared with what the stream's timestamps report.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 
 import duplexaudio as da
 from duplexaudio.hosts.jack import JackBackend, JackDevice, JackHost
+from tests.blocking import blocking_round_trips, timeline
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
 from tests.servers import JackServer
@@ -247,3 +249,42 @@ def test_the_same_host_runs_on_pipewires_libjack(pipewire: Any) -> None:
     # A loop through the null sink's monitor is exactly one quantum.
     assert result["round_trips"] == [pipewire.quantum] * 6
     assert result["reported"] == [pipewire.quantum]
+
+
+# -- blocking streams -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("load", ["quiet", "busy"])
+def test_a_blocking_duplex_stream_captures_what_it_wrote_one_round_trip_later(
+    any_jackd: JackServer, request: pytest.FixtureRequest, load: str
+) -> None:
+    """Written before start, read back through the loopback client: every impulse
+    one JACK period later, as reported, until a read the library flagged; with
+    two busy processes beside it too (no Python runs per block here)."""
+    if load == "busy":
+        request.getfixturevalue("busy_processes")
+    dev = device(any_jackd, "loopback")
+    stream = dev.build_duplex_stream(dev.default_duplex_config())
+    offsets, flagged = blocking_round_trips(stream, 1.5)
+    stream.close()
+    assert offsets, f"no impulse came back before a flag: {flagged[:3]}"
+    assert set(offsets) == {any_jackd.frames} == {stream.latency.round_trip}
+    if not flagged:
+        assert len(offsets) == 15
+
+
+def test_blocking_input_and_output_streams_on_jack(jackd_128: JackServer) -> None:
+    dev = device(jackd_128, "loopback")
+    out = dev.build_output_stream(dev.default_output_config().config())
+    inp = dev.build_input_stream(dev.default_input_config().config())
+    signal = np.full((RATE // 2, out.output_channels), 0.25, np.float32)
+    assert not out.write(signal)
+    with out, inp:
+        positions = []
+        for _ in range(120):  # 0.64 s: the half second written runs out
+            data, status = inp.read(256, timeout=10)
+            assert data.shape == (256, inp.input_channels)
+            positions.append(int(timeline(status, 256)[-1]))
+        assert out.write(signal[:1024], timeout=10).position >= RATE // 2
+    assert positions[0] == 255 and all(b > a for a, b in itertools.pairwise(positions))
+    assert out.stats.underflows >= 1  # the half second ran out before the second write

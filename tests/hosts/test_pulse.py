@@ -15,6 +15,7 @@ import pytest
 
 import duplexaudio as da
 from duplexaudio.hosts.pulse import PulseDevice
+from tests.blocking import blocking_round_trips
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
 from tests.servers import PipeWire, PulseServer
@@ -242,3 +243,22 @@ def test_latency_command_on_pulse(
     assert main(["latency", "-d", f"pulse:{pulseaudio.sink}", "-b", "256", "-n", "5"]) == 0
     out = capsys.readouterr().out
     assert "identical for every impulse" in out and "(matches)" in out
+
+
+# -- blocking streams -------------------------------------------------------------
+
+
+def test_a_blocking_duplex_stream_captures_what_it_wrote_one_round_trip_later(
+    pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = use(monkeypatch, pulseaudio.address)
+    device = host.device_by_id(f"pulse:{pulseaudio.sink}")
+    assert device is not None
+    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
+    stream = device.build_duplex_stream(config)
+    offsets, flagged = blocking_round_trips(stream, 1.5)
+    stream.close()
+    assert offsets, f"no impulse came back before a flag: {flagged[:3]}"
+    assert set(offsets) == {stream.latency.round_trip}
+    if not flagged:
+        assert len(offsets) == 15

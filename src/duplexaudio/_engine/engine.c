@@ -25,10 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EVENT_RING 64       /* events are rare: state changes, not xruns */
 #define HANDOFF_LOG 65536   /* last hand-over times, for benchmarks */
 #define TIMING_LOG 4096     /* last deadline anchors and wake-ups, for tests */
+#define GAP_LOG 4096        /* input gaps a blocking reader has yet to meet */
 
 typedef struct {
     atomic_uint_fast64_t ready; /* index + 1 once code/value are written */
@@ -69,6 +71,20 @@ struct da_engine {
     int64_t prog_in_ns, prog_out_ns;
     atomic_uint_fast64_t prog_done;   /* release: the instants are written first */
     atomic_uint_fast64_t prog_xruns;
+
+    /* blocking streams: set before the first start; then the device thread
+     * is the only writer of what follows but the waiting flags */
+    int rings;
+    da_ring *in_ring, *out_ring;
+    uint64_t gap_pending;              /* input frames missing since the last write */
+    int dropping;                      /* the last input block was dropped */
+    da_gap gap_log[GAP_LOG];
+    atomic_uint_fast64_t gap_count;    /* release: the entry is written first */
+    atomic_uint_fast64_t overflows, overflow_frames, underflows, underflow_frames;
+    atomic_uint_fast64_t input_lost, output_shift;
+    sem_t ring_sem;                    /* posted when a reader or writer waits */
+    atomic_int ring_waiting;
+    atomic_int notify_fd, notify_armed;
 
     /* worker only */
     uint64_t working_seq;
@@ -155,6 +171,8 @@ da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
     sem_init(&e->work_sem, 0, 0);
     sem_init(&e->done_sem, 0, 0);
     sem_init(&e->ev_sem, 0, 0);
+    sem_init(&e->ring_sem, 0, 0);
+    atomic_init(&e->notify_fd, -1);
     atomic_init(&e->state, DA_STATE_STOPPED);
     return e;
 }
@@ -164,6 +182,7 @@ void da_engine_free(da_engine *e) {
     sem_destroy(&e->work_sem);
     sem_destroy(&e->done_sem);
     sem_destroy(&e->ev_sem);
+    sem_destroy(&e->ring_sem);
     free(e->handoff_log);
     free(e->timing_log);
     free(e);
@@ -171,10 +190,13 @@ void da_engine_free(da_engine *e) {
 
 uint32_t da_engine_frames(const da_engine *e) { return e->frames; }
 
+static void ring_wake(da_engine *e);
+
 void da_engine_set_state(da_engine *e, int state, uint32_t drain_cycles) {
     if (atomic_load(&e->state) == DA_STATE_FAILED) return; /* failure is final */
     atomic_store(&e->drain_left, drain_cycles);
     atomic_store(&e->state, state);
+    ring_wake(e); /* a blocked read() or write() re-checks whether to go on */
 }
 
 int da_engine_state(da_engine *e) { return atomic_load(&e->state); }
@@ -257,6 +279,74 @@ int da_event_wait(da_engine *e, int64_t timeout_ns, da_event *ev) {
 void da_engine_fail(da_engine *e, int event, int64_t value) {
     atomic_store(&e->state, DA_STATE_FAILED);
     da_event_post(e, event, value);
+    ring_wake(e);
+}
+
+/* ---- blocking streams: the rings' engine side ------------------------ */
+
+int da_engine_rings(da_engine *e, da_ring *input_ring, da_ring *output_ring) {
+    if (e->program || (!input_ring && !output_ring) || (input_ring && !e->in_ch) ||
+        (output_ring && !e->out_ch))
+        return -EINVAL;
+    e->in_ring = input_ring;
+    e->out_ring = output_ring;
+    e->rings = 1;
+    return 0;
+}
+
+#define LOAD(x) atomic_load_explicit(&e->x, memory_order_relaxed)
+void da_engine_ring_status(da_engine *e, da_ring_status *out) {
+    out->overflows = LOAD(overflows);
+    out->overflow_frames = LOAD(overflow_frames);
+    out->underflows = LOAD(underflows);
+    out->underflow_frames = LOAD(underflow_frames);
+    out->input_lost_frames = LOAD(input_lost);
+    out->output_shift_frames = LOAD(output_shift);
+    out->gaps = atomic_load_explicit(&e->gap_count, memory_order_acquire);
+}
+#undef LOAD
+
+size_t da_engine_gaps(da_engine *e, uint64_t first, da_gap *out, size_t max) {
+    uint64_t n = atomic_load_explicit(&e->gap_count, memory_order_acquire);
+    if (first + GAP_LOG < n) first = n - GAP_LOG; /* older entries are overwritten */
+    size_t count = 0;
+    for (uint64_t i = first; i < n && count < max; i++) out[count++] = e->gap_log[i % GAP_LOG];
+    return count;
+}
+
+/* Wake a blocked reader or writer (it re-checks), and an armed asyncio loop.
+ * Both are flags exchanged to 0, so a cycle nobody waits on costs two
+ * atomic operations and no system call. */
+static void ring_wake(da_engine *e) {
+    if (atomic_exchange(&e->ring_waiting, 0)) sem_post(&e->ring_sem);
+    if (atomic_exchange(&e->notify_armed, 0)) {
+        int fd = atomic_load(&e->notify_fd);
+        char byte = 1;
+        if (fd >= 0 && write(fd, &byte, 1) < 0) {
+            /* Full pipe (the loop has bytes to read already) or closed: nothing to do. */
+        }
+    }
+}
+
+void da_engine_ring_notify_fd(da_engine *e, int fd) { atomic_store(&e->notify_fd, fd); }
+void da_engine_ring_arm(da_engine *e) { atomic_store(&e->notify_armed, 1); }
+
+int da_engine_ring_wait(da_engine *e, int output, uint64_t frames, int64_t timeout_ns) {
+    da_ring *r = output ? e->out_ring : e->in_ring;
+    if (!r) return -1;
+    const int64_t until = timeout_ns < 0 ? 0 : da_now_ns() + timeout_ns;
+    for (;;) {
+        /* Flag first, then look: a cycle after the look sees the flag. */
+        atomic_store(&e->ring_waiting, 1);
+        if ((output ? da_ring_writable(r) : da_ring_readable(r)) >= frames) return 1;
+        int state = atomic_load(&e->state);
+        if (state != DA_STATE_RUNNING && state != DA_STATE_DRAINING) return -1;
+        if (timeout_ns < 0) {
+            if (sem_wait(&e->ring_sem) != 0) return 0; /* a signal: the caller looks again */
+        } else if (da_sem_wait_until(&e->ring_sem, until) != 0) {
+            return (output ? da_ring_writable(r) : da_ring_readable(r)) >= frames;
+        }
+    }
 }
 
 /* ---- program streams ------------------------------------------------ */
@@ -429,6 +519,63 @@ static void run_program(da_engine *e, const float *const *in, size_t in_stride,
     if (next == e->total_frames) da_event_post(e, DA_EV_FINISHED, (int64_t)next);
 }
 
+/* The device's output from the output ring: what it holds, up to a block,
+ * then silence. Returns the frames that came from the ring. */
+static uint32_t play_ring(da_engine *e, float *const *out, size_t stride, uint32_t frames) {
+    uint32_t got = (uint32_t)da_ring_read(e->out_ring, e->out_block, frames);
+    da_fill_equilibrium(e->out_fmt,
+                        (char *)e->out_block + (size_t)got * e->out_ch * da_format_bytes(e->out_fmt),
+                        (size_t)(frames - got) * e->out_ch);
+    play_from(e, e->out_block, 0, out, stride, frames);
+    return got;
+}
+
+/* A blocking stream's cycle: the input into its ring, the output from its
+ * ring. A full input ring drops the block (counted; the gap is logged at
+ * the next block that fits, so consecutive drops are one gap); a short
+ * output ring plays silence for the rest (counted). Frames the device lost
+ * are a gap in the input and a shift of the output timeline alike. */
+static void run_rings(da_engine *e, const float *const *in, size_t in_stride, float *const *out,
+                      size_t out_stride, uint32_t frames, const da_cycle_time *t,
+                      int device_xrun) {
+    const uint64_t lost = device_xrun ? (uint64_t)t->lost_cycles * frames : 0;
+    if (e->in_ring) {
+        e->gap_pending += lost;
+        atomic_fetch_add_explicit(&e->input_lost, lost, memory_order_relaxed);
+        if (da_ring_writable(e->in_ring) >= frames) {
+            if (e->gap_pending) {
+                uint64_t n = atomic_load_explicit(&e->gap_count, memory_order_relaxed);
+                e->gap_log[n % GAP_LOG] =
+                    (da_gap){.at = da_ring_write_total(e->in_ring), .lost = e->gap_pending};
+                atomic_store_explicit(&e->gap_count, n + 1, memory_order_release);
+                e->gap_pending = 0;
+            }
+            for (uint32_t c = 0; c < e->in_ch; c++)
+                da_store(e->in_fmt, e->in_block, c, e->in_ch, in[c], in_stride, frames);
+            da_ring_write(e->in_ring, e->in_block, frames);
+            e->dropping = 0;
+        } else {
+            if (!e->dropping) atomic_fetch_add_explicit(&e->overflows, 1, memory_order_relaxed);
+            e->dropping = 1;
+            e->gap_pending += frames;
+            atomic_fetch_add_explicit(&e->overflow_frames, frames, memory_order_relaxed);
+            atomic_fetch_add_explicit(&e->input_lost, frames, memory_order_relaxed);
+        }
+    }
+    if (e->out_ring) {
+        uint32_t got = play_ring(e, out, out_stride, frames);
+        if (got < frames) {
+            atomic_fetch_add_explicit(&e->underflows, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&e->underflow_frames, frames - got, memory_order_relaxed);
+        }
+        atomic_fetch_add_explicit(&e->output_shift, lost + (frames - got), memory_order_relaxed);
+    } else {
+        silence(e, out, out_stride, frames);
+    }
+    atomic_fetch_add_explicit(&e->callbacks, 1, memory_order_relaxed);
+    ring_wake(e);
+}
+
 /* Step 1: is this a cycle to run? A block of a size the user did not agree
  * to never goes further (the host must catch size changes first), nor does
  * any block of a stopped stream. A running cycle is counted, with its
@@ -461,6 +608,12 @@ static int accept_cycle(da_engine *e, int state, float *const *out, size_t out_s
 /* Step 2, draining: what is still in flight plays (pipelined), then silence
  * until the drain cycles are done. */
 static void drain(da_engine *e, float *const *out, size_t out_stride, uint32_t frames) {
+    if (e->out_ring && da_ring_readable(e->out_ring)) {
+        /* A blocking stream plays what was written before the drain starts. */
+        play_ring(e, out, out_stride, frames);
+        ring_wake(e);
+        return;
+    }
     if (e->pipelined) play_previous(e, out, out_stride, frames);
     else silence(e, out, out_stride, frames);
     unsigned left = atomic_load(&e->drain_left);
@@ -542,6 +695,10 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
     }
     if (e->program) {
         run_program(e, in, in_stride, out, out_stride, frames, t, device_xrun);
+        return;
+    }
+    if (e->rings) {
+        run_rings(e, in, in_stride, out, out_stride, frames, t, device_xrun);
         return;
     }
     if (worker_busy(e, out, out_stride, frames)) return;

@@ -20,6 +20,7 @@
 #define DA_EV_WAKE 7
 #define DA_EV_DEVICE_CHANGED 8   /* not fatal: the server moved the stream */
 #define DA_EV_FINISHED 9   /* a program stream has played and recorded everything */
+#define DA_EV_CALLBACK_STOP 10   /* the callback raised CallbackStop or CallbackAbort */
 
 /* Sample formats: the values of duplexaudio.formats.SampleFormat. */
 #define DA_FMT_I8 1
@@ -106,6 +107,59 @@ typedef struct {
 int da_engine_program(da_engine *e, const void *play, uint64_t play_frames,
                       void *record, uint64_t record_frames, uint64_t total_frames);
 void da_engine_program_status(da_engine *e, da_program_status *out);
+
+/* Blocking streams (ring.c): a lock-free single-producer single-consumer
+ * ring of whole frames. For a stream built without a callback the device
+ * thread fills the input ring and drains the output ring itself; Python
+ * reads and writes the other ends. Totals are running frame counts. */
+typedef struct da_ring da_ring;
+da_ring *da_ring_new(uint64_t capacity_frames, uint32_t frame_bytes);
+void da_ring_free(da_ring *r);
+uint64_t da_ring_capacity(const da_ring *r);
+uint64_t da_ring_readable(da_ring *r);
+uint64_t da_ring_writable(da_ring *r);
+uint64_t da_ring_read(da_ring *r, void *dst, uint64_t frames);
+uint64_t da_ring_write(da_ring *r, const void *src, uint64_t frames);
+uint64_t da_ring_read_total(da_ring *r);
+uint64_t da_ring_write_total(da_ring *r);
+
+/* Input frames missing from the ring before ring frame `at` (its running
+ * position): dropped because the ring was full, or lost by the device. */
+typedef struct {
+    uint64_t at;
+    uint64_t lost;
+} da_gap;
+
+typedef struct {
+    uint64_t overflows;         /* runs of input blocks dropped: the ring was full */
+    uint64_t overflow_frames;
+    uint64_t underflows;        /* output blocks short of data: silence filled in */
+    uint64_t underflow_frames;
+    uint64_t input_lost_frames; /* all input missing from the ring (overflow + device) */
+    uint64_t output_shift_frames; /* output timeline not taken from the ring
+                                     (underflow + device): written data plays
+                                     this much later than its count */
+    uint64_t gaps;              /* gaps logged so far (da_engine_gaps) */
+} da_ring_status;
+
+/* Give a stream its rings (either may be NULL) before its first start. The
+ * engine then runs no worker: each cycle's input goes into `in`, the output
+ * comes from `out` (silence where it runs short). The rings must outlive
+ * the engine's device use. 0, or -EINVAL (a program stream, or none). */
+int da_engine_rings(da_engine *e, da_ring *input_ring, da_ring *output_ring);
+void da_engine_ring_status(da_engine *e, da_ring_status *out);
+/* Gaps number `first` onwards (oldest first) into out; returns how many.
+ * Only the last 4096 are kept: older ones are gone (the totals still count). */
+size_t da_engine_gaps(da_engine *e, uint64_t first, da_gap *out, size_t max);
+/* Wait until the input ring holds `frames` (output=0) or the output ring
+ * has room for them (output=1), for timeout_ns at most (< 0: forever).
+ * 1: there; 0: timed out; -1: the stream is not running (stopped, paused,
+ * failed or closed), so waiting would not help. */
+int da_engine_ring_wait(da_engine *e, int output, uint64_t frames, int64_t timeout_ns);
+/* asyncio: after da_engine_ring_arm, the device thread writes one byte to
+ * fd at its next cycle (and on any state change); then disarms. -1: none. */
+void da_engine_ring_notify_fd(da_engine *e, int fd);
+void da_engine_ring_arm(da_engine *e);
 
 int da_worker_next(da_engine *e, int status, da_block_info *info);
 void da_worker_quit(da_engine *e);

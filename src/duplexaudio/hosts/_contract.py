@@ -119,6 +119,9 @@ class StreamParams:
         Seconds without a device cycle before the stream reports ``TIMED_OUT``.
     realtime
         The Python worker asks for real-time scheduling.
+    ring_frames
+        A blocking stream's ring size per direction (frames); 0 for a
+        stream with a callback or a program.
     """
 
     kind: StreamKind
@@ -133,6 +136,7 @@ class StreamParams:
     deadline: float
     timeout: float
     realtime: bool = True
+    ring_frames: int = 0
 
 
 class Backend(Protocol):
