@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import duplexaudio as da
 from duplexaudio.cli import main
 
 
@@ -44,15 +45,28 @@ def test_latency_json_with_options(capsys: pytest.CaptureFixture[str]) -> None:
         == 0
     )
     report = json.loads(capsys.readouterr().out)
-    assert report["round_trips"] == [128, 128, 128]
+    # Every impulse that came back took 128 frames; one may be lost only to a
+    # glitch the report flags (the virtual clock is a thread of a noisy machine).
+    assert set(report["round_trips"]) == {128}
+    assert len(report["round_trips"]) + report["lost"] == 3
+    if report["lost"]:
+        assert report["xruns"] + report["late_blocks"] > 0
     assert report["sample_rate"] == 44100 and report["buffer_size"] == 64
 
 
 def test_devices_table_lists_ids_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devices", "--host", "virtual"]) == 0
     out = capsys.readouterr().out
-    line = next(x for x in out.splitlines() if x.startswith("virtual:loopback "))
+    line = next(x for x in out.splitlines() if x.split()[1:2] == ["virtual:loopback"])
+    assert line.split()[0].isdigit()  # the index a device= argument takes
     assert "duplex" in line and "in,out,duplex" in line and "8000-192000" in line
+
+
+def test_devices_lists_every_usable_host_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert out == str(da.query_devices()) + "\n"
+    assert "(* the default host:" in out
 
 
 def test_hosts_lists_virtual_as_available(capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,11 +111,17 @@ def test_record_writes_exactly_what_the_input_captured(
     make_device: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str, atol: float
 ) -> None:
     signal = known_signal(30000)
-    device = make_device("input", signal=signal, loop=False)
     path = tmp_path / f"take{suffix}"
-    args = ["record", str(path), "-s", "0.5", "-d", str(device.id), "-b", "128"]
-    assert main(args) == 0
-    assert f"{path}: 24000 frames, 2 channels, 48000 Hz" in capsys.readouterr().out
+    for _ in range(6):  # a take with glitches (reported) is taken again
+        device = make_device("input", signal=signal, loop=False)
+        args = ["record", str(path), "-s", "0.5", "-d", str(device.id), "-b", "128"]
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert f"{path}: 24000 frames, 2 channels, 48000 Hz" in out
+        if out.rstrip().endswith("; 0 glitches"):
+            break
+    else:
+        pytest.fail("every take glitched")
     data, rate = sf.read(path, dtype="float32", always_2d=True)
     assert rate == 48000 and data.shape == (24000, 2)
     np.testing.assert_allclose(data, signal[:24000], rtol=0, atol=atol)

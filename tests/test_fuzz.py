@@ -162,7 +162,8 @@ def nothing_left_behind() -> Iterator[None]:
 
 MODULE_FUNCTIONS: list[Callable[..., Any]] = [
     da.from_float, da.to_float, da.set_switch_interval, da.host_from_id, da.BufferSize.fixed,
-    da.DeviceId.parse, da.SampleFormat.from_dtype, da.SampleFormat.parse,
+    da.DeviceId.parse, da.SampleFormat.from_dtype, da.SampleFormat.parse, da.query_devices,
+    da.wait, da.stop,
 ]  # fmt: skip
 CONSTRUCTORS: list[Callable[..., Any]] = [
     da.StreamConfig, da.DuplexStreamConfig, da.DeviceId, da.SupportedBufferSize,
@@ -259,6 +260,19 @@ def test_blocking_stream_methods(loopback: VirtualDevice, name: str, data: st.Da
             outcome(lambda: list(itertools.islice(result, 2)), [], {})  # ends or errs
     finally:
         stream.close()
+
+
+@pytest.mark.parametrize("name", [*da.Defaults._FIELDS, "samplerate"])
+@FUZZ
+@given(data=st.data())
+def test_defaults(loopback: VirtualDevice, name: str, data: st.DataObject) -> None:
+    value = data.draw(hostile(), label=name)
+    try:
+        outcome(setattr, [da.default, name, value], {})
+        # Whatever was accepted, a call that uses the defaults returns or errs.
+        outcome(da.rec, [64], {"device": loopback})
+    finally:
+        da.default.reset()
 
 
 # -- the same against real servers ------------------------------------------------------

@@ -27,6 +27,7 @@ from duplexaudio.config import (
     SupportedStreamConfig,
     SupportedStreamConfigRange,
 )
+from duplexaudio.devices import Defaults, DeviceList, default, query_devices
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat, from_float, to_float
 from duplexaudio.host import (
@@ -39,7 +40,7 @@ from duplexaudio.host import (
     default_host,
     host_from_id,
 )
-from duplexaudio.measure import LatencyReport, measure_latency, play, playrec, rec
+from duplexaudio.measure import LatencyReport, measure_latency, play, playrec, rec, stop, wait
 from duplexaudio.stream import (
     CallbackAbort,
     CallbackStop,
@@ -61,9 +62,11 @@ __all__ = [
     "CallbackInfo",
     "CallbackStop",
     "CallbackTimestamp",
+    "Defaults",
     "Device",
     "DeviceDescription",
     "DeviceId",
+    "DeviceList",
     "DuplexCallbackInfo",
     "DuplexStreamConfig",
     "Error",
@@ -86,13 +89,17 @@ __all__ = [
     "WriteStatus",
     "__version__",
     "available_hosts",
+    "default",
     "default_host",
     "from_float",
     "host_from_id",
     "measure_latency",
     "play",
     "playrec",
+    "query_devices",
     "rec",
     "set_switch_interval",
+    "stop",
     "to_float",
+    "wait",
 ]

@@ -35,43 +35,13 @@ from duplexaudio.config import (
     DuplexStreamConfig,
     StreamConfig,
 )
+from duplexaudio.devices import find_device, query_devices, table
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat, silent_frames
-from duplexaudio.host import (
-    Device,
-    HostId,
-    available_hosts,
-    default_host,
-    find_device,
-    host_from_id,
-)
+from duplexaudio.host import HostId, available_hosts, default_host, host_from_id
 from duplexaudio.measure import LatencyReport, measure_latency, play, rec
 from duplexaudio.stream import ProgramStream
 from duplexaudio.timing import CallbackInfo, DuplexCallbackInfo
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-def _channels(device: Device, direction: str) -> str:
-    ranges = (
-        device.supported_input_configs() if direction == "in" else device.supported_output_configs()
-    )
-    return str(max((r.max_channels for r in ranges), default=0))
-
-
-def _rates(device: Device) -> str:
-    ranges = device.supported_input_configs() + device.supported_output_configs()
-    if not ranges:
-        return "-"
-    low = min(r.min_sample_rate for r in ranges)
-    high = max(r.max_sample_rate for r in ranges)
-    return f"{low}" if low == high else f"{low}-{high}"
 
 
 def cmd_hosts(args: argparse.Namespace) -> int:
@@ -84,34 +54,13 @@ def cmd_hosts(args: argparse.Namespace) -> int:
         rows.append(
             [hid.value, "yes" if hid in usable else "no", count, "*" if hid is chosen else ""]
         )
-    print(_table(rows))
+    print(table(rows))
     return 0
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    """Print a table of the devices of one host (default: the default host)."""
-    host = host_from_id(args.host) if args.host else default_host()
-    defaults = {
-        "in": host.default_input_device(),
-        "out": host.default_output_device(),
-        "duplex": host.default_duplex_device(),
-    }
-    rows = [["id", "name", "direction", "in", "out", "rates (Hz)", "default"]]
-    for dev in host.devices():
-        marks = ",".join(k for k, d in defaults.items() if d is not None and d.id == dev.id)
-        rows.append(
-            [
-                str(dev.id),
-                dev.name,
-                dev.description.direction,
-                _channels(dev, "in"),
-                _channels(dev, "out"),
-                _rates(dev),
-                marks,
-            ]
-        )
-    print(f"host: {host.id.value} ({host.name})")
-    print(_table(rows))
+    """Print the table of every usable host's devices (or one host's): da.query_devices()."""
+    print(query_devices(args.host))
     return 0
 
 
@@ -415,24 +364,28 @@ class _Ring:
 
 
 class _ClockWatch:
-    """First and last device instant and frames seen by one stream: its real rate."""
+    """One stream's real rate: frames per second of its device time.
+
+    Summed over consecutive blocks only, so a glitch (cycles lost, a block
+    late or skipped: flagged on the block after it) costs that step and does
+    not bend the rate.
+    """
 
     def __init__(self) -> None:
-        self.first_ns = 0
-        self.last_ns = 0
+        self.last_ns: int | None = None
+        self.last_frames = 0
         self.frames = 0
+        self.span_ns = 0
 
     def see(self, info: CallbackInfo) -> None:
-        if not self.frames:
-            self.first_ns = info.timestamp.device
-        else:
-            self.last_ns = info.timestamp.device
-        self.frames += info.frames
+        now = info.timestamp.device
+        if self.last_ns is not None and not info.xrun:
+            self.frames += self.last_frames
+            self.span_ns += now - self.last_ns
+        self.last_ns, self.last_frames = now, info.frames
 
-    def rate(self, block: int) -> float | None:
-        """Frames per second of device time (the last block's frames not yet elapsed)."""
-        span = self.last_ns - self.first_ns
-        return (self.frames - block) * 1e9 / span if span > 0 else None
+    def rate(self) -> float | None:
+        return self.frames * 1e9 / self.span_ns if self.span_ns > 0 else None
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -475,14 +428,14 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         start_fill = ring.fill()
         in_stream.wait(args.seconds)
         end_fill = ring.fill()
-    in_rate, out_rate = in_clock.rate(in_stream.buffer_size), out_clock.rate(out_stream.buffer_size)
+    in_rate, out_rate = in_clock.rate(), out_clock.rate()
     print(
         f"{inp_dev.id} -> {out_dev.id}: {channels} channels, {rate} Hz, two streams "
         f"({in_stream.buffer_size} and {out_stream.buffer_size} frames) joined by a "
         f"{len(ring.buf)}-frame ring"
     )
     if in_rate and out_rate:
-        drift = (in_rate / out_rate - 1) * 1e6
+        drift = round((in_rate / out_rate - 1) * 1e6, 1) + 0.0  # no "-0.0" for equal clocks
         print(
             f"drift        {drift:+.1f} ppm (input {in_rate:.2f} Hz, output {out_rate:.2f} Hz "
             "by their device timestamps)"
@@ -545,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_hosts)
 
     p = sub.add_parser("devices", help="list devices")
-    p.add_argument("--host", help="host id (default: the default host)")
+    p.add_argument("--host", help="list only this host's devices (default: every usable host)")
     p.set_defaults(run=cmd_devices)
 
     def stream_options(p: argparse.ArgumentParser) -> None:

@@ -827,43 +827,6 @@ def default_host() -> Host:
     return host_from_id(_FALLBACK)
 
 
-def find_device(device: Device | DeviceId | str | None, *, direction: str) -> Device:
-    """Resolve a user's device argument: a Device, an id, or None for the default.
-
-    ``direction`` is ``"input"``, ``"output"`` or ``"duplex"`` and picks the
-    default device when ``device`` is None.
-
-    Raises
-    ------
-    Error
-        ``DEVICE_NOT_AVAILABLE`` naming the id when no such device exists
-        now, ``INVALID_INPUT`` for a malformed id.
-    """
-    if isinstance(device, Device):
-        return device
-    if device is None:
-        host = default_host()
-        pick = {
-            "input": host.default_input_device,
-            "output": host.default_output_device,
-            "duplex": host.default_duplex_device,
-        }[direction]()
-        if pick is None:
-            raise Error(
-                ErrorKind.DEVICE_NOT_AVAILABLE,
-                f"host '{host.id}' has no default {direction} device",
-            )
-        return pick
-    did = DeviceId.parse(device)
-    found = host_from_id(did.host).device_by_id(did)
-    if found is None:
-        raise Error(
-            ErrorKind.DEVICE_NOT_AVAILABLE,
-            f"no device '{did}' on host '{did.host}' now",
-        )
-    return found
-
-
 __all__ = [
     "DataCallback",
     "Device",
@@ -873,6 +836,5 @@ __all__ = [
     "HostId",
     "available_hosts",
     "default_host",
-    "find_device",
     "host_from_id",
 ]

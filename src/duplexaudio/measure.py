@@ -24,28 +24,90 @@ import numpy.typing as npt
 
 from duplexaudio._validate import checked, checked_methods, flag, positive, seconds, whole
 from duplexaudio.config import BufferSize, DuplexStreamConfig, StreamConfig
+from duplexaudio.devices import DeviceLike, default, find_device
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat, as_frames
-from duplexaudio.host import Device, DeviceId, find_device
 from duplexaudio.stream import ProgramStream
 from duplexaudio.timing import DuplexCallbackInfo, frames_to_ns, ns_to_frames
 
 logger = logging.getLogger("duplexaudio")
 
-DeviceArg = Device | DeviceId | str | None
+DeviceArg = DeviceLike
 
 #: Seconds a blocking call waits beyond the program's own duration.
 _WAIT_MARGIN = 10.0
 
 
 def _buffer(buffer_size: int | None) -> BufferSize:
-    return BufferSize.DEFAULT if buffer_size is None else BufferSize.fixed(buffer_size)
+    """The buffer size asked for, else ``da.default``'s, else the device's default."""
+    frames = buffer_size if buffer_size is not None else default.buffer_size
+    return BufferSize.DEFAULT if frames is None else BufferSize.fixed(frames)
+
+
+def _rate(sample_rate: int | None, device_rate: int) -> int:
+    """The rate asked for, else ``da.default``'s, else the device's default."""
+    if sample_rate is not None:
+        return sample_rate
+    return default.sample_rate if default.sample_rate is not None else device_rate
+
+
+def _channels(channels: int | None, device_channels: int) -> int:
+    if channels is not None:
+        return channels
+    return default.channels if default.channels is not None else device_channels
+
+
+def _format(sample_format: SampleFormat | str | None) -> SampleFormat | str:
+    if sample_format is not None:
+        return sample_format
+    return default.sample_format or SampleFormat.F32
+
+
+_last_lock = threading.Lock()
+_last: ProgramStream | None = None  # the last play/rec/playrec with blocking=False
+
+
+@checked
+def wait(timeout: float | None = None) -> bool:
+    """Wait for the last ``play``, ``rec`` or ``playrec`` started with ``blocking=False``.
+
+    Returns
+    -------
+    bool
+        True once it has finished (or when there is none), False when
+        ``timeout`` seconds passed first.
+
+    Raises
+    ------
+    Error
+        The error it ended with, if any.
+    """
+    with _last_lock:
+        stream = _last
+    return True if stream is None else stream.wait(timeout)
+
+
+@checked
+def stop() -> None:
+    """Stop and close the last ``play``, ``rec`` or ``playrec`` started with ``blocking=False``.
+
+    What ``rec`` recorded so far stays in its ``recording``. Nothing happens
+    when there is none.
+    """
+    global _last
+    with _last_lock:
+        stream, _last = _last, None
+    if stream is not None:
+        stream.close()
 
 
 def _run(stream: ProgramStream, blocking: bool) -> ProgramStream:
     """Start a program stream; when blocking, wait for its end and close it."""
+    global _last
     stream.start()
     if not blocking:
+        with _last_lock:
+            _last = stream
         return stream
     try:
         seconds = stream.status.total_frames / stream.sample_rate
@@ -71,7 +133,7 @@ def _run(stream: ProgramStream, blocking: bool) -> ProgramStream:
 @checked
 def play(
     data: npt.ArrayLike,
-    sample_rate: int,
+    sample_rate: int | None = None,
     device: DeviceArg = None,
     blocking: bool = True,
     *,
@@ -85,15 +147,18 @@ def play(
         Samples, shape ``(frames,)`` or ``(frames, channels)``; the dtype
         picks the sample format (``float32`` in [-1, 1) is the usual).
     sample_rate
-        Hz.
+        Hz; default ``da.default.sample_rate``, else the device's default.
     device
-        An output device, its id, or None for the default output device.
+        An output device: a ``Device``, an id, an index into
+        :func:`~duplexaudio.devices.query_devices`, a unique part of its
+        name, or None for ``da.default``'s, else the default output device.
     blocking
         Wait until the last frame has left the device and close the stream
         (default). False returns at once with the running stream: ``wait()``,
-        ``stop()``, ``progress``.
+        ``stop()``, ``progress``; :func:`wait` and :func:`stop` reach the
+        last one started so.
     buffer_size
-        Frames per block; default: the device's default.
+        Frames per block; default ``da.default.buffer_size``, else the device's.
 
     Returns
     -------
@@ -109,19 +174,20 @@ def play(
     blocking = flag("blocking", blocking)
     arr, _ = as_frames(data)
     dev = find_device(device, direction="output")
-    config = StreamConfig(arr.shape[1], sample_rate, _buffer(buffer_size))
+    rate = _rate(sample_rate, dev.default_output_config().sample_rate)
+    config = StreamConfig(arr.shape[1], rate, _buffer(buffer_size))
     return _run(dev.build_play_stream(config, arr), blocking)
 
 
 @overload
 def rec(
     frames: int,
-    sample_rate: int,
-    channels: int,
+    sample_rate: int | None = ...,
+    channels: int | None = ...,
     device: DeviceArg = ...,
     blocking: Literal[True] = ...,
     *,
-    sample_format: SampleFormat | str = ...,
+    sample_format: SampleFormat | str | None = ...,
     buffer_size: int | None = ...,
 ) -> np.ndarray[Any, np.dtype[Any]]: ...
 
@@ -129,12 +195,12 @@ def rec(
 @overload
 def rec(
     frames: int,
-    sample_rate: int,
-    channels: int,
+    sample_rate: int | None = ...,
+    channels: int | None = ...,
     device: DeviceArg = ...,
     *,
     blocking: Literal[False],
-    sample_format: SampleFormat | str = ...,
+    sample_format: SampleFormat | str | None = ...,
     buffer_size: int | None = ...,
 ) -> ProgramStream: ...
 
@@ -142,12 +208,12 @@ def rec(
 @checked
 def rec(
     frames: int,
-    sample_rate: int,
-    channels: int,
+    sample_rate: int | None = None,
+    channels: int | None = None,
     device: DeviceArg = None,
     blocking: bool = True,
     *,
-    sample_format: SampleFormat | str = SampleFormat.F32,
+    sample_format: SampleFormat | str | None = None,
     buffer_size: int | None = None,
 ) -> np.ndarray[Any, np.dtype[Any]] | ProgramStream:
     """Record ``frames`` frames, inside the engine (no Python per block).
@@ -157,18 +223,19 @@ def rec(
     frames
         How many frames to record (>= 1).
     sample_rate
-        Hz.
+        Hz; default ``da.default.sample_rate``, else the device's default.
     channels
-        Input channels.
+        Input channels; default ``da.default.channels``, else the device's.
     device
-        An input device, its id, or None for the default input device.
+        An input device, as for :func:`play`.
     blocking
         Wait and return the recording (default). False returns the running
         stream; its ``recording`` fills as it runs.
     sample_format
-        Format (and dtype) of the recording.
+        Format (and dtype) of the recording; default ``da.default.sample_format``,
+        else float32.
     buffer_size
-        Frames per block; default: the device's default.
+        Frames per block; default ``da.default.buffer_size``, else the device's.
 
     Returns
     -------
@@ -182,22 +249,27 @@ def rec(
         As :func:`play`.
     """
     blocking = flag("blocking", blocking)
-    config = StreamConfig(channels, sample_rate, _buffer(buffer_size))
     dev = find_device(device, direction="input")
-    stream = _run(dev.build_rec_stream(config, frames, sample_format=sample_format), blocking)
+    own = dev.default_input_config()
+    config = StreamConfig(
+        _channels(channels, own.channels), _rate(sample_rate, own.sample_rate), _buffer(buffer_size)
+    )
+    stream = _run(
+        dev.build_rec_stream(config, frames, sample_format=_format(sample_format)), blocking
+    )
     return stream.recording.copy() if blocking else stream
 
 
 @overload
 def playrec(
     data: npt.ArrayLike,
-    sample_rate: int,
-    input_channels: int,
+    sample_rate: int | None = ...,
+    input_channels: int | None = ...,
     device: DeviceArg = ...,
     blocking: Literal[True] = ...,
     *,
     record_frames: int | None = ...,
-    sample_format: SampleFormat | str = ...,
+    sample_format: SampleFormat | str | None = ...,
     buffer_size: int | None = ...,
 ) -> np.ndarray[Any, np.dtype[Any]]: ...
 
@@ -205,13 +277,13 @@ def playrec(
 @overload
 def playrec(
     data: npt.ArrayLike,
-    sample_rate: int,
-    input_channels: int,
+    sample_rate: int | None = ...,
+    input_channels: int | None = ...,
     device: DeviceArg = ...,
     *,
     blocking: Literal[False],
     record_frames: int | None = ...,
-    sample_format: SampleFormat | str = ...,
+    sample_format: SampleFormat | str | None = ...,
     buffer_size: int | None = ...,
 ) -> ProgramStream: ...
 
@@ -219,13 +291,13 @@ def playrec(
 @checked
 def playrec(
     data: npt.ArrayLike,
-    sample_rate: int,
-    input_channels: int,
+    sample_rate: int | None = None,
+    input_channels: int | None = None,
     device: DeviceArg = None,
     blocking: bool = True,
     *,
     record_frames: int | None = None,
-    sample_format: SampleFormat | str = SampleFormat.F32,
+    sample_format: SampleFormat | str | None = None,
     buffer_size: int | None = None,
 ) -> np.ndarray[Any, np.dtype[Any]] | ProgramStream:
     """Play an array and record at once on a duplex device, sample-aligned.
@@ -242,20 +314,21 @@ def playrec(
     data
         What to play, shape ``(frames,)`` or ``(frames, channels)``.
     sample_rate
-        Hz.
+        Hz; default ``da.default.sample_rate``, else the device's default.
     input_channels
-        Channels to record.
+        Channels to record; default ``da.default.channels``, else the device's.
     device
-        A duplex device, its id, or None for the default duplex device.
+        A duplex device, as for :func:`play`.
     blocking
         Wait and return the recording (default). False returns the running
         stream; its ``recording`` is aligned once the first block has run.
     record_frames
         Aligned frames to record (default ``len(data)``).
     sample_format
-        Format (and dtype) of the recording.
+        Format (and dtype) of the recording; default ``da.default.sample_format``,
+        else float32.
     buffer_size
-        Frames per block; default: the device's default.
+        Frames per block; default ``da.default.buffer_size``, else the device's.
 
     Returns
     -------
@@ -270,10 +343,16 @@ def playrec(
     """
     blocking = flag("blocking", blocking)
     arr, _ = as_frames(data)
-    config = DuplexStreamConfig(input_channels, arr.shape[1], sample_rate, _buffer(buffer_size))
     dev = find_device(device, direction="duplex")
+    own = dev.default_duplex_config()
+    config = DuplexStreamConfig(
+        _channels(input_channels, own.input_channels),
+        arr.shape[1],
+        _rate(sample_rate, own.sample_rate),
+        _buffer(buffer_size),
+    )
     stream = _run(
-        dev.build_playrec_stream(config, arr, record_frames, input_format=sample_format),
+        dev.build_playrec_stream(config, arr, record_frames, input_format=_format(sample_format)),
         blocking,
     )
     return stream.recording.copy() if blocking else stream
@@ -415,7 +494,7 @@ class _ImpulseLoop:
 
 @checked
 def measure_latency(
-    device: Device | DeviceId | str | None = None,
+    device: DeviceArg = None,
     *,
     sample_rate: int | None = None,
     buffer_size: int | None = None,
@@ -444,7 +523,7 @@ def measure_latency(
     sample_rate
         Hz; default: the device's default.
     buffer_size
-        Frames per block; default: the device's default.
+        Frames per block; default ``da.default.buffer_size``, else the device's.
     impulses
         How many impulses to send (>= 1).
     interval
@@ -476,14 +555,9 @@ def measure_latency(
     if peak > 1:
         raise Error(ErrorKind.INVALID_INPUT, f"amplitude must be in (0, 1], got {amplitude!r}")
     dev = find_device(device, direction="duplex")
-    default = dev.default_duplex_config()
-    rate = default.sample_rate if sample_rate is None else sample_rate
-    config = DuplexStreamConfig(
-        default.input_channels,
-        default.output_channels,
-        rate,
-        BufferSize.DEFAULT if buffer_size is None else BufferSize.fixed(buffer_size),
-    )
+    own = dev.default_duplex_config()
+    rate = _rate(sample_rate, own.sample_rate)
+    config = DuplexStreamConfig(own.input_channels, own.output_channels, rate, _buffer(buffer_size))
     channel = whole("input_channel", input_channel, minimum=0, maximum=config.input_channels - 1)
     loop = _ImpulseLoop(rate, count, gap, peak, channel)
     stream = dev.build_duplex_stream(config, loop, pipelined=pipelined)

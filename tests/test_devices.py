@@ -1,0 +1,145 @@
+"""The device table, picking a device the way a user names it, da.default, da.wait/stop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import duplexaudio as da
+from duplexaudio.devices import find_device
+from duplexaudio.hosts.virtual import VirtualHost
+from tests.servers import JackServer, PulseServer
+
+RATE = 48000
+
+
+@pytest.fixture(autouse=True)
+def clean_defaults() -> Iterator[None]:
+    da.default.reset()
+    yield
+    da.default.reset()
+    da.stop()
+
+
+def test_the_table_lists_every_usable_hosts_devices_numbered(
+    jackd_128: JackServer, pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_128.name)
+    monkeypatch.setenv("PULSE_SERVER", pulseaudio.address)
+    listed = da.query_devices()
+    ids = [str(d.id) for d in listed]
+    assert f"jack:{jackd_128.name}/loopback" in ids
+    assert f"pulse:{pulseaudio.sink}" in ids
+    assert "virtual:loopback" in ids
+    assert all(isinstance(d, da.Device) for d in listed) and len(listed) == len(ids)
+    lines = str(listed).splitlines()
+    assert lines[0].split()[:3] == ["#", "id", "name"]
+    for n, dev in enumerate(listed):
+        assert lines[n + 1].split()[:2] == [str(n), str(dev.id)]
+    assert repr(listed) == str(listed)
+    # Each host marks its own defaults; the default host's carry a star.
+    marked = [line for line in lines[1:-1] if line.rstrip().endswith(("in", "out", "duplex"))]
+    assert any("*" in line for line in marked)
+    # One host's devices only.
+    assert {d.id.host for d in da.query_devices("virtual")} == {da.HostId.VIRTUAL}
+
+
+def test_a_device_is_picked_by_index_name_part_or_id(virtual_host: VirtualHost) -> None:
+    virtual_host.add_loopback("studio monitor", description="x")
+    listed = da.query_devices()
+    index = next(n for n, d in enumerate(listed) if str(d.id) == "virtual:studio monitor")
+    assert find_device(index, direction="duplex").id == listed[index].id
+    assert str(find_device("STUDIO mon", direction="duplex").id) == "virtual:studio monitor"
+    assert str(find_device("virtual:studio monitor", direction="duplex").id).endswith("monitor")
+    # A name that is also a part of others: the exact one wins.
+    assert str(find_device("virtual:loopback", direction="duplex").id) == "virtual:loopback"
+    virtual_host.remove_device("virtual:studio monitor")
+
+
+def test_an_ambiguous_or_unknown_name_lists_the_candidates(virtual_host: VirtualHost) -> None:
+    virtual_host.add_loopback("mic one")
+    virtual_host.add_loopback("mic two")
+    try:
+        with pytest.raises(da.Error) as raised:
+            find_device("mic", direction="input")
+        assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+        assert "'virtual:mic one'" in raised.value.message
+        assert "'virtual:mic two'" in raised.value.message
+        with pytest.raises(da.Error) as raised:
+            find_device("no such thing", direction="input")
+        assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+        assert "'virtual:mic one'" in raised.value.message  # what there is
+        with pytest.raises(da.Error) as raised:
+            find_device(10**6, direction="input")
+        assert "index" in raised.value.message
+    finally:
+        virtual_host.remove_device("virtual:mic one")
+        virtual_host.remove_device("virtual:mic two")
+
+
+def test_a_sample_format_in_the_device_place_says_so() -> None:
+    # sounddevice's sd.rec(n, fs, 1, 'int16'): here the fourth positional is the device.
+    with pytest.raises(da.Error) as raised:
+        da.rec(256, RATE, 1, "int16")
+    assert "sample_format=" in raised.value.message
+
+
+def test_rec_by_index_and_by_name(virtual_host: VirtualHost) -> None:
+    listed = da.query_devices("virtual")
+    index = next(n for n, d in enumerate(da.query_devices()) if str(d.id) == "virtual:input")
+    assert listed  # the virtual host's devices are in the full table too
+    assert da.rec(128, RATE, 2, index).shape == (128, 2)
+    assert da.rec(128, RATE, 2, "Virtual input").shape == (128, 2)
+
+
+def test_defaults_fill_in_what_calls_leave_out(virtual_host: VirtualHost) -> None:
+    da.default.device = "virtual:loopback"
+    da.default.sample_rate = 44100
+    da.default.channels = 1
+    da.default.buffer_size = 64
+    da.default.sample_format = "int16"
+    stream = da.rec(441, blocking=False)
+    assert (stream.sample_rate, stream.input_channels, stream.buffer_size) == (44100, 1, 64)
+    assert stream.device == "virtual:loopback"
+    assert da.wait(10) is True
+    assert stream.recording.shape == (441, 1) and stream.recording.dtype == np.int16
+    # Direction-specific defaults override the general one.
+    da.default.input_device = "virtual:input"
+    assert da.rec(64, blocking=False).device == "virtual:input"
+    da.default.reset()
+    assert da.rec(64, blocking=False).sample_rate == 48000  # the device's default
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("samplerate", 48000, "no 'samplerate'"),
+        ("sample_rate", 0, "sample_rate"),
+        ("channels", 1.5, "channels"),
+        ("sample_format", "int17", "int17"),
+        ("device", 1.0, "device"),
+        ("device", True, "device"),
+    ],
+)
+def test_a_default_that_cannot_work_is_refused_when_set(
+    name: str, value: object, needle: str
+) -> None:
+    with pytest.raises(da.Error) as raised:
+        setattr(da.default, name, value)
+    assert raised.value.kind in (da.ErrorKind.INVALID_INPUT, da.ErrorKind.UNSUPPORTED_CONFIG)
+    assert needle in raised.value.message
+
+
+def test_wait_and_stop_reach_the_last_non_blocking_call(loopback: da.Device) -> None:
+    assert da.wait() is True  # none running: nothing to wait for
+    stream = da.play(np.zeros(RATE // 10, np.float32), RATE, loopback, blocking=False)
+    assert da.wait(10) is True and stream.finished
+    long = da.play(np.zeros(RATE * 60, np.float32), RATE, loopback, blocking=False)
+    time.sleep(0.1)
+    assert da.wait(0.05) is False and long.running
+    da.stop()
+    assert long.closed
+    assert da.wait() is True
