@@ -14,13 +14,27 @@ without them.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 #: PortAudio's name for its JACK host API.
 PORTAUDIO_JACK_API = "JACK Audio Connection Kit"
+
+
+def compile_c(name: str, into: Path) -> Path | str:
+    """Compile ``bench/<name>.c`` (a JACK client declaring libjack's ABI itself) into
+    ``into``; the binary's path, or why it could not be built."""
+    binary = into / name
+    done = subprocess.run(
+        ["cc", "-O2", "-o", str(binary), str(Path(__file__).with_name(f"{name}.c")),
+         "-l:libjack.so.0", "-lpthread"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return binary if done.returncode == 0 else f"{name}.c did not build: {done.stderr[-300:]}"
 
 
 class PeerError(RuntimeError):

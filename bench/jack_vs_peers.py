@@ -57,6 +57,7 @@ from _peers import (  # noqa: E402
     PeerError,
     Steps,
     XrunMonitor,
+    compile_c,
     open_jack_client,
     open_sounddevice,
     xrun_monitor,
@@ -260,26 +261,6 @@ def run_python(
     return row
 
 
-def build_c_client(into: Path) -> Path | str:
-    """Compile ``c_client.c``; its path, or why it could not be built."""
-    binary = into / "c_client"
-    done = subprocess.run(
-        [
-            "cc",
-            "-O2",
-            "-o",
-            str(binary),
-            str(Path(__file__).with_name("c_client.c")),
-            "-l:libjack.so.0",
-            "-lpthread",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return binary if done.returncode == 0 else f"c_client.c did not build: {done.stderr[-300:]}"
-
-
 def run_c(
     binary: Path | str, frames: int, seconds: float, busy_thread: bool, env: dict[str, str]
 ) -> dict[str, Any]:
@@ -317,7 +298,7 @@ def run_all(
         return [], f"not run: {reason}"
     rows = []
     with tempfile.TemporaryDirectory(prefix="da-bench-") as tmp:
-        c_client = build_c_client(Path(tmp))
+        c_client = compile_c("c_client", Path(tmp))
         for run in range(1, runs + 1):
             for frames in frame_sizes:
                 name = servers.unique_name("da-bench-peers")

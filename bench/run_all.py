@@ -5,8 +5,10 @@
 Runs, one after the other (they share the machine's CPUs, so never at once):
 ``engine_overhead.py`` (engine + dispatch cost, virtual host, peers on JACK),
 ``jack_vs_peers.py`` (the libraries and a C client on one JACK server, under
-load), ``deadline.py`` (the deadline default under load) and
-``gil_stall.py`` (playrec under a GIL-holding C extension). Each writes its
+load), ``deadline.py`` (the deadline default under load),
+``gil_stall.py`` (playrec under a GIL-holding C extension) and
+``blocking_read.py`` (a read loop under the same load, against PyAudio,
+sounddevice and C). Each writes its
 results under ``bench/results/`` and its own section of the docs; this script
 adds the GIL-stall section and draws ``docs/benchmarks.png`` (blocks on
 time per library under each load, medians of the runs) from the results.
@@ -86,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run("jack_vs_peers.py", *seconds, *(["--runs", "1"] if args.quick else []))
     run("deadline.py", *seconds, *(["--runs", "1"] if args.quick else []))
     run("gil_stall.py", *(["--calls", "3", "--seconds", "1"] if args.quick else []))
+    run("blocking_read.py", *(["--seconds", "5", "--runs", "1"] if args.quick else []))
     gil = RESULTS / "gil_stall.md"
     if gil.exists():
         update_section(DOCS, "gil_stall", gil.read_text())

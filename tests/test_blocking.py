@@ -95,6 +95,13 @@ def test_a_read_survives_a_gil_stall_of_a_second_with_nothing_lost(ramp: Virtual
     assert sum(s.lost for _, s in got) == stream.stats.lost_cycles * 128
 
 
+def test_a_ring_too_big_for_memory_is_resource_exhausted(ramp: VirtualDevice) -> None:
+    with pytest.raises(da.Error) as raised:
+        ramp.build_input_stream(input_config(), ring_seconds=1e9)
+    assert raised.value.kind is da.ErrorKind.RESOURCE_EXHAUSTED
+    assert "ring_seconds" in raised.value.message
+
+
 def test_read_waits_at_most_its_timeout(ramp: VirtualDevice) -> None:
     with ramp.build_input_stream(input_config()) as stream:
         ramp.stall()

@@ -72,3 +72,27 @@ def test_frames_to_ns_in_c_matches_python() -> None:
     for frames in (0, 1, 127, 128, 255, 10**9 + 7):
         for rate in (8000, 44100, 48000, 96000):
             assert lib.da_frames_to_ns(frames, rate) == frames_to_ns(frames, rate)
+
+
+# -- the ring ---------------------------------------------------------------------
+
+
+def test_the_ring_keeps_frames_in_order_across_the_wrap_and_never_overfills() -> None:
+    ring = ffi.gc(lib.da_ring_new(10, 8), lib.da_ring_free)  # 10 frames of 8 bytes
+    frames = np.arange(40, dtype=np.float32).reshape(20, 2)  # 8-byte frames
+    out = np.zeros((20, 2), np.float32)
+    assert lib.da_ring_write(ring, ffi.from_buffer(frames), 7) == 7
+    assert lib.da_ring_read(ring, ffi.from_buffer(out), 5) == 5
+    np.testing.assert_array_equal(out[:5], frames[:5])
+    # 2 left, room for 8: the next write wraps around the end.
+    assert lib.da_ring_writable(ring) == 8
+    assert lib.da_ring_write(ring, ffi.from_buffer(frames[7:]), 13) == 8
+    assert lib.da_ring_writable(ring) == 0 and lib.da_ring_readable(ring) == 10
+    assert lib.da_ring_read(ring, ffi.from_buffer(out), 20) == 10
+    np.testing.assert_array_equal(out[:10], frames[5:15])
+    assert (lib.da_ring_write_total(ring), lib.da_ring_read_total(ring)) == (15, 15)
+
+
+def test_a_ring_too_big_for_memory_is_refused_not_crashed() -> None:
+    assert lib.da_ring_new(2**62, 8) == ffi.NULL
+    assert lib.da_ring_new(0, 8) == ffi.NULL

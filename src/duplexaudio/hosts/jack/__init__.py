@@ -24,6 +24,7 @@ JACK (asked through the registry): what the graph adds around a
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -69,18 +70,43 @@ def _load() -> None:
     )
 
 
+#: Open clients per server, process-wide. libjack (jack2 1.9.21, checked here)
+#: crashes the process when it opens a client on one server while a client
+#: on another is open: so that is refused (one server at a time per process).
+_clients: collections.Counter[str] = collections.Counter()
+_clients_lock = threading.Lock()
+
+
 def _open_client(name: str, server: str, engine: CData | None = None) -> CData:
     """A JACK client on `server` (never starts a server), closed on release.
 
     A client bound to an engine keeps that engine alive until it is closed.
+
+    Raises
+    ------
+    Error
+        ``UNSUPPORTED_OPERATION`` while clients of another server are open in
+        this process (libjack would crash); the host's kinds otherwise.
     """
+    resolved = default_server() if server == "default" else server
     out = ffi.new("da_jack **")
     # "default" means: no server name, so libjack applies its own rules.
     wanted = ffi.NULL if server == "default" else server.encode()
-    call(
-        lib.da_jack_open, out, name.encode(), wanted, context=f"cannot reach JACK server '{server}'"
-    )
-    return owned(out[0], lambda c: _close_client(c, engine))
+    with _clients_lock:
+        busy = sorted(s for s, n in _clients.items() if n and s != resolved)
+        if busy:
+            raise Error(
+                ErrorKind.UNSUPPORTED_OPERATION,
+                f"cannot open a client of JACK server '{resolved}' while streams or devices "
+                f"of server '{busy[0]}' are open in this process: libjack crashes the "
+                "process then; close those first",
+            )
+        call(
+            lib.da_jack_open, out, name.encode(), wanted,
+            context=f"cannot reach JACK server '{server}'",
+        )  # fmt: skip
+        _clients[resolved] += 1
+    return owned(out[0], lambda c: _close_client(c, engine, resolved))
 
 
 #: How long closing a client may take before it is abandoned (seconds).
@@ -89,11 +115,15 @@ CLOSE_TIMEOUT = 5.0
 _abandoned: list[CData | None] = []
 
 
-def _close_client(client: CData, engine: CData | None) -> None:
+def _close_client(client: CData, engine: CData | None, server: str) -> None:
     # Runs as a cffi destructor, where an exception would only be printed:
     # the one failure (libjack did not return) is logged instead.
     msg = ffi.new("char[]", MESSAGE_BYTES)
-    if lib.da_jack_close_within(client, int(CLOSE_TIMEOUT * 1000), msg, MESSAGE_BYTES) != 0:
+    closed = lib.da_jack_close_within(client, int(CLOSE_TIMEOUT * 1000), msg, MESSAGE_BYTES) == 0
+    if closed:
+        with _clients_lock:
+            _clients[server] -= 1
+    else:
         _abandoned.append(engine)
         logger.warning(
             "closing a JACK client: %s (libjack deadlocked; seen with pipewire-jack 0.3); "
@@ -426,14 +456,23 @@ class JackHost(Host):
             ffi.release(client)
 
     def device_by_id(self, device_id: str | DeviceId) -> Device | None:
-        """The device with this id; any server name is probed, listed or not."""
+        """The device with this id; any server name is probed, listed or not.
+
+        Raises
+        ------
+        Error
+            ``UNSUPPORTED_OPERATION`` while clients of another JACK server are
+            open in this process (libjack would crash on this one).
+        """
         wanted = DeviceId.parse(device_id)
         if wanted.host is not HostId.JACK:
             return None
         server, _, client = wanted.name.partition("/")
         try:
             probed = _probe(server)
-        except Error:
+        except Error as err:
+            if err.kind is ErrorKind.UNSUPPORTED_OPERATION:
+                raise  # another server's clients are open: say so, not "no such device"
             return None
         if not client:
             return JackDevice(probed, None)

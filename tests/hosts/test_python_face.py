@@ -1,0 +1,154 @@
+"""The Python face on every real host: iteration, asyncio, overflow, the stop
+exceptions, picking a device by name or index, and da.default.
+
+Each test runs on jackd's loopback client, a PulseAudio null sink (its monitor
+is the input) and ALSA's jack PCM, all started by the tests. Alignment of
+blocking duplex streams is checked per host in that host's own file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import duplexaudio as da
+from tests.blocking import timeline
+from tests.hosts.test_alsa import CONFIG, JACK_PCM
+from tests.servers import JackServer, PulseServer
+
+RATE = 48000
+
+
+@pytest.fixture(params=["jack", "pulse", "alsa"])
+def device(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[da.Device]:
+    """A duplex device of each real host, reachable by the library's own lookups."""
+    if request.param == "jack":
+        jackd: JackServer = request.getfixturevalue("jackd_128")
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd.name)
+        found = da.host_from_id("jack").device_by_id(f"jack:{jackd.name}/loopback")
+    elif request.param == "pulse":
+        pulse: PulseServer = request.getfixturevalue("pulseaudio")
+        monkeypatch.setenv("PULSE_SERVER", pulse.address)
+        found = da.host_from_id("pulse").device_by_id(f"pulse:{pulse.sink}")
+    else:
+        jackd = request.getfixturevalue("jackd_256")
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd.name)
+        path = tmp_path / "asound.conf"
+        path.write_text(CONFIG.format(name=JACK_PCM))
+        monkeypatch.setenv("ALSA_CONFIG_PATH", str(path))
+        found = da.host_from_id("alsa").device_by_id(f"alsa:{JACK_PCM}")
+    assert found is not None and found.supports_duplex(), request.param
+    yield found
+    da.default.reset()
+    da.stop()
+
+
+def input_config(device: da.Device) -> da.StreamConfig:
+    return device.default_input_config().config()  # the server's period on JACK
+
+
+def test_blocks_iterate_in_order_and_end_when_stopped(device: da.Device) -> None:
+    stream = device.build_input_stream(input_config(device))
+    stream.start()
+    ends = []
+    frames = stream.buffer_size
+    for data, status in stream.blocks():
+        assert data.shape == (frames, stream.input_channels)
+        ends.append(int(timeline(status, len(data))[-1]))
+        if len(ends) == 40:
+            stream.stop()
+    stream.close()
+    assert len(ends) >= 40 and ends[0] == frames - 1
+    assert all(b > a for a, b in itertools.pairwise(ends))
+
+
+def test_async_for_reads_and_ends_cleanly_on_close(device: da.Device) -> None:
+    async def consume() -> int:
+        stream = device.build_input_stream(input_config(device))
+        stream.start()
+        count = 0
+        async for _data, _status in stream:
+            count += 1
+            if count == 30:
+                stream.close()
+        return count
+
+    assert asyncio.run(consume()) == 30
+
+
+def test_a_reader_too_slow_for_the_ring_is_told_where_frames_went(device: da.Device) -> None:
+    stream = device.build_input_stream(input_config(device), ring_seconds=0.05)
+    with stream:
+        stream.read(256, timeout=10)  # running: the device delivers
+        time.sleep(0.5)  # ten rings' worth unread
+        lost = 0
+        for _ in range(30):
+            _, status = stream.read(256, timeout=10)
+            lost += status.lost
+    stats = stream.stats
+    assert stats.overflows >= 1 and lost >= stats.overflow_frames > 0
+
+
+def test_callback_stop_and_abort_end_a_real_stream_without_an_error(device: da.Device) -> None:
+    for how, after in ((da.CallbackStop, "stopped"), (da.CallbackAbort, "paused")):
+        calls = 0
+
+        def callback(inp: Any, out: Any, info: Any, how: type[Exception] = how) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 10:
+                raise how
+
+        stream = device.build_duplex_stream(device.default_duplex_config(), callback)
+        stream.start()
+        assert stream.wait(20) is True, after
+        time.sleep(0.05)
+        assert calls == 10 and stream.error is None and not stream.running, after
+        stream.close()
+
+
+def test_the_device_is_found_by_index_by_name_and_through_the_defaults(
+    device: da.Device,
+) -> None:
+    listed = da.query_devices()
+    index = next(n for n, d in enumerate(listed) if d.id == device.id)
+    assert da.rec(256, device=index).shape[0] == 256
+    assert da.rec(256, device=str(device.id)).shape[0] == 256
+    probe = device.build_input_stream(input_config(device))
+    frames = probe.buffer_size
+    probe.close()
+    da.default.device = device.id
+    da.default.buffer_size = frames
+    stream = da.rec(512, blocking=False)
+    assert stream.device == str(device.id) and stream.buffer_size == frames
+    assert da.wait(20) is True
+    stream.close()
+    # The default reaches the output side too.
+    da.play(np.zeros((256, 2), np.float32), blocking=False)
+    assert da.wait(20) is True
+    da.stop()  # closed: libjack must not see a client of this server when the next opens
+
+
+def test_libjack_is_kept_from_crashing_on_a_second_server(
+    jackd_128: JackServer, jackd_256: JackServer
+) -> None:
+    """libjack crashes the process when a client of another server opens while
+    one is open (seen with jack2 1.9.21): the JACK host refuses instead."""
+    first = da.host_from_id("jack").device_by_id(f"jack:{jackd_128.name}/loopback")
+    assert first is not None
+    with first.build_input_stream(input_config(first)):
+        with pytest.raises(da.Error) as raised:
+            da.host_from_id("jack").device_by_id(f"jack:{jackd_256.name}/loopback")
+        assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+        assert jackd_128.name in raised.value.message
+    # Once closed, the other server is reachable.
+    assert da.host_from_id("jack").device_by_id(f"jack:{jackd_256.name}/loopback") is not None
