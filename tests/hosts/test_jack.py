@@ -201,15 +201,19 @@ def test_slow_callback_counts_late_blocks_without_server_xruns(jackd_128: JackSe
         calls.append(info.xrun)
         time.sleep(2 * period)
 
+    # The same time with a callback that returns at once: what the dummy
+    # driver on this VM misses on its own (TESTING.md), to compare with.
+    with dev.build_duplex_stream(dev.default_duplex_config(), lambda i, o, n: None) as control:
+        time.sleep(180 * period)
     with dev.build_duplex_stream(dev.default_duplex_config(), slow) as stream:
         while len(calls) < 60:
             time.sleep(0.01)
         stats = stream.stats
     assert stats.late_blocks >= 40
     # The server's own xrun notifications. A client that ran this callback on
-    # the process thread would cause one per late block; the dummy driver on
-    # a busy VM can miss a deadline on its own now and then (TESTING.md).
-    assert stats.xruns * 20 <= stats.late_blocks
+    # the process thread would cause one per late block (60 here); beyond
+    # what the server does on its own, the slow callback may cost a few.
+    assert stats.xruns <= 3 * control.stats.xruns + 3, (stats.xruns, control.stats.xruns)
     assert stats.cycles > 2 * len(calls)
 
 
@@ -232,7 +236,7 @@ import json, duplexaudio as da
 host = da.host_from_id("jack")
 [dev] = [d for d in host.devices() if "{sink}" in str(d.id)]
 report = da.measure_latency(dev, impulses=6, interval=0.05)
-print(json.dumps({{"id": str(dev.id), "round_trips": report.round_trips,
+print(json.dumps({{"id": str(dev.id), "round_trips": report.round_trips, "lost": report.lost,
                    "reported": report.reported, "frames": report.buffer_size}}))
 """
 
@@ -246,8 +250,12 @@ def test_the_same_host_runs_on_pipewires_libjack(pipewire: Any) -> None:
     assert done.returncode == 0, done.stderr[-5000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["frames"] == pipewire.quantum
-    # A loop through the null sink's monitor is exactly one quantum.
-    assert result["round_trips"] == [pipewire.quantum] * 6
+    # A loop through the null sink's monitor is exactly one quantum, for every
+    # impulse that came back. pipewire-jack reports no xruns (issue 16: the
+    # native PipeWire host will), so an impulse lost to one cannot be told
+    # from the loss of a flag: at least half must come back.
+    assert set(result["round_trips"]) == {pipewire.quantum}
+    assert len(result["round_trips"]) + result["lost"] == 6 and result["lost"] <= 3
     assert result["reported"] == [pipewire.quantum]
 
 

