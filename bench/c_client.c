@@ -11,8 +11,7 @@
  * window's edges on CLOCK_MONOTONIC (to count the server's xruns in it). With "busy" a second thread spins the whole time, the C counterpart
  * of the benchmark's busy Python thread.
  *
- * No JACK headers are needed (Debian ships them apart): the few functions
- * are declared here and the program links libjack.so.0 by path.
+ * No JACK headers are needed: jack_abi.h declares the few functions used.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -25,25 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct jack_client jack_client_t;
-typedef struct jack_port jack_port_t;
-typedef uint32_t jack_nframes_t;
-typedef int (*process_fn)(jack_nframes_t, void *);
-typedef int (*xrun_fn)(void *);
-jack_client_t *jack_client_open(const char *, int, int *, ...);
-int jack_client_close(jack_client_t *);
-jack_port_t *jack_port_register(jack_client_t *, const char *, const char *, unsigned long,
-                                unsigned long);
-const char *jack_port_name(const jack_port_t *);
-void *jack_port_get_buffer(jack_port_t *, jack_nframes_t);
-int jack_set_process_callback(jack_client_t *, process_fn, void *);
-int jack_set_xrun_callback(jack_client_t *, xrun_fn, void *);
-int jack_activate(jack_client_t *);
-int jack_deactivate(jack_client_t *);
-int jack_connect(jack_client_t *, const char *, const char *);
-jack_nframes_t jack_last_frame_time(const jack_client_t *);
-
-enum { NO_START_SERVER = 0x01, IS_INPUT = 0x1, IS_OUTPUT = 0x2, MAX_CHANNELS = 32 };
+#include "jack_abi.h"
 
 static jack_client_t *client;
 static jack_port_t *in_ports[MAX_CHANNELS], *out_ports[MAX_CHANNELS];

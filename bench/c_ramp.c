@@ -11,8 +11,7 @@
  * line: frames read, frames lost, discontinuities. JACK orders a client
  * after the clients it reads from, so there is no race in this loop.
  *
- * No JACK headers are needed (Debian ships them apart): the few functions
- * are declared here and the program links libjack.so.0 by path.
+ * No JACK headers are needed: jack_abi.h declares the few functions used.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -23,22 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct jack_client jack_client_t;
-typedef struct jack_port jack_port_t;
-typedef uint32_t jack_nframes_t;
-typedef int (*process_fn)(jack_nframes_t, void *);
-jack_client_t *jack_client_open(const char *, int, int *, ...);
-int jack_client_close(jack_client_t *);
-jack_port_t *jack_port_register(jack_client_t *, const char *, const char *, unsigned long,
-                                unsigned long);
-const char *jack_port_name(const jack_port_t *);
-void *jack_port_get_buffer(jack_port_t *, jack_nframes_t);
-int jack_set_process_callback(jack_client_t *, process_fn, void *);
-int jack_activate(jack_client_t *);
-int jack_connect(jack_client_t *, const char *, const char *);
-jack_nframes_t jack_last_frame_time(const jack_client_t *);
-
-enum { NO_START_SERVER = 0x01, IS_INPUT = 0x1, IS_OUTPUT = 0x2, MAX_CHANNELS = 32 };
+#include "jack_abi.h"
 #define SCALE (1u << 20)
 
 static jack_client_t *client;

@@ -218,9 +218,9 @@ def test_a_dry_output_ring_plays_silence_and_the_next_write_says_how_much(
     loopback: VirtualDevice,
 ) -> None:
     stream = duplex(loopback)
+    first = stream.write(np.full(1280, 0.5, np.float32))  # before start: from frame 0
+    assert first.position == 0 and not first
     with stream:
-        first = stream.write(np.full(1280, 0.5, np.float32))
-        assert first.position == 0 and not first
         time.sleep(0.3)  # 1280 frames played long ago
         second = stream.write(np.full(256, 0.25, np.float32))
     assert second and second.underflowed > 0

@@ -244,6 +244,8 @@ def test_virtual_devices_refuse_what_the_engine_cannot_hold(virtual_host: Virtua
          "sample_rates[1]"),
         (lambda: virtual_host.add_input("complex", signal=np.ones(64) * 1j), "complex"),
         (lambda: virtual_host.add_input("words", signal=["a", "b"]), "dtype <U1"),
+        (lambda: virtual_host.add_input("huge", signal=[0.5, 1e300]), "[-1, 1]"),
+        (lambda: virtual_host.add_input("nan", signal=[np.nan]), "[-1, 1]"),
     ]  # fmt: skip
     for make, named in cases:
         with pytest.raises(da.Error) as raised:

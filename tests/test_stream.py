@@ -156,7 +156,7 @@ def test_impulses_return_after_exactly_the_loop_latency(
         rec.run(stream)
         return stream, (stream, rec)
 
-    stream, rec = clean(run)
+    stream, rec = clean(run, tries=20)  # 0.16 s runs at 64 frames: glitches come often here
     loop = latency if latency is not None else 2 * frames
     assert stream.latency.round_trip == loop
     sent = [k * 20 * frames for k in range(6)]

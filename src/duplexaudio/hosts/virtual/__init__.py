@@ -286,7 +286,8 @@ class VirtualDevice(Device):
         ------
         Error
             ``UNSUPPORTED_OPERATION`` on a device that is not input-only,
-            ``INVALID_INPUT`` for a signal of the wrong shape or too many channels.
+            ``INVALID_INPUT`` for a signal of the wrong shape or too many channels,
+            or with samples outside [-1, 1] (NaN and infinity included).
         """
         if self.kind != "input":
             raise Error(
@@ -305,6 +306,13 @@ class VirtualDevice(Device):
             raise Error(
                 ErrorKind.INVALID_INPUT,
                 f"signal must be real numbers (float or integer), got dtype {raw.dtype}",
+            )
+        with np.errstate(invalid="ignore"):  # NaN is what this check is for
+            peak = float(np.max(np.abs(raw))) if raw.size else 0.0
+        if not peak <= 1.0:  # NaN fails too
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"signal samples must be finite and in [-1, 1], got a peak of {peak!r}",
             )
         arr = raw.astype(np.float32)
         if arr.ndim == 1:
