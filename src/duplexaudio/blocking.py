@@ -222,7 +222,10 @@ class Rings:
         wait = optional_seconds("timeout", timeout, zero=True)
         p = self.params
         with self.read_lock:
-            if not self._wait(False, n, wait, "read"):
+            # Closed is closed: what the ring still holds is gone with it.
+            if self.closed() and ended_ok:
+                return None
+            if self.closed() or not self._wait(False, n, wait, "read"):
                 if ended_ok:
                     return None
                 left = int(lib.da_ring_readable(ring))
@@ -338,7 +341,7 @@ class Rings:
                   maximum=self.capacity, unit="frames")  # fmt: skip
         loop = asyncio.get_running_loop()
         rfd = self._notify_fd()
-        while True:
+        while not self.closed():
             while lib.da_ring_readable(self.input) < n:
                 if not self._cycles_come():
                     err = self.failure()
@@ -355,8 +358,9 @@ class Rings:
                 finally:
                     loop.remove_reader(rfd)
                     _drain(rfd)
-            got = self.read(n, 0)
-            assert got is not None  # the frames are there: read() does not wait
+            got = self.read(n, 0, ended_ok=True)
+            if got is None:  # closed meanwhile
+                return
             yield got
 
     def _cycles_come(self) -> bool:
@@ -387,7 +391,7 @@ def _drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):
             pass
-    except BlockingIOError:
+    except OSError:  # empty (BlockingIOError), or closed with the stream meanwhile
         pass
 
 

@@ -1053,8 +1053,9 @@ class Stream:
     ) -> Iterator[tuple[np.ndarray[Any, np.dtype[Any]], ReadStatus]]:
         """Input as it comes: ``(data, status)`` as :meth:`read` returns them.
 
-        Ends when the stream stops, pauses or closes (after what was captured
-        before is read); raises the stream's error if it ends with one.
+        Ends when the stream stops or pauses (after what was captured before
+        is read) or closes (at once); raises the stream's error if it ends
+        with one.
 
         Parameters
         ----------
