@@ -45,9 +45,8 @@ DEFAULT_RING_SECONDS = 2.0
 #: Longest single wait in C: a blocked read() or write() comes back to Python
 #: this often, so Ctrl-C and a closed stream are noticed.
 _WAIT_SLICE_NS = 100_000_000
-#: Gaps fetched from the engine per C call, and how many it keeps (engine.c).
+#: Gaps fetched from the engine per C call.
 _GAP_BATCH = 64
-_GAP_LOG = 4096
 
 
 @dataclass(frozen=True)
@@ -240,7 +239,7 @@ class Rings:
         gaps: list[tuple[int, int]] = []
         logged = int(self.status().gaps)
         # The engine keeps the last GAP_LOG gaps; older unread ones are gone.
-        self.gap_next = max(self.gap_next, logged - _GAP_LOG)
+        self.gap_next = max(self.gap_next, logged - lib.DA_GAP_LOG)
         buf = ffi.new("da_gap[]", _GAP_BATCH)
         while n:
             got = lib.da_engine_gaps(self.engine, self.gap_next, buf, _GAP_BATCH)

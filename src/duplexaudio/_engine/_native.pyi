@@ -55,6 +55,7 @@ class _Lib:
     DA_FMT_U32: int
     DA_FMT_U64: int
     DA_FMT_U8: int
+    DA_GAP_LOG: int
     DA_JACK_PORT_INPUT: int
     DA_JACK_PORT_OUTPUT: int
     DA_STATE_DRAINING: int

@@ -30,7 +30,7 @@
 #define EVENT_RING 64       /* events are rare: state changes, not xruns */
 #define HANDOFF_LOG 65536   /* last hand-over times, for benchmarks */
 #define TIMING_LOG 4096     /* last deadline anchors and wake-ups, for tests */
-#define GAP_LOG 4096        /* input gaps a blocking reader has yet to meet */
+#define GAP_LOG DA_GAP_LOG  /* input gaps a blocking reader has yet to meet */
 
 typedef struct {
     atomic_uint_fast64_t ready; /* index + 1 once code/value are written */

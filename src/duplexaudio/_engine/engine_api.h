@@ -149,7 +149,8 @@ typedef struct {
 int da_engine_rings(da_engine *e, da_ring *input_ring, da_ring *output_ring);
 void da_engine_ring_status(da_engine *e, da_ring_status *out);
 /* Gaps number `first` onwards (oldest first) into out; returns how many.
- * Only the last 4096 are kept: older ones are gone (the totals still count). */
+ * Only the last DA_GAP_LOG are kept: older ones are gone (the totals still count). */
+#define DA_GAP_LOG 4096
 size_t da_engine_gaps(da_engine *e, uint64_t first, da_gap *out, size_t max);
 /* Wait until the input ring holds `frames` (output=0) or the output ring
  * has room for them (output=1), for timeout_ns at most (< 0: forever).
