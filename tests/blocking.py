@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import duplexaudio as da
@@ -23,9 +25,23 @@ def impulse_train(frames: int, every: int, channels: int, first: int = 64) -> np
     return signal
 
 
+@dataclass
+class RoundTrips:
+    """What :func:`blocking_round_trips` found."""
+
+    offsets: list[int]  # per impulse back before the first flag: arrival - sent
+    flagged: list[da.ReadStatus]  # every flagged read (or write, as a read status)
+    reported: list[int]  # stream.latency.round_trip as each of those impulses arrived
+
+
+#: A slip is flagged some cycles after it happens (ALSA waits 8 to be sure):
+#: arrivals this many blocks before the first flag are left out.
+FLAG_LAG_BLOCKS = 12
+
+
 def blocking_round_trips(
     stream: da.Stream, seconds: float, every: int = 4800, warm: float = 0.0
-) -> tuple[list[int], list[da.ReadStatus]]:
+) -> RoundTrips:
     """Play an impulse train through a blocking duplex stream and read it back:
     for each impulse found, the input position it arrived at minus the output
     position it was written to; and every flagged read or write.
@@ -36,7 +52,8 @@ def blocking_round_trips(
     run dry (a device whose start-up glitches, flagged, settles meanwhile),
     then the train is queued behind it: its frame k plays at the write's
     ``position + k``. Reads are one block each, so a flagged one pins its
-    gap; impulses after the first flag are left out (the library said
+    gap; impulses after the first flag, and those of the
+    ``FLAG_LAG_BLOCKS`` blocks before it, are left out (the library said
     alignment broke there). `every` must exceed the round trip, so each
     arrival pairs with the impulse sent last before it.
     """
@@ -45,7 +62,7 @@ def blocking_round_trips(
     assert total <= stream.write_available, "the train must fit the ring"
     signal = impulse_train(total, every, stream.output_channels)
     silence = np.zeros((block, stream.output_channels), np.float32)
-    arrived: list[int] = []
+    arrived: list[tuple[int, int]] = []  # (input position, round trip reported then)
     flagged: list[da.ReadStatus] = []
     origin = 0
     if not warm:
@@ -69,10 +86,14 @@ def blocking_round_trips(
             data, got = stream.read(block, timeout=10)
             where = timeline(got, len(data))
             if got:
+                if not flagged:
+                    horizon = int(where[0]) - FLAG_LAG_BLOCKS * block
+                    arrived = [(a, rt) for a, rt in arrived if a < horizon]
                 flagged.append(got)
             if not flagged:
-                arrived.extend(int(where[i]) for i in np.flatnonzero(data[:, 0] > 0.25))
+                rt = stream.latency.round_trip  # what the stream says as the impulse arrives
+                arrived.extend((int(where[i]), rt) for i in np.flatnonzero(data[:, 0] > 0.25))
             position = int(where[-1]) + 1
     sent = origin + np.flatnonzero(signal[:, 0])
-    offsets = [a - int(sent[np.searchsorted(sent, a, side="right") - 1]) for a in arrived]
-    return offsets, flagged
+    offsets = [a - int(sent[np.searchsorted(sent, a, side="right") - 1]) for a, _ in arrived]
+    return RoundTrips(offsets, flagged, [rt for _, rt in arrived])

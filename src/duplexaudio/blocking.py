@@ -65,7 +65,11 @@ class ReadStatus:
     gaps
         ``(offset, lost)`` pairs, in order: ``lost`` frames are missing
         just before ``data[offset]`` (the ring was full, or the device lost
-        cycles). Empty when the data is continuous with the previous read.
+        cycles). ``lost`` is 0 where the device reported a glitch that cost
+        no whole cycle (a restart or re-alignment of its directions): the
+        data is not continuous there, and in a duplex stream
+        ``stream.latency`` may have changed from that frame on. Empty when
+        the data is continuous with the previous read.
     """
 
     position: int
@@ -98,13 +102,18 @@ class WriteStatus:
         Frames of silence played since the previous write because nothing
         was written (plus frames the device lost): the output timeline moved
         on without data.
+    xruns
+        Glitches the device reported since the previous write, whether or
+        not they cost whole cycles (``stream.stats.xruns`` counts them all):
+        what was played around them may have been disturbed.
     """
 
     position: int
     underflowed: int = 0
+    xruns: int = 0
 
     def __bool__(self) -> bool:
-        return self.underflowed > 0
+        return self.underflowed > 0 or self.xruns > 0
 
 
 def ring_frames(seconds: object, sample_rate: int, frames: int) -> int:
@@ -160,6 +169,7 @@ class Rings:
         self.lost_total = 0  # input frames lost before the last read's data ended
         self.written = 0  # frames the user wrote
         self.shift_seen = 0  # output_shift_frames at the last write
+        self.xruns_seen = 0  # device glitches at the last write
         self.notify: tuple[int, int] | None = None  # asyncio's pipe, made once
 
     # -- status ----------------------------------------------------------
@@ -281,9 +291,10 @@ class Rings:
         n = arr.shape[0]
         with self.write_lock:
             before = self.written
-            shift = int(self.status().output_shift_frames)
-            status = WriteStatus(before + shift, shift - self.shift_seen)
-            self.shift_seen = shift
+            st = self.status()
+            shift, xruns = int(st.output_shift_frames), int(st.xruns)
+            status = WriteStatus(before + shift, shift - self.shift_seen, xruns - self.xruns_seen)
+            self.shift_seen, self.xruns_seen = shift, xruns
             flat = ffi.from_buffer(arr)
             frame_bytes = p.output_channels * p.output_format.sample_size
             done = 0

@@ -990,8 +990,9 @@ class Stream:
             dtype, and where it sits: ``status.position`` is the input frame
             ``data[0]`` is (counted from the first cycle, lost frames
             included), ``status.gaps`` where frames were lost (the ring was
-            full, or the device glitched). ``bool(status)``: frames were
-            lost. Lost frames never raise.
+            full, or the device glitched; a glitch that lost no whole cycle
+            is a gap of 0 frames). ``bool(status)``: the data is not
+            continuous with the previous read. Lost frames never raise.
 
         Raises
         ------
@@ -1026,7 +1027,8 @@ class Stream:
         WriteStatus
             ``position``: the output frame ``data[0]`` will be;
             ``underflowed``: frames of silence played since the previous
-            write because the ring ran dry (``bool(status)``).
+            write because the ring ran dry; ``xruns``: device glitches since
+            then (``bool(status)``: either).
 
         Raises
         ------

@@ -464,6 +464,14 @@ def stall_is_absorbed_or_reported(
         time.sleep(seconds)
         os.kill(pid, signal.SIGCONT)
         assert loop.done.wait(60), f"only {loop.count} blocks"
+        # Xruns late in the run (a loaded machine) leave no settled stretch
+        # to check after them: run on, a few times at most.
+        for _ in range(4):
+            if loop.count - loop.after_last_xrun() >= 200:
+                break
+            loop.blocks += 400  # first: the callback sets done against it
+            loop.done.clear()
+            assert loop.done.wait(60), f"only {loop.count} blocks"
     # Skip the start-up (the pulse PCM's first blocks xrun) and the stall itself.
     settled = max([16, *(b + 1 for b in loop.xrun_blocks if b < stalled_at)])
     before = (settled, stalled_at - 20)
@@ -598,13 +606,16 @@ def test_a_blocking_duplex_stream_captures_what_it_wrote_one_round_trip_later(
     # The pulse PCM's first capture takes ~2 s here and its playback underruns
     # meanwhile (flagged, in callback streams alike): run it warm first.
     warm = 3.0 if pcm_name == "pulse" else 0.0
-    offsets, flagged = blocking_round_trips(stream, 1.5, warm=warm)
+    found = blocking_round_trips(stream, 1.5, warm=warm)
     stream.close()
-    assert offsets, f"no impulse came back before a flag: {flagged[:3]}"
-    rt = stream.latency.round_trip
+    offsets, reported = found.offsets, found.reported
+    assert offsets, f"no impulse came back before a flag: {found.flagged[:3]}"
+    # The figure settles over the first cycles after a start; after that a
+    # change comes with a flag, so the last one stands for every impulse.
+    rt = reported[-1]
     if pcm_name == JACK_PCM:
         # jackd -L's loopback race (see the callback tests): a stretch may
         # arrive one JACK cycle early; the report is the later of the two.
         assert set(offsets) <= {rt, rt - 256}, (offsets, rt)
     else:
-        assert set(offsets) == {rt}
+        assert set(offsets) == {rt}, (offsets, found.flagged[:3])

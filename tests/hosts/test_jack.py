@@ -207,11 +207,13 @@ def test_slow_callback_counts_late_blocks_without_server_xruns(jackd_128: JackSe
         stats = stream.stats
     assert stats.late_blocks >= 40
     # The server's own xrun notifications. A client that ran this callback on
-    # the process thread would cause one per late block (60 here). Here the
-    # device thread gives up at the deadline; when the VM's host steals time
-    # its wake-up from that wait can overshoot the period's rest now and then
-    # (4 or 5 in 60 seen while the host stole ~8 %; at most 3 in earlier runs).
-    assert stats.xruns * 6 <= stats.late_blocks, stats
+    # the process thread would cause one per late block (60 here), and more
+    # (each sleep spans two periods). Here the device thread gives up at the
+    # deadline; when the VM's host steals time its wake-up from that wait can
+    # overshoot the period's rest now and then, and the dummy driver xruns on
+    # its own (4 or 5 in 60 seen while the host stole ~8 %; 13 in one CI run).
+    # What must hold is that the server is not held for the callback.
+    assert stats.xruns * 2 < stats.late_blocks, stats
     assert stats.cycles > 2 * len(calls)
 
 
@@ -271,12 +273,12 @@ def test_a_blocking_duplex_stream_captures_what_it_wrote_one_round_trip_later(
         request.getfixturevalue("busy_processes")
     dev = device(any_jackd, "loopback")
     stream = dev.build_duplex_stream(dev.default_duplex_config())
-    offsets, flagged = blocking_round_trips(stream, 1.5)
+    found = blocking_round_trips(stream, 1.5)
     stream.close()
-    assert offsets, f"no impulse came back before a flag: {flagged[:3]}"
-    assert set(offsets) == {any_jackd.frames} == {stream.latency.round_trip}
-    if not flagged:
-        assert len(offsets) == 15
+    assert found.offsets, f"no impulse came back before a flag: {found.flagged[:3]}"
+    assert set(found.offsets) == {any_jackd.frames} == set(found.reported)
+    if not found.flagged:
+        assert len(found.offsets) == 15
 
 
 def test_blocking_input_and_output_streams_on_jack(jackd_128: JackServer) -> None:

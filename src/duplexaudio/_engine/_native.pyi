@@ -42,6 +42,7 @@ class _Lib:
     DA_EV_WAKE: int
     DA_FAULT_BUFFER_SIZE: int
     DA_FAULT_DISCONNECT: int
+    DA_FAULT_GLITCH: int
     DA_FAULT_NONE: int
     DA_FAULT_SAMPLE_RATE: int
     DA_FMT_F32: int

@@ -77,6 +77,7 @@ struct da_engine {
     int rings;
     da_ring *in_ring, *out_ring;
     uint64_t gap_pending;              /* input frames missing since the last write */
+    int gap_glitch;                    /* a device glitch since the last write */
     int dropping;                      /* the last input block was dropped */
     da_gap gap_log[GAP_LOG];
     atomic_uint_fast64_t gap_count;    /* release: the entry is written first */
@@ -303,6 +304,7 @@ void da_engine_ring_status(da_engine *e, da_ring_status *out) {
     out->input_lost_frames = LOAD(input_lost);
     out->output_shift_frames = LOAD(output_shift);
     out->gaps = atomic_load_explicit(&e->gap_count, memory_order_acquire);
+    out->xruns = LOAD(xruns);
 }
 #undef LOAD
 
@@ -541,14 +543,18 @@ static void run_rings(da_engine *e, const float *const *in, size_t in_stride, fl
     const uint64_t lost = device_xrun ? (uint64_t)t->lost_cycles * frames : 0;
     if (e->in_ring) {
         e->gap_pending += lost;
+        /* A glitch that lost no whole cycle still breaks the input's
+         * continuity: the reader that meets it must be told. */
+        e->gap_glitch |= device_xrun;
         atomic_fetch_add_explicit(&e->input_lost, lost, memory_order_relaxed);
         if (da_ring_writable(e->in_ring) >= frames) {
-            if (e->gap_pending) {
+            if (e->gap_pending || e->gap_glitch) {
                 uint64_t n = atomic_load_explicit(&e->gap_count, memory_order_relaxed);
                 e->gap_log[n % GAP_LOG] =
                     (da_gap){.at = da_ring_write_total(e->in_ring), .lost = e->gap_pending};
                 atomic_store_explicit(&e->gap_count, n + 1, memory_order_release);
                 e->gap_pending = 0;
+                e->gap_glitch = 0;
             }
             for (uint32_t c = 0; c < e->in_ch; c++)
                 da_store(e->in_fmt, e->in_block, c, e->in_ch, in[c], in_stride, frames);

@@ -124,7 +124,10 @@ uint64_t da_ring_read_total(da_ring *r);
 uint64_t da_ring_write_total(da_ring *r);
 
 /* Input frames missing from the ring before ring frame `at` (its running
- * position): dropped because the ring was full, or lost by the device. */
+ * position): dropped because the ring was full, or lost by the device. A
+ * device glitch that lost no whole cycle (a restart or re-alignment of its
+ * directions) is logged too, with lost = 0: the input is not continuous
+ * there, and a duplex stream's round trip may have changed. */
 typedef struct {
     uint64_t at;
     uint64_t lost;
@@ -140,6 +143,7 @@ typedef struct {
                                      (underflow + device): written data plays
                                      this much later than its count */
     uint64_t gaps;              /* gaps logged so far (da_engine_gaps) */
+    uint64_t xruns;             /* device glitches so far (as stats.xruns) */
 } da_ring_status;
 
 /* Give a stream its rings (either may be NULL) before its first start. The

@@ -123,8 +123,8 @@ class VirtualDevice(Device):
 
     Fault injection (for testing code that uses streams): :meth:`disconnect`,
     :meth:`reconnect`, :meth:`change_buffer_size`, :meth:`change_sample_rate`,
-    :meth:`stall`, :meth:`resume`. Each acts on every running stream of the
-    device within one period, from the device's own clock thread, exactly as
+    :meth:`glitch`, :meth:`stall`, :meth:`resume`. Each acts on every running
+    stream of the device within one period, from the device's own clock thread, exactly as
     a failing real device would be reported.
     """
 
@@ -365,6 +365,18 @@ class VirtualDevice(Device):
         self._default_rate = rate
         for backend in self._each_backend():
             backend.inject(lib.DA_FAULT_SAMPLE_RATE, rate)
+
+    def glitch(self) -> None:
+        """Report a glitch that loses no cycle, as a device that restarted in
+        time would (an ALSA restart, a re-alignment of its directions).
+
+        Within a period, running streams flag their next block: the callback
+        sees ``info.xrun``, ``stream.stats.xruns`` counts it (``lost_cycles``
+        does not), a blocking read meets a gap of 0 frames there and the next
+        write's ``status.xruns`` counts it. Timestamps go on unbroken.
+        """
+        for backend in self._each_backend():
+            backend.inject(lib.DA_FAULT_GLITCH, 0)
 
     def stall(self, seconds: float | None = None) -> None:
         """Stop the device clock of running streams: no blocks, no callbacks.

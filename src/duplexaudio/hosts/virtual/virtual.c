@@ -38,6 +38,7 @@ struct da_virtual {
     atomic_int fault;
     atomic_int_fast64_t fault_value;
     atomic_int_fast64_t stall_until;
+    int glitch;                   /* clock thread only: flag the next cycle */
 };
 
 int da_virtual_new(da_virtual **out, da_engine *e, const da_virtual_params *p, char *msg,
@@ -125,6 +126,7 @@ static int handle_faults(da_virtual *v) {
     case DA_FAULT_DISCONNECT: da_engine_fail(v->e, DA_EV_DEVICE_LOST, 0); return 1;
     case DA_FAULT_BUFFER_SIZE: da_engine_fail(v->e, DA_EV_BUFFER_SIZE_CHANGED, value); return 1;
     case DA_FAULT_SAMPLE_RATE: da_engine_fail(v->e, DA_EV_SAMPLE_RATE_CHANGED, value); return 1;
+    case DA_FAULT_GLITCH: v->glitch = 1; break;
     default: break;
     }
     /* A stalled clock: no cycles at all until the stall ends or stop. */
@@ -155,7 +157,9 @@ static void *clock_thread(void *arg) {
         if (da_sem_wait_until(&v->stop_sem, due) == 0 || handle_faults(v)) break;
 
         int64_t now = da_now_ns();
-        int xrun = 0;
+        /* A glitch that costs no cycle, as a device that restarted in time. */
+        int xrun = v->glitch;
+        v->glitch = 0;
         uint64_t missed = 0;
         if (now - due >= period) {
             /* Woke a period or more late (or the clock was stalled): those

@@ -8,6 +8,7 @@
 #define DA_FAULT_DISCONNECT 1
 #define DA_FAULT_BUFFER_SIZE 2
 #define DA_FAULT_SAMPLE_RATE 3
+#define DA_FAULT_GLITCH 4
 
 typedef struct da_virtual da_virtual;
 
