@@ -148,21 +148,28 @@ def test_device_timestamps_advance_one_period_per_block(loopback: VirtualDevice)
 def test_impulses_return_after_exactly_the_loop_latency(
     make_device: Any, frames: int, latency: int | None
 ) -> None:
+    """Placed by the stream's own timestamps, every impulse that comes back is
+    exactly the loop latency late; one may be missing only in a run the library
+    flagged (at 64 frames this VM's clock thread glitches in most runs, so
+    waiting for a clean one is no test)."""
     device = make_device("loopback", latency=latency)
-
-    def run() -> tuple[da.Stream, tuple[da.Stream, Recorder]]:
-        rec = Recorder(120, impulse_every=20)
-        stream = device.build_duplex_stream(duplex_config(frames), rec)
-        rec.run(stream)
-        return stream, (stream, rec)
-
-    stream, rec = clean(run, tries=20)  # 0.16 s runs at 64 frames: glitches come often here
+    rec = Recorder(120, impulse_every=20)
+    stream = device.build_duplex_stream(duplex_config(frames), rec)
+    rec.run(stream)
     loop = latency if latency is not None else 2 * frames
     assert stream.latency.round_trip == loop
-    sent = [k * 20 * frames for k in range(6)]
-    got = impulse_positions(rec.inputs, frames)
-    assert got == [s + loop for s in sent if s + loop < 120 * frames]
     assert {i.round_trip_ns for i in rec.infos} == {frames_to_ns(loop, RATE)}
+    origin = rec.infos[0].input.timestamp.device
+    at = [ns_to_frames(i.input.timestamp.device - origin, RATE) for i in rec.infos]
+    # Block n's out[0] leaves as its inp[0] arrives plus the round trip.
+    sent = [at[n] for n in range(0, len(rec.infos), 20)]
+    got = [at[n] + int(k) for n, x in enumerate(rec.inputs) for k in np.flatnonzero(x[:, 0] > 0.25)]
+    end = at[-1] + frames
+    due = [s + loop for s in sent if s + loop < end]
+    assert set(got) <= set(due), (got, due, stream.stats)
+    if set(got) != set(due):
+        assert flagged(stream), (got, due, stream.stats)
+    assert len(got) == len(set(got))
 
 
 def test_pipelined_stream_adds_one_period_and_says_so(loopback: VirtualDevice) -> None:
