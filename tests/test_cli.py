@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import soundfile as sf
 
 import duplexaudio as da
 from duplexaudio.cli import main
+from tests.signals import frequency, tone
 
 
 def test_latency_reports_the_loopback_round_trip(capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,8 +120,8 @@ def test_record_writes_exactly_what_the_input_captured(
         args = ["record", str(path), "-s", "0.5", "-d", str(device.id), "-b", "128"]
         assert main(args) == 0
         out = capsys.readouterr().out
-        assert f"{path}: 24000 frames, 2 channels, 48000 Hz" in out
-        if out.rstrip().endswith("; 0 glitches"):
+        assert f"{path}: 24000 frames = 0.50 s, 2 channels, 48000 Hz" in out
+        if out.rstrip().endswith("; no glitches"):
             break
     else:
         pytest.fail("every take glitched")
@@ -143,7 +146,105 @@ def test_play_plays_a_file_to_the_end(
     sf.write(path, known_signal(12000), 48000, subtype="PCM_24")
     device = make_device("output")
     assert main(["play", str(path), "-d", str(device.id), "-b", "256"]) == 0
-    assert "played 12000 frames, 0 glitches" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "played 12000 frames (0.25 s)" in out
+    assert "no glitches" in out or "glitches (" in out  # a glitch is reported, never hidden
+
+
+def test_record_at_a_rate_the_device_refuses_converts_it(
+    make_device: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    device = make_device(
+        "input", channels=1, signal=tone(96000, 48000), sample_rates=(48000, 48000)
+    )
+    path = tmp_path / "take.wav"
+    assert (
+        main(["record", str(path), "-s", "1", "-r", "44100", "-c", "1", "-d", str(device.id)]) == 0
+    )
+    captured = capsys.readouterr()
+    assert "refused 44100 Hz: recorded at 48000 Hz and converted" in captured.err
+    assert f"{path}: 44100 frames = 1.00 s, 1 channels, 44100 Hz" in captured.out
+    data, rate = sf.read(path, dtype="float64", always_2d=True)
+    assert rate == 44100 and data.shape == (44100, 1)
+    # At the right pitch: read as 48 kHz it would be 8.8 % off.
+    assert frequency(data[4410:, 0], rate) == pytest.approx(1000.0, rel=1e-3)
+
+
+def test_play_at_a_rate_the_device_refuses_converts_it(
+    make_device: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "in.wav"
+    sf.write(path, tone(22050, 44100), 44100, subtype="FLOAT")
+    device = make_device("output", sample_rates=(48000, 48000))
+    assert main(["play", str(path), "-d", str(device.id)]) == 0
+    captured = capsys.readouterr()
+    assert "refused 44100 Hz: converted to 48000 Hz (soxr)" in captured.err
+    assert "played 22050 frames (0.50 s)" in captured.out
+
+
+def test_a_recording_keeps_the_device_timeline_across_a_glitch_and_marks_it(
+    make_device: Any, tmp_path: Path
+) -> None:
+    """A stall mid-take: the lost input is silence in the file, every other
+    frame is where the device captured it, and the glitch is reported."""
+    ramp = (np.arange(96000) / 2**17).astype(np.float32)
+    device = make_device("input", channels=1, signal=ramp, loop=False)
+    path = tmp_path / "take.wav"
+
+    def stall_once(written: int, block: np.ndarray) -> None:
+        if 9600 <= written < 9600 + 4800:
+            device.stall(0.2)
+
+    report = da.record_file(path, 1.5, 48000, 1, device, buffer_size=128, on_block=stall_once)
+    data, _ = sf.read(path, dtype="float32", always_2d=True)
+    assert report.frames == len(data) == 72000
+    lost = [g for g in report.glitches if g.frames]
+    assert lost, report.glitches  # the stall cost cycles, and the report says where
+    silent = np.zeros(len(data), bool)
+    for g in report.glitches:
+        silent[g.frame : g.frame + g.frames] = True
+    assert silent.sum() >= 0.1 * 48000
+    frames = np.arange(len(data))
+    np.testing.assert_array_equal(data[~silent, 0], ramp[frames[~silent]])
+    assert not data[silent, 0].any()
+    labels = tmp_path / "take.labels.txt"
+    report.write_labels(labels)
+    first = labels.read_text().splitlines()[0].split("\t")
+    assert float(first[0]) == pytest.approx(lost[0].frame / 48000, abs=1e-6)
+    assert first[2] == f"{lost[0].frames} frames lost"
+
+
+@pytest.mark.parametrize("how", ["SIGINT in the background", "SIGTERM"])
+def test_a_take_ended_by_a_signal_is_a_valid_file_of_what_was_recorded(
+    tmp_path: Path, how: str
+) -> None:
+    """Ten hours asked for (no whole-take buffer: it streams), ended after a
+    second by a signal: the file is complete up to there and says how long."""
+    path = tmp_path / "take.wav"  # float WAV: its header's sizes are set on close
+    # A script's background job starts with SIGINT ignored; the command's own
+    # handler must still catch it.
+    background = how.startswith("SIGINT")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "duplexaudio", "record", str(path), "-s", "36000",
+         "-d", "virtual:loopback", "-c", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (path.exists() and path.stat().st_size > 40000):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT if background else signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    info = sf.info(str(path))
+    assert info.samplerate == 48000 and info.channels == 1 and info.frames > 4800
+    assert f"{path}: {info.frames} frames = {info.frames / 48000:.2f} s" in out
+    assert "interrupted" in out
 
 
 def test_beep_plays_on_the_default_device(capsys: pytest.CaptureFixture[str]) -> None:

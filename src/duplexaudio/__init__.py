@@ -29,6 +29,7 @@ from duplexaudio.config import (
 )
 from duplexaudio.devices import Defaults, DeviceList, default, query_devices
 from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.files import FileReport, Glitch, play_file, record_file
 from duplexaudio.formats import SampleFormat, from_float, to_float
 from duplexaudio.host import (
     Device,
@@ -71,6 +72,8 @@ __all__ = [
     "DuplexStreamConfig",
     "Error",
     "ErrorKind",
+    "FileReport",
+    "Glitch",
     "Host",
     "HostId",
     "LatencyReport",
@@ -95,9 +98,11 @@ __all__ = [
     "host_from_id",
     "measure_latency",
     "play",
+    "play_file",
     "playrec",
     "query_devices",
     "rec",
+    "record_file",
     "set_switch_interval",
     "stop",
     "to_float",

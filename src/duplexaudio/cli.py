@@ -13,16 +13,16 @@ done by the public API and :mod:`duplexaudio.measure`.
 from __future__ import annotations
 
 import argparse
-import importlib
+import contextlib
 import json
 import logging
 import math
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -37,10 +37,17 @@ from duplexaudio.config import (
 )
 from duplexaudio.devices import find_device, query_devices, table
 from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.files import (
+    FileReport,
+    level_dbfs,
+    optional_module,
+    play_file,
+    record_file,
+    sound_file,
+)
 from duplexaudio.formats import SampleFormat, silent_frames
 from duplexaudio.host import HostId, available_hosts, default_host, host_from_id
-from duplexaudio.measure import LatencyReport, measure_latency, play, rec
-from duplexaudio.stream import ProgramStream
+from duplexaudio.measure import LatencyReport, measure_latency, play
 from duplexaudio.timing import CallbackInfo, DuplexCallbackInfo
 
 
@@ -154,22 +161,11 @@ def cmd_duplex_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
-def _optional_module(name: str, extra: str) -> Any:
-    """Import an optional dependency, or say which extra installs it."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise Error(
-            ErrorKind.UNSUPPORTED_OPERATION,
-            f"this command needs the '{name}' package: pip install 'duplexaudio[{extra}]'",
-        ) from exc
-
-
 def _plot_latency(report: LatencyReport, path: str) -> None:
     """Save the first impulse's response and a histogram of the round trips."""
-    mpl = _optional_module("matplotlib", "plot")
+    mpl = optional_module("matplotlib", "plot")
     mpl.use("Agg")  # files only: no display needed
-    plt = importlib.import_module("matplotlib.pyplot")
+    plt = optional_module("matplotlib.pyplot", "plot")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), layout="constrained")
     response = np.asarray(report.response)
     top.plot(np.arange(len(response)), response, lw=0.8)
@@ -199,107 +195,145 @@ def _plot_latency(report: LatencyReport, path: str) -> None:
 # -- files, progress and level ------------------------------------------------------
 
 
-def _peak_dbfs(block: np.ndarray) -> float:
-    peak = float(np.max(np.abs(block))) if block.size else 0.0
-    return 20 * math.log10(peak) if peak > 0 else -math.inf
+class _Progress:
+    """A progress bar (when the length is known) and a peak meter on stderr,
+    redrawn at most every 0.1 s on a terminal, every second elsewhere."""
 
+    def __init__(self, rate: int, total: int | None) -> None:
+        self.rate, self.total = rate, total
+        self.tty = sys.stderr.isatty()
+        self.every = 0.1 if self.tty else 1.0
+        self.next = time.monotonic()
+        self.last: tuple[int, np.ndarray] | None = None
 
-def _show_progress(stream: ProgramStream, level: Callable[[int], float], seconds: float) -> None:
-    """Draw a progress bar and a peak meter on stderr until the program ends."""
-    width = 30
-    tty = sys.stderr.isatty()
-    while not stream.wait(0.1 if tty else 1.0):
-        done = stream.status.frames_done
-        db = level(done)
-        fill = int(stream.progress * width)
+    def __call__(self, done: int, block: np.ndarray) -> None:
+        if block.size or self.last is None:  # the meter keeps the last sound heard
+            self.last = (done, block)
+        else:
+            self.last = (done, self.last[1])
+        now = time.monotonic()
+        if now < self.next:
+            return
+        self.next = now + self.every
+        self.draw(done, block)
+
+    def draw(self, done: int, block: np.ndarray) -> None:
+        db = level_dbfs(block)
         meter = max(0, min(20, int((db + 60) / 3))) if db > -math.inf else 0
+        width, seconds = 30, done / self.rate
+        if self.total:
+            share = min(1.0, done / self.total)
+            fill = int(share * width)
+            where = f"[{'#' * fill}{'.' * (width - fill)}] {share:4.0%} "
+            where += f"{seconds:6.1f}/{self.total / self.rate:.1f} s"
+        else:
+            where = f"{seconds:8.1f} s"
         print(
-            f"\r[{'#' * fill}{'.' * (width - fill)}] {stream.progress:4.0%} "
-            f"{done / stream.sample_rate:6.1f}/{seconds:.1f} s  "
-            f"|{'=' * meter}{' ' * (20 - meter)}| {db:6.1f} dBFS",
-            end="" if tty else "\n",
+            f"\r{where}  |{'=' * meter}{' ' * (20 - meter)}| {db:6.1f} dBFS",
+            end="" if self.tty else "\n",
             file=sys.stderr,
             flush=True,
         )
-    print(file=sys.stderr)
+
+    def end(self) -> None:
+        """Draw where it ended."""
+        if self.last is not None:
+            self.draw(*self.last)
+        if self.tty:
+            print(file=sys.stderr)
 
 
-def _window(data: np.ndarray, done: int, frames: int) -> np.ndarray:
-    """The last ``frames`` frames before ``done``: what the meter shows."""
-    return data[max(0, done - frames) : done]
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT and SIGTERM set, for as long as the block runs.
 
-
-def _sound_file(path: str, mode: str, **format: Any) -> Any:
-    """``soundfile.SoundFile(path, mode, ...)``, its failures as an ``Error`` naming the file.
-
-    Opened before any device is, so a file that cannot be read or written
-    costs no stream.
+    Installed with ``signal.signal`` for both, so a command started in the
+    background by a script (where SIGINT is ignored) still ends cleanly on
+    it. Only the main thread can install handlers; elsewhere the event is
+    only set by the caller.
     """
-    sf = _optional_module("soundfile", "files")
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    old = {sig: signal.getsignal(sig) for sig in signals}
+    for sig in signals:
+        signal.signal(sig, lambda number, frame: stop.set())
     try:
-        return sf.SoundFile(path, mode, **format)
-    except (sf.LibsndfileError, OSError, RuntimeError, TypeError, ValueError) as exc:
-        doing = "read" if mode == "r" else "write"
-        raise Error(ErrorKind.INVALID_INPUT, f"cannot {doing} {path!r}: {exc}") from exc
+        yield stop
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _glitch_summary(report: FileReport) -> str:
+    if not report.glitches:
+        return "no glitches"
+    lost = sum(g.frames for g in report.glitches)
+    at = ", ".join(f"{g.frame / report.sample_rate:.3f} s" for g in report.glitches[:5])
+    more = f" and {len(report.glitches) - 5} more" if len(report.glitches) > 5 else ""
+    return f"{len(report.glitches)} glitches ({lost} frames) at {at}{more}"
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    """Play a sound file (WAV, FLAC, ... via soundfile) with progress and level."""
-    with _sound_file(args.file, "r") as f:
-        data, rate = f.read(dtype="float32", always_2d=True), f.samplerate
-    seconds = len(data) / rate
-    print(f"{args.file}: {data.shape[1]} channels, {rate} Hz, {seconds:.1f} s", file=sys.stderr)
-    stream = play(data, rate, args.device, blocking=False, buffer_size=args.buffer_size)
-    try:
-        _show_progress(stream, lambda done: _peak_dbfs(_window(data, done, rate // 10)), seconds)
-        status = stream.status
-    finally:
-        stream.close()
-    print(f"played {min(status.frames_done, len(data))} frames, {status.xruns} glitches")
+    """Play a sound file (WAV, FLAC, ... via soundfile) from disk, block by block."""
+    with sound_file(args.file, "r") as f:
+        rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
+    print(f"{args.file}: {channels} channels, {rate} Hz, {frames / rate:.1f} s", file=sys.stderr)
+    progress = _Progress(rate, frames)
+    with _stop_on_signals() as stop:
+        try:
+            report = play_file(
+                args.file, args.device, buffer_size=args.buffer_size, stop=stop, on_block=progress
+            )
+        finally:
+            progress.end()
+    if report.resampled:
+        print(
+            f"the device refused {rate} Hz: converted to {report.device_rate} Hz (soxr)",
+            file=sys.stderr,
+        )
+    print(
+        f"played {report.frames} frames ({report.seconds:.2f} s)"
+        f"{', interrupted' if report.interrupted else ''}; {_glitch_summary(report)}"
+    )
     return 0
 
 
-#: The subtype each file format is written in by default: lossless for float32.
-_SUBTYPES = {".wav": "FLOAT", ".flac": "PCM_24", ".ogg": "VORBIS"}
-
-
 def cmd_record(args: argparse.Namespace) -> int:
-    """Record from an input device into a sound file, with progress and level."""
-    frames = round(args.seconds * args.rate)
-    if frames < 1:
-        raise Error(ErrorKind.INVALID_INPUT, f"--seconds {args.seconds:g} records no frame")
-    subtype = args.subtype or _SUBTYPES.get(Path(args.file).suffix.lower())
-    out = _sound_file(args.file, "w", samplerate=args.rate, channels=args.channels, subtype=subtype)
-    try:
-        stream = rec(
-            frames,
-            args.rate,
-            args.channels,
-            args.device,
-            blocking=False,
-            buffer_size=args.buffer_size,
+    """Record into a sound file block by block, until -s seconds or Ctrl-C / SIGTERM."""
+    total = None if args.seconds is None else round(args.seconds * args.rate)
+    progress = _Progress(args.rate, total)
+    with _stop_on_signals() as stop:
+        try:
+            report = record_file(
+                args.file,
+                args.seconds,
+                args.rate,
+                args.channels,
+                args.device,
+                subtype=args.subtype,
+                buffer_size=args.buffer_size,
+                stop=stop,
+                on_block=progress,
+            )
+        finally:
+            progress.end()
+    if report.resampled:
+        print(
+            f"the device refused {args.rate} Hz: recorded at {report.device_rate} Hz and "
+            "converted (soxr)",
+            file=sys.stderr,
         )
-    except BaseException:
-        out.close()
-        Path(args.file).unlink(missing_ok=True)  # no empty file for a take never made
-        raise
-    recording = stream.recording
-    try:
-        _show_progress(
-            stream,
-            lambda done: _peak_dbfs(_window(recording, done, args.rate // 10)),
-            args.seconds,
-        )
-    finally:
-        status = stream.status
-        stream.close()
-        # What was recorded, also when interrupted: the file stays valid.
-        recording = recording[: min(status.frames_done, len(recording))]
-        out.write(recording)
-        out.close()
+    if args.markers:
+        labels = Path(args.file).with_suffix(".labels.txt")
+        report.write_labels(labels)
+        print(f"glitches written to {labels} (an Audacity label track)", file=sys.stderr)
     print(
-        f"{args.file}: {len(recording)} frames, {args.channels} channels, {args.rate} Hz"
-        f"{', ' + subtype if subtype else ''}; {status.xruns} glitches"
+        f"{args.file}: {report.frames} frames = {report.seconds:.2f} s, {report.channels} "
+        f"channels, {report.sample_rate} Hz{', interrupted' if report.interrupted else ''}; "
+        f"{_glitch_summary(report)}"
     )
     return 0
 
@@ -534,10 +568,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("record", help="record into a sound file (WAV, FLAC, ...)")
     p.add_argument("file", help="the file to write; its extension picks the format")
-    p.add_argument("-s", "--seconds", type=_positive_float, required=True, help="how long")
+    p.add_argument(
+        "-s", "--seconds", type=_positive_float, help="how long (default: until Ctrl-C or SIGTERM)"
+    )
     p.add_argument("-r", "--rate", type=_rate, default=48000, help="Hz (48000)")
     p.add_argument("-c", "--channels", type=_channel_count, default=2, help="channels (2)")
     p.add_argument("--subtype", help="soundfile subtype (default FLOAT for WAV, PCM_24 for FLAC)")
+    p.add_argument(
+        "--markers",
+        action="store_true",
+        help="write the glitches beside the file (FILE.labels.txt, an Audacity label track)",
+    )
     device_option(p, "input")
     p.set_defaults(run=cmd_record)
 
