@@ -27,7 +27,7 @@ from duplexaudio.config import (
     SupportedStreamConfig,
     SupportedStreamConfigRange,
 )
-from duplexaudio.devices import Defaults, DeviceList, default, query_devices
+from duplexaudio.devices import Defaults, DeviceList, default, find_device, query_devices
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.files import FileReport, Glitch, play_file, record_file
 from duplexaudio.formats import SampleFormat, from_float, to_float
@@ -94,6 +94,7 @@ __all__ = [
     "available_hosts",
     "default",
     "default_host",
+    "find_device",
     "from_float",
     "host_from_id",
     "measure_latency",

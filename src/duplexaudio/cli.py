@@ -181,7 +181,10 @@ def _plot_latency(report: LatencyReport, path: str) -> None:
     trips = np.asarray(report.round_trips)
     if len(trips):
         low, high = int(trips.min()), int(trips.max())
-        bottom.hist(trips, bins=np.arange(low - 0.5, high + 1.5, max(1, (high - low + 1) // 50)))
+        # Whole frames, a few either side: one bar when the round trip never moves.
+        step = max(1, (high - low + 1) // 50)
+        bottom.hist(trips, bins=np.arange(low - 3.5, high + 4.5, step), rwidth=0.8)
+        bottom.xaxis.get_major_locator().set_params(integer=True)
     bottom.set(
         title=f"round trips of {len(trips)} impulses",
         xlabel="round trip (frames)",

@@ -194,6 +194,7 @@ def _by_name(text: str, direction: str) -> Device:
     )
 
 
+@checked
 def find_device(device: DeviceLike, *, direction: str) -> Device:
     """Resolve a user's device argument into a device that can do ``direction``.
 
