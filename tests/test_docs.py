@@ -1,4 +1,4 @@
-"""Every Python block of the migration page runs, on the virtual host.
+"""Every Python block of the migration, home and getting-started pages runs, on the virtual host.
 
 The page's snippets use the default devices; the test points the default
 host at the virtual loopback by asking for it (``da.default`` and a default
@@ -16,8 +16,15 @@ import pytest
 
 import duplexaudio as da
 
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "from-sounddevice.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGE = DOCS / "from-sounddevice.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S)
+#: (page, block) of the pages a new user reads first.
+FIRST_PAGES = [
+    (page, code)
+    for page in ("index.md", "getting-started.md")
+    for code in re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
+]
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +48,10 @@ def test_the_page_has_its_examples() -> None:
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{n}" for n in range(len(BLOCKS))])
 def test_each_block_runs(code: str) -> None:
     exec(compile(code, str(PAGE), "exec"), {"__name__": "__docs__"})
+
+
+@pytest.mark.parametrize(
+    ("page", "code"), FIRST_PAGES, ids=[f"{p}-{n}" for n, (p, _) in enumerate(FIRST_PAGES)]
+)
+def test_each_block_of_the_first_pages_runs(page: str, code: str) -> None:
+    exec(compile(code, str(DOCS / page), "exec"), {"__name__": "__docs__"})

@@ -307,7 +307,7 @@ def assert_each_stretch_reports_its_offset(
         reported = set(loop.round_trip_at[lo + 16 : hi + 1])
         # jackd's loopback race can also hold for a whole stretch: every period
         # then reaches capture one JACK cycle early and the rings, which the
-        # report reads, cannot show it (README, ALSA). That one gap is allowed.
+        # report reads, cannot show it (docs/hosts/alsa.md). That one gap is allowed.
         raced = loopback_race and reported == {common + cycle}
         assert reported == {common} or raced, (
             f"offset {common}, reported {reported}, xruns {loop.xrun_blocks}"
@@ -319,7 +319,7 @@ def assert_each_stretch_reports_its_offset(
 
 JACK_512_SPREADS = pytest.mark.xfail(
     strict=False,
-    reason="known defect (README, ALSA): with 512-frame periods on a 256-frame jackd "
+    reason="known defect (docs/hosts/alsa.md): with 512-frame periods on a 256-frame jackd "
     "(two JACK cycles a period) arrivals within one stretch can spread over two JACK "
     "cycles with no xrun (seen in CI: 768, 1024, 1280); 256-frame periods hold",
 )
@@ -388,7 +388,7 @@ def test_duplex_on_a_jack_pcm_looped_through_a_jack_client_is_exact(
 
 PULSE_128_SHIFTS = pytest.mark.xfail(
     strict=False,
-    reason="known defect (README, ALSA): at 128-frame periods on a VM with steal time the "
+    reason="known defect (docs/hosts/alsa.md): at 128-frame periods on a VM with steal time the "
     "pulse plugin's offset moves within a stretch with no xrun the PCM reports "
     "(seen: 1024 -> 1280 -> 1408); 256 and 1024 hold",
 )
@@ -490,7 +490,7 @@ def stall_is_absorbed_or_reported(
 
 
 @pytest.mark.xfail(
-    reason="known defect (README, ALSA): after a 0.5 s stall of pulseaudio the pulse "
+    reason="known defect (docs/hosts/alsa.md): after a 0.5 s stall of pulseaudio the pulse "
     "plugin's ring positions do not show where the server's streams restarted, so in "
     "about one run in five the re-measured round trip is wrong (e.g. 517 reported, 584 "
     "measured); the glitch itself is flagged every time",

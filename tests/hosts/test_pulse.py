@@ -107,7 +107,7 @@ def test_duplex_impulses_return_at_the_reported_offset(
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known limit (README, PulseAudio; issue 16): through pipewire-pulse the offset "
+    reason="known limit (docs/hosts/pulse.md; issue 16): through pipewire-pulse the offset "
     "can move by a quantum mid-run with no flag the protocol shows (seen once in a "
     "full run: 768 -> 896); the native PipeWire host is the fix",
 )
