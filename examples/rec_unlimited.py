@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     report = da.record_file(
         args.file, args.seconds, args.rate, args.channels, args.device, stop=stop
     )
-    print(f"{report.path}: {report.seconds:.2f} s, {report.channels} channels, "
+    print(f"{report.path}: {report.seconds:.2f} s, {report.channels} channel(s), "
           f"{report.sample_rate} Hz, {len(report.glitches)} glitches")  # fmt: skip
     for glitch in report.glitches:
         print(f"  at {glitch.frame / report.sample_rate:.3f} s: {glitch.frames} frames lost")

@@ -130,13 +130,25 @@ def test_record_writes_exactly_what_the_input_captured(
     np.testing.assert_allclose(data, signal[:24000], rtol=0, atol=atol)
 
 
-def test_record_shows_progress_and_level_on_stderr(
+def test_record_shows_progress_and_level_on_stderr_and_plots_the_level(
     make_device: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     device = make_device("input", signal=known_signal(96000), loop=False)
-    assert main(["record", str(tmp_path / "x.wav"), "-s", "1.5", "-d", str(device.id)]) == 0
+    png = tmp_path / "level.png"
+    args = [
+        "record",
+        str(tmp_path / "x.wav"),
+        "-s",
+        "1.5",
+        "-d",
+        str(device.id),
+        "--plot",
+        str(png),
+    ]
+    assert main(args) == 0
     err = capsys.readouterr().err
     assert "dBFS" in err and "[" in err and "%" in err
+    assert f"level plot saved to {png}" in err and png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_play_plays_a_file_to_the_end(
@@ -163,7 +175,7 @@ def test_record_at_a_rate_the_device_refuses_converts_it(
     )
     captured = capsys.readouterr()
     assert "refused 44100 Hz: recorded at 48000 Hz and converted" in captured.err
-    assert f"{path}: 44100 frames = 1.00 s, 1 channels, 44100 Hz" in captured.out
+    assert f"{path}: 44100 frames = 1.00 s, 1 channel, 44100 Hz" in captured.out
     data, rate = sf.read(path, dtype="float64", always_2d=True)
     assert rate == 44100 and data.shape == (44100, 1)
     # At the right pitch: read as 48 kHz it would be 8.8 % off.
@@ -209,6 +221,7 @@ def test_a_recording_keeps_the_device_timeline_across_a_glitch_and_marks_it(
     assert not data[silent, 0].any()
     labels = tmp_path / "take.labels.txt"
     report.write_labels(labels)
+    assert labels.read_text().count("\n") == len(report.glitches)
     first = labels.read_text().splitlines()[0].split("\t")
     assert float(first[0]) == pytest.approx(lost[0].frame / 48000, abs=1e-6)
     assert first[2] == f"{lost[0].frames} frames lost"

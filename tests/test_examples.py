@@ -70,7 +70,7 @@ def test_spectrogram(tone_input: Any, capsys: pytest.CaptureFixture[str]) -> Non
 def test_rec_unlimited(tone_input: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "take.wav"
     out = run("rec_unlimited", str(path), "-d", str(tone_input.id), "-s", "0.5", capsys=capsys)
-    assert f"{path}: 0.50 s, 1 channels, 48000 Hz" in out
+    assert f"{path}: 0.50 s, 1 channel(s), 48000 Hz" in out
     assert sf.info(str(path)).frames == 24000
 
 

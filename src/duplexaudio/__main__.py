@@ -1,4 +1,4 @@
-"""``python -m duplexaudio``: the command line of :mod:`duplexaudio.cli`."""
+"""``python -m duplexaudio``: the command line of `duplexaudio.cli`."""
 
 import sys
 

@@ -2,8 +2,8 @@
 
 Every public entry point that takes a count, a rate, a frame number or a
 number of seconds checks it here, so the same value gets the same rule and
-the same ``INVALID_INPUT`` message everywhere. :func:`checked` and
-:func:`checked_methods` do the same for the argument list itself: a misspelt
+the same ``INVALID_INPUT`` message everywhere. `checked()` and
+`checked_methods()` do the same for the argument list itself: a misspelt
 keyword or a missing argument is an ``INVALID_INPUT`` naming what is
 accepted, not Python's bare ``TypeError``. Nothing else lives here.
 """
@@ -136,12 +136,12 @@ def positive(name: str, value: object, *, zero: bool = False, unit: str = "") ->
 
 
 def seconds(name: str, value: object, *, zero: bool = False) -> float:
-    """A duration: :func:`positive` in seconds."""
+    """A duration: `positive()` in seconds."""
     return _positive(name, value, zero=zero, unit="seconds", accepted="")
 
 
 def optional_seconds(name: str, value: object, *, zero: bool = False) -> float | None:
-    """As :func:`seconds`, but None is accepted (and returned)."""
+    """As `seconds()`, but None is accepted (and returned)."""
     if value is None:
         return None
     return _positive(name, value, zero=zero, unit="seconds", accepted="None or ")
@@ -212,7 +212,7 @@ def checked(fn: F) -> F:
 
 
 def checked_methods(cls: C) -> C:
-    """``cls`` with :func:`checked` on ``__init__`` and every public method it defines.
+    """``cls`` with `checked()` on ``__init__`` and every public method it defines.
 
     Properties take no arguments and are left alone; class and static methods
     are wrapped inside their descriptor. Methods already checked are not

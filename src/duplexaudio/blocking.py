@@ -15,8 +15,8 @@ one. An output ring that runs dry plays silence: the next write's
 ``WriteStatus.underflowed`` says how many frames of it, and its ``position``
 is where its data will play. Read and write never raise for these.
 
-This module holds the rings' Python side; :mod:`duplexaudio.stream` owns one
-per blocking stream and gives :class:`~duplexaudio.stream.Stream` its
+This module holds the rings' Python side; `duplexaudio.stream` owns one
+per blocking stream and gives `Stream` its
 methods.
 """
 
@@ -51,7 +51,7 @@ _GAP_BATCH = 64
 
 @dataclass(frozen=True)
 class ReadStatus:
-    """What a :meth:`~duplexaudio.stream.Stream.read` met, beside its data.
+    """What a `read()` met, beside its data.
 
     True when frames were lost (``if status: ...`` reads like sounddevice's
     ``overflowed``).
@@ -86,7 +86,7 @@ class ReadStatus:
 
 @dataclass(frozen=True)
 class WriteStatus:
-    """What a :meth:`~duplexaudio.stream.Stream.write` met.
+    """What a `write()` met.
 
     True when the output ran dry since the previous write (``if status:``
     reads like sounddevice's ``underflowed``).

@@ -7,7 +7,7 @@ level meter), ``beep``, ``duplex-feedback`` (input copied to output in one
 duplex stream) and ``feedback`` (the same with two separate streams and a
 ring buffer, as it had to be done before duplex, printing the drift between
 them). Only argument parsing, file I/O and printing live here; the work is
-done by the public API and :mod:`duplexaudio.measure`.
+done by the public API and `duplexaudio.measure`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,11 +162,41 @@ def cmd_duplex_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pyplot() -> Any:
+    """matplotlib's pyplot drawing to files only (no display needed)."""
+    optional_module("matplotlib", "plot").use("Agg")
+    return optional_module("matplotlib.pyplot", "plot")
+
+
+def _plot_level(report: FileReport, levels: list[tuple[int, float]], path: str) -> None:
+    """Save a recording's peak level over time, its glitches marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3), layout="constrained")
+    rate = report.sample_rate
+    if levels:
+        at, db = zip(*levels, strict=True)
+        ax.plot(np.asarray(at) / rate, np.maximum(db, -120.0), lw=0.8)
+    for n, g in enumerate(report.glitches):
+        label = f"glitches ({len(report.glitches)})" if n == 0 else None
+        ax.axvspan(g.frame / rate, (g.frame + max(g.frames, 1)) / rate, color="tab:red",
+                   alpha=0.5, lw=1, label=label)  # fmt: skip
+    if report.glitches:
+        ax.legend(loc="lower right")
+    ax.set(
+        title=f"{report.path}: peak level, {report.seconds:.1f} s",
+        xlabel="s",
+        ylabel="peak (dBFS)",
+        ylim=(-90, 3),
+    )
+    ax.grid(True, alpha=0.3)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"level plot saved to {path}", file=sys.stderr)
+
+
 def _plot_latency(report: LatencyReport, path: str) -> None:
     """Save the first impulse's response and a histogram of the round trips."""
-    mpl = optional_module("matplotlib", "plot")
-    mpl.use("Agg")  # files only: no display needed
-    plt = optional_module("matplotlib.pyplot", "plot")
+    plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), layout="constrained")
     response = np.asarray(report.response)
     top.plot(np.arange(len(response)), response, lw=0.8)
@@ -208,8 +239,11 @@ class _Progress:
         self.every = 0.1 if self.tty else 1.0
         self.next = time.monotonic()
         self.last: tuple[int, np.ndarray] | None = None
+        self.levels: list[tuple[int, float]] = []  # (frames done, peak dBFS) per step
 
     def __call__(self, done: int, block: np.ndarray) -> None:
+        if block.size:
+            self.levels.append((done, level_dbfs(block)))
         if block.size or self.last is None:  # the meter keeps the last sound heard
             self.last = (done, block)
         else:
@@ -270,20 +304,28 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1: '1 channel', '2 channels', '3 glitches'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('ch') else 's'}"
+
+
 def _glitch_summary(report: FileReport) -> str:
     if not report.glitches:
         return "no glitches"
     lost = sum(g.frames for g in report.glitches)
     at = ", ".join(f"{g.frame / report.sample_rate:.3f} s" for g in report.glitches[:5])
     more = f" and {len(report.glitches) - 5} more" if len(report.glitches) > 5 else ""
-    return f"{len(report.glitches)} glitches ({lost} frames) at {at}{more}"
+    return f"{_count(len(report.glitches), 'glitch')} ({lost} frames) at {at}{more}"
 
 
 def cmd_play(args: argparse.Namespace) -> int:
     """Play a sound file (WAV, FLAC, ... via soundfile) from disk, block by block."""
     with sound_file(args.file, "r") as f:
         rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
-    print(f"{args.file}: {channels} channels, {rate} Hz, {frames / rate:.1f} s", file=sys.stderr)
+    print(
+        f"{args.file}: {_count(channels, 'channel')}, {rate} Hz, {frames / rate:.1f} s",
+        file=sys.stderr,
+    )
     progress = _Progress(rate, frames)
     with _stop_on_signals() as stop:
         try:
@@ -329,13 +371,16 @@ def cmd_record(args: argparse.Namespace) -> int:
             "converted (soxr)",
             file=sys.stderr,
         )
+    if args.plot:
+        _plot_level(report, progress.levels, args.plot)
     if args.markers:
         labels = Path(args.file).with_suffix(".labels.txt")
         report.write_labels(labels)
         print(f"glitches written to {labels} (an Audacity label track)", file=sys.stderr)
     print(
-        f"{args.file}: {report.frames} frames = {report.seconds:.2f} s, {report.channels} "
-        f"channels, {report.sample_rate} Hz{', interrupted' if report.interrupted else ''}; "
+        f"{args.file}: {report.frames} frames = {report.seconds:.2f} s, "
+        f"{_count(report.channels, 'channel')}, {report.sample_rate} Hz"
+        f"{', interrupted' if report.interrupted else ''}; "
         f"{_glitch_summary(report)}"
     )
     return 0
@@ -582,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the glitches beside the file (FILE.labels.txt, an Audacity label track)",
     )
+    p.add_argument("--plot", metavar="PNG", help="save the level over time, glitches marked")
     device_option(p, "input")
     p.set_defaults(run=cmd_record)
 

@@ -1,14 +1,14 @@
 """Stream configurations: what a stream asks for and what a device offers.
 
-What lives here: the requests (:class:`StreamConfig`,
-:class:`DuplexStreamConfig`, :class:`BufferSize`), the offers a device lists
-(:class:`SupportedStreamConfigRange`, :class:`SupportedStreamConfig`,
-:class:`SupportedBufferSize`), and :func:`check_config`, which every host
+What lives here: the requests (`StreamConfig`,
+`DuplexStreamConfig`, `BufferSize`), the offers a device lists
+(`SupportedStreamConfigRange`, `SupportedStreamConfig`,
+`SupportedBufferSize`), and `check_config()`, which every host
 uses to reject a request before it opens anything. All of it is plain,
 immutable values checked when they are made.
 
 What does not live here: sample formats and conversions
-(:mod:`duplexaudio.formats`), and how a host finds its devices' ranges
+(`duplexaudio.formats`), and how a host finds its devices' ranges
 (``duplexaudio.hosts``).
 """
 
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 STANDARD_SAMPLE_RATES: tuple[int, ...] = (48000, 44100)
-"""Sample rates (Hz) preferred by :meth:`SupportedStreamConfigRange.with_standard_sample_rate`,
+"""Sample rates (Hz) preferred by `SupportedStreamConfigRange.with_standard_sample_rate()`,
 best first."""
 
 MAX_SAMPLE_RATE = 10_000_000
@@ -70,11 +70,11 @@ def _check_frames(field: str, value: object) -> int:
 class BufferSize:
     """The number of frames per block a stream asks for.
 
-    Use :attr:`BufferSize.DEFAULT` to let the device or server choose, or
-    :meth:`BufferSize.fixed` to ask for a number of frames. A fixed size is a
+    Use `BufferSize.DEFAULT` to let the device or server choose, or
+    `BufferSize.fixed()` to ask for a number of frames. A fixed size is a
     request: a host that cannot honour it exactly raises
     ``Error(UNSUPPORTED_CONFIG)`` when the stream is built, and the size in
-    effect is always :attr:`Stream.buffer_size`.
+    effect is always `Stream.buffer_size`.
 
     Instances are immutable, hashable and compare by value; there is one
     ``DEFAULT`` instance, so ``size is BufferSize.DEFAULT`` also works.
@@ -122,12 +122,12 @@ class BufferSize:
 
     @property
     def frames(self) -> int | None:
-        """Frames per block asked for, or None for :attr:`DEFAULT`."""
+        """Frames per block asked for, or None for `DEFAULT`."""
         return self._frames
 
     @property
     def is_default(self) -> bool:
-        """True for :attr:`DEFAULT`, False for a fixed size."""
+        """True for `DEFAULT`, False for a fixed size."""
         return self._frames is None
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -173,7 +173,7 @@ class StreamConfig:
     sample_rate
         Frames per second, in Hz (an integer, 1..10,000,000).
     buffer_size
-        Frames per callback block; :attr:`BufferSize.DEFAULT` lets the
+        Frames per callback block; `BufferSize.DEFAULT` lets the
         device choose.
 
     Raises
@@ -212,7 +212,7 @@ class DuplexStreamConfig:
         1..10,000,000).
     buffer_size
         Frames per callback block, the same for both directions;
-        :attr:`BufferSize.DEFAULT` lets the device choose.
+        `BufferSize.DEFAULT` lets the device choose.
 
     Raises
     ------
@@ -254,8 +254,8 @@ def _check_buffer_size(value: object) -> None:
 class SupportedBufferSize:
     """The block sizes a device accepts, as a device reports them.
 
-    Either a range, :meth:`SupportedBufferSize.range`, or
-    :attr:`SupportedBufferSize.UNKNOWN` when the device does not say.
+    Either a range, `SupportedBufferSize.range()`, or
+    `SupportedBufferSize.UNKNOWN` when the device does not say.
     Immutable, hashable, compared by value.
 
     Attributes
@@ -302,23 +302,23 @@ class SupportedBufferSize:
 
     @property
     def min_frames(self) -> int | None:
-        """The smallest size in frames, or None if :attr:`UNKNOWN`."""
+        """The smallest size in frames, or None if `UNKNOWN`."""
         return self._min
 
     @property
     def max_frames(self) -> int | None:
-        """The largest size in frames, or None if :attr:`UNKNOWN`."""
+        """The largest size in frames, or None if `UNKNOWN`."""
         return self._max
 
     @property
     def is_unknown(self) -> bool:
-        """True for :attr:`UNKNOWN`."""
+        """True for `UNKNOWN`."""
         return self._min is None
 
     def contains(self, frames: int) -> bool:
         """Whether a block of ``frames`` frames may be asked for.
 
-        Always True for :attr:`UNKNOWN`: the device gets to decide.
+        Always True for `UNKNOWN`: the device gets to decide.
         """
         if self._min is None or self._max is None:
             return True
@@ -394,7 +394,7 @@ class SupportedStreamConfig:
         ----------
         buffer_size
             Frames per block to ask for; it is checked against
-            :attr:`buffer_size` when the stream is built, not here.
+            `buffer_size` when the stream is built, not here.
         """
         return StreamConfig(self.channels, self.sample_rate, buffer_size)
 
@@ -475,13 +475,13 @@ class SupportedStreamConfigRange:
         return SupportedStreamConfig(channels, hz, self.buffer_size, self.sample_format)
 
     def with_max_sample_rate(self) -> SupportedStreamConfig:
-        """This range at its highest rate (see :meth:`with_sample_rate`)."""
+        """This range at its highest rate (see `with_sample_rate()`)."""
         return self.with_sample_rate(self.max_sample_rate)
 
     def with_standard_sample_rate(self) -> SupportedStreamConfig:
         """This range at 48000 Hz if it can, else 44100 Hz, else its highest rate.
 
-        See :data:`STANDARD_SAMPLE_RATES` and :meth:`with_sample_rate`.
+        See `STANDARD_SAMPLE_RATES` and `with_sample_rate()`.
         """
         for rate in STANDARD_SAMPLE_RATES:
             if self.supports_rate(rate):
@@ -537,7 +537,7 @@ def check_config(
     Error
         ``UNSUPPORTED_CONFIG`` naming the device, the direction, the value
         that cannot be run and what would have been accepted. A
-        :attr:`BufferSize.DEFAULT` request always passes the buffer check.
+        `BufferSize.DEFAULT` request always passes the buffer check.
     """
     if not ranges:
         raise Error(

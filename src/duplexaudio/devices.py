@@ -1,10 +1,10 @@
 """Every host's devices in one table, a device picked the way a user names it, defaults.
 
-:func:`query_devices` lists the devices of every usable host, numbered: printed
-it is one table, iterated it is a list of :class:`~duplexaudio.host.Device`.
-:func:`find_device` turns whatever a user passes as ``device=`` into a
+`query_devices()` lists the devices of every usable host, numbered: printed
+it is one table, iterated it is a list of `Device`.
+`find_device()` turns whatever a user passes as ``device=`` into a
 device: a ``Device``, an id (``"jack:system"``), an index into that table, a
-unique part of a device's name, or None for the default. :data:`default`
+unique part of a device's name, or None for the default. `default`
 holds the settable defaults the module-level calls (``play``, ``rec``,
 ``playrec``, ``measure_latency``) use for what they are not given.
 """
@@ -61,7 +61,7 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 class DeviceList(Sequence[Device]):
     """The devices of every usable host at one moment, numbered from 0.
 
-    A sequence of :class:`~duplexaudio.host.Device` (``list(...)``,
+    A sequence of `Device` (``list(...)``,
     indexing, ``len``); ``str()`` and ``repr()`` give one table: index, id,
     name, input and output channels, sample rates, and which device is each
     host's default input, output and duplex device (``*`` marks the default
@@ -202,9 +202,9 @@ def find_device(device: DeviceLike, *, direction: str) -> Device:
     ----------
     device
         A ``Device``; a ``DeviceId`` or its text ``"<host>:<name>"``; an
-        index into :func:`query_devices`; a unique part of a device's name or
+        index into `query_devices()`; a unique part of a device's name or
         id (case-insensitive, among the devices of that direction); or None:
-        :data:`default`'s device for the direction, else the default host's.
+        `default`'s device for the direction, else the default host's.
     direction
         ``"input"``, ``"output"`` or ``"duplex"``.
 

@@ -1,8 +1,8 @@
 """The one error type of duplexaudio and its kinds.
 
 Every failure the library reports, whether raised to the caller or delivered
-to a stream's ``error_callback``, is an :class:`Error` carrying an
-:class:`ErrorKind`. Nothing else lives here.
+to a stream's ``error_callback``, is an `Error` carrying an
+`ErrorKind`. Nothing else lives here.
 """
 
 from __future__ import annotations

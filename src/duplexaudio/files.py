@@ -1,6 +1,6 @@
-"""Sound files streamed block by block: :func:`play_file` and :func:`record_file`.
+"""Sound files streamed block by block: `play_file()` and `record_file()`.
 
-Both run on blocking streams (:mod:`duplexaudio.blocking`): the engine's
+Both run on blocking streams (`duplexaudio.blocking`): the engine's
 device thread moves each block between the device and a ring, and this
 module moves about a tenth of a second at a time between the ring and the
 file, so memory stays flat however long the file or the take. Where the
@@ -100,7 +100,7 @@ class Glitch:
 @checked_methods
 @dataclass(frozen=True)
 class FileReport:
-    """What :func:`play_file` or :func:`record_file` did.
+    """What `play_file()` or `record_file()` did.
 
     Attributes
     ----------
@@ -206,7 +206,7 @@ def play_file(
     path
         Any file soundfile reads (WAV, FLAC, OGG, ...).
     device
-        An output device as :func:`~duplexaudio.play` takes it; default the
+        An output device as `play()` takes it; default the
         default output device.
     buffer_size
         Frames per block; default the device's.
@@ -307,7 +307,7 @@ def record_file(
     channels
         Default the device's.
     device
-        An input device as :func:`~duplexaudio.rec` takes it.
+        An input device as `rec()` takes it.
     subtype
         soundfile's subtype (``PCM_16``, ``FLOAT``, ...).
     buffer_size

@@ -1,12 +1,12 @@
 """Sample formats and the conversions between them and floating point.
 
-What lives here: :class:`SampleFormat` (the eleven sample formats a stream can
+What lives here: `SampleFormat` (the eleven sample formats a stream can
 carry, their numpy dtypes, sizes and silence values) and the two conversions
-:func:`to_float` and :func:`from_float`. The native engine implements the very
+`to_float()` and `from_float()`. The native engine implements the very
 same conversion rules, bit for bit, so that a block converted in C and a block
 converted here are identical; change one only together with the other.
 
-What does not live here: stream configurations (:mod:`duplexaudio.config`),
+What does not live here: stream configurations (`duplexaudio.config`),
 byte-order handling (every array in duplexaudio is in the machine's native
 byte order) and any resampling or dithering.
 """
@@ -116,7 +116,7 @@ class SampleFormat(enum.Enum):
         Parameters
         ----------
         dtype_like
-            Anything :func:`numpy.dtype` accepts (``np.float32``, ``"int16"``,
+            Anything `numpy.dtype()` accepts (``np.float32``, ``"int16"``,
             a dtype). Must be native byte order.
 
         Returns
@@ -159,11 +159,11 @@ class SampleFormat(enum.Enum):
         Parameters
         ----------
         name_or_fmt
-            A :class:`SampleFormat`; a member name in any case (``"f32"``,
+            A `SampleFormat`; a member name in any case (``"f32"``,
             ``"F32"``, ``"i24"``); a numpy type name (``"float32"``,
             ``"int16"``, ``"uint8"``; ``"int24"`` names ``I24``); or a numpy
             dtype or scalar type (``np.float32``), mapped as in
-            :meth:`from_dtype`.
+            `from_dtype()`.
 
         Returns
         -------
@@ -251,9 +251,9 @@ def to_float(
     data
         Samples of any shape, typically ``(frames, channels)``. Must have
         ``fmt.dtype`` exactly (``int32`` for ``I24``); lists and scalars go
-        through :func:`numpy.asarray` first and are held to the same rule.
+        through `numpy.asarray()` first and are held to the same rule.
     fmt
-        The format of ``data`` (or a name :meth:`SampleFormat.parse` reads).
+        The format of ``data`` (or a name `SampleFormat.parse()` reads).
     dtype
         A floating dtype for the result (default ``float64``).
 
@@ -306,9 +306,9 @@ def from_float(data: npt.ArrayLike, fmt: SampleFormat | str) -> npt.NDArray[Any]
     ----------
     data
         Real numbers of any shape (floating or integer dtype; lists and
-        scalars go through :func:`numpy.asarray`).
+        scalars go through `numpy.asarray()`).
     fmt
-        The format to produce (or a name :meth:`SampleFormat.parse` reads).
+        The format to produce (or a name `SampleFormat.parse()` reads).
 
     Returns
     -------
@@ -333,7 +333,7 @@ def from_float(data: npt.ArrayLike, fmt: SampleFormat | str) -> npt.NDArray[Any]
     ``hi = 2**63 - 1024``), rounded half to even, and stored. Unsigned
     formats then add ``2**(b-1)``. So 1.0 and above give the largest value,
     -1.0 and below the smallest, and **NaN gives silence** (the format's
-    :attr:`SampleFormat.equilibrium`).
+    `SampleFormat.equilibrium`).
     """
     fmt = SampleFormat.parse(fmt)
     arr = _array(data)
@@ -371,9 +371,9 @@ def as_frames(data: object, name: str = "data") -> tuple[npt.NDArray[Any], Sampl
     Parameters
     ----------
     data
-        A numpy array (or anything :func:`numpy.asarray` takes) of shape
+        A numpy array (or anything `numpy.asarray()` takes) of shape
         ``(frames,)`` (one channel) or ``(frames, channels)``, at least one
-        frame and one channel, in a dtype of a :class:`SampleFormat`.
+        frame and one channel, in a dtype of a `SampleFormat`.
     name
         The argument's name, for error messages.
 

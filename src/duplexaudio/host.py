@@ -1,14 +1,14 @@
 """Hosts and devices as users meet them, device ids, and the host registry.
 
 A *host* is an audio API (the virtual host, JACK, ALSA, PulseAudio); it lists
-*devices*; a device builds *streams*. This module gives :class:`Host` and
-:class:`Device` everything a user calls, built once on the hooks each host
-implements (declared in :mod:`duplexaudio.hosts._contract`, which a host
+*devices*; a device builds *streams*. This module gives `Host` and
+`Device` everything a user calls, built once on the hooks each host
+implements (declared in `duplexaudio.hosts._contract`, which a host
 author reads first), plus device ids and which hosts exist. It validates
 everything a user passes to ``build_*_stream`` before any host code runs, so
 every host rejects bad input the same way. What a stream does once built
-lives in :mod:`duplexaudio.stream`; each host's own code lives in its folder
-under :mod:`duplexaudio.hosts`.
+lives in `duplexaudio.stream`; each host's own code lives in its folder
+under `duplexaudio.hosts`.
 """
 
 from __future__ import annotations
@@ -49,10 +49,10 @@ DataCallback = Callable[..., None]
 
 
 class HostId(str, enum.Enum):
-    """The hosts duplexaudio knows, in order of preference for :func:`default_host`.
+    """The hosts duplexaudio knows, in order of preference for `default_host()`.
 
     The value is the prefix of device ids (``"virtual:loopback"``) and the
-    name of the host's module under :mod:`duplexaudio.hosts`. Adding a host
+    name of the host's module under `duplexaudio.hosts`. Adding a host
     is one line here plus its module.
     """
 
@@ -91,7 +91,7 @@ def _parse_host_id(value: object) -> HostId:
 class DeviceId:
     """A device's stable identity: ``"<host>:<id within the host>"``.
 
-    ``str(device_id)`` and :meth:`parse` round-trip. The part after the first
+    ``str(device_id)`` and `parse()` round-trip. The part after the first
     colon belongs to the host and may itself contain colons (``"alsa:hw:0,0"``).
 
     Attributes
@@ -211,7 +211,7 @@ class Device(DeviceHooks):
     """An audio device of a host: a source of input, a sink of output, or both.
 
     Hosts subclass this and implement the hooks of
-    :class:`~duplexaudio.hosts._contract.DeviceHooks` (``id``,
+    `DeviceHooks` (``id``,
     ``description``, the supported configs, ``_open_backend``...);
     everything a user calls to build a stream is implemented here, once, so
     that validation and error messages are the same on every host.
@@ -333,7 +333,7 @@ class Device(DeviceHooks):
             ``callback(data, info)``: ``data`` is a read-only-by-convention
             numpy array of shape ``(frames, channels)`` in ``sample_format``'s
             dtype, reused every block (copy what you keep); ``info`` is a
-            :class:`~duplexaudio.timing.CallbackInfo` whose
+            `CallbackInfo` whose
             ``timestamp.device`` is the capture instant (ns) of ``data[0]``.
             Runs on a Python worker thread, never on the audio thread.
             None (the default) builds a *blocking* stream: no callback, the
@@ -413,8 +413,8 @@ class Device(DeviceHooks):
         ``(frames, channels)`` pre-filled with the format's equilibrium
         (silence) before each call; ``info.timestamp.device`` is when
         ``data[0]`` will be played (ns). Other parameters, return value and
-        errors are as for :meth:`build_input_stream`. Without a callback the
-        stream is blocking: :meth:`~duplexaudio.stream.Stream.write` queues
+        errors are as for `build_input_stream()`. Without a callback the
+        stream is blocking: `write()` queues
         what it plays.
         """
         cfg = _expect(config, StreamConfig, "config")
@@ -450,7 +450,7 @@ class Device(DeviceHooks):
 
         ``callback(input, output, info)`` gets the input block and fills the
         output block of the same device cycle. ``info`` is a
-        :class:`~duplexaudio.timing.DuplexCallbackInfo`;
+        `DuplexCallbackInfo`;
         ``info.output.timestamp.device - info.input.timestamp.device`` is the
         round-trip latency (ns) and is the same in every block.
 
@@ -464,7 +464,7 @@ class Device(DeviceHooks):
         Error
             ``UNSUPPORTED_OPERATION`` (with the reason) when the device's
             input and output do not share a clock; otherwise as
-            :meth:`build_input_stream`.
+            `build_input_stream()`.
         """
         cfg = _expect(config, DuplexStreamConfig, "config")
         in_fmt = SampleFormat.parse(input_format)
@@ -510,7 +510,7 @@ class Device(DeviceHooks):
             sample format (``float32`` is ``F32``, ``int16`` is ``I16``...).
             Copied: changing it afterwards has no effect.
         error_callback, timeout
-            As for :meth:`build_output_stream`.
+            As for `build_output_stream()`.
 
         Returns
         -------
@@ -521,7 +521,7 @@ class Device(DeviceHooks):
         ------
         Error
             ``INVALID_INPUT`` for data of the wrong shape, channel count or
-            dtype; otherwise as :meth:`build_output_stream`. All before
+            dtype; otherwise as `build_output_stream()`. All before
             anything is opened.
         """
         cfg = _expect(config, StreamConfig, "config")
@@ -555,7 +555,7 @@ class Device(DeviceHooks):
         ------
         Error
             ``INVALID_INPUT`` for ``frames`` < 1; otherwise as
-            :meth:`build_input_stream`.
+            `build_input_stream()`.
         """
         cfg = _expect(config, StreamConfig, "config")
         fmt = SampleFormat.parse(sample_format)
@@ -582,7 +582,7 @@ class Device(DeviceHooks):
     ) -> ProgramStream:
         """Build a stopped duplex stream that plays ``data`` and records, aligned.
 
-        Runs inside the engine like :meth:`build_play_stream`. The recording
+        Runs inside the engine like `build_play_stream()`. The recording
         is aligned with ``data`` from the stream's timestamps:
         ``stream.recording[n]`` is what the input captured when ``data[n]``
         left the output, so a device with a loop from output to input gives
@@ -601,7 +601,7 @@ class Device(DeviceHooks):
             Aligned frames to record (default ``len(data)``); more than
             ``len(data)`` records a tail while silence plays.
         error_callback, timeout
-            As for :meth:`build_duplex_stream`.
+            As for `build_duplex_stream()`.
         input_format
             Sample format of the recording.
 
@@ -614,7 +614,7 @@ class Device(DeviceHooks):
         Error
             ``INVALID_INPUT`` for bad data or ``record_frames``;
             ``UNSUPPORTED_OPERATION`` when input and output do not share a
-            clock; otherwise as :meth:`build_duplex_stream`.
+            clock; otherwise as `build_duplex_stream()`.
         """
         cfg = _expect(config, DuplexStreamConfig, "config")
         play, out_fmt = _check_play_data(data, cfg.output_channels)
@@ -718,8 +718,8 @@ def _expect(value: object, cls: type[Any], name: str) -> Any:
 class Host(HostHooks):
     """An audio API that lists devices.
 
-    Get one with :func:`host_from_id` or :func:`default_host`. Hosts subclass
-    this and implement :class:`~duplexaudio.hosts._contract.HostHooks`.
+    Get one with `host_from_id()` or `default_host()`. Hosts subclass
+    this and implement `HostHooks`.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -1,13 +1,13 @@
 """Measurements built on the public API: play, rec, playrec and round-trip latency.
 
 ``play``, ``rec`` and ``playrec`` run on callback-free streams
-(:class:`~duplexaudio.stream.ProgramStream`): the engine plays and records
+(`ProgramStream`): the engine plays and records
 arrays itself, so they survive any GIL stall, and ``playrec`` aligns its
 recording with the played data from the stream's own timestamps.
 ``measure_latency`` sends impulses through a duplex stream and times their
 return from those timestamps, so every figure is in frames of the device's
 clock, not in wall-clock guesses. Nothing here touches a host or the engine
-directly; the command line (:mod:`duplexaudio.cli`) prints what this module
+directly; the command line (`duplexaudio.cli`) prints what this module
 returns.
 """
 
@@ -150,12 +150,12 @@ def play(
         Hz; default ``da.default.sample_rate``, else the device's default.
     device
         An output device: a ``Device``, an id, an index into
-        :func:`~duplexaudio.devices.query_devices`, a unique part of its
+        `query_devices()`, a unique part of its
         name, or None for ``da.default``'s, else the default output device.
     blocking
         Wait until the last frame has left the device and close the stream
         (default). False returns at once with the running stream: ``wait()``,
-        ``stop()``, ``progress``; :func:`wait` and :func:`stop` reach the
+        ``stop()``, ``progress``; `wait()` and `stop()` reach the
         last one started so.
     buffer_size
         Frames per block; default ``da.default.buffer_size``, else the device's.
@@ -227,7 +227,7 @@ def rec(
     channels
         Input channels; default ``da.default.channels``, else the device's.
     device
-        An input device, as for :func:`play`.
+        An input device, as for `play()`.
     blocking
         Wait and return the recording (default). False returns the running
         stream; its ``recording`` fills as it runs.
@@ -246,7 +246,7 @@ def rec(
     Raises
     ------
     Error
-        As :func:`play`.
+        As `play()`.
     """
     blocking = flag("blocking", blocking)
     dev = find_device(device, direction="input")
@@ -318,7 +318,7 @@ def playrec(
     input_channels
         Channels to record; default ``da.default.channels``, else the device's.
     device
-        A duplex device, as for :func:`play`.
+        A duplex device, as for `play()`.
     blocking
         Wait and return the recording (default). False returns the running
         stream; its ``recording`` is aligned once the first block has run.
@@ -338,7 +338,7 @@ def playrec(
     Raises
     ------
     Error
-        As :func:`play`; ``UNSUPPORTED_OPERATION`` when the device's input
+        As `play()`; ``UNSUPPORTED_OPERATION`` when the device's input
         and output do not share a clock.
     """
     blocking = flag("blocking", blocking)
@@ -361,7 +361,7 @@ def playrec(
 @checked_methods
 @dataclass(frozen=True)
 class LatencyReport:
-    """The result of :func:`measure_latency`.
+    """The result of `measure_latency()`.
 
     Attributes
     ----------

@@ -4,12 +4,12 @@ The state machine (built stopped, start, pause, stop with drain, close), the
 Python worker that runs the user's callback on the engine's blocks, the
 supervisor thread that delivers errors and watches for a stalled device,
 statistics, and the process-wide switch-interval policy. Program streams
-(:class:`ProgramStream`: play from and record into arrays inside the engine,
+(`ProgramStream`: play from and record into arrays inside the engine,
 no callback) share all of it except the worker. Hosts provide a
-:class:`Backend` (open device, start, stop, close, latency); nothing here
+`Backend` (open device, start, stop, close, latency); nothing here
 knows which host it is talking to. What a backend must guarantee is written
-in :mod:`duplexaudio.hosts._contract`. Validation of user input happens
-before a stream exists, in :mod:`duplexaudio.host`.
+in `duplexaudio.hosts._contract`. Validation of user input happens
+before a stream exists, in `duplexaudio.host`.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ class CallbackAbort(Exception):
     """Raise in a callback to halt its stream now (as ``pause()``): this block's
     output is silence and nothing drains; ``start()`` resumes.
 
-    No error and no traceback, like :class:`CallbackStop`.
+    No error and no traceback, like `CallbackStop`.
     """
 
 
@@ -523,7 +523,7 @@ class _Core:
         return play
 
     def _work(self) -> None:
-        """The worker thread: :meth:`_work_loop` under a guard, so that nothing ends it
+        """The worker thread: `_work_loop()` under a guard, so that nothing ends it
         without the user hearing."""
         try:
             self._work_loop()
@@ -579,7 +579,7 @@ class _Core:
             self._halt(_State.STOPPED if how is CallbackStop else _State.PAUSED)
 
     def _supervise(self) -> None:
-        """The event thread: :meth:`_supervise_loop` under a guard. Were it to die
+        """The event thread: `_supervise_loop()` under a guard. Were it to die
         silently, no later error would reach the user and ``wait()`` could hang."""
         try:
             self._supervise_loop()
@@ -793,7 +793,7 @@ class _Core:
 
     def close(self, deadline: float | None = None) -> None:
         """Release everything; wait for our threads until ``deadline`` (monotonic
-        seconds; default :data:`CLOSE_WAIT_SECONDS` from now), then leave a stuck
+        seconds; default `CLOSE_WAIT_SECONDS` from now), then leave a stuck
         one behind with a warning."""
         if deadline is None:
             deadline = time.monotonic() + CLOSE_WAIT_SECONDS
@@ -1017,7 +1017,7 @@ class Stream:
         ----------
         data
             Shape ``(frames,)`` (one channel) or ``(frames, output_channels)``,
-            any :class:`~duplexaudio.formats.SampleFormat` dtype (converted to
+            any `SampleFormat` dtype (converted to
             the stream's by the engine's rules).
         timeout
             Seconds to wait for room at most; None waits as long as the stream runs.
@@ -1053,7 +1053,7 @@ class Stream:
     def blocks(
         self, frames: int | None = None, timeout: float | None = None
     ) -> Iterator[tuple[np.ndarray[Any, np.dtype[Any]], ReadStatus]]:
-        """Input as it comes: ``(data, status)`` as :meth:`read` returns them.
+        """Input as it comes: ``(data, status)`` as `read()` returns them.
 
         Ends when the stream stops or pauses (after what was captured before
         is read) or closes (at once); raises the stream's error if it ends
@@ -1064,16 +1064,16 @@ class Stream:
         frames
             Frames per item (default: the buffer size).
         timeout
-            As for :meth:`read`, per item.
+            As for `read()`, per item.
         """
         return self._rings("blocks").blocks(frames, timeout)
 
     def __aiter__(self) -> AsyncIterator[tuple[np.ndarray[Any, np.dtype[Any]], ReadStatus]]:
-        """``async for data, status in stream``: :meth:`blocks` for asyncio.
+        """``async for data, status in stream``: `blocks()` for asyncio.
 
         The event loop is woken by the device thread (a pipe it writes to
         once a block is there), never by polling. Ends and raises like
-        :meth:`blocks`.
+        `blocks()`.
         """
         return self._rings("async for").aiter()
 
@@ -1185,12 +1185,12 @@ class Stream:
 class ProgramStream(Stream):
     """A callback-free stream: the engine plays from and records into arrays.
 
-    Built by :meth:`~duplexaudio.host.Device.build_play_stream`,
-    :meth:`~duplexaudio.host.Device.build_rec_stream` and
-    :meth:`~duplexaudio.host.Device.build_playrec_stream`. The device thread
+    Built by `build_play_stream()`,
+    `build_rec_stream()` and
+    `build_playrec_stream()`. The device thread
     copies every block itself, so no Python runs per block and the stream
     survives any GIL stall. It stops by itself when the program has run
-    (:meth:`wait` returns then); ``stop()`` ends it early, with what was
+    (`wait()` returns then); ``stop()`` ends it early, with what was
     recorded so far kept. A finished program cannot be restarted. ``pause()``
     and ``start()`` resume where it was, but the duplex alignment (from the
     first block's timestamps) holds only for an uninterrupted run, like it

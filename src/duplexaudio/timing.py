@@ -1,10 +1,10 @@
 """Time as a stream's callback sees it: timestamps, block info, latency.
 
-What lives here: :class:`CallbackTimestamp`, :class:`CallbackInfo` and
-:class:`DuplexCallbackInfo` (passed to callbacks, one per block),
-:class:`StreamLatency`, and exact integer conversions between frames and
+What lives here: `CallbackTimestamp`, `CallbackInfo` and
+`DuplexCallbackInfo` (passed to callbacks, one per block),
+`StreamLatency`, and exact integer conversions between frames and
 nanoseconds. All times are integer nanoseconds on ``CLOCK_MONOTONIC``, the
-clock of :func:`time.monotonic_ns` and of ``stream.now()``.
+clock of `time.monotonic_ns()` and of ``stream.now()``.
 
 What does not live here: reading the clock or the device's timing (the
 engine and the hosts do that), and stream statistics (``duplexaudio.stream``).

@@ -1,7 +1,7 @@
 """The native real-time engine (C, built with cffi at install time).
 
 Exposes ``ffi`` and ``lib`` of the compiled module and nothing else; the
-Python side of streams is :mod:`duplexaudio.stream`. Next to this file is
+Python side of streams is `duplexaudio.stream`. Next to this file is
 only what every host shares: ``engine.c`` (the hand-over between a device
 thread and the Python worker, events, threads, run-time library loading),
 ``samples.c`` (the one sample converter), their headers (``engine_api.h`` for

@@ -2,23 +2,23 @@
 
 A host is one folder, ``duplexaudio/hosts/<name>/``:
 
-- ``__init__.py`` has the module functions of :class:`HostModule`
+- ``__init__.py`` has the module functions of `HostModule`
   (``is_available``, ``open_host``), a subclass of
-  :class:`duplexaudio.host.Host` (whose hooks are :class:`HostHooks`), a
-  subclass of :class:`duplexaudio.host.Device` (hooks: :class:`DeviceHooks`)
-  and, per stream, a :class:`Backend` (usually a :class:`HandleBackend`).
+  `duplexaudio.host.Host` (whose hooks are `HostHooks`), a
+  subclass of `duplexaudio.host.Device` (hooks: `DeviceHooks`)
+  and, per stream, a `Backend` (usually a `HandleBackend`).
 - Where it has C: ``<name>.c`` holds the device thread, which includes the
   engine's ``engine.h`` and calls ``da_engine_process`` once per cycle, and
   ``<name>_api.h`` declares what Python may call, in the C subset cffi's
   cdef parses. The build gathers every host's folder; nothing else changes.
-- One line in :class:`duplexaudio.host.HostId` registers it.
+- One line in `duplexaudio.host.HostId` registers it.
 
-What a host may use: this module; :mod:`duplexaudio.host` (``Device``,
+What a host may use: this module; `duplexaudio.host` (``Device``,
 ``Host``, ``DeviceId``, ``DeviceDescription``, ``HostId``, ``host_from_id``
 to ask another host a declared question); the value types of
-:mod:`duplexaudio.config`, :mod:`duplexaudio.formats`,
-:mod:`duplexaudio.errors` and :mod:`duplexaudio.timing`; and
-:mod:`duplexaudio._engine` for its own C. Hosts never import each other
+`duplexaudio.config`, `duplexaudio.formats`,
+`duplexaudio.errors` and `duplexaudio.timing`; and
+`duplexaudio._engine` for its own C. Hosts never import each other
 (a test pins it), and override nothing of ``Device`` or ``Host`` that
 starts with an underscore unless it is declared here.
 
@@ -26,11 +26,11 @@ The C boundary, one convention for every host (``engine.h`` says it in C):
 a function that can fail returns 0 (or a count) or a negative errno code
 and writes why into a message buffer its caller passes last
 (``char *msg, size_t len``); a text result goes into a caller's buffer and
-``-ENOSPC`` asks for a larger one. :func:`call` and :func:`read_text` make
-such calls, and :func:`check` turns the result into :class:`Error` with the
-kind the code means (:data:`ERRNO_KINDS`) and the host's own message.
+``-ENOSPC`` asks for a larger one. `call()` and `read_text()` make
+such calls, and `check()` turns the result into `Error` with the
+kind the code means (`ERRNO_KINDS`) and the host's own message.
 
-:mod:`duplexaudio.stream` and :mod:`duplexaudio.host` build on this module;
+`duplexaudio.stream` and `duplexaudio.host` build on this module;
 it imports only the value types and the engine.
 """
 
@@ -94,7 +94,7 @@ class StreamParams:
     """A validated request for a stream, as a host's backend receives it.
 
     Every value has been checked against the device's ranges before the
-    backend sees it (:mod:`duplexaudio.host`); a backend refuses only what
+    backend sees it (`duplexaudio.host`); a backend refuses only what
     the device itself turns down when it is opened.
 
     Attributes
@@ -181,7 +181,7 @@ class Backend(Protocol):
         ...
 
     def start(self) -> None:
-        """Start the device thread (raise :class:`Error` on failure)."""
+        """Start the device thread (raise `Error` on failure)."""
         ...
 
     def stop(self) -> None:
@@ -202,7 +202,7 @@ class HandleBackend:
     device, or None when the device keeps cycling into the stopped engine.
     """
 
-    #: What :meth:`_with_handle` returns once the handle is closed (C calls
+    #: What `_with_handle()` returns once the handle is closed (C calls
     #: may themselves return None).
     CLOSED: Any = object()
 
@@ -212,7 +212,7 @@ class HandleBackend:
         self._stop_c = stop
 
     def _with_handle(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(handle, *args)`` under the lock; :attr:`CLOSED` once it is closed."""
+        """``fn(handle, *args)`` under the lock; `CLOSED` once it is closed."""
         with self._lock:
             return self.CLOSED if self._handle is None else fn(self._handle, *args)
 
@@ -223,7 +223,7 @@ class HandleBackend:
         context: str,
         default: ErrorKind = ErrorKind.BACKEND_ERROR,
     ) -> int | None:
-        """:func:`call` of ``fn(handle, *args)`` under the lock; None once it is closed."""
+        """`call()` of ``fn(handle, *args)`` under the lock; None once it is closed."""
         with self._lock:
             if self._handle is None:
                 return None
@@ -248,7 +248,7 @@ class HandleBackend:
 
 @checked_methods
 class DeviceHooks(ABC):
-    """What a host's :class:`~duplexaudio.host.Device` implements.
+    """What a host's `Device` implements.
 
     ``Device`` builds everything a user calls (validation, defaults,
     ``build_*_stream``) on these members, once for every host. The abstract
@@ -315,9 +315,9 @@ class DeviceHooks(ABC):
     def _open_backend(self, engine: CData, params: StreamParams) -> Backend:
         """Open the device for a validated stream and bind it to the engine.
 
-        The backend's device thread must meet :class:`Backend`'s guarantees;
+        The backend's device thread must meet `Backend`'s guarantees;
         it keeps ``engine`` alive for as long as that thread can run. Raise
-        :class:`Error` (``DEVICE_NOT_AVAILABLE``, ``DEVICE_BUSY``,
+        `Error` (``DEVICE_NOT_AVAILABLE``, ``DEVICE_BUSY``,
         ``UNSUPPORTED_CONFIG``...) when the device cannot be opened, after
         releasing whatever was opened.
         """
@@ -325,7 +325,7 @@ class DeviceHooks(ABC):
 
 @checked_methods
 class HostHooks(ABC):
-    """What a host's :class:`~duplexaudio.host.Host` implements.
+    """What a host's `Host` implements.
 
     ``Host`` adds the filters and defaults users call; a host may also
     override its public ``default_input_device``, ``default_output_device``
@@ -436,7 +436,7 @@ def check(
     context: str,
     default: ErrorKind = ErrorKind.BACKEND_ERROR,
 ) -> int:
-    """``result`` when it is not negative; else raise the :class:`Error` it means.
+    """``result`` when it is not negative; else raise the `Error` it means.
 
     Parameters
     ----------
@@ -447,7 +447,7 @@ def check(
     context
         What was being done, for the message (``"ALSA device 'alsa:x'"``).
     default
-        The kind for a code :data:`ERRNO_KINDS` does not list.
+        The kind for a code `ERRNO_KINDS` does not list.
 
     Raises
     ------
@@ -467,7 +467,7 @@ def call(
     context: str,
     default: ErrorKind = ErrorKind.BACKEND_ERROR,
 ) -> int:
-    """``fn(*args, msg, len)`` with a fresh message buffer, through :func:`check`."""
+    """``fn(*args, msg, len)`` with a fresh message buffer, through `check()`."""
     msg = ffi.new("char[]", MESSAGE_BYTES)
     return check(int(fn(*args, msg, MESSAGE_BYTES)), msg, context=context, default=default)
 
@@ -488,8 +488,8 @@ def read_text(
     Raises
     ------
     Error
-        As :func:`check`; ``RESOURCE_EXHAUSTED`` when the text would need
-        more than :data:`TEXT_LIMIT` bytes.
+        As `check()`; ``RESOURCE_EXHAUSTED`` when the text would need
+        more than `TEXT_LIMIT` bytes.
     """
     size = _FIRST_TEXT
     msg = ffi.new("char[]", MESSAGE_BYTES)

@@ -23,9 +23,9 @@ PCMs of a sound server (``jack``, ``pulse``: one server, one clock). The
 round trip is measured from the PCM delays, every cycle (a lasting shift is
 reported as an xrun), except where the delays cannot tell: a ``type jack``
 PCM's share of JACK is asked of the JACK host through the registry
-(:meth:`~duplexaudio.hosts._contract.HostHooks.external_latency`), and a
+(`external_latency()`), and a
 duplex stream on a ``type pulse`` PCM is measured from the plugin's ring
-positions (see :func:`_latency_model`). Both are found by following the
+positions (see `_latency_model()`). Both are found by following the
 PCM's definition in the configuration. libasound is loaded at run time.
 """
 
@@ -227,7 +227,7 @@ class AlsaBackend(HandleBackend):
     by_position
         True when the round trip is measured from the ring positions rather
         than the delays (duplex on a ``type pulse`` PCM; see
-        :func:`_latency_model`).
+        `_latency_model()`).
     """
 
     def __init__(self, device: AlsaDevice, engine: CData, params: StreamParams) -> None:
@@ -254,7 +254,7 @@ class AlsaBackend(HandleBackend):
     @property
     def latency(self) -> StreamLatency:
         """(capture delay + one period, playback delay) in frames, plus what a
-        server adds beyond the PCM (:attr:`beyond`), measured at the first
+        server adds beyond the PCM (`beyond`), measured at the first
         cycle of the stream and again after each xrun or slip."""
         capture = ffi.new("int64_t *")
         playback = ffi.new("int64_t *")

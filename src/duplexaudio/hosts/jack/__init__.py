@@ -17,7 +17,7 @@ Devices
     stream's outputs feed its input ports.
 
 Other servers are reached by id (``host.device_by_id("jack:other")``).
-:meth:`JackHost.external_latency` answers the ALSA host's one question of
+`JackHost.external_latency()` answers the ALSA host's one question of
 JACK (asked through the registry): what the graph adds around a
 ``type jack`` PCM.
 """

@@ -114,16 +114,16 @@ class _VirtualBackend(HandleBackend):
 
 
 class VirtualDevice(Device):
-    """A device of the virtual host. Create more with :class:`VirtualHost`'s ``add_*`` methods.
+    """A device of the virtual host. Create more with `VirtualHost`'s ``add_*`` methods.
 
-    Every virtual device accepts every :class:`~duplexaudio.SampleFormat`
+    Every virtual device accepts every `SampleFormat`
     (the engine converts from its float32 clock), any channel count from 1 to
     its ``channels``, any sample rate in its range and any buffer size in its
     range.
 
-    Fault injection (for testing code that uses streams): :meth:`disconnect`,
-    :meth:`reconnect`, :meth:`change_buffer_size`, :meth:`change_sample_rate`,
-    :meth:`glitch`, :meth:`stall`, :meth:`resume`. Each acts on every running
+    Fault injection (for testing code that uses streams): `disconnect()`,
+    `reconnect()`, `change_buffer_size()`, `change_sample_rate()`,
+    `glitch()`, `stall()`, `resume()`. Each acts on every running
     stream of the device within one period, from the device's own clock thread, exactly as
     a failing real device would be reported.
     """
@@ -384,7 +384,7 @@ class VirtualDevice(Device):
         Parameters
         ----------
         seconds
-            How long; None stalls until :meth:`resume`. When the clock
+            How long; None stalls until `resume()`. When the clock
             resumes the lost cycles count as one xrun. A stall longer than a
             stream's ``timeout`` ends that stream with ``TIMED_OUT``.
         """
@@ -397,7 +397,7 @@ class VirtualDevice(Device):
             backend.stall(until)
 
     def resume(self) -> None:
-        """End a stall started with :meth:`stall`."""
+        """End a stall started with `stall()`."""
         for backend in self._each_backend():
             backend.stall(0)
 
@@ -413,8 +413,8 @@ _DEVICE_OPTIONS = frozenset(
 class VirtualHost(Host):
     """The in-process host: ``virtual:loopback``, ``virtual:output``, ``virtual:input``.
 
-    Add devices of your own with :meth:`add_loopback`, :meth:`add_output` and
-    :meth:`add_input`; remove them with :meth:`remove_device`.
+    Add devices of your own with `add_loopback()`, `add_output()` and
+    `add_input()`; remove them with `remove_device()`.
     """
 
     def __init__(self) -> None:
@@ -498,15 +498,15 @@ class VirtualHost(Host):
     def add_output(self, name: str, **options: Any) -> VirtualDevice:
         """Add an output-only device; what is played is discarded.
 
-        Options as :meth:`add_loopback`.
+        Options as `add_loopback()`.
         """
         return self._add(name, "output", **options)
 
     def add_input(self, name: str, **options: Any) -> VirtualDevice:
         """Add an input-only device that captures a signal you supply.
 
-        Options as :meth:`add_loopback` (but no ``latency``), plus ``signal``
-        (see :meth:`VirtualDevice.set_signal`) and ``loop`` (default True).
+        Options as `add_loopback()` (but no ``latency``), plus ``signal``
+        (see `VirtualDevice.set_signal()`) and ``loop`` (default True).
         """
         return self._add(name, "input", **options)
 
