@@ -93,19 +93,15 @@ def pcm(host: AlsaHost, name: str) -> AlsaDevice:
 
 
 class BlockLoop(ImpulseLoop):
-    """An ImpulseLoop that also notes the block each impulse was sent in."""
+    """An ImpulseLoop that also notes the round trip reported in each block."""
 
     def __init__(self, blocks: int) -> None:
         super().__init__(blocks, every=8)
-        self.sent_blocks: list[int] = []
         self.round_trip_at: list[int] = []  # the round trip info reported, per block
 
     def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
-        block, sent = self.count, len(self.sent)
         self.round_trip_at.append(ns_to_frames(info.round_trip_ns, RATE))
         super().__call__(inp, out, info)
-        if len(self.sent) > sent:
-            self.sent_blocks.append(block)
 
     def returns(self, first: int = 0, last: int | None = None) -> list[tuple[int, list[int]]]:
         """(block sent, every round trip it came back at before the next was
