@@ -279,3 +279,12 @@ def test_latency_plot_saves_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[
     path = tmp_path / "lat.png"
     assert main(["latency", "-n", "4", "--interval", "0.02", "--plot", str(path)]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_take_the_device_cannot_record_leaves_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "never.wav"
+    assert main(["record", str(path), "-s", "1", "-c", "99", "-d", "virtual:loopback"]) == 2
+    assert "99 input channels" in capsys.readouterr().err
+    assert not path.exists()

@@ -359,6 +359,11 @@ def record_file(
 
     try:
         stream = dev.build_input_stream(StreamConfig(ch, device_rate, _buffer(buffer_size)))
+    except BaseException:
+        out.close()
+        Path(path).unlink(missing_ok=True)  # no empty file for a take never made
+        raise
+    try:
         step = max(stream.buffer_size, round(device_rate * _STEP_SECONDS))
         with stream:
             done = False
