@@ -19,13 +19,17 @@ import argparse
 import inspect
 import itertools
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -163,7 +167,7 @@ def nothing_left_behind() -> Iterator[None]:
 MODULE_FUNCTIONS: list[Callable[..., Any]] = [
     da.from_float, da.to_float, da.set_switch_interval, da.host_from_id, da.BufferSize.fixed,
     da.DeviceId.parse, da.SampleFormat.from_dtype, da.SampleFormat.parse, da.query_devices,
-    da.wait, da.stop,
+    da.wait, da.stop, da.find_device,
 ]  # fmt: skip
 CONSTRUCTORS: list[Callable[..., Any]] = [
     da.StreamConfig, da.DuplexStreamConfig, da.DeviceId, da.SupportedBufferSize,
@@ -188,6 +192,29 @@ def test_one_call_functions(loopback: VirtualDevice, name: str, data: st.DataObj
     if data.draw(st.booleans(), label="on the loopback"):
         kwargs["device"] = loopback
     outcome(fn, args, kwargs)
+
+
+@pytest.mark.parametrize("name", ["play_file", "record_file"])
+@FUZZ
+@given(data=st.data())
+def test_file_functions(loopback: VirtualDevice, name: str, data: st.DataObject) -> None:
+    """Hostile arguments but for the file (a private one, a real WAV to play) and
+    a stop that comes after 0.2 s, so a take of ten hours or of no end ends."""
+    fn = getattr(da, name)
+    args, kwargs = fill(data, fn)
+    folder = Path(tempfile.mkdtemp(prefix="da-fuzz-"))
+    try:
+        wav = folder / "x.wav"
+        sf.write(wav, np.zeros((4800, 2), np.float32), 48000)
+        kwargs["path"] = wav if name == "play_file" else folder / "take.wav"
+        if data.draw(st.booleans(), label="on the loopback"):
+            kwargs["device"] = loopback
+        if kwargs.get("stop") is None:  # else a hostile one, refused before anything opens
+            kwargs["stop"] = threading.Event()
+            threading.Timer(0.2, kwargs["stop"].set).start()
+        outcome(fn, args, kwargs)
+    finally:
+        shutil.rmtree(folder)
 
 
 DEVICE_METHODS = [

@@ -194,6 +194,10 @@ def _by_name(text: str, direction: str) -> Device:
     )
 
 
+#: What find_device's ``direction`` takes.
+_DIRECTIONS = ("input", "output", "duplex")
+
+
 @checked
 def find_device(device: DeviceLike, *, direction: str) -> Device:
     """Resolve a user's device argument into a device that can do ``direction``.
@@ -215,6 +219,11 @@ def find_device(device: DeviceLike, *, direction: str) -> Device:
         candidates) when none matches now; ``INVALID_INPUT`` for an
         ambiguous name, an index out of range or a value of another type.
     """
+    if not isinstance(direction, str) or direction not in _DIRECTIONS:
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"direction must be one of {', '.join(map(repr, _DIRECTIONS))}, got {direction!r}",
+        )
     if isinstance(device, Device):
         return device
     if device is None:

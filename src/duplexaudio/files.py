@@ -182,6 +182,24 @@ def _rate_for(device: Device, output: bool, rate: int, channels: int) -> int:
     return own.sample_rate
 
 
+def _hooks(
+    stop: object, on_block: object
+) -> tuple[threading.Event, Callable[[int, np.ndarray[Any, Any]], None] | None]:
+    """The stop event (a new one for None) and the block hook, checked before anything opens."""
+    if stop is None:
+        stop = threading.Event()
+    if not isinstance(stop, threading.Event):
+        raise Error(
+            ErrorKind.INVALID_INPUT, f"stop must be a threading.Event or None, got {stop!r}"
+        )
+    if on_block is not None and not callable(on_block):
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"on_block must be callable as on_block(frames, block) or None, got {on_block!r}",
+        )
+    return stop, on_block
+
+
 def _buffer(buffer_size: int | None) -> BufferSize:
     return BufferSize.DEFAULT if buffer_size is None else BufferSize.fixed(buffer_size)
 
@@ -229,7 +247,7 @@ def play_file(
         opens); ``UNSUPPORTED_OPERATION`` when conversion is needed and soxr
         is not installed; the stream's own errors.
     """
-    stop = stop or threading.Event()
+    stop, on_block = _hooks(stop, on_block)
     with sound_file(path, "r") as f:
         rate, channels = int(f.samplerate), int(f.channels)
         dev = find_device(device, direction="output")
@@ -330,7 +348,7 @@ def record_file(
         (before a device opens); the stream's own errors (the file is closed
         valid first).
     """
-    stop = stop or threading.Event()
+    stop, on_block = _hooks(stop, on_block)
     limit = optional_seconds("seconds", seconds)
     dev = find_device(device, direction="input")
     own = dev.default_input_config()
