@@ -19,6 +19,7 @@ two functions with a progress bar.
 
 from __future__ import annotations
 
+import importlib
 import math
 import threading
 import time
@@ -53,8 +54,6 @@ _SUBTYPES = {".wav": "FLOAT", ".flac": "PCM_24", ".ogg": "VORBIS"}
 
 def optional_module(name: str, extra: str) -> Any:
     """Import an optional dependency, or raise an ``Error`` saying how to install it."""
-    import importlib
-
     try:
         return importlib.import_module(name)
     except ImportError as exc:
@@ -173,11 +172,8 @@ class _Converter:
 def _rate_for(device: Device, output: bool, rate: int, channels: int) -> int:
     """``rate`` if the device takes it with ``channels`` channels, else the device's own."""
     ranges = device.supported_output_configs() if output else device.supported_input_configs()
-    for r in ranges:
-        if r.min_channels <= channels <= r.max_channels and (
-            r.min_sample_rate <= rate <= r.max_sample_rate
-        ):
-            return rate
+    if any(r.supports_channels(channels) and r.supports_rate(rate) for r in ranges):
+        return rate
     own = device.default_output_config() if output else device.default_input_config()
     return own.sample_rate
 

@@ -26,7 +26,7 @@ from duplexaudio.hosts import _contract
 from duplexaudio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost, _hints, _served_by
 from duplexaudio.hosts.jack import JackBackend, JackDevice
 from duplexaudio.timing import ns_to_frames
-from tests.blocking import blocking_round_trips
+from tests.blocking import FLAG_LAG_BLOCKS, blocking_round_trips
 from tests.conftest import server_unavailable
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
@@ -124,7 +124,7 @@ class BlockLoop(ImpulseLoop):
         """(first, last) block of each stretch between xruns. A slip is flagged
         some cycles after it happens, so the blocks just before a flag are left out."""
         edges = [-1, *self.xrun_blocks, self.blocks]
-        return [(lo + 1, hi - 12) for lo, hi in itertools.pairwise(edges)]
+        return [(lo + 1, hi - FLAG_LAG_BLOCKS) for lo, hi in itertools.pairwise(edges)]
 
     def after_last_xrun(self) -> int:
         """Alignment is re-established by each recovery: the last stretch is one run."""
