@@ -13,19 +13,13 @@
  * Threads: one device thread (writer of the real-time fields), one worker
  * (writer of the worker fields), any number of event posters, one event
  * reader (the supervisor). */
-#define _GNU_SOURCE
 #include "engine.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <sched.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #define EVENT_RING 64       /* events are rare: state changes, not xruns */
 #define HANDOFF_LOG 65536   /* last hand-over times, for benchmarks */
@@ -51,7 +45,7 @@ struct da_engine {
     atomic_uint drain_left;
 
     /* hand-over */
-    sem_t work_sem, done_sem;
+    da_sem *work_sem, *done_sem;
     atomic_uint_fast64_t handed;   /* seq of the last block handed over */
     atomic_uint_fast64_t done;     /* seq of the last block finished */
     atomic_int done_status;
@@ -83,7 +77,7 @@ struct da_engine {
     atomic_uint_fast64_t gap_count;    /* release: the entry is written first */
     atomic_uint_fast64_t overflows, overflow_frames, underflows, underflow_frames;
     atomic_uint_fast64_t input_lost, output_shift;
-    sem_t ring_sem;                    /* posted when a reader or writer waits */
+    da_sem *ring_sem;                  /* posted when a reader or writer waits */
     atomic_int ring_waiting;
     atomic_int notify_fd, notify_armed;
 
@@ -92,7 +86,7 @@ struct da_engine {
     int64_t work_start_ns;
     int follow;                        /* run where the device thread ran */
     int worker_cpu;                    /* where the worker is pinned, -1: not */
-    cpu_set_t allowed;                 /* the worker's CPUs before it followed */
+    da_cpus allowed;                   /* the worker's CPUs before it followed */
     atomic_int device_cpu;             /* device thread's CPU at the last hand-over */
 
     /* stats: single writer each, read relaxed */
@@ -105,34 +99,16 @@ struct da_engine {
     atomic_uint_fast64_t timings;
 
     /* events: many writers, one reader */
-    sem_t ev_sem;
+    da_sem *ev_sem;
     atomic_uint_fast64_t ev_write;
     atomic_uint_fast64_t ev_read;
     event_slot events[EVENT_RING];
 };
 
-int64_t da_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 int64_t da_frames_to_ns(int64_t frames, uint32_t rate) {
     int64_t r = (int64_t)rate, whole = frames / r, rest = frames % r;
     if (rest < 0) { rest += r; whole -= 1; }
     return whole * 1000000000LL + (2 * rest * 1000000000LL + r) / (2 * r);
-}
-
-struct timespec da_timespec(int64_t ns) {
-    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-    return ts;
-}
-
-int da_sem_wait_until(sem_t *sem, int64_t until_ns) {
-    struct timespec until = da_timespec(until_ns);
-    while (sem_clockwait(sem, CLOCK_MONOTONIC, &until) != 0)
-        if (errno != EINTR) return -ETIMEDOUT;
-    return 0;
 }
 
 /* ---- lifetime ------------------------------------------------------- */
@@ -163,16 +139,15 @@ da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
     e->out_block = out_block;
     e->handoff_log = calloc(HANDOFF_LOG, sizeof(uint32_t));
     e->timing_log = calloc(TIMING_LOG, sizeof *e->timing_log);
-    if (!e->handoff_log || !e->timing_log) {
-        free(e->handoff_log);
-        free(e->timing_log);
-        free(e);
+    e->work_sem = da_sem_new();
+    e->done_sem = da_sem_new();
+    e->ev_sem = da_sem_new();
+    e->ring_sem = da_sem_new();
+    if (!e->handoff_log || !e->timing_log || !e->work_sem || !e->done_sem || !e->ev_sem ||
+        !e->ring_sem) {
+        da_engine_free(e);
         return NULL;
     }
-    sem_init(&e->work_sem, 0, 0);
-    sem_init(&e->done_sem, 0, 0);
-    sem_init(&e->ev_sem, 0, 0);
-    sem_init(&e->ring_sem, 0, 0);
     atomic_init(&e->notify_fd, -1);
     atomic_init(&e->state, DA_STATE_STOPPED);
     return e;
@@ -180,10 +155,10 @@ da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
 
 void da_engine_free(da_engine *e) {
     if (!e) return;
-    sem_destroy(&e->work_sem);
-    sem_destroy(&e->done_sem);
-    sem_destroy(&e->ev_sem);
-    sem_destroy(&e->ring_sem);
+    da_sem_free(e->work_sem);
+    da_sem_free(e->done_sem);
+    da_sem_free(e->ev_sem);
+    da_sem_free(e->ring_sem);
     free(e->handoff_log);
     free(e->timing_log);
     free(e);
@@ -259,11 +234,11 @@ void da_event_post(da_engine *e, int code, int64_t value) {
     s->code = code;
     s->value = value;
     atomic_store_explicit(&s->ready, idx + 1, memory_order_release);
-    sem_post(&e->ev_sem);
+    da_sem_post(e->ev_sem);
 }
 
 int da_event_wait(da_engine *e, int64_t timeout_ns, da_event *ev) {
-    if (da_sem_wait_until(&e->ev_sem, da_now_ns() + (timeout_ns > 0 ? timeout_ns : 0)) != 0)
+    if (da_sem_wait_until(e->ev_sem, da_now_ns() + (timeout_ns > 0 ? timeout_ns : 0)) != 0)
         return 0;
     uint64_t r = atomic_load(&e->ev_read);
     event_slot *s = &e->events[r % EVENT_RING];
@@ -320,14 +295,8 @@ size_t da_engine_gaps(da_engine *e, uint64_t first, da_gap *out, size_t max) {
  * Both are flags exchanged to 0, so a cycle nobody waits on costs two
  * atomic operations and no system call. */
 static void ring_wake(da_engine *e) {
-    if (atomic_exchange(&e->ring_waiting, 0)) sem_post(&e->ring_sem);
-    if (atomic_exchange(&e->notify_armed, 0)) {
-        int fd = atomic_load(&e->notify_fd);
-        char byte = 1;
-        if (fd >= 0 && write(fd, &byte, 1) < 0) {
-            /* Full pipe (the loop has bytes to read already) or closed: nothing to do. */
-        }
-    }
+    if (atomic_exchange(&e->ring_waiting, 0)) da_sem_post(e->ring_sem);
+    if (atomic_exchange(&e->notify_armed, 0)) da_fd_poke(atomic_load(&e->notify_fd));
 }
 
 void da_engine_ring_notify_fd(da_engine *e, int fd) { atomic_store(&e->notify_fd, fd); }
@@ -344,8 +313,8 @@ int da_engine_ring_wait(da_engine *e, int output, uint64_t frames, int64_t timeo
         int state = atomic_load(&e->state);
         if (state != DA_STATE_RUNNING && state != DA_STATE_DRAINING) return -1;
         if (timeout_ns < 0) {
-            if (sem_wait(&e->ring_sem) != 0) return 0; /* a signal: the caller looks again */
-        } else if (da_sem_wait_until(&e->ring_sem, until) != 0) {
+            if (da_sem_wait(e->ring_sem) != 0) return 0; /* a signal: the caller looks again */
+        } else if (da_sem_wait_until(e->ring_sem, until) != 0) {
             return (output ? da_ring_writable(r) : da_ring_readable(r)) >= frames;
         }
     }
@@ -400,13 +369,8 @@ static void max_store(atomic_uint_fast64_t *m, uint64_t v) {
  * CPU; and a pipelined worker runs beside the device thread by design. */
 static void follow_device_cpu(da_engine *e) {
     const int cpu = atomic_load_explicit(&e->device_cpu, memory_order_relaxed);
-    if (!e->follow || cpu < 0 || cpu == e->worker_cpu || cpu >= CPU_SETSIZE ||
-        !CPU_ISSET(cpu, &e->allowed))
-        return;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (sched_setaffinity(0, sizeof one, &one) == 0) e->worker_cpu = cpu;
+    if (!e->follow || cpu < 0 || cpu == e->worker_cpu || !da_cpus_has(&e->allowed, cpu)) return;
+    if (da_cpu_pin(cpu) == 0) e->worker_cpu = cpu;
     else e->follow = 0; /* refused (a cgroup's cpuset): stay as we are */
 }
 
@@ -418,11 +382,11 @@ int da_worker_next(da_engine *e, int status, da_block_info *info) {
         atomic_store(&e->done_status, status);
         atomic_store(&e->done, e->working_seq);
         e->working_seq = 0;
-        sem_post(&e->done_sem);
+        da_sem_post(e->done_sem);
     }
     for (;;) {
         if (atomic_load(&e->quit)) return 0;
-        if (sem_wait(&e->work_sem) != 0) continue; /* EINTR */
+        if (da_sem_wait(e->work_sem) != 0) continue; /* EINTR */
         if (atomic_load(&e->quit)) return 0;
         if (atomic_load(&e->handed) == atomic_load(&e->done)) continue; /* stale post */
         break;
@@ -436,21 +400,17 @@ int da_worker_next(da_engine *e, int status, da_block_info *info) {
 }
 
 int da_worker_realtime(da_engine *e, int priority, char *msg, size_t len) {
-    struct sched_param sp = {.sched_priority = priority};
-    int err = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+    char why[200] = "";
+    int err = da_thread_make_realtime(priority, why, sizeof why);
     atomic_store(&e->worker_realtime, err == 0);
-    e->follow = !err && !e->pipelined && sched_getaffinity(0, sizeof e->allowed, &e->allowed) == 0;
-    if (err) {
-        snprintf(msg, len, "SCHED_FIFO priority %d for the Python worker: %s", priority,
-                 strerror(err));
-        return -err;
-    }
-    return 0;
+    e->follow = !err && !e->pipelined && da_cpu_allowed(&e->allowed) == 0;
+    if (err) snprintf(msg, len, "the Python worker: %s", why);
+    return err;
 }
 
 void da_worker_quit(da_engine *e) {
     atomic_store(&e->quit, 1);
-    sem_post(&e->work_sem);
+    da_sem_post(e->work_sem);
 }
 
 /* ---- the device side ------------------------------------------------- *
@@ -662,10 +622,10 @@ static uint64_t hand_over(da_engine *e, const float *const *in, size_t in_stride
     e->info.frames = frames;
     e->info.xrun = e->pending_xrun;
     e->pending_xrun = 0;
-    atomic_store_explicit(&e->device_cpu, sched_getcpu(), memory_order_relaxed);
+    atomic_store_explicit(&e->device_cpu, da_cpu_current(), memory_order_relaxed);
     *posted = da_now_ns();
     atomic_store(&e->handed, seq);
-    sem_post(&e->work_sem);
+    da_sem_post(e->work_sem);
     return seq;
 }
 
@@ -676,7 +636,7 @@ static int await_result(da_engine *e, uint64_t seq, int64_t posted, const da_cyc
     int64_t until = t->deadline_anchor_ns + e->deadline_ns;
     if (t->deadline_limit_ns && t->deadline_limit_ns < until) until = t->deadline_limit_ns;
     while (atomic_load(&e->done) != seq)
-        if (da_sem_wait_until(&e->done_sem, until) != 0) break;
+        if (da_sem_wait_until(e->done_sem, until) != 0) break;
     if (atomic_load(&e->done) != seq) {
         atomic_fetch_add_explicit(&e->late, 1, memory_order_relaxed);
         e->pending_xrun = 1;
@@ -720,49 +680,48 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
     }
 }
 
-/* ---- threads and run-time linking ------------------------------------ */
+/* ---- bounded calls ---------------------------------------------------- */
 
-int da_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, int want_realtime,
-                    int *realtime) {
-    *realtime = 0;
-    if (want_realtime) {
-        pthread_attr_t attr;
-        struct sched_param sp = {.sched_priority = 60};
-        pthread_attr_init(&attr);
-        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-        pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
-        pthread_attr_setschedparam(&attr, &sp);
-        *realtime = pthread_create(thread, &attr, fn, arg) == 0;
-        pthread_attr_destroy(&attr);
+typedef struct {
+    void (*fn)(void *);
+    void *arg;
+    da_sem *done;
+    atomic_int state; /* 0 running, 1 abandoned by the caller, 2 finished */
+} bounded_call;
+
+static void *bounded_thread(void *raw) {
+    bounded_call *c = raw;
+    c->fn(c->arg);
+    da_sem_post(c->done);
+    if (atomic_exchange(&c->state, 2) == 1) { /* the caller left: clean up alone */
+        da_sem_free(c->done);
+        free(c);
     }
-    return *realtime ? 0 : pthread_create(thread, NULL, fn, arg);
+    return NULL;
 }
 
-int da_load_library(const char *soname, const da_symbol *symbols, size_t count,
-                    void (*loaded)(void), void **handle, pthread_mutex_t *lock, char *msg,
-                    size_t len) {
-    int r = 0;
-    pthread_mutex_lock(lock);
-    if (!*handle) {
-        void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            snprintf(msg, len, "cannot load %s: %s", soname, dlerror());
-            r = -ENOENT;
-        }
-        for (size_t i = 0; h && i < count; i++) {
-            void *address = dlsym(h, symbols[i].name);
-            if (!address) {
-                snprintf(msg, len, "%s lacks %s", soname, symbols[i].name);
-                dlclose(h);
-                h = NULL;
-                r = -ENOENT;
-                break;
-            }
-            memcpy(symbols[i].slot, &address, sizeof address); /* function pointer from void * */
-        }
-        if (h && loaded) loaded();
-        *handle = h;
+int da_run_within(void (*fn)(void *), void *arg, int timeout_ms) {
+    bounded_call *c = calloc(1, sizeof *c);
+    da_thread *thread;
+    int realtime;
+    if (c) {
+        c->fn = fn;
+        c->arg = arg;
+        c->done = da_sem_new();
     }
-    pthread_mutex_unlock(lock);
-    return r;
+    if (!c || !c->done || da_thread_start(&thread, bounded_thread, c, 0, &realtime) != 0) {
+        if (c) da_sem_free(c->done);
+        free(c);
+        fn(arg); /* no helper: the caller runs it, unbounded */
+        return 0;
+    }
+    int r = da_sem_wait_until(c->done, da_now_ns() + (int64_t)timeout_ms * 1000000);
+    if (r == 0 || atomic_exchange(&c->state, 1) == 2) {
+        da_thread_join(thread);
+        da_sem_free(c->done);
+        free(c);
+        return 0;
+    }
+    da_thread_detach(thread);
+    return -ETIMEDOUT;
 }

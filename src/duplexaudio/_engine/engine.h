@@ -1,6 +1,7 @@
 /* What the engine gives the hosts' C (each host folder): the per-cycle
- * entry point, sample conversion, timing helpers, thread start and run-time
- * library loading. Python sees only engine_api.h, which this includes, and
+ * entry point and sample conversion; threads, semaphores, the clock and
+ * run-time library loading come from the platform layer (platform.h, which
+ * this includes). Python sees only engine_api.h, which this includes, and
  * each host's own <name>_api.h.
  *
  * The C boundary, for every host: a function that can fail returns 0 (or a
@@ -13,13 +14,11 @@
 #ifndef DA_ENGINE_H
 #define DA_ENGINE_H
 
-#include <pthread.h>
-#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "engine_api.h"
+#include "platform.h"
 
 /* ---- the per-cycle entry point ---------------------------------------------- */
 
@@ -55,6 +54,13 @@ uint32_t da_engine_frames(const da_engine *e);
  * blocks to Python, so no block of a changed size ever reaches the user. */
 void da_engine_fail(da_engine *e, int event, int64_t value);
 
+/* Run fn(arg) on a helper thread and wait until timeout_ms at most: 0 when
+ * it returned (or ran here, when no thread could be started), -ETIMEDOUT
+ * when it did not: it is abandoned and goes on alone, so fn must own arg
+ * (free what it frees). For closing calls into a library that can block
+ * forever on a server that died. */
+int da_run_within(void (*fn)(void *), void *arg, int timeout_ms);
+
 /* ---- sample conversion (samples.c): the one converter ----------------------- */
 
 /* Bytes per sample of a DA_FMT_* format (24-bit in an int32); 0 if unknown. */
@@ -69,33 +75,5 @@ void da_load(int fmt, const void *src, size_t index, size_t step, float *dst, si
              size_t n);
 /* n samples of the format's silence. */
 void da_fill_equilibrium(int fmt, void *dst, size_t n);
-
-/* ---- time and threads ------------------------------------------------------- */
-
-/* CLOCK_MONOTONIC nanoseconds as a timespec. */
-struct timespec da_timespec(int64_t ns);
-/* Take sem, waiting until until_ns on CLOCK_MONOTONIC at the latest
- * (interruptions resume the wait): 0, or -ETIMEDOUT. */
-int da_sem_wait_until(sem_t *sem, int64_t until_ns);
-
-/* Start a host's device thread: SCHED_FIFO when want_realtime and the
- * system allows it, else an ordinary thread. 0 or an errno; *realtime says
- * which it got. */
-int da_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, int want_realtime,
-                    int *realtime);
-
-/* ---- run-time linking ------------------------------------------------------- */
-
-/* dlopen `soname` once per process and resolve every symbol into its slot
- * (a function pointer's address), then call `loaded` (may be NULL). *handle
- * is the host's process-wide handle, `lock` serialises loads. 0 (also when
- * already loaded), or -ENOENT with the reason in msg (nothing stays loaded). */
-typedef struct {
-    void *slot;
-    const char *name;
-} da_symbol;
-int da_load_library(const char *soname, const da_symbol *symbols, size_t count,
-                    void (*loaded)(void), void **handle, pthread_mutex_t *lock, char *msg,
-                    size_t len);
 
 #endif

@@ -15,16 +15,18 @@
  * descriptors plus a wake pipe, so stop() never waits on a blocked read.
  * No ALSA header is needed: the few types and constants used are ALSA's
  * stable C ABI, declared here. */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+/* ALSA is Linux's alone, and so is how one waits on it: poll() on the PCMs'
+ * descriptors and a wake pipe. These are the only OS headers a host
+ * includes; threads, clocks and loading come from the platform layer. */
+#include <fcntl.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -206,7 +208,6 @@ static const da_symbol SYMBOLS[] = {
 };
 
 static void *libasound;
-static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* libasound prints every failed open to stderr; our errors carry the code. */
 static void quiet(const char *file, int line, const char *fn, int err, const char *fmt, ...) {}
@@ -215,7 +216,7 @@ static void loaded(void) { A.set_error_handler(quiet); }
 
 int da_alsa_load(char *msg, size_t len) {
     return da_load_library("libasound.so.2", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], loaded,
-                           &libasound, &load_lock, msg, len);
+                           &libasound, msg, len);
 }
 
 void da_alsa_reload_config(void) { A.config_update_free_global(); }
@@ -400,7 +401,7 @@ struct da_alsa {
     float **out_ptrs;
     struct pollfd pfds[MAX_FDS + 1];
     int wake[2];
-    pthread_t thread;
+    da_thread *thread;
     int running;
     int linked;
     atomic_int stop;
@@ -835,7 +836,7 @@ void da_alsa_stop(da_alsa *a) {
     /* Wakes the thread's poll; it checks stop at least every POLL_MS anyway. */
     ssize_t ignored = write(a->wake[1], "x", 1);
     (void)ignored;
-    pthread_join(a->thread, NULL);
+    da_thread_join(a->thread);
     a->running = 0;
     if (a->cap) A.drop(a->cap);
     if (a->play && !(a->cap && a->linked)) A.drop(a->play);

@@ -7,16 +7,11 @@
  * connections, latency queries) runs on Python's threads through the small
  * wrappers below. No JACK header is needed: the few types and constants used
  * are JACK's stable C ABI, declared here. */
-#define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine.h"
 #include "jack_api.h"
@@ -62,7 +57,6 @@ static struct {
 } J;
 
 static void *libjack;
-static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* libjack reports errors through one process-wide function without a user
  * pointer, and prints them to stderr unless told otherwise. A call made for
@@ -134,7 +128,7 @@ static void loaded(void) {
 
 int da_jack_load(char *msg, size_t len) {
     return da_load_library("libjack.so.0", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], loaded,
-                           &libjack, &load_lock, msg, len);
+                           &libjack, msg, len);
 }
 
 struct da_jack {
@@ -297,10 +291,7 @@ static int on_process(jack_nframes_t n, void *arg) {
     da_jack *j = arg;
     int64_t now = da_now_ns();
     if (!j->rt_checked) {
-        int policy;
-        struct sched_param sp;
-        pthread_getschedparam(pthread_self(), &policy, &sp);
-        da_engine_set_realtime(j->engine, policy == SCHED_FIFO || policy == SCHED_RR);
+        da_engine_set_realtime(j->engine, da_thread_is_realtime());
         j->rt_checked = 1;
     }
     for (uint32_t c = 0; c < j->n_in; c++) j->in_bufs[c] = J.port_get_buffer(j->in_ports[c], n);
@@ -313,9 +304,7 @@ static int on_process(jack_nframes_t n, void *arg) {
         /* jackd2 counts on CLOCK_MONOTONIC_RAW, PipeWire's libjack on
          * CLOCK_MONOTONIC; the cycle started moments ago, so whichever clock
          * is near it is libjack's. Convert to ours (CLOCK_MONOTONIC). */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
-        int64_t raw = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        int64_t raw = da_now_raw_ns();
         start = (int64_t)cur_us * 1000;
         if (!j->time_is_raw) {
             int64_t to_raw = start > raw ? start - raw : raw - start;
@@ -473,49 +462,12 @@ static void close_client(da_jack *j) {
 
 /* Closing can block inside libjack: pipewire-jack 0.3.65 was seen to
  * deadlock between jack_deactivate and its own event thread, now and then,
- * under load. So the close runs on a thread of its own and the caller waits
- * a bounded time; a close that does not return is abandoned (the closer
- * frees what it owns if it ever finishes). */
-typedef struct {
-    da_jack *j;
-    sem_t done;
-    atomic_int state; /* 0 running, 1 abandoned by the caller, 2 finished */
-} closer;
-
-static void *close_thread(void *arg) {
-    closer *c = arg;
-    close_client(c->j);
-    sem_post(&c->done);
-    if (atomic_exchange(&c->state, 2) == 1) {
-        sem_destroy(&c->done);
-        free(c);
-    }
-    return NULL;
-}
+ * under load. So the caller waits a bounded time (da_run_within); a close
+ * that does not return is abandoned and frees the client if it ever ends. */
+static void close_client_void(void *j) { close_client(j); }
 
 int da_jack_close_within(da_jack *j, int timeout_ms, char *msg, size_t len) {
-    closer *c = calloc(1, sizeof *c);
-    pthread_t thread;
-    if (!c) {
-        close_client(j);
-        return 0;
-    }
-    c->j = j;
-    sem_init(&c->done, 0, 0);
-    if (pthread_create(&thread, NULL, close_thread, c) != 0) {
-        sem_destroy(&c->done);
-        free(c);
-        close_client(j);
-        return 0;
-    }
-    int r = da_sem_wait_until(&c->done, da_now_ns() + (int64_t)timeout_ms * 1000000);
-    if (r == 0 || atomic_exchange(&c->state, 1) == 2) {
-        pthread_join(thread, NULL);
-        sem_destroy(&c->done);
-        free(c);
-        return 0;
-    }
-    pthread_detach(thread);
+    if (da_run_within(close_client_void, j, timeout_ms) == 0) return 0;
     snprintf(msg, len, "libjack did not return from closing the client within %d ms", timeout_ms);
     return -ETIMEDOUT;
 }

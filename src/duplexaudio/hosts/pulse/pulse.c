@@ -11,17 +11,12 @@
  * counters (playback read index - record write index). c is read from the
  * server's timing information; the round trip is the prefill minus c.
  * The types and constants used are PulseAudio's stable C ABI, declared here. */
-#define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
-#include <semaphore.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <math.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include "engine.h"
 #include "pulse_api.h"
@@ -37,7 +32,7 @@ typedef struct { uint8_t channels; int map[32]; } pa_channel_map;
 typedef struct { uint8_t channels; uint32_t values[32]; } pa_cvolume;
 typedef struct { uint32_t maxlength, tlength, prebuf, minreq, fragsize; } pa_buffer_attr;
 typedef struct {
-    struct timeval timestamp;
+    struct { long tv_sec, tv_usec; } timestamp; /* struct timeval, as on Linux */
     int synchronized_clocks;
     pa_usec_t sink_usec, source_usec, transport_usec;
     int playing;
@@ -118,7 +113,6 @@ static struct {
 } P;
 
 static void *libpulse;
-static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const da_symbol SYMBOLS[] = {
     {&P.mainloop_new, "pa_mainloop_new"},
@@ -161,7 +155,7 @@ static const da_symbol SYMBOLS[] = {
 
 int da_pulse_load(char *msg, size_t len) {
     return da_load_library("libpulse.so.0", SYMBOLS, sizeof SYMBOLS / sizeof SYMBOLS[0], NULL,
-                           &libpulse, &load_lock, msg, len);
+                           &libpulse, msg, len);
 }
 
 /* A PulseAudio error code (pa_error_code_t) as the negative errno the C
@@ -223,8 +217,7 @@ static int conn_open(conn *c, const char *server, const char *name, int timeout_
             return late ? -ETIMEDOUT : pa_errno(pa);
         }
         P.mainloop_iterate(c->loop, 0, NULL);
-        struct timespec pause = {0, 1000000};
-        nanosleep(&pause, NULL);
+        da_sleep_ns(1000000);
     }
 }
 
@@ -338,9 +331,9 @@ struct da_pulse {
     int follow_default;
     conn c;
     pa_stream *rec, *play;
-    pthread_t thread;
+    da_thread *thread;
     int running;
-    sem_t ready;
+    da_sem *ready;
     atomic_int stop;
     int start_error;            /* the I/O thread's start: 0 or a negative errno */
     char message[256];          /* ... and why, for da_pulse_start's caller */
@@ -395,9 +388,9 @@ int da_pulse_new(da_pulse **out, da_engine *e, const char *server, const char *s
     p->out_block = calloc((size_t)frames * (out_ch ? out_ch : 1), sizeof(float));
     p->in_ptrs = calloc(in_ch + 1, sizeof(float *));
     p->out_ptrs = calloc(out_ch + 1, sizeof(float *));
-    sem_init(&p->ready, 0, 0);
+    p->ready = da_sem_new();
     atomic_store(&p->round_trip, -1);
-    if (!p->fifo || !p->in_block || !p->out_block || !p->in_ptrs || !p->out_ptrs ||
+    if (!p->ready || !p->fifo || !p->in_block || !p->out_block || !p->in_ptrs || !p->out_ptrs ||
         (server && !p->server) || (sink && !p->sink) || (source && !p->source)) {
         da_pulse_free(p);
         goto no_memory;
@@ -653,7 +646,7 @@ static void *io_thread(void *arg) {
         if (p->play) P.operation_unref(P.stream_cork(p->play, 0, NULL, NULL));
     }
     p->start_error = err;
-    sem_post(&p->ready);
+    da_sem_post(p->ready);
     if (err) return NULL;
 
     while (!atomic_load(&p->stop)) {
@@ -696,7 +689,8 @@ int da_pulse_start(da_pulse *p, char *msg, size_t len) {
     }
     da_engine_set_realtime(p->engine, rt);
     p->running = 1;
-    sem_wait(&p->ready);
+    while (da_sem_wait(p->ready) != 0) {
+    }
     if (p->start_error) {
         snprintf(msg, len, "%s", p->message);
         da_pulse_stop(p);
@@ -709,7 +703,7 @@ void da_pulse_stop(da_pulse *p) {
     if (!p->running) return;
     atomic_store(&p->stop, 1);
     if (p->c.loop) P.mainloop_wakeup(p->c.loop);
-    pthread_join(p->thread, NULL);
+    da_thread_join(p->thread);
     p->running = 0;
     if (p->op_play) P.operation_unref(p->op_play);
     if (p->op_rec) P.operation_unref(p->op_rec);
@@ -730,7 +724,7 @@ void da_pulse_stop(da_pulse *p) {
 void da_pulse_free(da_pulse *p) {
     if (!p) return;
     da_pulse_stop(p);
-    sem_destroy(&p->ready);
+    da_sem_free(p->ready);
     free(p->server);
     free(p->sink);
     free(p->source);

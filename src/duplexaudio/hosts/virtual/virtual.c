@@ -8,16 +8,11 @@
  * round trip is exactly L frames; L >= F keeps it causal. Faults (disconnect,
  * buffer-size or rate change, a stalled clock) are requested from Python
  * through atomics and acted on by this thread, like a real device would. */
-#define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine.h"
 #include "virtual_api.h"
@@ -31,9 +26,9 @@ struct da_virtual {
     float *ring;                  /* loopback wire, in_channels wide */
     uint64_t ring_frames;
     uint64_t signal_pos;          /* input device: where the signal is */
-    pthread_t thread;
+    da_thread *thread;
     int running;                  /* thread exists; Python-side only */
-    sem_t stop_sem;
+    da_sem *stop_sem;
     atomic_int stop;
     atomic_int fault;
     atomic_int_fast64_t fault_value;
@@ -54,7 +49,6 @@ int da_virtual_new(da_virtual **out, da_engine *e, const da_virtual_params *p, c
     if (!v) goto no_memory;
     v->e = e;
     v->p = *p;
-    sem_init(&v->stop_sem, 0, 0);
     size_t in_ch = p->in_channels, out_ch = p->out_channels, f = p->frames;
     v->in_buf = calloc(in_ch * f + 1, sizeof(float));
     v->out_buf = calloc(out_ch * f + 1, sizeof(float));
@@ -64,7 +58,8 @@ int da_virtual_new(da_virtual **out, da_engine *e, const da_virtual_params *p, c
         v->ring_frames = (uint64_t)p->latency_frames + f;
         v->ring = calloc(v->ring_frames * (in_ch ? in_ch : 1), sizeof(float));
     }
-    if (!v->in_buf || !v->out_buf || !v->in_ptrs || !v->out_ptrs ||
+    v->stop_sem = da_sem_new();
+    if (!v->in_buf || !v->out_buf || !v->in_ptrs || !v->out_ptrs || !v->stop_sem ||
         (p->kind == DA_VIRTUAL_LOOPBACK && !v->ring)) {
         da_virtual_free(v);
         goto no_memory;
@@ -133,7 +128,7 @@ static int handle_faults(da_virtual *v) {
     int64_t until;
     while ((until = atomic_load(&v->stall_until)) > da_now_ns()) {
         int64_t step = da_now_ns() + 5000000LL;
-        if (da_sem_wait_until(&v->stop_sem, until < step ? until : step) == 0) return 1;
+        if (da_sem_wait_until(v->stop_sem, until < step ? until : step) == 0) return 1;
         if (atomic_load(&v->fault) != DA_FAULT_NONE) return handle_faults(v);
     }
     return atomic_load(&v->stop);
@@ -154,7 +149,7 @@ static void *clock_thread(void *arg) {
 
     for (;;) {
         int64_t due = t0 + da_frames_to_ns((int64_t)(k * F), rate);
-        if (da_sem_wait_until(&v->stop_sem, due) == 0 || handle_faults(v)) break;
+        if (da_sem_wait_until(v->stop_sem, due) == 0 || handle_faults(v)) break;
 
         int64_t now = da_now_ns();
         /* A glitch that costs no cycle, as a device that restarted in time. */
@@ -193,7 +188,7 @@ static void *clock_thread(void *arg) {
 int da_virtual_start(da_virtual *v, char *msg, size_t len) {
     if (v->running) return 0;
     atomic_store(&v->stop, 0);
-    while (sem_trywait(&v->stop_sem) == 0) {
+    while (da_sem_trywait(v->stop_sem) == 0) {
     }
     int rt = 0;
     int err = da_thread_start(&v->thread, clock_thread, v, v->p.realtime, &rt);
@@ -209,15 +204,15 @@ int da_virtual_start(da_virtual *v, char *msg, size_t len) {
 void da_virtual_stop(da_virtual *v) {
     if (!v->running) return;
     atomic_store(&v->stop, 1);
-    sem_post(&v->stop_sem);
-    pthread_join(v->thread, NULL);
+    da_sem_post(v->stop_sem);
+    da_thread_join(v->thread);
     v->running = 0;
 }
 
 void da_virtual_free(da_virtual *v) {
     if (!v) return;
     da_virtual_stop(v);
-    sem_destroy(&v->stop_sem);
+    da_sem_free(v->stop_sem);
     free(v->in_buf);
     free(v->out_buf);
     free(v->in_ptrs);
