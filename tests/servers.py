@@ -384,3 +384,26 @@ def start_pulseaudio(*, sink: str = "da_null") -> PulseServer:
             raise ServerUnavailable(f"pulseaudio did not start: {log_text}")
         time.sleep(0.1)
     return server
+
+
+#: A private ALSA configuration (ALSA_CONFIG_PATH): the system's, plus a
+#: ``type jack`` PCM ``{name}`` on jackd -L's loopback ports (a real loop
+#: through the server, one JACK period long), listed with a hint (PortAudio
+#: lists only PCMs with one), a plug PCM over it and an asym PCM whose capture is null.
+ALSA_JACK_CONFIG = """<confdir:alsa.conf>
+pcm.{name} {{
+    type jack
+    playback_ports {{ 0 loopback:playback_1 1 loopback:playback_2 }}
+    capture_ports {{ 0 loopback:capture_1 1 loopback:capture_2 }}
+    hint {{ description "duplexaudio test loop through jackd -L" }}
+}}
+pcm.{name}_plug {{
+    type plug
+    slave.pcm "{name}"
+}}
+pcm.{name}_asym {{
+    type asym
+    playback.pcm "{name}_plug"
+    capture.pcm "null"
+}}
+"""

@@ -70,7 +70,7 @@ def test_default_host_falls_back_to_virtual_and_says_so(caplog: pytest.LogCaptur
     real_with_devices = [
         h
         for h in da.available_hosts()
-        if h is not da.HostId.VIRTUAL and da.host_from_id(h).devices()
+        if h not in (da.HostId.VIRTUAL, da.HostId.PORTAUDIO) and da.host_from_id(h).devices()
     ]
     if real_with_devices:
         pytest.skip(f"this machine has a real host with devices: {real_with_devices}")
@@ -173,3 +173,21 @@ def test_default_configs_prefer_48k_float32_stereo(loopback: VirtualDevice) -> N
     cfg = loopback.default_input_config()
     assert (cfg.channels, cfg.sample_rate, cfg.sample_format) == (2, 48000, da.SampleFormat.F32)
     assert loopback.default_duplex_config() == da.DuplexStreamConfig(2, 2, 48000)
+
+
+def test_the_linux_only_hosts_are_the_ones_the_build_leaves_out_elsewhere() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    import duplexaudio.host as host_module
+
+    build = Path(host_module.__file__).parent / "_engine" / "build.py"
+    spec = importlib.util.spec_from_file_location("da_build", build)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert {h.value for h in host_module.LINUX_ONLY} == set(module.LINUX_ONLY_HOSTS)
+    # Every other host is portable: its C is in scripts/cross-check's list.
+    cross = (Path(build).parents[3] / "scripts" / "cross-check").read_text()
+    portable = {h.value for h in da.HostId} - set(module.LINUX_ONLY_HOSTS)
+    assert all(f"hosts/{name}/*.c" in cross for name in portable)

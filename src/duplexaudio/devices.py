@@ -22,7 +22,7 @@ from duplexaudio.host import (
     DeviceId,
     Host,
     HostId,
-    available_hosts,
+    considered_hosts,
     default_host,
     host_from_id,
 )
@@ -125,6 +125,9 @@ def _marks(host: Host, devices: Sequence[Device], is_default: bool) -> list[str]
 def query_devices(host: HostId | str | None = None) -> DeviceList:
     """The devices of every usable host (or of ``host``), as a table and a list.
 
+    On Linux PortAudio's devices are listed only when asked for by name
+    (``query_devices("portaudio")``): the native hosts list the same devices.
+
     Parameters
     ----------
     host
@@ -143,7 +146,7 @@ def query_devices(host: HostId | str | None = None) -> DeviceList:
         one or cannot be used.
     """
     chosen = default_host().id
-    ids = [HostId(host_from_id(host).id)] if host is not None else available_hosts()
+    ids = [HostId(host_from_id(host).id)] if host is not None else considered_hosts()
     devices: list[Device] = []
     marks: list[str] = []
     for hid in ids:

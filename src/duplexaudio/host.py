@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import importlib
 import logging
+import sys
 import threading
 import unicodedata
 from collections.abc import Callable
@@ -59,6 +60,7 @@ class HostId(str, enum.Enum):
     JACK = "jack"
     PULSE = "pulse"
     ALSA = "alsa"
+    PORTAUDIO = "portaudio"
     VIRTUAL = "virtual"
 
     def __str__(self) -> str:
@@ -67,6 +69,21 @@ class HostId(str, enum.Enum):
 
 #: The host that works everywhere, used when no real host has devices.
 _FALLBACK = HostId.VIRTUAL
+#: Hosts `default_host()` passes over on Linux: there the native hosts reach
+#: every device PortAudio does (through the same servers and PCMs), with
+#: exact timing; PortAudio is the default where they do not run.
+_NOT_DEFAULT_ON_LINUX = frozenset({HostId.PORTAUDIO})
+
+
+#: Hosts whose C is Linux's alone (ALSA's poll loop, the sonames and ABIs
+#: of libjack and libpulse as Linux ships them): the build leaves them out
+#: elsewhere (``_engine/build.py``, ``LINUX_ONLY_HOSTS``; a test keeps the two
+#: lists equal), and there they are unavailable.
+LINUX_ONLY = frozenset({HostId.ALSA, HostId.JACK, HostId.PULSE})
+
+
+def _built_here(host_id: HostId) -> bool:
+    return host_id not in LINUX_ONLY or sys.platform.startswith("linux")
 
 
 def _host_module(host_id: HostId) -> HostModule:
@@ -161,7 +178,8 @@ class DeviceDescription:
     driver
         The host or driver behind it (``"virtual"``, ``"jackd"``, ...).
     direction
-        ``"input"``, ``"output"`` or ``"duplex"`` (both, on one clock).
+        ``"input"``, ``"output"``, ``"duplex"`` (both, on one clock) or
+        ``"input+output"`` (both, but not as one duplex stream).
     details
         Free-form extra lines (card, server, ports, ...).
     """
@@ -780,7 +798,15 @@ _fallback_noted = False
 @checked
 def available_hosts() -> list[HostId]:
     """The hosts usable on this machine now (their library loads, their server answers)."""
-    return [h for h in HostId if _host_module(h).is_available()]
+    return [h for h in HostId if _built_here(h) and _host_module(h).is_available()]
+
+
+def considered_hosts() -> list[HostId]:
+    """The usable hosts that default choices and the all-hosts device table
+    consider, in `HostId` order: `available_hosts()` less PortAudio on Linux
+    (`_NOT_DEFAULT_ON_LINUX`), whose devices the native hosts already list."""
+    linux = sys.platform.startswith("linux")
+    return [h for h in available_hosts() if not (linux and h in _NOT_DEFAULT_ON_LINUX)]
 
 
 @checked
@@ -794,6 +820,9 @@ def host_from_id(host_id: HostId | str) -> Host:
         host cannot be used on this machine now (the message says why).
     """
     hid = _parse_host_id(host_id)
+    if not _built_here(hid):
+        message = f"the {hid.value} host runs on Linux only, not {sys.platform}"
+        raise Error(ErrorKind.HOST_UNAVAILABLE, message)
     with _hosts_lock:
         if hid not in _hosts:
             _hosts[hid] = _host_module(hid).open_host()
@@ -804,13 +833,15 @@ def host_from_id(host_id: HostId | str) -> Host:
 def default_host() -> Host:
     """The first real host that has devices; the virtual host when none has.
 
+    On Linux PortAudio is passed over: the native hosts reach the same
+    devices with exact timing (it stays reachable by id, ``portaudio:...``).
     Falling back to the virtual host is logged once per process (logger
     ``duplexaudio``, level WARNING), so a program never mistakes the
     in-process loopback for a sound card.
     """
     global _fallback_noted
-    for hid in HostId:
-        if hid is _FALLBACK or not _host_module(hid).is_available():
+    for hid in considered_hosts():
+        if hid is _FALLBACK:
             continue
         try:
             host = host_from_id(hid)

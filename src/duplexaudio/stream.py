@@ -342,6 +342,12 @@ _EVENT_MESSAGES = {
         "device '{device}' changed its sample rate from {rate} to {value} Hz; "
         "the stream stopped. Build a new stream",
     ),
+    lib.DA_EV_LATENCY_CHANGED: (
+        ErrorKind.STREAM_INVALIDATED,
+        "device '{device}' changed its latency by {value} frames (e.g. its server's buffer "
+        "size changed), so the reported round trip no longer holds; the stream stopped. "
+        "Build a new stream",
+    ),
     lib.DA_EV_BACKEND_ERROR: (
         ErrorKind.BACKEND_ERROR,
         "device '{device}' reported error {value}; the stream stopped",

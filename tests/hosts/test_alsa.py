@@ -30,34 +30,17 @@ from tests.blocking import FLAG_LAG_BLOCKS, blocking_round_trips
 from tests.conftest import server_unavailable
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
-from tests.servers import JackServer, PulseServer
+from tests.servers import ALSA_JACK_CONFIG, JackServer, PulseServer
 
 RATE = 48000
 JACK_PCM = "daloop"
-CONFIG = """<confdir:alsa.conf>
-pcm.{name} {{
-    type jack
-    playback_ports {{ 0 loopback:playback_1 1 loopback:playback_2 }}
-    capture_ports {{ 0 loopback:capture_1 1 loopback:capture_2 }}
-    hint {{ description "duplexaudio test loop through jackd -L" }}
-}}
-pcm.{name}_plug {{
-    type plug
-    slave.pcm "{name}"
-}}
-pcm.{name}_asym {{
-    type asym
-    playback.pcm "{name}_plug"
-    capture.pcm "null"
-}}
-"""
 
 
 @pytest.fixture
 def alsa_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private ALSA configuration with the test's jack PCM; the host re-reads it."""
     path = tmp_path / "asound.conf"
-    path.write_text(CONFIG.format(name=JACK_PCM))
+    path.write_text(ALSA_JACK_CONFIG.format(name=JACK_PCM))
     if not list(Path("/usr/lib").glob("*/alsa-lib/libasound_module_pcm_jack.so")):
         server_unavailable("the jack and pulse PCM types need libasound2-plugins")
     monkeypatch.setenv("ALSA_CONFIG_PATH", str(path))

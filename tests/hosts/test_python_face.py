@@ -20,8 +20,8 @@ import pytest
 
 import duplexaudio as da
 from tests.blocking import timeline
-from tests.hosts.test_alsa import CONFIG, JACK_PCM
-from tests.servers import JackServer, PulseServer
+from tests.hosts.test_alsa import JACK_PCM
+from tests.servers import ALSA_JACK_CONFIG, JackServer, PulseServer
 
 RATE = 48000
 
@@ -43,7 +43,7 @@ def device(
         jackd = request.getfixturevalue("jackd_256")
         monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd.name)
         path = tmp_path / "asound.conf"
-        path.write_text(CONFIG.format(name=JACK_PCM))
+        path.write_text(ALSA_JACK_CONFIG.format(name=JACK_PCM))
         monkeypatch.setenv("ALSA_CONFIG_PATH", str(path))
         found = da.host_from_id("alsa").device_by_id(f"alsa:{JACK_PCM}")
     assert found is not None and found.supports_duplex(), request.param

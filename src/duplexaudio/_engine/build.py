@@ -13,6 +13,7 @@ adding a host adds its folder and touches nothing here.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from cffi import FFI
@@ -20,12 +21,36 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 HOSTS = HERE.parent / "hosts"
 ENGINE_API = HERE / "engine_api.h"
+#: Hosts whose C is Linux's alone; left out of builds elsewhere (see
+#: ``duplexaudio.host.LINUX_ONLY``, which a test keeps equal to this).
+LINUX_ONLY_HOSTS = ("alsa", "jack", "pulse")
+_ON_LINUX = sys.platform.startswith("linux")
+
+
+def _built(folder: Path) -> bool:
+    return _ON_LINUX or folder.name not in LINUX_ONLY_HOSTS
+
+
 # The engine's interface first, then each host's, in a stable order.
-API_HEADERS = [ENGINE_API, *sorted(HOSTS.glob("*/*_api.h"))]
+API_HEADERS = [ENGINE_API, *(h for h in sorted(HOSTS.glob("*/*_api.h")) if _built(h.parent))]
 # (_native.c is what cffi generates here, not a source.)
-SOURCES = [p for p in sorted(HERE.glob("*.c")) if not p.name.startswith("_")] + sorted(
-    HOSTS.glob("*/*.c")
-)
+SOURCES = [p for p in sorted(HERE.glob("*.c")) if not p.name.startswith("_")] + [
+    p for p in sorted(HOSTS.glob("*/*.c")) if _built(p.parent)
+]
+# What the C needs from the system, per platform (never an audio library:
+# those are loaded at run time). The engine's C is C11 with <stdatomic.h>:
+# MSVC takes it from Visual Studio 2022 17.5 with the flags below. Only the
+# Linux build is exercised here; macOS and Windows are compiled by zig in
+# scripts/cross-check, never by this build.
+if sys.platform == "win32":
+    LIBRARIES: list[str] = []
+    COMPILE_ARGS = ["/O2", "/std:c11", "/experimental:c11atomics"]
+elif sys.platform == "darwin":
+    LIBRARIES = []
+    COMPILE_ARGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+else:
+    LIBRARIES = ["m", "pthread", "dl"]
+    COMPILE_ARGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 
 def make_builder() -> FFI:
@@ -41,8 +66,8 @@ def make_builder() -> FFI:
         "\n".join(['#include "engine.h"'] + [f'#include "{h.name}"' for h in API_HEADERS[1:]]),
         sources=[path(source) for source in SOURCES],
         include_dirs=[path(HERE)] + [path(h.parent) for h in API_HEADERS[1:]],
-        libraries=["m", "pthread", "dl"],
-        extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        libraries=LIBRARIES,
+        extra_compile_args=COMPILE_ARGS,
     )
     return builder
 
@@ -135,8 +160,6 @@ def stub_text() -> str:
 
 
 if __name__ == "__main__":
-    import sys
-
     if sys.argv[1:] == ["--stub"]:
         STUB.write_text(stub_text())
         sys.exit(0)

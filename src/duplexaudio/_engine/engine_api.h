@@ -21,6 +21,7 @@
 #define DA_EV_DEVICE_CHANGED 8   /* not fatal: the server moved the stream */
 #define DA_EV_FINISHED 9   /* a program stream has played and recorded everything */
 #define DA_EV_CALLBACK_STOP 10   /* the callback raised CallbackStop or CallbackAbort */
+#define DA_EV_LATENCY_CHANGED 11   /* the device's latency moved (value: by how many frames) */
 
 /* Sample formats: the values of duplexaudio.formats.SampleFormat. */
 #define DA_FMT_I8 1
