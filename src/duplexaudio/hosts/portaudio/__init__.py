@@ -143,21 +143,25 @@ def _quiet_shared_libraries() -> None:
             continue
 
 
+#: PortAudio's API is not thread-safe: every call Python's threads make into
+#: it (initialise, list, probe, open, start, stop, close, terminate) holds
+#: this lock. (The C watchdog's Pa_IsStreamActive reads one flag, lock-free.)
+_pa = threading.RLock()
+
+
 class _Session:
     """PortAudio initialised while anything of this host needs it (a listing, a stream)."""
-
-    _lock = threading.Lock()
 
     def __init__(self) -> None:
         _load()
         _quiet_shared_libraries()
-        with self._lock:
+        with _pa:
             call(lib.da_pa_initialize, context="PortAudio", default=ErrorKind.HOST_UNAVAILABLE)
         self._open = True
 
     def close(self) -> None:
         """Terminate this session's initialisation (once)."""
-        with self._lock:
+        with _pa:
             if self._open:
                 self._open = False
                 lib.da_pa_terminate()
@@ -194,16 +198,18 @@ class _Info:
 def _rates(index: int, inputs: int, outputs: int) -> tuple[int, ...]:
     """The `RATES` device `index` takes with these channel counts."""
     msg = ffi.new("char[]", MESSAGE_BYTES)
-    return tuple(
-        rate
-        for rate in RATES
-        if lib.da_pa_supports(index, inputs, outputs, float(rate), msg, MESSAGE_BYTES) == 0
-    )
+    with _pa:
+        return tuple(
+            rate
+            for rate in RATES
+            if lib.da_pa_supports(index, inputs, outputs, float(rate), msg, MESSAGE_BYTES) == 0
+        )
 
 
 def _scan() -> list[_Info]:
     """Every device of an initialised PortAudio, with its current index."""
-    _, text = read_text(lib.da_pa_devices, context="PortAudio devices")
+    with _pa:
+        _, text = read_text(lib.da_pa_devices, context="PortAudio devices")
     infos: list[_Info] = []
     seen: dict[str, int] = {}
     for line in text.splitlines():
@@ -261,16 +267,17 @@ class PortAudioBackend(HandleBackend):
     def __init__(self, device: PortAudioDevice, engine: CData, params: StreamParams) -> None:
         session = _Session()
         try:
-            info = device.find_now()
-            out = ffi.new("da_pa **")
-            suggested = max(info.low_input_latency, info.low_output_latency)
-            call(
-                lib.da_pa_open, out, engine, info.index, params.input_channels,
-                params.output_channels, params.sample_rate, params.frames, suggested,
-                int(info.api_type == lib.DA_PA_JACK),
-                context=f"PortAudio could not open '{device.id}'",
-                default=ErrorKind.DEVICE_NOT_AVAILABLE,
-            )  # fmt: skip
+            with _pa:
+                info = device.find_now()
+                out = ffi.new("da_pa **")
+                suggested = max(info.low_input_latency, info.low_output_latency)
+                call(
+                    lib.da_pa_open, out, engine, info.index, params.input_channels,
+                    params.output_channels, params.sample_rate, params.frames, suggested,
+                    int(info.api_type == lib.DA_PA_JACK),
+                    context=f"PortAudio could not open '{device.id}'",
+                    default=ErrorKind.DEVICE_NOT_AVAILABLE,
+                )  # fmt: skip
         except Error:
             session.close()
             raise
@@ -281,7 +288,9 @@ class PortAudioBackend(HandleBackend):
             # printed: the one failure (PortAudio did not return) is logged.
             msg = ffi.new("char[]", MESSAGE_BYTES)
             timeout_ms = int(CLOSE_TIMEOUT * 1000)
-            if lib.da_pa_close_within(handle, timeout_ms, msg, MESSAGE_BYTES) == 0:
+            with _pa:
+                closed = lib.da_pa_close_within(handle, timeout_ms, msg, MESSAGE_BYTES) == 0
+            if closed:
                 session.close()  # after the stream: PortAudio's last user of this session
                 return
             # The stuck close still uses PortAudio and the engine: neither may go.
@@ -293,7 +302,11 @@ class PortAudioBackend(HandleBackend):
                 c_text(msg),
             )
 
-        super().__init__(owned(stream, release), lib.da_pa_stop)
+        def stop(handle: CData) -> None:
+            with _pa:
+                lib.da_pa_stop(handle)
+
+        super().__init__(owned(stream, release), stop)
         self.host_api = info.api
         self._device = device
         self._last = self._read_latency(stream)
@@ -311,10 +324,11 @@ class PortAudioBackend(HandleBackend):
 
     def start(self) -> None:
         """Start the PortAudio stream and its watchdog."""
-        self._call(
-            lib.da_pa_start, context=f"PortAudio could not start '{self._device.id}'",
-            default=ErrorKind.DEVICE_NOT_AVAILABLE,
-        )  # fmt: skip
+        with _pa:
+            self._call(
+                lib.da_pa_start, context=f"PortAudio could not start '{self._device.id}'",
+                default=ErrorKind.DEVICE_NOT_AVAILABLE,
+            )  # fmt: skip
 
 
 class PortAudioDevice(Device):
