@@ -25,8 +25,14 @@ class ImpulseLoop:
     loaded machine does not cost impulses.
     """
 
-    def __init__(self, blocks: int, every: int = 10, rate: int = RATE) -> None:
+    def __init__(
+        self, blocks: int, every: int = 10, rate: int = RATE, *, clean: int = 0, at_most: int = 0
+    ) -> None:
         self.blocks = blocks
+        # Run on past `blocks` (to `at_most` blocks) until `clean` impulses came
+        # back unflagged: on a loaded machine flagged ones are left out.
+        self.clean = clean
+        self.at_most = max(at_most, blocks)
         self.every = every
         self.rate = rate
         self.count = 0
@@ -63,14 +69,21 @@ class ImpulseLoop:
         if (
             self.armed.is_set()
             and self.count % self.every == 0
-            and self.count + self.every < self.armed_at + self.blocks
+            and self.count + self.every < self.armed_at + self.at_most
         ):
             out[5, :] = 0.5
             self.sent.append(pos + 5)
             self.sent_blocks.append(self.count)
         self.count += 1
-        if self.armed.is_set() and self.count >= self.armed_at + self.blocks:
+        ran = self.count - self.armed_at
+        if self.armed.is_set() and ran >= self.blocks and self._enough(ran):
             self.done.set()
+
+    def _enough(self, ran: int) -> bool:
+        if ran >= self.at_most or not self.clean:
+            return True
+        # Asked every 100 blocks: round_trips() walks every impulse.
+        return ran % 100 == 0 and len(self.round_trips()) >= self.clean
 
     def arm(self) -> None:
         """Start sending impulses now, for `blocks` more blocks."""

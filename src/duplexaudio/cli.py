@@ -97,6 +97,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
                     "round_trips": list(report.round_trips),
                     "reported_frames": list(report.reported),
                     "lost": report.lost,
+                    "glitched": report.glitched,
                     "xruns": report.xruns,
                     "late_blocks": report.late_blocks,
                 }
@@ -109,7 +110,13 @@ def cmd_latency(args: argparse.Namespace) -> int:
         + (", pipelined" if report.pipelined else "")
     )
     if not report.round_trips:
-        print(f"no impulse came back ({report.lost} lost): is the output looped to the input?")
+        if report.glitched:
+            print(
+                f"no clean impulse: {report.glitched} came back across a flagged glitch "
+                f"({report.xruns} xruns, {report.late_blocks} late blocks); try again"
+            )
+        else:
+            print(f"no impulse came back ({report.lost} lost): is the output looped to the input?")
         return 1
     assert report.frames is not None and report.ms is not None
     print(
@@ -127,6 +134,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
     print(
         f"glitches     {report.xruns} xruns, {report.late_blocks} late blocks, "
         f"{report.lost} impulses lost"
+        + (f", {report.glitched} left out (a glitch in their flight)" if report.glitched else "")
     )
     return 0
 

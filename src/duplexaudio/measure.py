@@ -380,6 +380,12 @@ class LatencyReport:
         report seen (one, when the stream never drifts).
     lost
         Impulses sent that never came back.
+    glitched
+        Impulses left out of `round_trips`: the stream flagged a glitch
+        (``xrun``) between their sending and the block after their return.
+    expected
+        For each entry of `round_trips`, the round trip the stream reported
+        when that impulse was sent.
     xruns, late_blocks
         The stream's glitch counters over the measurement.
     pipelined
@@ -401,6 +407,8 @@ class LatencyReport:
     late_blocks: int
     pipelined: bool = field(default=False)
     response: tuple[float, ...] = field(default=())
+    glitched: int = field(default=0)
+    expected: tuple[int, ...] = field(default=())
 
     @property
     def frames(self) -> int | None:
@@ -420,7 +428,11 @@ class LatencyReport:
 
     @property
     def matches_report(self) -> bool:
-        """True when every impulse came back exactly where the stream's timestamps said."""
+        """True when every impulse came back exactly where the stream's timestamps
+        said as it was sent (when `expected` is known; else: one report, equal to
+        every measurement)."""
+        if self.expected:
+            return self.round_trips == self.expected
         return len(self.reported) == 1 and set(self.round_trips) == set(self.reported)
 
 
@@ -440,13 +452,30 @@ class _ImpulseLoop:
         self.next_send_ns: int | None = None
         self.give_up_ns = 0
         self.round_trips: list[int] = []
+        self.expected: list[int] = []  # the round trip reported as each impulse was sent
         self.reported: set[int] = set()
         self.lost = 0
+        self.glitched = 0  # impulses left out: a glitch was flagged in their flight
+        self.sent_report = 0
+        self.spoiled = False
+        self.arrived: tuple[int, int] | None = None  # (measured, reported), to settle
         self.done = threading.Event()
         # The first impulse's response: blocks of the input channel from the
         # block it was written in, until twice the reported round trip is kept.
         self.response: list[np.ndarray] = []
         self.response_left = -1
+
+    def _settle(self, measured: int, reported: int, *, glitch: bool) -> None:
+        """Keep an impulse whose flight had no flagged glitch; count the others.
+
+        Across a glitch the audio may have slipped (frames lost or
+        repeated), so such an impulse says nothing of the device's round trip.
+        """
+        if self.spoiled or glitch:
+            self.glitched += 1
+        else:
+            self.round_trips.append(measured)
+            self.expected.append(reported)
 
     def _keep_response(self, inp: np.ndarray) -> None:
         self.response.append(inp[:, self.channel].astype(np.float64))  # a copy: blocks are reused
@@ -455,23 +484,30 @@ class _ImpulseLoop:
     def __call__(self, inp: np.ndarray, out: np.ndarray, info: DuplexCallbackInfo) -> None:
         in_ns = info.input.timestamp.device
         out_ns = info.output.timestamp.device
-        self.reported.add(ns_to_frames(out_ns - in_ns, self.rate))
+        report = ns_to_frames(out_ns - in_ns, self.rate)
+        self.reported.add(report)
         frames = out.shape[0]
         if self.response_left > 0:
             self._keep_response(inp)
+        if self.arrived is not None:
+            # A glitch is flagged on the block after it, so the block after an
+            # arrival decides whether the impulse's flight was clean.
+            self._settle(*self.arrived, glitch=info.xrun)
+            self.arrived = None
         if self.sent_ns is not None:
+            self.spoiled |= info.xrun
             hits = np.flatnonzero(np.abs(inp[:, self.channel]) >= self.threshold)
             for m in hits:
                 at = in_ns + frames_to_ns(int(m), self.rate)
                 if at >= self.sent_ns:
-                    self.round_trips.append(ns_to_frames(at - self.sent_ns, self.rate))
+                    self.arrived = (ns_to_frames(at - self.sent_ns, self.rate), self.sent_report)
                     self.sent_ns = None
                     break
             else:
                 if in_ns > self.give_up_ns:
                     self.lost += 1
                     self.sent_ns = None
-        if self.sent_ns is None:
+        if self.sent_ns is None and self.arrived is None:
             if self.remaining == 0:
                 self.done.set()
                 return
@@ -487,6 +523,8 @@ class _ImpulseLoop:
                     self.response_left = 2 * max(self.reported) + frames
                     self._keep_response(inp)
                 self.sent_ns = in_ns
+                self.sent_report = report
+                self.spoiled = False
                 self.give_up_ns = in_ns + 1_000_000_000
                 self.next_send_ns = in_ns + frames_to_ns(self.gap_frames + frames, self.rate)
                 self.remaining -= 1
@@ -579,6 +617,8 @@ def measure_latency(
             round_trips=tuple(loop.round_trips),
             reported=tuple(sorted(loop.reported)),
             lost=loop.lost,
+            glitched=loop.glitched,
+            expected=tuple(loop.expected),
             xruns=stats.xruns,
             late_blocks=stats.late_blocks + stats.skipped_blocks,
             pipelined=pipelined,

@@ -87,11 +87,11 @@ def any_jackd(request: pytest.FixtureRequest) -> JackServer:
 
 def test_round_trip_through_loopback_ports_is_exactly_one_period(any_jackd: JackServer) -> None:
     dev = device(any_jackd, "loopback")
-    loop = ImpulseLoop(1100)
+    loop = ImpulseLoop(1100, clean=100, at_most=4400)
     stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
     run_loop(stream, loop)
     period = any_jackd.frames
-    assert len(loop.round_trips()) >= 100
+    assert len(loop.round_trips()) >= 100, f"xruns at {loop.xrun_blocks}"
     assert set(loop.round_trips()) == {period}, f"xruns at {loop.xrun_blocks}"
     assert loop.reported == {period}
     assert stream.latency.round_trip == period
@@ -101,7 +101,7 @@ def test_round_trip_from_own_output_to_own_input_is_exactly_one_period(
     any_jackd: JackServer,
 ) -> None:
     dev = device(any_jackd).unconnected()
-    loop = ImpulseLoop(1100)
+    loop = ImpulseLoop(1100, clean=100, at_most=4400)
     stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
     backend = stream.backend
     assert isinstance(backend, JackBackend)
@@ -113,7 +113,7 @@ def test_round_trip_from_own_output_to_own_input_is_exactly_one_period(
 
     run_loop(stream, loop, connect_own_ports)
     period = any_jackd.frames
-    assert len(loop.round_trips()) >= 100
+    assert len(loop.round_trips()) >= 100, f"xruns at {loop.xrun_blocks}"
     assert set(loop.round_trips()) == {period}
     assert loop.reported == {period}
 
@@ -224,10 +224,11 @@ def test_latency_command_on_jack(jackd_128: JackServer, capsys: pytest.CaptureFi
     from duplexaudio.cli import main
 
     assert (
-        main(["latency", "-d", f"jack:{jackd_128.name}/loopback", "-n", "5", "--interval", "0.05"])
+        main(["latency", "-d", f"jack:{jackd_128.name}/loopback", "-n", "10", "--interval", "0.05"])
         == 0
     )
     out = capsys.readouterr().out
+    # Impulses across a flagged glitch are left out (and counted): every other one is exact.
     assert "round trip   128 frames" in out and "(matches)" in out
 
 
