@@ -130,15 +130,19 @@ class DuplexaudioSession:
 
 
 def open_duplexaudio(
-    realtime: bool, deadline: float | None = None
+    realtime: bool, deadline: float | None = None, device_id: str | None = None
 ) -> Callable[[int, int, int], AbstractContextManager[Any]]:
-    """An opener of a copy-through duplex stream on the JACK server's driver ports."""
+    """An opener of a copy-through duplex stream on the JACK server's driver ports
+    (or on the duplex device `device_id` of any host)."""
 
     @contextmanager
     def opener(frames: int, rate: int, channels: int) -> Iterator[Session]:
         import duplexaudio as da
 
-        device = da.host_from_id("jack").default_duplex_device()
+        if device_id is None:
+            device = da.host_from_id("jack").default_duplex_device()
+        else:
+            device = da.find_device(device_id, direction="duplex")
         if device is None:
             raise PeerError("no JACK server answers")
         config = da.DuplexStreamConfig(channels, channels, rate, da.BufferSize.fixed(frames))

@@ -6,6 +6,7 @@ Runs, one after the other (they share the machine's CPUs, so never at once):
 ``engine_overhead.py`` (engine + dispatch cost, virtual host, peers on JACK),
 ``jack_vs_peers.py`` (the libraries and a C client on one JACK server, under
 load), ``deadline.py`` (the deadline default under load),
+``pipewire_load.py`` (the PipeWire host and pipewire-pulse under the same loads),
 ``gil_stall.py`` (playrec under a GIL-holding C extension) and
 ``blocking_read.py`` (a read loop under the same load, against PyAudio,
 sounddevice and C). Each writes its
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run("engine_overhead.py", *seconds)
     run("jack_vs_peers.py", *seconds, *(["--runs", "1"] if args.quick else []))
     run("deadline.py", *seconds, *(["--runs", "1"] if args.quick else []))
+    run("pipewire_load.py", *seconds, *(["--runs", "1"] if args.quick else []))
     run("gil_stall.py", *(["--calls", "3", "--seconds", "1"] if args.quick else []))
     run("blocking_read.py", *(["--seconds", "5", "--runs", "1"] if args.quick else []))
     gil = RESULTS / "gil_stall.md"

@@ -74,7 +74,11 @@ def test_devices_lists_every_usable_host_by_default(capsys: pytest.CaptureFixtur
 
 def test_hosts_lists_virtual_as_available(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hosts"]) == 0
-    assert any(x.split()[:2] == ["virtual", "yes"] for x in capsys.readouterr().out.splitlines())
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["host", "available", "devices", "default", "why"]
+    assert any(x.split()[:2] == ["virtual", "yes"] for x in lines)
+    # A host that is not usable says why (its library, its build or its server).
+    assert all(len(x.split()) > 3 for x in lines[1:] if x.split()[1] == "no")
 
 
 def test_duplex_feedback_runs_and_reports(capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,21 +47,41 @@ from duplexaudio.files import (
     sound_file,
 )
 from duplexaudio.formats import SampleFormat, silent_frames
-from duplexaudio.host import HostId, available_hosts, default_host, host_from_id
+from duplexaudio.host import (
+    HostId,
+    available_hosts,
+    considered_hosts,
+    default_host,
+    host_from_id,
+)
 from duplexaudio.measure import LatencyReport, measure_latency, play
 from duplexaudio.timing import CallbackInfo, DuplexCallbackInfo
 
 
+def _why_not(hid: HostId) -> str:
+    """Why a host is not usable here: its library or build, else its server."""
+    try:
+        host_from_id(hid)
+    except Error as err:
+        return err.message
+    return "its library loads, but no server answers"
+
+
 def cmd_hosts(args: argparse.Namespace) -> int:
-    """Print every known host, whether it is usable here, and which is the default."""
+    """Print every known host, whether it is usable here (and why not), and the default."""
     usable = set(available_hosts())
+    considered = set(considered_hosts())
     chosen = default_host().id
-    rows = [["host", "available", "devices", "default"]]
+    rows = [["host", "available", "devices", "default", "why"]]
     for hid in HostId:
-        count = str(len(host_from_id(hid).devices())) if hid in usable else "-"
-        rows.append(
-            [hid.value, "yes" if hid in usable else "no", count, "*" if hid is chosen else ""]
-        )
+        if hid not in usable:
+            rows.append([hid.value, "no", "-", "", _why_not(hid)])
+            continue
+        count = len(host_from_id(hid).devices())
+        why = "" if hid in considered else "not a default here: the native hosts list its devices"
+        if not why and not count and hid is not chosen:
+            why = "no devices now"
+        rows.append([hid.value, "yes", str(count), "*" if hid is chosen else "", why])
     print(table(rows))
     return 0
 

@@ -57,6 +57,7 @@ class HostId(str, enum.Enum):
     is one line here plus its module.
     """
 
+    PIPEWIRE = "pipewire"
     JACK = "jack"
     PULSE = "pulse"
     ALSA = "alsa"
@@ -79,7 +80,7 @@ _NOT_DEFAULT_ON_LINUX = frozenset({HostId.PORTAUDIO})
 #: of libjack and libpulse as Linux ships them): the build leaves them out
 #: elsewhere (``_engine/build.py``, ``LINUX_ONLY_HOSTS``; a test keeps the two
 #: lists equal), and there they are unavailable.
-LINUX_ONLY = frozenset({HostId.ALSA, HostId.JACK, HostId.PULSE})
+LINUX_ONLY = frozenset({HostId.ALSA, HostId.JACK, HostId.PIPEWIRE, HostId.PULSE})
 
 
 def _built_here(host_id: HostId) -> bool:

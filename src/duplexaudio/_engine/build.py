@@ -13,6 +13,7 @@ adding a host adds its folder and touches nothing here.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,11 +24,38 @@ HOSTS = HERE.parent / "hosts"
 ENGINE_API = HERE / "engine_api.h"
 #: Hosts whose C is Linux's alone; left out of builds elsewhere (see
 #: ``duplexaudio.host.LINUX_ONLY``, which a test keeps equal to this).
-LINUX_ONLY_HOSTS = ("alsa", "jack", "pulse")
+LINUX_ONLY_HOSTS = ("alsa", "jack", "pipewire", "pulse")
 _ON_LINUX = sys.platform.startswith("linux")
 
 
+#: Hosts whose C compiles against a library's headers (header-only helpers
+#: such as PipeWire's SPA), by pkg-config name; the library itself is still
+#: loaded at run time. Without the headers the host is left out of the
+#: build, and says so when asked for.
+HEADER_HOSTS = {"pipewire": "libpipewire-0.3"}
+
+
+def _pkg_config_cflags(package: str) -> list[str] | None:
+    """``pkg-config --cflags package`` split, or None when it is not there."""
+    try:
+        found = subprocess.run(
+            ["pkg-config", "--cflags", package], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return found.stdout.split() if found.returncode == 0 else None
+
+
+HEADER_FLAGS = {
+    host: flags
+    for host, package in HEADER_HOSTS.items()
+    if _ON_LINUX and (flags := _pkg_config_cflags(package)) is not None
+}
+
+
 def _built(folder: Path) -> bool:
+    if folder.name in HEADER_HOSTS:
+        return folder.name in HEADER_FLAGS
     return _ON_LINUX or folder.name not in LINUX_ONLY_HOSTS
 
 
@@ -67,7 +95,13 @@ def make_builder() -> FFI:
         sources=[path(source) for source in SOURCES],
         include_dirs=[path(HERE)] + [path(h.parent) for h in API_HEADERS[1:]],
         libraries=LIBRARIES,
-        extra_compile_args=COMPILE_ARGS,
+        # A library's headers as system headers: their own warnings are not ours.
+        extra_compile_args=COMPILE_ARGS
+        + [
+            "-isystem" + f[2:] if f.startswith("-I") else f
+            for flags in HEADER_FLAGS.values()
+            for f in flags
+        ],
     )
     return builder
 

@@ -1,0 +1,227 @@
+"""The native PipeWire host against a real PipeWire (TESTING.md: private
+session bus, pipewire, wireplumber, pipewire-pulse for pactl, a null sink).
+
+Round trips are measured on the audio: impulses played to the null sink come
+back through its monitor, and must arrive exactly where the stream's
+timestamps say, at every quantum.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import duplexaudio as da
+from duplexaudio.hosts.pipewire import PipeWireDevice, PipeWireHost
+from tests.blocking import blocking_round_trips
+from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
+from tests.recorders import Errors
+from tests.servers import PipeWire, start_pipewire
+
+RATE = 48000
+
+
+def use(stack: PipeWire, monkeypatch: pytest.MonkeyPatch) -> PipeWireHost:
+    """This process talks to `stack` (libpipewire finds it by XDG_RUNTIME_DIR)."""
+    for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.setenv(key, stack.env[key])
+    host = da.host_from_id("pipewire")
+    assert isinstance(host, PipeWireHost)
+    return host
+
+
+@pytest.fixture
+def graph(pipewire: PipeWire, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipeWire]:
+    """The session's PipeWire, its quantum put back to 128 after the test."""
+    use(pipewire, monkeypatch)
+    yield pipewire
+    force_quantum(pipewire, 128)
+
+
+def force_quantum(stack: PipeWire, frames: int) -> None:
+    done = stack.run("pw-metadata", "-n", "settings", "0", "clock.force-quantum", str(frames))
+    assert done.returncode == 0, done.stderr
+    time.sleep(0.2)  # the graph takes it at its next cycles
+
+
+def sink(stack: PipeWire) -> PipeWireDevice:
+    found = da.host_from_id("pipewire").device_by_id(f"pipewire:{stack.sink}")
+    assert isinstance(found, PipeWireDevice), da.host_from_id("pipewire").devices()
+    return found
+
+
+def test_the_null_sink_is_a_duplex_device_at_the_graphs_quantum(graph: PipeWire) -> None:
+    dev = sink(graph)
+    assert dev.supports_duplex() and dev.description.direction == "duplex"
+    config = dev.default_duplex_config()
+    with dev.build_duplex_stream(config, lambda i, o, n: None) as stream:
+        assert (stream.sample_rate, stream.buffer_size) == (RATE, 128)
+    with pytest.raises(da.Error) as raised:
+        dev.build_duplex_stream(
+            da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256)), lambda i, o, n: None
+        )
+    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+
+
+QUANTUM_64_SLIPS = pytest.mark.xfail(
+    strict=False,
+    reason="known limit (docs/hosts/pipewire.md): at a 64-frame quantum, beside a busy "
+    "jackd, about one impulse in 300 comes back a quantum late with nothing PipeWire "
+    "0.3.65 shows a filter (position unbroken, buffers present, woken in time); 128 and "
+    "above held in every run",
+)
+
+
+@pytest.mark.parametrize("quantum", [pytest.param(64, marks=QUANTUM_64_SLIPS), 128, 256, 1024])
+def test_every_impulse_comes_back_where_the_stream_says_at_every_quantum(
+    graph: PipeWire, quantum: int
+) -> None:
+    force_quantum(graph, quantum)
+    dev = sink(graph)
+    loop = ImpulseLoop(2400 // (quantum // 64), every=5, clean=30, at_most=9600 // (quantum // 64))
+    stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
+    before = stream.latency.round_trip  # known before the first block
+    run_loop(stream, loop)
+    found = loop.round_trips()
+    assert len(found) >= 30, f"xruns at {loop.xrun_blocks}"
+    # The monitor's loop closes inside the graph: one quantum, none missing.
+    assert set(found) == {quantum} == loop.reported
+    assert before == stream.latency.round_trip == quantum
+    assert loop.sizes == {quantum}
+
+
+def test_input_only_and_output_only_streams(graph: PipeWire) -> None:
+    dev = sink(graph)
+    config = da.StreamConfig(2, RATE)
+    blocks = {"in": 0, "out": 0}
+    tone = (0.5 * np.sin(np.arange(128) * 2 * np.pi / 32)).astype(np.float32)
+    heard: list[float] = []
+
+    def play(data: np.ndarray, info: da.CallbackInfo) -> None:
+        data[:] = tone[:, None]
+        blocks["out"] += 1
+
+    def record(data: np.ndarray, info: da.CallbackInfo) -> None:
+        heard.append(float(np.max(np.abs(data))))
+        blocks["in"] += 1
+
+    with dev.build_output_stream(config, play) as out, dev.build_input_stream(config, record):
+        time.sleep(1.0)
+    assert min(blocks.values()) >= 100, blocks
+    assert max(heard) == pytest.approx(0.5, abs=0.01)  # the tone, through the monitor
+    assert out.latency.input == 0
+
+
+def test_a_blocking_duplex_stream_captures_what_it_wrote_one_round_trip_later(
+    graph: PipeWire,
+) -> None:
+    stream = sink(graph).build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE))
+    found = blocking_round_trips(stream, 1.5)
+    stream.close()
+    assert found.offsets, f"no impulse before a flag: {found.flagged[:3]}"
+    assert set(found.offsets) == {128} == set(found.reported)
+
+
+def test_under_load_every_timestamp_discontinuity_is_flagged_on_its_block(
+    graph: PipeWire, busy_processes: None
+) -> None:
+    dev = sink(graph)
+    loop = ImpulseLoop(2000)
+    stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
+    run_loop(stream, loop)
+    loop.assert_discontinuities_flagged(128)
+    assert set(loop.round_trips()) <= {128}
+    assert_deadlines_from_wakeups(stream, 2000)
+
+
+def test_a_forced_quantum_ends_the_stream_before_a_block_of_its_size(graph: PipeWire) -> None:
+    dev = sink(graph)
+    errors = Errors()
+    loop = ImpulseLoop(10**9)
+    stream = dev.build_duplex_stream(dev.default_duplex_config(), loop, errors)
+    with stream:
+        time.sleep(0.3)
+        force_quantum(graph, 256)
+        assert errors.arrived.wait(20)
+    [err] = errors.items
+    assert err.kind is da.ErrorKind.STREAM_INVALIDATED and "256" in err.message
+    assert loop.sizes == {128}
+
+
+def test_removing_the_node_reports_device_not_available(graph: PipeWire) -> None:
+    loaded = graph.run("pactl", "load-module", "module-null-sink", "sink_name=da_removable")
+    assert loaded.returncode == 0, loaded.stderr
+    time.sleep(0.5)
+    dev = da.host_from_id("pipewire").device_by_id("pipewire:da_removable")
+    assert dev is not None
+    errors = Errors()
+    stream = dev.build_duplex_stream(dev.default_duplex_config(), lambda i, o, n: None, errors)
+    with stream:
+        time.sleep(0.3)
+        graph.run("pactl", "unload-module", loaded.stdout.strip())
+        assert errors.arrived.wait(20)
+    assert errors.items[0].kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+
+
+def test_killing_pipewire_reports_device_not_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = start_pipewire(sink="da_private")
+    try:
+        use(stack, monkeypatch)
+        dev = sink(stack)
+        errors = Errors()
+        stream = dev.build_duplex_stream(dev.default_duplex_config(), lambda i, o, n: None, errors)
+        stream.start()
+        time.sleep(0.3)
+        stack.processes[1].kill()  # pipewire itself (after the session bus)
+        assert errors.arrived.wait(20)
+        assert errors.items[0].kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+        begun = time.monotonic()
+        stream.close()
+        assert time.monotonic() - begun < 3.0
+    finally:
+        stack.stop()
+
+
+def test_the_latency_command_reports_what_the_impulses_measure(
+    graph: PipeWire, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from duplexaudio.cli import main
+
+    assert main(["latency", "-d", f"pipewire:{graph.sink}", "-n", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "round trip   128 frames" in out and "(matches)" in out
+
+
+def test_a_stream_on_the_default_sink_follows_it_and_says_so(graph: PipeWire) -> None:
+    loaded = graph.run("pactl", "load-module", "module-null-sink", "sink_name=da_second")
+    assert loaded.returncode == 0, loaded.stderr
+    try:
+        assert graph.run("pactl", "set-default-sink", graph.sink).returncode == 0
+        time.sleep(0.5)
+        dev = da.host_from_id("pipewire").device_by_id("pipewire:@DEFAULT_SINK@")
+        assert dev is not None and dev.supports_duplex()
+        errors = Errors()
+        loop = ImpulseLoop(10**9, every=5)
+        stream = dev.build_duplex_stream(dev.default_duplex_config(), loop, errors)
+        with stream:
+            time.sleep(0.5)
+            assert graph.run("pactl", "set-default-sink", "da_second").returncode == 0
+            assert errors.arrived.wait(20)
+            before = loop.count
+            time.sleep(1.0)
+            assert stream.running and loop.count > before + 100  # it goes on, there
+        assert [e.kind for e in errors.items] == [da.ErrorKind.DEVICE_CHANGED]
+        # Impulses come back through the new sink's monitor as exactly as before.
+        assert set(loop.round_trips()) == {128}
+    finally:
+        graph.run("pactl", "set-default-sink", graph.sink)
+        graph.run("pactl", "unload-module", loaded.stdout.strip())
+
+
+def test_with_a_pipewire_server_running_pipewire_is_the_default_host(graph: PipeWire) -> None:
+    assert da.HostId.PIPEWIRE in da.available_hosts()
+    assert da.default_host().id is da.HostId.PIPEWIRE
+    assert da.find_device(None, direction="duplex").id.host is da.HostId.PIPEWIRE
