@@ -66,15 +66,10 @@ def table(rows: list[dict[str, Any]], deadlines: Sequence[float]) -> str:
     cells = jvp.summary(rows)
     shown = ("on time %", "late", "lost cycles", "server xruns")
     out = "| deadline | load | " + " | ".join(shown) + " |\n|---|---|" + "---|" * len(shown) + "\n"
-    formats = {heading: fmt for heading, _, fmt in jvp.COLUMNS}
     for deadline in deadlines:
         for load in LOADS:
-            cell = cells.get((lib_name(deadline), FRAMES, load))
-            if cell is None:
-                out += f"| {deadline:g} | {load} | error |" + " |" * (len(shown) - 1) + "\n"
-                continue
-            values = [jvp.spread(cell[h], formats[h]) for h in shown]
-            out += f"| {deadline:g} | {load} | " + " | ".join(values) + " |\n"
+            key = (lib_name(deadline), FRAMES, load)
+            out += jvp.cells_row(cells, key, f"{deadline:g} | {load}", shown)
     return out
 
 

@@ -379,6 +379,21 @@ def spread(values: list[float], fmt: str) -> str:
     return mid if lo == hi else f"{mid} ({lo}-{hi})"
 
 
+def cells_row(
+    cells: dict[tuple[str, int, str], dict[str, list[float]]],
+    key: tuple[str, int, str],
+    label: str,
+    shown: Sequence[str],
+) -> str:
+    """One markdown row: `label`, then the median (min-max) of each `shown` column
+    of ``cells[key]``, or ``error`` when that cell has no run."""
+    cell = cells.get(key)
+    if cell is None:
+        return f"| {label} | error |" + " |" * (len(shown) - 1) + "\n"
+    formats = {heading: fmt for heading, _, fmt in COLUMNS}
+    return f"| {label} | " + " | ".join(spread(cell[h], formats[h]) for h in shown) + " |\n"
+
+
 def table(rows: list[dict[str, Any]], frames: int) -> str:
     """One block size's rows as a markdown table: median (min-max) over the runs."""
     cells = summary(rows)

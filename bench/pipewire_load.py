@@ -69,17 +69,11 @@ def run_all(
 def table(rows: list[dict[str, Any]], frames: int) -> str:
     """Median (min-max) per route and load, the columns of jack_vs_peers but server xruns."""
     cells = jvp.summary(rows)
-    shown = [c for c in jvp.COLUMNS if c[0] != "server xruns"]
-    out = "| route | load | " + " | ".join(c[0] for c in shown) + " |\n"
-    out += "|---|---|" + "---|" * len(shown) + "\n"
+    shown = [c[0] for c in jvp.COLUMNS if c[0] != "server xruns"]
+    out = "| route | load | " + " | ".join(shown) + " |\n|---|---|" + "---|" * len(shown) + "\n"
     for lib in ROUTES:
         for load in jvp.LOADS:
-            cell = cells.get((lib, frames, load))
-            if cell is None:
-                out += f"| {lib} | {load} | error |" + " |" * (len(shown) - 1) + "\n"
-                continue
-            values = [jvp.spread(cell[h], fmt) for h, _, fmt in shown]
-            out += f"| {lib} | {load} | " + " | ".join(values) + " |\n"
+            out += jvp.cells_row(cells, (lib, frames, load), f"{lib} | {load}", shown)
     return out
 
 

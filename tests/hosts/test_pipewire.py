@@ -39,6 +39,8 @@ def graph(pipewire: PipeWire, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipeW
     use(pipewire, monkeypatch)
     yield pipewire
     force_quantum(pipewire, 128)
+    pipewire.run("pw-metadata", "-n", "settings", "0", "clock.force-rate", "0")
+    pipewire.run("pw-metadata", "-n", "settings", "0", "clock.allowed-rates", "[ 48000 ]")
 
 
 def force_quantum(stack: PipeWire, frames: int) -> None:
@@ -137,17 +139,33 @@ def test_under_load_every_timestamp_discontinuity_is_flagged_on_its_block(
     assert_deadlines_from_wakeups(stream, 2000)
 
 
-def test_a_forced_quantum_ends_the_stream_before_a_block_of_its_size(graph: PipeWire) -> None:
+def settings(stack: PipeWire, *pairs: tuple[str, str]) -> None:
+    for key, value in pairs:
+        done = stack.run("pw-metadata", "-n", "settings", "0", key, value)
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "value"),
+    [
+        ((("clock.force-quantum", "256"),), "256"),
+        ((("clock.allowed-rates", "[ 44100 48000 ]"), ("clock.force-rate", "44100")), "44100"),
+    ],
+    ids=["quantum", "rate"],
+)
+def test_a_forced_quantum_or_rate_ends_the_stream_before_a_block_of_it(
+    graph: PipeWire, change: tuple[tuple[str, str], ...], value: str
+) -> None:
     dev = sink(graph)
     errors = Errors()
     loop = ImpulseLoop(10**9)
     stream = dev.build_duplex_stream(dev.default_duplex_config(), loop, errors)
     with stream:
         time.sleep(0.3)
-        force_quantum(graph, 256)
+        settings(graph, *change)
         assert errors.arrived.wait(20)
     [err] = errors.items
-    assert err.kind is da.ErrorKind.STREAM_INVALIDATED and "256" in err.message
+    assert err.kind is da.ErrorKind.STREAM_INVALIDATED and value in err.message
     assert loop.sizes == {128}
 
 
