@@ -72,8 +72,8 @@ QUANTUM_64_SLIPS = pytest.mark.xfail(
     strict=False,
     reason="known limit (docs/hosts/pipewire.md): at a 64-frame quantum, beside a busy "
     "jackd, about one impulse in 300 comes back a quantum late with nothing PipeWire "
-    "0.3.65 shows a filter (position unbroken, buffers present, woken in time); 128 and "
-    "above held in every run",
+    "0.3.65 shows a filter (position unbroken, buffers present and taken, woken in time); 128 "
+    "and above held in every run",
 )
 
 
