@@ -411,7 +411,8 @@ struct da_pw {
     float *out_bufs[MAX_CHANNELS];
     float *scratch;
     int started;
-    uint64_t origin_pos, next_pos;
+    uint64_t next_pos;             /* the driver position the next cycle should have */
+    uint64_t timeline;             /* frames of the stream's timeline at this cycle */
     int64_t origin_ns;
     int rt_checked;
     uint64_t seen_next;            /* the position the last cycle led to */
@@ -528,19 +529,19 @@ static void on_process(void *data, struct spa_io_position *pos) {
     if (da_engine_state(p->e) == DA_STATE_STOPPED) p->started = 0;
     if (!p->started) {
         p->started = 1;
-        p->origin_pos = pos->clock.position;
         p->origin_ns = (int64_t)pos->clock.nsec;
+        p->timeline = 0;
     } else if (pos->clock.position != p->next_pos) {
-        /* The driver's clock moved on by more (or less) than our last cycle:
-         * cycles ran without us, or the clock was reset. */
+        /* The driver's clock moved on by more than our last cycle: cycles ran
+         * without us (whole cycles, rounded up). Or it did not move on (seen
+         * under load: process called twice at one position) or went back (a
+         * reset): the stream's own timeline goes on by one block regardless,
+         * so timestamps never stand still or run back. Flagged either way. */
         glitch = 1;
         if (pos->clock.position > p->next_pos && n)
             lost = (uint32_t)((pos->clock.position - p->next_pos + n - 1) / n);
-        if (pos->clock.position < p->next_pos) { /* a reset: re-anchor */
-            p->origin_pos = pos->clock.position;
-            p->origin_ns = (int64_t)pos->clock.nsec;
-        }
     }
+    p->timeline += (uint64_t)lost * n;
     /* Woken after the cycle should have ended: the graph went on without
      * this node's output, which then reaches the sink a cycle late (seen at
      * a 64-frame quantum beside a busy jackd: an impulse back at 128, the
@@ -549,7 +550,7 @@ static void on_process(void *data, struct spa_io_position *pos) {
     glitch |= missing;
     p->next_pos = pos->clock.position + n;
     da_cycle_time t = {0};
-    t.callback_ns = p->origin_ns + da_frames_to_ns((int64_t)(pos->clock.position - p->origin_pos), p->rate);
+    t.callback_ns = p->origin_ns + da_frames_to_ns((int64_t)p->timeline, p->rate);
     t.wakeup_ns = now;
     t.deadline_anchor_ns = now;
     t.deadline_limit_ns = pos->clock.next_nsec > (uint64_t)now ? (int64_t)pos->clock.next_nsec : 0;
@@ -559,6 +560,7 @@ static void on_process(void *data, struct spa_io_position *pos) {
                                                           p->rate);
     t.lost_cycles = lost;
     da_engine_process(p->e, p->in_bufs, 1, p->out_bufs, 1, n, &t, glitch);
+    p->timeline += n;
 }
 
 static const struct pw_filter_events filter_events = {
