@@ -55,7 +55,6 @@ static struct {
     struct pw_core *(*context_connect)(struct pw_context *, struct pw_properties *, size_t);
     int (*core_disconnect)(struct pw_core *);
     struct pw_properties *(*properties_new)(const char *, ...);
-    int (*properties_set)(struct pw_properties *, const char *, const char *);
     void (*properties_free)(struct pw_properties *);
     struct pw_filter *(*filter_new)(struct pw_core *, const char *, struct pw_properties *);
     void (*filter_add_listener)(struct pw_filter *, struct spa_hook *,
@@ -64,11 +63,9 @@ static struct {
                              size_t, struct pw_properties *, const struct spa_pod **, uint32_t);
     int (*filter_connect)(struct pw_filter *, enum pw_filter_flags, const struct spa_pod **,
                           uint32_t);
-    int (*filter_disconnect)(struct pw_filter *);
     void (*filter_destroy)(struct pw_filter *);
     void *(*filter_get_dsp_buffer)(void *, uint32_t);
     uint32_t (*filter_get_node_id)(struct pw_filter *);
-    int (*filter_set_active)(struct pw_filter *, bool);
     void (*proxy_destroy)(struct pw_proxy *);
 } W;
 
@@ -88,17 +85,14 @@ static const da_symbol SYMBOLS[] = {
     {&W.context_connect, "pw_context_connect"},
     {&W.core_disconnect, "pw_core_disconnect"},
     {&W.properties_new, "pw_properties_new"},
-    {&W.properties_set, "pw_properties_set"},
     {&W.properties_free, "pw_properties_free"},
     {&W.filter_new, "pw_filter_new"},
     {&W.filter_add_listener, "pw_filter_add_listener"},
     {&W.filter_add_port, "pw_filter_add_port"},
     {&W.filter_connect, "pw_filter_connect"},
-    {&W.filter_disconnect, "pw_filter_disconnect"},
     {&W.filter_destroy, "pw_filter_destroy"},
     {&W.filter_get_dsp_buffer, "pw_filter_get_dsp_buffer"},
     {&W.filter_get_node_id, "pw_filter_get_node_id"},
-    {&W.filter_set_active, "pw_filter_set_active"},
     {&W.proxy_destroy, "pw_proxy_destroy"},
 };
 
@@ -127,7 +121,6 @@ typedef struct {
     uint32_t id, node;
     int output;    /* port.direction "out" */
     int monitor;   /* port.monitor */
-    char name[64];
 } port_info;
 
 typedef struct {
@@ -256,7 +249,6 @@ static void on_global(void *data, uint32_t id, uint32_t permissions, const char 
         p->node = dict_uint(props, PW_KEY_NODE_ID, SPA_ID_INVALID);
         p->output = dir && !strcmp(dir, "out");
         p->monitor = mon && !strcmp(mon, "true");
-        copy_text(p->name, sizeof p->name, spa_dict_lookup(props, PW_KEY_PORT_NAME));
     } else if (!strcmp(type, PW_TYPE_INTERFACE_Metadata)) {
         const char *name = spa_dict_lookup(props, PW_KEY_METADATA_NAME);
         if (!name) return;
@@ -404,8 +396,6 @@ struct da_pw {
     int graph_loop;                          /* input is the monitor of our sink */
     int follow;                              /* 1: the default sink, 2: the default source */
     atomic_uint in_latency, out_latency;     /* frames, from the ports' latency params */
-    int state;                               /* last pw_filter_state */
-    char error[256];
     /* data thread only */
     const float *in_bufs[MAX_CHANNELS];
     float *out_bufs[MAX_CHANNELS];
@@ -454,11 +444,7 @@ static void defaults_changed(void *user) {
 static void on_filter_state(void *data, enum pw_filter_state old, enum pw_filter_state state,
                             const char *error) {
     da_pw *p = data;
-    p->state = state;
-    if (state == PW_FILTER_STATE_ERROR) {
-        copy_text(p->error, sizeof p->error, error);
-        da_engine_fail(p->e, DA_EV_DEVICE_LOST, 0);
-    }
+    if (state == PW_FILTER_STATE_ERROR) da_engine_fail(p->e, DA_EV_DEVICE_LOST, 0);
     W.thread_loop_signal(p->c.loop, false);
 }
 

@@ -138,7 +138,6 @@ static struct {
     PaError (*OpenStream)(PaStream **, const PaStreamParameters *, const PaStreamParameters *,
                           double, unsigned long, PaStreamFlags, PaStreamCallback *, void *);
     PaError (*StartStream)(PaStream *);
-    PaError (*StopStream)(PaStream *);
     PaError (*AbortStream)(PaStream *);
     PaError (*CloseStream)(PaStream *);
     PaError (*IsStreamActive)(PaStream *);
@@ -157,7 +156,6 @@ static const da_symbol SYMBOLS[] = {
     {&P.IsFormatSupported, "Pa_IsFormatSupported"},
     {&P.OpenStream, "Pa_OpenStream"},
     {&P.StartStream, "Pa_StartStream"},
-    {&P.StopStream, "Pa_StopStream"},
     {&P.AbortStream, "Pa_AbortStream"},
     {&P.CloseStream, "Pa_CloseStream"},
     {&P.IsStreamActive, "Pa_IsStreamActive"},
