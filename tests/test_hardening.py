@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -411,3 +412,30 @@ def test_a_thread_that_cannot_start_is_resource_exhausted_and_leaves_nothing(
     with loopback.build_duplex_stream(config(), lambda i, o, n: None) as stream:
         assert not stream.wait(0.1)
     assert stream.error is None
+
+
+BAD_FILE_ARGUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "subtype-array": ("record_file", {"subtype": np.zeros(0)}),
+    "subtype-int": ("record_file", {"subtype": 24}),
+    "path-int": ("record_file", {"path": 42}),
+    "path-empty": ("record_file", {"path": ""}),
+    "path-array": ("play_file", {"path": np.zeros(3)}),
+    "path-bytes": ("play_file", {"path": b"x.wav"}),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILE_ARGUMENTS)
+def test_file_names_and_subtypes_are_checked_before_anything_opens(
+    loopback: VirtualDevice, tmp_path: Path, case: str
+) -> None:
+    """Found by the fuzz test: an array as subtype met ``subtype or ...`` (a bare
+    ValueError), and any object as path became a file named by its str()."""
+    name, bad = BAD_FILE_ARGUMENTS[case]
+    kwargs: dict[str, Any] = {"path": tmp_path / "t.wav", "device": loopback, **bad}
+    if name == "record_file":
+        kwargs["seconds"] = 0.1
+    with pytest.raises(da.Error) as raised:
+        getattr(da, name)(**kwargs)
+    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert ("subtype" if "subtype" in bad else "path") in raised.value.message
+    assert list(tmp_path.iterdir()) == [] and not (Path.cwd() / "42").exists()

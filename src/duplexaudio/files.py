@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from duplexaudio.host import Device
 __all__ = [
     "FileReport",
     "Glitch",
+    "file_path",
     "level_dbfs",
     "optional_module",
     "play_file",
@@ -63,12 +65,35 @@ def optional_module(name: str, extra: str) -> Any:
         ) from exc
 
 
+def file_path(name: str, value: object) -> Path:
+    """``value`` as a Path, if it is a str or a path-like object naming a file.
+
+    Anything else is refused rather than made a name with ``str()``: ``42``
+    or an array as a file name is a bug, not a file called "42".
+
+    Raises
+    ------
+    Error
+        ``INVALID_INPUT``: "<name> must be a file path (str or os.PathLike),
+        got <value>".
+    """
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if isinstance(text, str) and text and "\0" not in text:
+            return Path(text)
+    raise Error(
+        ErrorKind.INVALID_INPUT,
+        f"{name} must be a file path (a non-empty str or os.PathLike), got {value!r}",
+    )
+
+
 def sound_file(path: str | Path, mode: str, **format: Any) -> Any:
     """``soundfile.SoundFile(path, mode, ...)``, its failures as an ``Error`` naming the file.
 
     Opened before any device is, so a file that cannot be read or written
     costs no stream.
     """
+    path = file_path("path", path)
     sf = optional_module("soundfile", "files")
     try:
         return sf.SoundFile(str(path), mode, **format)
@@ -145,7 +170,7 @@ class FileReport:
             + (f"{g.frames} frames lost" if g.frames else "device glitch")
             for g in self.glitches
         ]
-        Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        file_path("path", path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
 class _Converter:
@@ -345,6 +370,12 @@ def record_file(
         valid first).
     """
     stop, on_block = _hooks(stop, on_block)
+    path = file_path("path", path)
+    if subtype is not None and not isinstance(subtype, str):
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"subtype must be None or a soundfile subtype name such as 'PCM_16', got {subtype!r}",
+        )
     limit = optional_seconds("seconds", seconds)
     dev = find_device(device, direction="input")
     own = dev.default_input_config()
@@ -355,7 +386,7 @@ def record_file(
         raise Error(ErrorKind.INVALID_INPUT, f"seconds {seconds!r} records no frame")
     device_rate = _rate_for(dev, False, rate, ch)
     convert = _Converter(device_rate, rate, ch)  # checks soxr before the file exists
-    subtype = subtype or _SUBTYPES.get(Path(path).suffix.lower())
+    subtype = subtype or _SUBTYPES.get(path.suffix.lower())
     out = sound_file(path, "w", samplerate=rate, channels=ch, subtype=subtype)
     glitches: list[Glitch] = []
     written = 0
@@ -375,7 +406,7 @@ def record_file(
         stream = dev.build_input_stream(StreamConfig(ch, device_rate, _buffer(buffer_size)))
     except BaseException:
         out.close()
-        Path(path).unlink(missing_ok=True)  # no empty file for a take never made
+        path.unlink(missing_ok=True)  # no empty file for a take never made
         raise
     try:
         step = max(stream.buffer_size, round(device_rate * _STEP_SECONDS))
