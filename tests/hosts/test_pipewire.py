@@ -68,22 +68,13 @@ def test_the_null_sink_is_a_duplex_device_at_the_graphs_quantum(graph: PipeWire)
     assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
 
 
-#: Known limit (docs/hosts/pipewire.md, issue 16): under load, now and then an
-#: impulse comes back exactly one quantum late with nothing PipeWire 0.3.65
-#: shows a filter (seen: about 1 in 300 at a 64-frame quantum beside a busy
-#: jackd, once at 128 under two busy processes). Such a slip is tolerated, at
-#: most once or this share of the impulses, never by anything but one quantum; any
-#: other error fails.
-UNFLAGGED_SLIP_SHARE = 0.02
-
-
 def assert_one_quantum(found: list[int], quantum: int) -> None:
-    """Every impulse came back one quantum after it left, but for the known
-    unflagged slip: exactly one quantum more, once or in UNFLAGGED_SLIP_SHARE at most."""
-    slipped = [f for f in found if f != quantum]
-    assert set(slipped) <= {2 * quantum}, f"round trips {sorted(set(found))}"
-    allowed = max(1, UNFLAGGED_SLIP_SHARE * len(found))
-    assert len(slipped) <= allowed, f"{len(slipped)} of {len(found)}"
+    """Every impulse not flagged came back exactly one quantum after it left.
+
+    Before the host flagged a cycle that finished after the driver's next
+    wake-up, about one impulse in 2000 (64 frames, two busy processes)
+    came back one quantum later than this, unflagged."""
+    assert found and set(found) == {quantum}, f"round trips {sorted(set(found))}"
 
 
 @pytest.mark.parametrize("quantum", [64, 128, 256, 1024])
@@ -130,10 +121,16 @@ def test_input_only_and_output_only_streams(graph: PipeWire) -> None:
 def test_a_blocking_duplex_stream_captures_what_it_wrote_one_round_trip_later(
     graph: PipeWire,
 ) -> None:
-    stream = sink(graph).build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE))
     # Warm first: on a loaded machine the first cycles can lose blocks (flagged).
-    found = blocking_round_trips(stream, 1.5, warm=1.0)
-    stream.close()
+    # Impulses after a flag do not count, and PipeWire's data thread has no
+    # real-time priority here, so under load a take may be flagged early:
+    # then a fresh stream tries again.
+    for _ in range(5):
+        stream = sink(graph).build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE))
+        found = blocking_round_trips(stream, 1.5, warm=1.0)
+        stream.close()
+        if found.offsets:
+            break
     assert found.offsets, f"no impulse before a flag: {found.flagged[:3]}"
     assert set(found.reported) == {128}
     assert_one_quantum(found.offsets, 128)

@@ -405,6 +405,7 @@ struct da_pw {
     uint64_t timeline;             /* frames of the stream's timeline at this cycle */
     int64_t origin_ns;
     int rt_checked;
+    int finished_late; /* the last cycle ended after the driver's next wake-up */
     uint64_t seen_next;            /* the position the last cycle led to */
     atomic_int steady;             /* cycles in a row that followed on */
 };
@@ -474,6 +475,9 @@ static void on_process(void *data, struct spa_io_position *pos) {
     da_pw *p = data;
     const int64_t now = da_now_ns();
     const uint32_t n = (uint32_t)pos->clock.duration;
+    /* Read once: `pos` is the driver's own, and it moves on to the next cycle
+     * while this one may still be running. */
+    const uint64_t next_nsec = pos->clock.next_nsec;
     if (!p->rt_checked) {
         da_engine_set_realtime(p->e, da_thread_is_realtime());
         p->rt_checked = 1;
@@ -528,24 +532,29 @@ static void on_process(void *data, struct spa_io_position *pos) {
             lost = (uint32_t)((pos->clock.position - p->next_pos + n - 1) / n);
     }
     p->timeline += (uint64_t)lost * n;
-    /* Woken after the cycle should have ended: the graph went on without
-     * this node's output, which then reaches the sink a cycle late (seen at
-     * a 64-frame quantum beside a busy jackd: an impulse back at 128, the
-     * position unbroken). Not lost, but the loop slipped: flag it. */
-    if (pos->clock.next_nsec && now > (int64_t)pos->clock.next_nsec) glitch = 1;
-    glitch |= missing;
+    /* Woken after the cycle should have ended, or the last cycle finished
+     * after it: the driver began its next cycle without this node's output
+     * (PipeWire 0.3.65 counts no xrun for that, only the profiler sees it),
+     * which then reaches the sink a cycle late: an impulse back one quantum
+     * late, the position unbroken. Not lost, but the loop slipped: flag it,
+     * on the block where the late cycle is known. */
+    if (next_nsec && now > (int64_t)next_nsec) glitch = 1;
+    glitch |= missing | p->finished_late;
     p->next_pos = pos->clock.position + n;
     da_cycle_time t = {0};
     t.callback_ns = p->origin_ns + da_frames_to_ns((int64_t)p->timeline, p->rate);
     t.wakeup_ns = now;
     t.deadline_anchor_ns = now;
-    t.deadline_limit_ns = pos->clock.next_nsec > (uint64_t)now ? (int64_t)pos->clock.next_nsec : 0;
+    t.deadline_limit_ns = next_nsec > (uint64_t)now ? (int64_t)next_nsec : 0;
     t.input_device_ns = t.callback_ns - da_frames_to_ns(atomic_load(&p->in_latency), p->rate);
     t.output_device_ns = t.callback_ns + da_frames_to_ns(atomic_load(&p->out_latency) +
                                                               (p->graph_loop ? n : 0),
                                                           p->rate);
     t.lost_cycles = lost;
     da_engine_process(p->e, p->in_bufs, 1, p->out_bufs, 1, n, &t, glitch);
+    /* Seen under load: woken 1.27 ms into a 1.33 ms cycle, done at 1.44 ms.
+     * The output missed this cycle; the next block says so. */
+    p->finished_late = next_nsec && da_now_ns() > (int64_t)next_nsec;
     p->timeline += n;
 }
 
