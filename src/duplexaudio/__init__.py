@@ -17,6 +17,7 @@ This module only re-exports; see the submodules for the code.
 
 from __future__ import annotations
 
+from duplexaudio.aggregate import AggregateDevice, aggregate
 from duplexaudio.blocking import ReadStatus, WriteStatus
 from duplexaudio.config import (
     STANDARD_SAMPLE_RATES,
@@ -43,6 +44,7 @@ from duplexaudio.host import (
 )
 from duplexaudio.measure import LatencyReport, measure_latency, play, playrec, rec, stop, wait
 from duplexaudio.stream import (
+    AggregateStatus,
     CallbackAbort,
     CallbackStop,
     ProgramStatus,
@@ -58,6 +60,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "STANDARD_SAMPLE_RATES",
+    "AggregateDevice",
+    "AggregateStatus",
     "BufferSize",
     "CallbackAbort",
     "CallbackInfo",
@@ -91,6 +95,7 @@ __all__ = [
     "SupportedStreamConfigRange",
     "WriteStatus",
     "__version__",
+    "aggregate",
     "available_hosts",
     "default",
     "default_host",

@@ -43,6 +43,7 @@ from duplexaudio.timing import (
 )
 
 __all__ = [
+    "AggregateStatus",
     "CallbackAbort",
     "CallbackStop",
     "ErrorCallback",
@@ -58,6 +59,46 @@ __all__ = [
 logger = logging.getLogger("duplexaudio")
 
 ErrorCallback = Callable[[Error], None]
+
+
+@dataclass(frozen=True)
+class AggregateStatus:
+    """The clock loop of a stream on an `aggregate()` device.
+
+    Attributes
+    ----------
+    drift_ppm
+        How much faster the input device's clock runs than the output's
+        (ppm; negative: slower), as measured from both devices' timestamps.
+    error_frames
+        Where the resampler read the input at the last cycle, against
+        where it should have (frames): within one once locked.
+    locked
+        Within a frame of the target for a quarter second (and the clocks'
+        loops settled); a lock lost shows here and in `locks`.
+    lock_seconds
+        From the first cycle to the first lock; None before it.
+    locks
+        Times the lock was gained (more than 1: it was lost and regained).
+    jumps
+        Times the read position was set afresh: at the start, and after an
+        input gap, a stall or a stop. Each jump is flagged on its block.
+    underruns
+        Output cycles that found too little input (the fill too short for
+        the devices' jitter, or the input stalled): zeros filled in, flagged.
+    overruns
+        Input blocks dropped because the ring was full (the output not
+        reading).
+    """
+
+    drift_ppm: float
+    error_frames: float
+    locked: bool
+    lock_seconds: float | None
+    locks: int
+    jumps: int
+    underruns: int
+    overruns: int
 
 
 @dataclass(frozen=True)
@@ -108,6 +149,9 @@ class StreamStats:
     underflows, underflow_frames
         A blocking stream's output ring ran short: blocks filled with
         silence, and the frames of silence (each reported by the next write).
+    aggregate
+        On an `aggregate()` device, its clock loop's figures; None elsewhere.
+        ``drift_ppm`` and ``locked`` are its two most asked for.
     """
 
     cycles: int
@@ -129,6 +173,17 @@ class StreamStats:
     overflow_frames: int = 0
     underflows: int = 0
     underflow_frames: int = 0
+    aggregate: AggregateStatus | None = None
+
+    @property
+    def drift_ppm(self) -> float | None:
+        """An aggregate's measured drift (`AggregateStatus.drift_ppm`); None elsewhere."""
+        return self.aggregate.drift_ppm if self.aggregate else None
+
+    @property
+    def locked(self) -> bool | None:
+        """Whether an aggregate's clock loop holds (`AggregateStatus.locked`); None elsewhere."""
+        return self.aggregate.locked if self.aggregate else None
 
 
 @dataclass(frozen=True)
@@ -875,7 +930,12 @@ class _Core:
             overflow_frames=int(r.overflow_frames) if r else 0,
             underflows=int(r.underflows) if r else 0,
             underflow_frames=int(r.underflow_frames) if r else 0,
+            aggregate=self._aggregate_status(),
         )
+
+    def _aggregate_status(self) -> AggregateStatus | None:
+        report = getattr(self.backend, "aggregate_status", None)
+        return report() if callable(report) else None
 
 
 @checked_methods

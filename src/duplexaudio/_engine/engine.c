@@ -66,6 +66,13 @@ struct da_engine {
     atomic_uint_fast64_t prog_done;   /* release: the instants are written first */
     atomic_uint_fast64_t prog_xruns;
 
+    /* aggregate: set before the first start. feed: this engine's cycles
+     * go into the aggregate (an input device's), its events and failure to
+     * `forward` (the stream's engine). pull: this engine's input comes from
+     * the aggregate (the output device's). */
+    da_agg *feed, *pull;
+    da_engine *forward;
+
     /* blocking streams: set before the first start; then the device thread
      * is the only writer of what follows but the waiting flags */
     int rings;
@@ -222,6 +229,10 @@ size_t da_engine_timing_log(da_engine *e, int64_t *anchor, int64_t *wakeup, size
 /* ---- events ---------------------------------------------------------- */
 
 void da_event_post(da_engine *e, int code, int64_t value) {
+    if (e->forward) {
+        da_event_post(e->forward, code, value);
+        return;
+    }
     uint64_t idx = atomic_load(&e->ev_write);
     do {
         if (idx - atomic_load(&e->ev_read) >= EVENT_RING) {
@@ -253,9 +264,31 @@ int da_event_wait(da_engine *e, int64_t timeout_ns, da_event *ev) {
 }
 
 void da_engine_fail(da_engine *e, int event, int64_t value) {
+    if (e->forward) { /* an aggregate's input device: the stream fails */
+        atomic_store(&e->state, DA_STATE_FAILED);
+        da_engine_fail(e->forward, event, value);
+        return;
+    }
     atomic_store(&e->state, DA_STATE_FAILED);
     da_event_post(e, event, value);
     ring_wake(e);
+}
+
+/* ---- aggregates ----------------------------------------------------- */
+
+int da_engine_feed(da_engine *input_side, da_agg *a, da_engine *stream) {
+    if (!a || !stream || stream == input_side || !input_side->in_ch || input_side->out_ch ||
+        input_side->program || input_side->rings)
+        return -EINVAL;
+    input_side->feed = a;
+    input_side->forward = stream;
+    return 0;
+}
+
+int da_engine_pull(da_engine *stream, da_agg *a) {
+    if (!a || !stream->in_ch || stream->feed) return -EINVAL;
+    stream->pull = a;
+    return 0;
 }
 
 /* ---- blocking streams: the rings' engine side ------------------------ */
@@ -654,7 +687,27 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
                        float *const *out, size_t out_stride, uint32_t frames,
                        const da_cycle_time *t, int device_xrun) {
     const int state = atomic_load(&e->state);
+    if (e->feed) { /* an aggregate's input device: its input goes to the ring */
+        if (frames == e->frames && (state == DA_STATE_RUNNING || state == DA_STATE_DRAINING))
+            da_agg_push(e->feed, in, in_stride, frames, t, device_xrun);
+        else if (frames != e->frames && state != DA_STATE_FAILED)
+            da_engine_fail(e, DA_EV_BUFFER_SIZE_CHANGED, frames);
+        return;
+    }
     if (!accept_cycle(e, state, out, out_stride, frames, t, device_xrun)) return;
+    da_cycle_time pulled;
+    if (e->pull) { /* an aggregate: the input on this device's clock */
+        int gap = 0;
+        pulled = *t;
+        in = da_agg_pull(e->pull, frames, t, &gap, &pulled.input_device_ns);
+        in_stride = 1;
+        t = &pulled;
+        if (gap) { /* the input is not continuous: flagged on this block, counted */
+            atomic_fetch_add_explicit(&e->xruns, 1, memory_order_relaxed);
+            e->pending_xrun = 1;
+            device_xrun = 1;
+        }
+    }
     if (state == DA_STATE_DRAINING) {
         drain(e, out, out_stride, frames);
         return;

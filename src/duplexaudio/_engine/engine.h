@@ -61,6 +61,30 @@ void da_engine_fail(da_engine *e, int event, int64_t value);
  * forever on a server that died. */
 int da_run_within(void (*fn)(void *), void *arg, int timeout_ms);
 
+/* ---- band-limited interpolation (resample.c) -------------------------------- */
+
+#define DA_RS_HALF 40     /* taps each side of a position */
+#define DA_RS_PHASES 256  /* tabulated fractional offsets */
+/* Build the kernel table once (idempotent, thread-safe); before any device
+ * thread calls da_rs_value. */
+void da_rs_prepare(void);
+/* The signal at position i + frac (0 <= frac < 1), where x points at sample
+ * i and samples are `stride` floats apart: reads x[(1 - DA_RS_HALF) * stride]
+ * to x[DA_RS_HALF * stride]. Allocates nothing, takes no lock. */
+float da_rs_value(const float *x, size_t stride, double frac);
+
+/* ---- two devices as one duplex device (aggregate.c) ------------------------ */
+
+/* The input device's cycle (its engine feeds the aggregate). */
+void da_agg_push(da_agg *a, const float *const *in, size_t in_stride, uint32_t frames,
+                 const da_cycle_time *t, int device_xrun);
+/* The output device's cycle: the aggregate's input for it, one array per
+ * channel, on the output's clock; *xrun set when the input is not
+ * continuous with the last block's, *input_device_ns to the capture
+ * instant of its first frame. */
+const float *const *da_agg_pull(da_agg *a, uint32_t frames, const da_cycle_time *t, int *xrun,
+                                int64_t *input_device_ns);
+
 /* ---- sample conversion (samples.c): the one converter ----------------------- */
 
 /* Bytes per sample of a DA_FMT_* format (24-bit in an int32); 0 if unknown. */

@@ -167,6 +167,37 @@ int da_engine_ring_wait(da_engine *e, int output, uint64_t frames, int64_t timeo
 void da_engine_ring_notify_fd(da_engine *e, int fd);
 void da_engine_ring_arm(da_engine *e);
 
+/* Two devices made one duplex device (aggregate.c). The output device's
+ * clock is the master: its device thread pulls the input from a ring the
+ * input device's thread fills, through an adaptive band-limited resampler
+ * whose ratio a control loop sets from both devices' timestamps, so that
+ * every input frame reaches the callback `delay_frames` after it was
+ * captured. */
+typedef struct da_agg da_agg;
+typedef struct {
+    double drift_ppm;       /* the input clock against the output's, measured */
+    double error_frames;    /* the read position against its target, last cycle */
+    int32_t locked;         /* within a frame of the target for a quarter second */
+    uint64_t locks;         /* times the lock was (re)gained */
+    uint64_t jumps;         /* times the read position was set afresh (flagged) */
+    uint64_t underruns;     /* output cycles that found the input short */
+    uint64_t overruns;      /* input blocks dropped: the ring was full */
+    int64_t first_lock_ns;  /* from the first pulled cycle to the first lock; -1: none */
+} da_agg_status;
+da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frames,
+                   uint32_t output_frames, uint32_t delay_frames);
+void da_agg_free(da_agg *a);
+void da_agg_status_get(da_agg *a, da_agg_status *out);
+/* input_side's cycles feed the aggregate; its events and failure go to
+ * `stream` (the stream's engine). output_side: its input comes from the
+ * aggregate. Before the first start; 0, or -EINVAL. */
+int da_engine_feed(da_engine *input_side, da_agg *a, da_engine *stream);
+int da_engine_pull(da_engine *stream, da_agg *a);
+/* The engine's interpolator over a whole array (tests and benchmarks): out[k]
+ * is x at fractional position positions[k]; -EINVAL when a position's
+ * kernel would reach outside x. */
+int da_interpolate(const float *x, uint64_t n, const double *positions, float *out, uint64_t m);
+
 int da_worker_next(da_engine *e, int status, da_block_info *info);
 void da_worker_quit(da_engine *e);
 /* Called on the worker thread itself: SCHED_FIFO at `priority` (below the

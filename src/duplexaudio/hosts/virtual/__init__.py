@@ -4,9 +4,12 @@ The embedded default when a machine has no audio server or sound card, and a
 test double for users' own audio code: a duplex loopback whose round trip is
 exact and known, an output-only device, and an input-only device that plays
 a signal you give it. Each stream's device clock is a C thread that sleeps to
-absolute times, so it runs at real time and never drifts. Faults a real
-device can have (disconnect, buffer-size or sample-rate change, a stalled
-clock) can be injected through the device's methods.
+absolute times, so it runs at real time and never drifts, unless it is asked
+to: a device takes a clock offset in ppm (and a slow wander), and a *cable*
+joins an output device to an input device on two such clocks, as a USB
+microphone and separate speakers are. Faults a real device can have
+(disconnect, buffer-size or sample-rate change, a stalled clock) can be
+injected through the device's methods.
 
 Nothing here talks to a real audio API. The clock thread is ``virtual.c``
 beside this file.
@@ -15,6 +18,8 @@ beside this file.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 import threading
 import weakref
 from collections.abc import Iterable
@@ -24,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from duplexaudio._engine import ffi, lib
-from duplexaudio._validate import flag, optional_seconds, whole
+from duplexaudio._validate import flag, optional_seconds, seconds, whole
 from duplexaudio.config import (
     MAX_BUFFER_FRAMES,
     MAX_CHANNELS,
@@ -55,6 +60,22 @@ def open_host() -> VirtualHost:
     return VirtualHost()
 
 
+#: The largest clock offset or wander a virtual device takes (ppm): 1 %.
+MAX_PPM = 10000.0
+
+
+def _ppm(name: str, value: object) -> float:
+    """A clock offset in ppm: a finite real number within +-MAX_PPM."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    number = float(value) if real else math.nan  # type: ignore[arg-type]
+    if not (math.isfinite(number) and abs(number) <= MAX_PPM):
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"{name} must be a number of ppm within +-{MAX_PPM:g}, got {value!r}",
+        )
+    return number
+
+
 def _range(name: str, value: object, maximum: int) -> tuple[int, int]:
     if not isinstance(value, tuple) or len(value) != 2:
         raise Error(ErrorKind.INVALID_INPUT, f"{name} must be a (min, max) tuple, got {value!r}")
@@ -71,6 +92,7 @@ class _VirtualBackend(HandleBackend):
     def __init__(self, device: VirtualDevice, engine: CData, params: StreamParams) -> None:
         self._latency_frames = device._loop_latency(params.frames)
         self._signal = device._signal  # kept alive while the C thread reads it
+        self._wire = device._wire  # likewise the cable
         c = ffi.new("da_virtual_params *")
         c.kind = _KINDS[device.kind]
         c.in_channels = params.input_channels
@@ -84,6 +106,10 @@ class _VirtualBackend(HandleBackend):
             c.signal_channels = self._signal.shape[1]
             c.signal_loop = int(device._signal_loop)
         c.realtime = 1
+        c.clock_ppm = device._clock_ppm
+        c.wander_ppm = device._wander_ppm
+        c.wander_seconds = device._wander_seconds
+        c.wire = self._wire if self._wire is not None else ffi.NULL
         out = ffi.new("da_virtual **")
         call(lib.da_virtual_new, out, engine, c, context=f"device '{device.id}'")
         # The C device points at the engine: its destructor (da_virtual_free,
@@ -143,6 +169,9 @@ class VirtualDevice(Device):
         signal: npt.ArrayLike | None = None,
         loop: bool = True,
         description: str | None = None,
+        clock_ppm: float = 0.0,
+        wander_ppm: float = 0.0,
+        wander_seconds: float = 60.0,
     ) -> None:
         self._host = host
         self._id = DeviceId(HostId.VIRTUAL, name)
@@ -164,6 +193,11 @@ class VirtualDevice(Device):
         # The engine keeps the loop's latency in 32 bits.
         self._latency = None if latency is None else whole("latency", latency, maximum=2**31 - 1)
         self._text = description
+        self._clock_ppm = _ppm("clock_ppm", clock_ppm)
+        self._wander_ppm = _ppm("wander_ppm", wander_ppm)
+        self._wander_seconds = seconds("wander_seconds", wander_seconds)
+        self._wire: CData | None = None  # set by VirtualHost.add_cable
+        self._cable_delay: int | None = None
         self._signal: np.ndarray[Any, np.dtype[np.float32]] | None = None
         self._signal_loop = True
         if kind == "input":
@@ -199,8 +233,14 @@ class VirtualDevice(Device):
         if self.kind == "loopback":
             loop = f"{self._latency} frames" if self._latency else "2 periods"
             details.append(f"output returns at the input after {loop}")
-        if self.kind == "input":
+        if self._cable_delay is not None:
+            way = "into" if self.kind == "output" else "from"
+            details.append(f"one end of a cable: plays {way} it, {self._cable_delay} frames' delay")
+        elif self.kind == "input":
             details.append("plays the signal given with set_signal()")
+        if self._clock_ppm or self._wander_ppm:
+            wander = f", wandering +-{self._wander_ppm:g}" if self._wander_ppm else ""
+            details.append(f"its clock runs {self._clock_ppm:+g} ppm{wander}")
         name = (
             self._text
             or {
@@ -238,6 +278,8 @@ class VirtualDevice(Device):
         return self._default_buffer
 
     def _loop_latency(self, frames: int) -> int:
+        if self._cable_delay is not None:  # its output latency is the cable's delay
+            return self._cable_delay + frames
         return self._latency if self._latency is not None else 2 * frames
 
     def _open_backend(self, engine: CData, params: StreamParams) -> _VirtualBackend:
@@ -289,10 +331,11 @@ class VirtualDevice(Device):
             ``INVALID_INPUT`` for a signal of the wrong shape or too many channels,
             or with samples outside [-1, 1] (NaN and infinity included).
         """
-        if self.kind != "input":
+        if self.kind != "input" or self._wire is not None:
+            what = "the end of a cable" if self._wire is not None else f"a {self.kind} device"
             raise Error(
                 ErrorKind.UNSUPPORTED_OPERATION,
-                f"device '{self.id}' is a {self.kind} device; only input devices take a signal",
+                f"device '{self.id}' is {what}; only input devices take a signal",
             )
         loop = flag("loop", loop)
         if signal is None:
@@ -509,6 +552,84 @@ class VirtualHost(Host):
         (see `VirtualDevice.set_signal()`) and ``loop`` (default True).
         """
         return self._add(name, "input", **options)
+
+    def add_cable(
+        self,
+        name: str,
+        output_ppm: float = 0.0,
+        input_ppm: float = 0.0,
+        *,
+        delay: int = 480,
+        **options: Any,
+    ) -> tuple[VirtualDevice, VirtualDevice]:
+        """Add two devices on two clocks joined by a cable: ``virtual:<name>-out``
+        and ``virtual:<name>-in``.
+
+        What a stream plays on the output device reaches the input device
+        `delay` frames after the output's cycle, at the instant it is played
+        (the output device's latency is the delay), and is captured at the
+        input clock's own instants: between two clocks the wire is read
+        through the engine's band-limited interpolator (flat to 0.001 dB up
+        to 0.45 fs). Nothing played, or the output not running: silence.
+
+        Parameters
+        ----------
+        name
+            The devices are ``<name>-out`` and ``<name>-in``.
+        output_ppm, input_ppm
+            Each device's clock offset in ppm (the ``clock_ppm`` option).
+        delay
+            Frames from the output's cycle start to the instant its first
+            frame is played, at least the output's buffer size plus 64
+            (the kernel needs frames on both sides). Default 480 (10 ms at
+            48 kHz).
+        **options
+            As `add_loopback()` (``channels``, ``sample_rates``, ...), for
+            both devices, plus ``wander_ppm`` and ``wander_seconds``; not
+            ``latency``, ``signal`` or ``clock_ppm``.
+
+        Returns
+        -------
+        tuple
+            ``(output_device, input_device)``.
+
+        Raises
+        ------
+        Error
+            ``INVALID_INPUT`` for a bad value or option, or names in use.
+        """
+        for word in ("latency", "signal", "loop", "clock_ppm"):
+            if word in options:
+                raise Error(
+                    ErrorKind.INVALID_INPUT,
+                    f"a cable's devices take no {word!r} option (the cable sets it)",
+                )
+        frames = whole("delay", delay, minimum=1, maximum=2**31 - 1)
+        if not isinstance(name, str):
+            raise Error(ErrorKind.INVALID_INPUT, f"name must be a str, got {name!r}")
+        out = VirtualDevice(self, f"{name}-out", "output", clock_ppm=output_ppm, **options)
+        inp = VirtualDevice(self, f"{name}-in", "input", clock_ppm=input_ppm, **options)
+        if frames < out._default_buffer + 64:
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"delay {frames} frames is shorter than the buffer size "
+                f"{out._default_buffer} plus 64 frames the interpolator needs",
+            )
+        wire = lib.da_wire_new(out.channels)
+        if wire == ffi.NULL:
+            raise Error(ErrorKind.RESOURCE_EXHAUSTED, "out of memory for a cable")
+        wire = owned(wire, lib.da_wire_free)
+        for device in (out, inp):
+            device._wire, device._cable_delay = wire, frames
+        with self._lock:
+            taken = [d.id.name for d in (out, inp) if d.id.name in self._devices]
+            if taken:
+                raise Error(
+                    ErrorKind.INVALID_INPUT, f"a virtual device named {taken[0]!r} already exists"
+                )
+            self._devices[out.id.name] = out
+            self._devices[inp.id.name] = inp
+        return out, inp
 
     def remove_device(self, device_id: str | DeviceId) -> None:
         """Disconnect a device and forget it. Unknown ids are an ``INVALID_INPUT`` error."""

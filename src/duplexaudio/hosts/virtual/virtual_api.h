@@ -12,6 +12,15 @@
 
 typedef struct da_virtual da_virtual;
 
+/* A cable between two virtual devices on two clocks: what the output device
+ * plays reaches the input device at the instant it is played (the output's
+ * latency is the cable's delay), read at the input clock's own instants
+ * through the engine's band-limited interpolator. One output stream writes
+ * at a time; any number of input streams read. */
+typedef struct da_wire da_wire;
+da_wire *da_wire_new(uint32_t channels);
+void da_wire_free(da_wire *w);
+
 typedef struct {
     int kind;
     uint32_t in_channels;
@@ -24,8 +33,13 @@ typedef struct {
     uint32_t signal_channels;
     int signal_loop;
     int realtime;              /* ask for SCHED_FIFO; falls back quietly */
+    double clock_ppm;          /* the clock runs this much fast (ppm; < 0: slow) */
+    double wander_ppm;         /* and wanders this much about it, as a sine... */
+    double wander_seconds;     /* ...of this period */
+    da_wire *wire;             /* output: plays into it; input: captures from it */
 } da_virtual_params;
 
+/* Output: -EBUSY when the wire already has a writer (another stream). */
 int da_virtual_new(da_virtual **out, da_engine *e, const da_virtual_params *p, char *msg,
                    size_t len);
 int da_virtual_start(da_virtual *v, char *msg, size_t len);
