@@ -90,8 +90,9 @@ class ImpulseLoop:
         self.armed_at = self.count
         self.armed.set()
 
-    def round_trips(self) -> list[int]:
-        """For each impulse that came back before the next was sent, the frames it took.
+    def round_trips(self, since: int = 0) -> list[int]:
+        """For each impulse that came back before the next was sent, the frames it took
+        (only those sent at block `since` or later).
 
         An impulse lost to an xrun (its block played as silence) is left out,
         rather than paired with the next one's return; so is one whose flight
@@ -106,6 +107,8 @@ class ImpulseLoop:
         flagged = set(self.xrun_blocks)
         block_frames = max(self.sizes) if self.sizes else 1
         for s, block, next_sent in zip(self.sent, self.sent_blocks, bounds, strict=True):
+            if block < since:
+                continue
             back = [b for b in self.back if b > s and (next_sent is None or b <= next_sent)]
             if not back:
                 continue

@@ -59,8 +59,8 @@ def aggregate(
     fill
         Seconds of input held between the two device threads beyond the
         input's own latency: the slack for both devices' blocks, the
-        resampler's kernel and their threads' jitter. Default: one block
-        of each device, the kernel and 1 ms. Raise it for devices whose
+        resampler's kernel and their threads' jitter. Default: an output
+        block, the kernel and two input blocks (at least one and 2 ms). Raise it for devices whose
         blocks come irregularly (a PulseAudio device under load); a fill
         too short shows as flagged blocks (``stream.stats.aggregate.underruns``).
 
@@ -184,10 +184,12 @@ class AggregateDevice(Device):
         return self._out._default_frames(sample_rate)
 
     def _fill_frames(self, rate: int, input_frames: int, output_frames: int) -> int:
-        """The fill in frames: the user's, or one block of each device, the kernel and 1 ms."""
+        """The fill in frames: the user's, or the least (an output block and the
+        kernel) plus two input blocks, or one and 2 ms if that is more: the
+        input's thread may wake that late under load before a block is short."""
         least = output_frames + KERNEL_FRAMES + 1
         if self._fill_seconds is None:
-            return least + input_frames + math.ceil(rate / 1000)
+            return least + input_frames + max(input_frames, math.ceil(rate / 500))
         frames = round(self._fill_seconds * rate)
         if frames < least:
             raise Error(

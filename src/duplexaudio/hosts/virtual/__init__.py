@@ -560,6 +560,8 @@ class VirtualHost(Host):
         input_ppm: float = 0.0,
         *,
         delay: int = 480,
+        wander_ppm: float = 0.0,
+        wander_seconds: float = 60.0,
         **options: Any,
     ) -> tuple[VirtualDevice, VirtualDevice]:
         """Add two devices on two clocks joined by a cable: ``virtual:<name>-out``
@@ -583,10 +585,12 @@ class VirtualHost(Host):
             frame is played, at least the output's buffer size plus 64
             (the kernel needs frames on both sides). Default 480 (10 ms at
             48 kHz).
+        wander_ppm, wander_seconds
+            The input clock wanders about `input_ppm` by this much, as a
+            sine of this period (default: no wander).
         **options
             As `add_loopback()` (``channels``, ``sample_rates``, ...), for
-            both devices, plus ``wander_ppm`` and ``wander_seconds``; not
-            ``latency``, ``signal`` or ``clock_ppm``.
+            both devices; not ``latency``, ``signal`` or ``clock_ppm``.
 
         Returns
         -------
@@ -598,7 +602,7 @@ class VirtualHost(Host):
         Error
             ``INVALID_INPUT`` for a bad value or option, or names in use.
         """
-        for word in ("latency", "signal", "loop", "clock_ppm"):
+        for word in ("latency", "signal", "loop", "clock_ppm"):  # the cable's to set
             if word in options:
                 raise Error(
                     ErrorKind.INVALID_INPUT,
@@ -608,7 +612,10 @@ class VirtualHost(Host):
         if not isinstance(name, str):
             raise Error(ErrorKind.INVALID_INPUT, f"name must be a str, got {name!r}")
         out = VirtualDevice(self, f"{name}-out", "output", clock_ppm=output_ppm, **options)
-        inp = VirtualDevice(self, f"{name}-in", "input", clock_ppm=input_ppm, **options)
+        inp = VirtualDevice(
+            self, f"{name}-in", "input", clock_ppm=input_ppm, wander_ppm=wander_ppm,
+            wander_seconds=wander_seconds, **options,
+        )  # fmt: skip
         if frames < out._default_buffer + 64:
             raise Error(
                 ErrorKind.INVALID_INPUT,
