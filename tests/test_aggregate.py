@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ def cable(virtual_host: VirtualHost) -> Iterator[Cable]:
     made: list[VirtualDevice] = []
 
     def make(
-        output_ppm: float = 0.0, input_ppm: float = 0.0, **options: object
+        output_ppm: float = 0.0, input_ppm: float = 0.0, **options: Any
     ) -> tuple[VirtualDevice, VirtualDevice]:
         options.setdefault("default_buffer_size", FRAMES)
         pair = virtual_host.add_cable(
@@ -268,9 +269,10 @@ def test_bad_requests_get_an_error_before_any_device_opens(
     cable: Cable, loopback: VirtualDevice
 ) -> None:
     out, inp = cable()
+    text: Any = "x"
     cases: list[tuple[Callable[[], object], da.ErrorKind, str]] = [
         (lambda: da.aggregate(inp, out, fill=-1), da.ErrorKind.INVALID_INPUT, "fill"),
-        (lambda: da.aggregate(inp, out, fill="x"), da.ErrorKind.INVALID_INPUT, "fill"),
+        (lambda: da.aggregate(inp, out, fill=text), da.ErrorKind.INVALID_INPUT, "fill"),
         (lambda: da.aggregate(loopback, loopback), da.ErrorKind.INVALID_INPUT, "already"),
         (lambda: da.aggregate(out, out), da.ErrorKind.UNSUPPORTED_OPERATION, "no input"),
         (lambda: da.aggregate(inp, inp), da.ErrorKind.UNSUPPORTED_OPERATION, "no output"),
@@ -279,7 +281,7 @@ def test_bad_requests_get_an_error_before_any_device_opens(
             da.ErrorKind.DEVICE_NOT_AVAILABLE,
             "nothing",
         ),
-        (lambda: da.aggregate(inp, out, fil=0.1), da.ErrorKind.INVALID_INPUT, "fill"),
+        (lambda: da.aggregate(inp, out, **{"fil": 0.1}), da.ErrorKind.INVALID_INPUT, "fill"),
     ]
     for make, kind, named in cases:
         with pytest.raises(da.Error) as raised:
