@@ -231,9 +231,9 @@ class AggregateBackend:
             ),
         )  # fmt: skip
         try:
-            fill = device._fill_frames(rate, in_frames, params.frames)
-            self._delay = self._input.latency.input + fill
-            agg = lib.da_agg_new(channels, rate, in_frames, params.frames, self._delay)
+            self._fill = device._fill_frames(rate, in_frames, params.frames)
+            self._rate = rate
+            agg = lib.da_agg_new(channels, rate, in_frames, params.frames, self._fill)
             if agg == ffi.NULL:
                 raise Error(ErrorKind.RESOURCE_EXHAUSTED, "out of memory for the aggregate")
             self._agg = owned(agg, lib.da_agg_free)
@@ -256,11 +256,22 @@ class AggregateBackend:
         self._last_status = self._status_now()
 
     def _latency_now(self) -> StreamLatency:
-        return StreamLatency(self._delay, self._output.latency.output)
+        # The input's latency as its own timestamps give it once it runs (a
+        # PulseAudio monitor's is known only then), else as its host says.
+        measured = int(self._status_c().input_latency_ns)
+        if measured > 0:
+            own = round(measured * self._rate / 1e9)
+        else:
+            own = self._input.latency.input
+        return StreamLatency(own + self._fill, self._output.latency.output)
 
-    def _status_now(self) -> AggregateStatus:
+    def _status_c(self) -> CData:
         s = ffi.new("da_agg_status *")
         lib.da_agg_status_get(self._agg, s)
+        return s
+
+    def _status_now(self) -> AggregateStatus:
+        s = self._status_c()
         first = int(s.first_lock_ns)
         return AggregateStatus(
             drift_ppm=float(s.drift_ppm),
@@ -276,7 +287,8 @@ class AggregateBackend:
     @property
     def latency(self) -> StreamLatency:
         """Capture to callback: the input's latency plus the fill; callback to
-        playback: the output's."""
+        playback: the output's. The input's latency is what its timestamps
+        say once it runs (before: what its host says)."""
         with self._lock:
             if not self._closed:
                 self._last_latency = self._latency_now()

@@ -6,17 +6,23 @@
  * from the ring (da_agg_pull) through the band-limited interpolator
  * (resample.c) at a ratio of input frames per output frame that a control
  * loop sets, so that the input frame read at the start of every block is
- * the one captured exactly `delay` before the block's cycle start.
+ * the one that reached the ring `fill` before the block's cycle start.
  *
- * Time comes from both devices' own timestamps (the capture instant of each
- * input block, the start of each output cycle), each filtered by a
+ * Time comes from both devices' own cycle starts (when each input block
+ * reached the ring, when each output cycle began), each filtered by a
  * delay-locked loop: a second-order loop that gives a smooth instant and
  * period per frame, wide at first to settle fast, then narrow to keep
- * jitter out. From those, the target read position of every output cycle;
+ * jitter out. Arrival, not the capture instants a host reports, sets the
+ * read position: the fill is then slack the ring really has, whatever a
+ * host's latency figure (a PulseAudio monitor's can be hundreds of ms, and
+ * known only once it runs). The capture instant of what is read is that
+ * arrival less the input's own latency (its timestamps: cycle start less
+ * capture instant), so the callback's timestamps stay what they are on
+ * every stream. From those, the target read position of every output cycle;
  * the ratio is the two periods' quotient (the drift, fed forward) plus a
  * proportional-integral correction on the distance to the target. Once
  * locked the read position holds to a fraction of a frame, so the round
- * trip a stream reports (both latencies plus the delay's fill) is what the
+ * trip a stream reports (both latencies plus the fill) is what the
  * audio takes.
  *
  * Faults: frames the input device lost are zeros in the ring (its timeline
@@ -84,7 +90,7 @@ static void dll_update(dll *d, uint64_t n, double at, double nominal_pf) {
 
 struct da_agg {
     uint32_t ch, rate, in_frames, out_frames;
-    double delay_ns, nominal_pf;
+    double fill_ns, nominal_pf;
     uint64_t jump_frames;
     da_ring *ring; /* interleaved float32 frames; its write total is the input frame index */
 
@@ -97,6 +103,7 @@ struct da_agg {
     atomic_uint_fast64_t tb_n;
     _Atomic double tb_t, tb_pf;
     atomic_uint_fast64_t generation; /* the input timeline broke */
+    atomic_int_fast64_t input_latency_ns; /* the input's cycle start less its capture instant */
     uint64_t gap_at[GAPS];
     atomic_uint_fast64_t gaps_written;
     atomic_uint_fast64_t overruns;
@@ -123,10 +130,8 @@ struct da_agg {
 };
 
 da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frames,
-                   uint32_t output_frames, uint32_t delay_frames) {
-    if (!channels || !sample_rate || !input_frames || !output_frames ||
-        delay_frames < output_frames + DA_RS_HALF)
-        return NULL;
+                   uint32_t output_frames, uint32_t fill_frames) {
+    if (!channels || !sample_rate || !input_frames || !output_frames || !fill_frames) return NULL;
     da_agg *a = calloc(1, sizeof *a);
     if (!a) return NULL;
     a->ch = channels;
@@ -134,11 +139,11 @@ da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frame
     a->in_frames = input_frames;
     a->out_frames = output_frames;
     a->nominal_pf = 1e9 / sample_rate;
-    a->delay_ns = delay_frames * a->nominal_pf;
+    a->fill_ns = fill_frames * a->nominal_pf;
     a->jump_frames = output_frames > 64 ? output_frames : 64;
-    /* The ring holds the delay several times over: what is in flight, and
+    /* The ring holds the fill several times over: what is in flight, and
      * slack for an output thread that woke late. */
-    uint64_t cap = 4 * ((uint64_t)delay_frames + input_frames + output_frames);
+    uint64_t cap = 4 * ((uint64_t)fill_frames + input_frames + output_frames);
     a->ring = da_ring_new(cap, channels * (uint32_t)sizeof(float));
     a->scratch = calloc((size_t)input_frames * channels, sizeof(float));
     a->zeros = calloc((size_t)input_frames * channels, sizeof(float));
@@ -180,6 +185,7 @@ void da_agg_status_get(da_agg *a, da_agg_status *out) {
     out->underruns = atomic_load_explicit(&a->underruns, memory_order_relaxed);
     out->overruns = atomic_load_explicit(&a->overruns, memory_order_relaxed);
     out->first_lock_ns = atomic_load_explicit(&a->first_lock_ns, memory_order_relaxed);
+    out->input_latency_ns = atomic_load_explicit(&a->input_latency_ns, memory_order_relaxed);
 }
 
 /* ---- producer ------------------------------------------------------------ */
@@ -225,7 +231,9 @@ void da_agg_push(da_agg *a, const float *const *in, size_t in_stride, uint32_t f
         for (uint32_t f = 0; f < frames; f++)
             a->scratch[(size_t)f * a->ch + c] = in[c][f * in_stride];
     da_ring_write(a->ring, a->scratch, frames);
-    dll_update(&a->in_dll, at, (double)t->input_device_ns, a->nominal_pf);
+    dll_update(&a->in_dll, at, (double)t->callback_ns, a->nominal_pf);
+    atomic_store_explicit(&a->input_latency_ns, t->callback_ns - t->input_device_ns,
+                          memory_order_relaxed);
     publish(a);
 }
 
@@ -301,7 +309,8 @@ static void silence_block(da_agg *a, uint32_t frames) {
 const float *const *da_agg_pull(da_agg *a, uint32_t frames, const da_cycle_time *t, int *xrun,
                                 int64_t *input_device_ns) {
     *xrun = 0;
-    *input_device_ns = t->callback_ns - (int64_t)llround(a->delay_ns);
+    *input_device_ns = t->callback_ns - (int64_t)llround(a->fill_ns) -
+                       atomic_load_explicit(&a->input_latency_ns, memory_order_relaxed);
     if (frames > a->out_frames) frames = a->out_frames; /* the engine refuses those first */
     if (a->first_pull_ns < 0) a->first_pull_ns = t->callback_ns;
 
@@ -325,7 +334,7 @@ const float *const *da_agg_pull(da_agg *a, uint32_t frames, const da_cycle_time 
     }
     /* Input frames per output frame, from the two clocks' periods. */
     const double ratio = a->out_dll.pf / tb_pf;
-    const double target = (double)tb_n + (a->out_dll.t - a->delay_ns - tb_t) / tb_pf;
+    const double target = (double)tb_n + (a->out_dll.t - a->fill_ns - tb_t) / tb_pf;
     if (a->acquired) a->p += (double)lost * a->last_ratio;
     double e = target - a->p;
     if (!a->acquired || fabs(e) > (double)a->jump_frames) {

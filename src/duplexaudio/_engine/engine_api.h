@@ -171,8 +171,8 @@ void da_engine_ring_arm(da_engine *e);
  * clock is the master: its device thread pulls the input from a ring the
  * input device's thread fills, through an adaptive band-limited resampler
  * whose ratio a control loop sets from both devices' timestamps, so that
- * every input frame reaches the callback `delay_frames` after it was
- * captured. */
+ * every input frame reaches the callback `fill_frames` after it reached
+ * the ring. */
 typedef struct da_agg da_agg;
 typedef struct {
     double drift_ppm;       /* the input clock against the output's, measured */
@@ -183,9 +183,10 @@ typedef struct {
     uint64_t underruns;     /* output cycles that found the input short */
     uint64_t overruns;      /* input blocks dropped: the ring was full */
     int64_t first_lock_ns;  /* from the first pulled cycle to the first lock; -1: none */
+    int64_t input_latency_ns; /* the input device's cycle start less its capture instant */
 } da_agg_status;
 da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frames,
-                   uint32_t output_frames, uint32_t delay_frames);
+                   uint32_t output_frames, uint32_t fill_frames);
 void da_agg_free(da_agg *a);
 void da_agg_status_get(da_agg *a, da_agg_status *out);
 /* input_side's cycles feed the aggregate; its events and failure go to
