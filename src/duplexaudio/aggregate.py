@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+import time
 
 import numpy as np
 
@@ -250,6 +251,7 @@ class AggregateBackend:
         except BaseException:
             self._input.close()
             raise
+        self._timeout = params.timeout
         self._lock = threading.Lock()
         self._closed = False
         self._last_latency = self._latency_now()
@@ -302,9 +304,13 @@ class AggregateBackend:
             return self._last_status
 
     def start(self) -> None:
-        """Start the input first, so the output's first cycles find it running."""
+        """Start the input, wait for its first block (its latency is then known:
+        the first callback carries the final round trip), then the output."""
         lib.da_engine_set_state(self._in_engine, lib.DA_STATE_RUNNING, 0)
         self._input.start()
+        deadline = time.monotonic() + self._timeout
+        while int(self._status_c().input_latency_ns) <= 0 and time.monotonic() < deadline:
+            time.sleep(0.001)  # a few input cycles at most; a stalled input times out below
         try:
             self._output.start()
         except BaseException:

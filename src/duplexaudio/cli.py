@@ -22,12 +22,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from duplexaudio._validate import positive, whole
+from duplexaudio.aggregate import aggregate
 from duplexaudio.config import (
     MAX_BUFFER_FRAMES,
     MAX_CHANNELS,
@@ -48,6 +50,7 @@ from duplexaudio.files import (
 )
 from duplexaudio.formats import SampleFormat, silent_frames
 from duplexaudio.host import (
+    Device,
     HostId,
     available_hosts,
     considered_hosts,
@@ -498,20 +501,69 @@ class _ClockWatch:
         return self.frames * 1e9 / self.span_ns if self.span_ns > 0 else None
 
 
-def cmd_feedback(args: argparse.Namespace) -> int:
-    """Copy input to output through two separate streams and a ring buffer.
+@dataclass(frozen=True)
+class FeedbackSample:
+    """One look at a feedback run (`run_feedback`).
 
-    What users had to do before duplex streams: two clocks, a buffer between
-    them sized for the worst case, and a drift that eventually under- or
-    overruns it. Prints the drift measured from the two streams' own device
-    timestamps, and the ring's fill, underruns and overruns.
+    Attributes
+    ----------
+    seconds
+        Since the copy began.
+    delay_frames
+        Input to output through the buffering now: both devices' latencies
+        and the ring's fill (the aggregate's round trip and its loop's error).
+    underruns, overruns
+        Counted so far: the ring ran dry or full (the aggregate's resampler
+        found too little input, or its ring was full).
+    drift_ppm
+        The input clock against the output's so far; None until measured.
     """
-    inp_dev = find_device(args.input_device, direction="input")
-    out_dev = find_device(args.output_device, direction="output")
-    rate = args.rate or out_dev.default_output_config().sample_rate
-    channels = args.channels
-    buf = BufferSize.fixed(args.buffer_size) if args.buffer_size else BufferSize.DEFAULT
-    in_cfg, out_cfg = StreamConfig(channels, rate, buf), StreamConfig(channels, rate, buf)
+
+    seconds: float
+    delay_frames: float
+    underruns: int
+    overruns: int
+    drift_ppm: float | None
+
+
+@dataclass(frozen=True)
+class FeedbackRun:
+    """What `run_feedback` saw: a line about the setup, and its samples."""
+
+    setup: str
+    samples: list[FeedbackSample]
+
+
+def run_feedback(
+    input_device: Device,
+    output_device: Device,
+    *,
+    rate: int,
+    channels: int,
+    buffer_size: BufferSize,
+    seconds: float,
+    aggregate: bool = False,
+    every: float = 0.5,
+) -> FeedbackRun:
+    """Copy input to output for `seconds` and sample the buffering every `every` s.
+
+    Two ways across two clocks: two streams joined by a ring buffer sized for
+    the worst case (what the peers do; the fill drifts with the clocks until
+    it under- or overruns), or one duplex stream on `aggregate()` of the two
+    (the engine resamples the input onto the output's clock: the delay
+    holds).
+    """
+    if aggregate:
+        return _aggregate_feedback(
+            input_device, output_device, rate, channels, buffer_size, seconds, every
+        )
+    return _ring_feedback(input_device, output_device, rate, channels, buffer_size, seconds, every)
+
+
+def _ring_feedback(
+    inp_dev: Device, out_dev: Device, rate: int, channels: int, buf: BufferSize,
+    seconds: float, every: float,
+) -> FeedbackRun:  # fmt: skip
     in_clock, out_clock = _ClockWatch(), _ClockWatch()
     ring: _Ring | None = None
     ready = threading.Event()
@@ -526,35 +578,97 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         if ring is not None and ready.is_set():
             ring.pop(data)
 
-    in_stream = inp_dev.build_input_stream(in_cfg, capture)
-    out_stream = out_dev.build_output_stream(out_cfg, playback)
+    in_stream = inp_dev.build_input_stream(StreamConfig(channels, rate, buf), capture)
+    out_stream = out_dev.build_output_stream(StreamConfig(channels, rate, buf), playback)
     block = max(in_stream.buffer_size, out_stream.buffer_size)
     # Two blocks of slack each way: the streams wake in no fixed order.
     ring = _Ring(8 * block, channels)
+    samples: list[FeedbackSample] = []
     with in_stream, out_stream:
         while ring.fill() < 4 * block and in_stream.running:
             time.sleep(block / rate)
         ready.set()
-        start_fill = ring.fill()
-        in_stream.wait(args.seconds)
-        end_fill = ring.fill()
-    in_rate, out_rate = in_clock.rate(), out_clock.rate()
-    print(
+        start = time.monotonic()
+        while in_stream.running and out_stream.running:
+            elapsed = time.monotonic() - start
+            in_rate, out_rate = in_clock.rate(), out_clock.rate()
+            drift = (in_rate / out_rate - 1) * 1e6 if in_rate and out_rate else None
+            delay = in_stream.latency.input + ring.fill() + out_stream.latency.output
+            samples.append(FeedbackSample(elapsed, delay, ring.underruns, ring.overruns, drift))
+            if elapsed >= seconds:
+                break
+            time.sleep(min(every, seconds - elapsed))
+    setup = (
         f"{inp_dev.id} -> {out_dev.id}: {channels} channels, {rate} Hz, two streams "
         f"({in_stream.buffer_size} and {out_stream.buffer_size} frames) joined by a "
         f"{len(ring.buf)}-frame ring"
     )
-    if in_rate and out_rate:
-        drift = round((in_rate / out_rate - 1) * 1e6, 1) + 0.0  # no "-0.0" for equal clocks
-        print(
-            f"drift        {drift:+.1f} ppm (input {in_rate:.2f} Hz, output {out_rate:.2f} Hz "
-            "by their device timestamps)"
-        )
-    print(
-        f"ring         fill {start_fill} -> {end_fill} frames, {ring.underruns} underruns, "
-        f"{ring.overruns} overruns; latency about {start_fill + out_stream.latency.output} "
-        "frames of buffering"
+    return FeedbackRun(setup, samples)
+
+
+def _aggregate_feedback(
+    inp_dev: Device, out_dev: Device, rate: int, channels: int, buf: BufferSize,
+    seconds: float, every: float,
+) -> FeedbackRun:  # fmt: skip
+    device = aggregate(inp_dev, out_dev)
+
+    def copy(inp: np.ndarray, out: np.ndarray, info: DuplexCallbackInfo) -> None:
+        k = min(inp.shape[1], out.shape[1])
+        out[:, :k] = inp[:, :k]
+
+    config = DuplexStreamConfig(channels, channels, rate, buf)
+    stream = device.build_duplex_stream(config, copy)
+    samples: list[FeedbackSample] = []
+    with stream:
+        start = time.monotonic()
+        while stream.running:
+            elapsed = time.monotonic() - start
+            loop = stream.stats.aggregate
+            assert loop is not None
+            drift = loop.drift_ppm if loop.lock_seconds is not None else None
+            delay = stream.latency.round_trip + loop.error_frames
+            samples.append(FeedbackSample(elapsed, delay, loop.underruns, loop.overruns, drift))
+            if elapsed >= seconds:
+                break
+            time.sleep(min(every, seconds - elapsed))
+    stream.wait(0)  # an error that ended it is raised here
+    setup = (
+        f"{inp_dev.id} -> {out_dev.id}: {channels} channels, {rate} Hz, one duplex stream "
+        f"on their aggregate ({stream.buffer_size} frames; the input resampled onto the "
+        "output's clock)"
     )
+    return FeedbackRun(setup, samples)
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Copy input to output across two devices' clocks.
+
+    By default what users had to do before duplex streams: two streams, a
+    buffer between them sized for the worst case, and a drift that
+    eventually under- or overruns it. With ``--aggregate``, one duplex
+    stream on the two devices' aggregate. Prints the drift measured, how
+    the delay through the buffering moved, and the under- and overruns.
+    """
+    inp_dev = find_device(args.input_device, direction="input")
+    out_dev = find_device(args.output_device, direction="output")
+    rate = args.rate or out_dev.default_output_config().sample_rate
+    buf = BufferSize.fixed(args.buffer_size) if args.buffer_size else BufferSize.DEFAULT
+    run = run_feedback(
+        inp_dev, out_dev, rate=rate, channels=args.channels, buffer_size=buf,
+        seconds=args.seconds, aggregate=args.aggregate,
+    )  # fmt: skip
+    print(run.setup)
+    first, last = run.samples[0], run.samples[-1]
+    if last.drift_ppm is not None:
+        drift = round(last.drift_ppm, 1) + 0.0  # no "-0.0" for equal clocks
+        how = "the resampler's loop" if args.aggregate else "their device timestamps"
+        print(f"drift        {drift:+.1f} ppm (by {how})")
+    delays = [s.delay_frames for s in run.samples]
+    print(
+        f"delay        {first.delay_frames:.1f} -> {last.delay_frames:.1f} frames "
+        f"(range {min(delays):.1f}..{max(delays):.1f} over {last.seconds:.1f} s)"
+    )
+    print(f"glitches     {last.underruns} underruns, {last.overruns} overruns")
     return 0
 
 
@@ -677,6 +791,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
     p.add_argument("-c", "--channels", type=_channel_count, default=2, help="channels (2)")
     p.add_argument("-s", "--seconds", type=_positive_float, default=5.0, help="how long (5)")
+    p.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="one duplex stream on the devices' aggregate (the engine makes one clock)",
+    )
     p.set_defaults(run=cmd_feedback)
 
     p = sub.add_parser("duplex-feedback", help="copy input to output in one duplex stream")
