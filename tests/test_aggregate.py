@@ -107,6 +107,18 @@ def test_locks_reports_the_drift_and_holds_the_round_trip(
     assert round_trip == FRAMES + (FRAMES + 40 + 1 + 2 * FRAMES) + 480
 
 
+def first_clean(flagged: list[int], blocks: int, settle: int, length: int) -> int | None:
+    """The first block of `length` blocks with no flag in them nor in the `settle`
+    blocks before them (a flag may be a jump the loop settles from again), among
+    the `blocks` so far; None while there is none."""
+    start = settle
+    for flag in [*flagged, blocks]:
+        if flag - start >= length:
+            return start
+        start = max(start, flag + settle)
+    return None
+
+
 def sine_fit_residual_db(x: np.ndarray, frequency: float) -> float:
     """THD+N: what a least-squares fit of a sine at `frequency` (and DC) leaves, in dB
     of the sine."""
@@ -143,14 +155,7 @@ def test_a_sine_through_the_resampler_stays_clean(cable: Cable) -> None:
     settle, second = int(3.5 * RATE / FRAMES), RATE // FRAMES + 1
 
     def clean_window() -> int | None:
-        """The first block of a second with no flag in it or in the settling
-        time before it (a flag may be a jump the loop settles from again)."""
-        start = settle
-        for flag in [*flagged, len(heard)]:
-            if flag - start >= second:
-                return start
-            start = max(start, flag + settle)
-        return None
+        return first_clean(flagged, len(heard), settle, second)
 
     stream = dev.build_duplex_stream(dev.default_duplex_config(), callback)
     with stream:
