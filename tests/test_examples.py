@@ -116,3 +116,14 @@ def test_impulse_response(
     assert peak and int(peak[2]) == 0 and float(peak[1]) == pytest.approx(1.0, abs=0.02)
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert np.isfinite(float(peak[1]))
+
+
+def test_two_devices(capsys: pytest.CaptureFixture[str], virtual_host: Any) -> None:
+    try:
+        out = run("two_devices", "--cable-ppm", "250", "-s", "2", capsys=capsys)
+    finally:
+        for end in ("out", "in"):
+            virtual_host.remove_device(f"virtual:example-{end}")
+    drift = re.search(r"drift ([+-][\d.]+) ppm, locked after ([\d.]+) s", out)
+    assert drift and float(drift.group(1)) == pytest.approx(250, abs=5), out
+    assert "round trip" in out

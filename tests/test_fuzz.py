@@ -167,7 +167,7 @@ def nothing_left_behind() -> Iterator[None]:
 MODULE_FUNCTIONS: list[Callable[..., Any]] = [
     da.from_float, da.to_float, da.set_switch_interval, da.host_from_id, da.BufferSize.fixed,
     da.DeviceId.parse, da.SampleFormat.from_dtype, da.SampleFormat.parse, da.query_devices,
-    da.wait, da.stop, da.find_device,
+    da.wait, da.stop, da.find_device, da.aggregate,
 ]  # fmt: skip
 CONSTRUCTORS: list[Callable[..., Any]] = [
     da.StreamConfig, da.DuplexStreamConfig, da.DeviceId, da.SupportedBufferSize,
@@ -234,7 +234,27 @@ def test_device_methods(loopback: VirtualDevice, name: str, data: st.DataObject)
     loopback.resume()
 
 
-@pytest.mark.parametrize("name", ["add_loopback", "add_output", "add_input", "device_by_id"])
+@pytest.mark.parametrize("name", DEVICE_METHODS[:10])
+@FUZZ
+@given(data=st.data())
+def test_aggregate_device_methods(
+    virtual_host: VirtualHost, name: str, data: st.DataObject
+) -> None:
+    """The same on an aggregate of a cable's two ends: what opens two devices
+    refuses bad values as one does, and leaves nothing behind."""
+    out, inp = virtual_host.add_cable(f"fuzz-cable-{data.draw(st.integers(0, 10**9))}")
+    try:
+        device = da.aggregate(inp, out)
+        method = getattr(device, name)
+        outcome(method, *fill(data, method))
+    finally:
+        virtual_host.remove_device(out.id)
+        virtual_host.remove_device(inp.id)
+
+
+@pytest.mark.parametrize(
+    "name", ["add_loopback", "add_output", "add_input", "add_cable", "device_by_id"]
+)
 @FUZZ
 @given(data=st.data())
 def test_virtual_host_methods(virtual_host: VirtualHost, name: str, data: st.DataObject) -> None:
@@ -245,12 +265,13 @@ def test_virtual_host_methods(virtual_host: VirtualHost, name: str, data: st.Dat
         options = data.draw(st.dictionaries(
             st.sampled_from(["channels", "sample_rates", "buffer_sizes", "default_sample_rate",
                              "default_buffer_size", "latency", "signal", "loop", "description",
-                             "lantency"]),
+                             "lantency", "clock_ppm", "wander_ppm", "wander_seconds", "delay"]),
             hostile(), max_size=3))  # fmt: skip
         kwargs.update(options)
-    device = outcome(method, args, kwargs)
-    if isinstance(device, VirtualDevice) and name.startswith("add_"):
-        virtual_host.remove_device(device.id)
+    made = outcome(method, args, kwargs)
+    for device in made if isinstance(made, tuple) else (made,):
+        if isinstance(device, VirtualDevice) and name.startswith("add_"):
+            virtual_host.remove_device(device.id)
     # Whatever happened, the host still enumerates.
     assert all(str(d.id) for d in virtual_host.duplex_devices())
 
