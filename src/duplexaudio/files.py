@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from duplexaudio._validate import checked, checked_methods, optional_seconds, whole
-from duplexaudio.config import BufferSize, StreamConfig
+from duplexaudio.config import MAX_CHANNELS, MAX_SAMPLE_RATE, BufferSize, StreamConfig
 from duplexaudio.devices import DeviceLike, find_device
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.host import Device
@@ -97,7 +97,7 @@ def sound_file(path: str | Path, mode: str, **format: Any) -> Any:
     sf = optional_module("soundfile", "files")
     try:
         return sf.SoundFile(str(path), mode, **format)
-    except (sf.LibsndfileError, OSError, RuntimeError, TypeError, ValueError) as exc:
+    except (sf.LibsndfileError, OSError, RuntimeError, TypeError, ValueError, OverflowError) as exc:
         doing = "read" if mode == "r" else "write"
         raise Error(ErrorKind.INVALID_INPUT, f"cannot {doing} {str(path)!r}: {exc}") from exc
 
@@ -379,8 +379,12 @@ def record_file(
     limit = optional_seconds("seconds", seconds)
     dev = find_device(device, direction="input")
     own = dev.default_input_config()
-    ch = whole("channels", channels if channels is not None else own.channels, minimum=1)
-    rate = whole("sample_rate", sample_rate if sample_rate is not None else own.sample_rate)
+    ch = whole("channels", channels if channels is not None else own.channels, maximum=MAX_CHANNELS)
+    rate = whole(
+        "sample_rate",
+        sample_rate if sample_rate is not None else own.sample_rate,
+        maximum=MAX_SAMPLE_RATE,
+    )
     total = None if limit is None else round(limit * rate)
     if total is not None and total < 1:
         raise Error(ErrorKind.INVALID_INPUT, f"seconds {seconds!r} records no frame")
