@@ -111,6 +111,9 @@ struct da_agg {
     /* consumer (the output device's thread) */
     dll out_dll;
     uint64_t out_n;
+    int cached; /* the last whole input time base read */
+    uint64_t cached_n;
+    double cached_t, cached_pf;
     int acquired;
     uint64_t generation_seen, gaps_read;
     double p, integ, last_ratio;
@@ -239,17 +242,31 @@ void da_agg_push(da_agg *a, const float *const *in, size_t in_stride, uint32_t f
 
 /* ---- consumer ------------------------------------------------------------ */
 
-/* The input time base; 0 while there is none. */
+/* The input time base; 0 while there is none. A read the producer
+ * overlaps is retried a few times, then the last whole one is used: this
+ * thread must not spin on a producer that may be preempted mid-write (on
+ * one CPU, by this very thread). */
 static int time_base(da_agg *a, uint64_t *n, double *t, double *pf) {
-    for (;;) {
+    for (int tries = 0; tries < 4; tries++) {
         const unsigned s1 = atomic_load_explicit(&a->seq, memory_order_acquire);
-        if (s1 & 1u) continue; /* the producer is mid-write: a few instructions */
-        *n = atomic_load_explicit(&a->tb_n, memory_order_relaxed);
-        *t = atomic_load_explicit(&a->tb_t, memory_order_relaxed);
-        *pf = atomic_load_explicit(&a->tb_pf, memory_order_relaxed);
+        if (s1 & 1u) continue;
+        const uint64_t n1 = atomic_load_explicit(&a->tb_n, memory_order_relaxed);
+        const double t1 = atomic_load_explicit(&a->tb_t, memory_order_relaxed);
+        const double pf1 = atomic_load_explicit(&a->tb_pf, memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&a->seq, memory_order_relaxed) == s1) return s1 != 0;
+        if (atomic_load_explicit(&a->seq, memory_order_relaxed) != s1) continue;
+        if (s1 != 0) {
+            a->cached_n = n1;
+            a->cached_t = t1;
+            a->cached_pf = pf1;
+            a->cached = 1;
+        }
+        break;
     }
+    *n = a->cached_n;
+    *t = a->cached_t;
+    *pf = a->cached_pf;
+    return a->cached;
 }
 
 /* Make hist hold input frames [lo, hi): drop what is before lo, read what
