@@ -29,7 +29,7 @@ from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId
 from duplexaudio.hosts._contract import Backend, CData, StreamKind, StreamParams, owned
 from duplexaudio.stream import AggregateStatus
-from duplexaudio.timing import StreamLatency
+from duplexaudio.timing import StreamLatency, ns_to_frames
 
 __all__ = ["AggregateDevice", "aggregate"]
 
@@ -212,6 +212,9 @@ class AggregateBackend:
         rate, channels = params.sample_rate, params.input_channels
         inp, out = device.input_device, device.output_device
         in_frames = inp._default_frames(rate)
+        # A fill too short is refused here, before either device opens.
+        self._fill = device._fill_frames(rate, in_frames, params.frames)
+        self._rate = rate
         # The input side: an engine of its own (float32, no worker, no
         # Python) that only feeds the aggregate.
         self._in_block = np.zeros((in_frames, channels), np.float32)
@@ -232,8 +235,6 @@ class AggregateBackend:
             ),
         )  # fmt: skip
         try:
-            self._fill = device._fill_frames(rate, in_frames, params.frames)
-            self._rate = rate
             agg = lib.da_agg_new(channels, rate, in_frames, params.frames, self._fill)
             if agg == ffi.NULL:
                 raise Error(ErrorKind.RESOURCE_EXHAUSTED, "out of memory for the aggregate")
@@ -261,10 +262,7 @@ class AggregateBackend:
         # The input's latency as its own timestamps give it once it runs (a
         # PulseAudio monitor's is known only then), else as its host says.
         measured = int(self._status_c().input_latency_ns)
-        if measured > 0:
-            own = round(measured * self._rate / 1e9)
-        else:
-            own = self._input.latency.input
+        own = ns_to_frames(measured, self._rate) if measured > 0 else self._input.latency.input
         return StreamLatency(own + self._fill, self._output.latency.output)
 
     def _status_c(self) -> CData:
