@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -560,6 +560,24 @@ def run_feedback(
     return _ring_feedback(input_device, output_device, rate, channels, buffer_size, seconds, every)
 
 
+def _sample(
+    running: Callable[[], bool],
+    look: Callable[[float], FeedbackSample],
+    seconds: float,
+    every: float,
+) -> list[FeedbackSample]:
+    """``look(elapsed)`` every `every` s while `running()`, until `seconds` have passed."""
+    samples: list[FeedbackSample] = []
+    start = time.monotonic()
+    while running():
+        elapsed = time.monotonic() - start
+        samples.append(look(elapsed))
+        if elapsed >= seconds:
+            break
+        time.sleep(min(every, seconds - elapsed))
+    return samples
+
+
 def _ring_feedback(
     inp_dev: Device, out_dev: Device, rate: int, channels: int, buf: BufferSize,
     seconds: float, every: float,
@@ -583,21 +601,18 @@ def _ring_feedback(
     block = max(in_stream.buffer_size, out_stream.buffer_size)
     # Two blocks of slack each way: the streams wake in no fixed order.
     ring = _Ring(8 * block, channels)
-    samples: list[FeedbackSample] = []
     with in_stream, out_stream:
         while ring.fill() < 4 * block and in_stream.running:
             time.sleep(block / rate)
         ready.set()
-        start = time.monotonic()
-        while in_stream.running and out_stream.running:
-            elapsed = time.monotonic() - start
+
+        def look(elapsed: float) -> FeedbackSample:
             in_rate, out_rate = in_clock.rate(), out_clock.rate()
             drift = (in_rate / out_rate - 1) * 1e6 if in_rate and out_rate else None
             delay = in_stream.latency.input + ring.fill() + out_stream.latency.output
-            samples.append(FeedbackSample(elapsed, delay, ring.underruns, ring.overruns, drift))
-            if elapsed >= seconds:
-                break
-            time.sleep(min(every, seconds - elapsed))
+            return FeedbackSample(elapsed, delay, ring.underruns, ring.overruns, drift)
+
+        samples = _sample(lambda: in_stream.running and out_stream.running, look, seconds, every)
     setup = (
         f"{inp_dev.id} -> {out_dev.id}: {channels} channels, {rate} Hz, two streams "
         f"({in_stream.buffer_size} and {out_stream.buffer_size} frames) joined by a "
@@ -618,19 +633,16 @@ def _aggregate_feedback(
 
     config = DuplexStreamConfig(channels, channels, rate, buf)
     stream = device.build_duplex_stream(config, copy)
-    samples: list[FeedbackSample] = []
+
+    def look(elapsed: float) -> FeedbackSample:
+        loop = stream.stats.aggregate
+        assert loop is not None
+        drift = loop.drift_ppm if loop.lock_seconds is not None else None
+        delay = stream.latency.round_trip + loop.error_frames
+        return FeedbackSample(elapsed, delay, loop.underruns, loop.overruns, drift)
+
     with stream:
-        start = time.monotonic()
-        while stream.running:
-            elapsed = time.monotonic() - start
-            loop = stream.stats.aggregate
-            assert loop is not None
-            drift = loop.drift_ppm if loop.lock_seconds is not None else None
-            delay = stream.latency.round_trip + loop.error_frames
-            samples.append(FeedbackSample(elapsed, delay, loop.underruns, loop.overruns, drift))
-            if elapsed >= seconds:
-                break
-            time.sleep(min(every, seconds - elapsed))
+        samples = _sample(lambda: stream.running, look, seconds, every)
     stream.wait(0)  # an error that ended it is raised here
     setup = (
         f"{inp_dev.id} -> {out_dev.id}: {channels} channels, {rate} Hz, one duplex stream "
