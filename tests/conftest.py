@@ -37,6 +37,13 @@ def settled_os_thread_count(at_most: int, seconds: float = 5.0) -> int:
     return count
 
 
+@pytest.fixture(autouse=True)
+def _fresh_defaults() -> Iterator[None]:
+    """``da.default`` starts empty in every test, also after one that failed midway."""
+    yield
+    da.default.reset()
+
+
 @pytest.fixture
 def virtual_host() -> VirtualHost:
     host = da.host_from_id("virtual")

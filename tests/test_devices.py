@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,6 +112,26 @@ def test_defaults_fill_in_what_calls_leave_out(virtual_host: VirtualHost) -> Non
     assert da.rec(64, blocking=False).device == "virtual:input"
     da.default.reset()
     assert da.rec(64, blocking=False).sample_rate == 48000  # the device's default
+
+
+def test_files_use_the_defaults_too(virtual_host: VirtualHost, tmp_path: Path) -> None:
+    pytest.importorskip("soundfile")
+    da.default.device = "virtual:loopback"
+    da.default.sample_rate = 44100
+    da.default.channels = 1
+    took = da.record_file(tmp_path / "take.wav", 0.1)
+    assert (took.sample_rate, took.device_rate, took.channels) == (44100, 44100, 1)
+    assert da.play_file(tmp_path / "take.wav").device_rate == 44100
+    da.default.buffer_size = 9000  # beyond the device's 16..8192: refused, so it was used
+    for call in (
+        lambda: da.record_file(tmp_path / "never.wav", 0.1),
+        lambda: da.play_file(tmp_path / "take.wav"),
+    ):
+        with pytest.raises(da.Error) as raised:
+            call()
+        assert "9000" in raised.value.message
+    assert not (tmp_path / "never.wav").exists()
+    da.default.reset()
 
 
 @pytest.mark.parametrize(

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from duplexaudio._validate import checked, checked_methods, optional_seconds, whole
-from duplexaudio.config import MAX_CHANNELS, MAX_SAMPLE_RATE, BufferSize, StreamConfig
-from duplexaudio.devices import DeviceLike, find_device
+from duplexaudio.config import MAX_CHANNELS, MAX_SAMPLE_RATE, StreamConfig
+from duplexaudio.devices import DeviceLike, default, find_device
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.host import Device
 
@@ -221,10 +221,6 @@ def _hooks(
     return stop, on_block
 
 
-def _buffer(buffer_size: int | None) -> BufferSize:
-    return BufferSize.DEFAULT if buffer_size is None else BufferSize.fixed(buffer_size)
-
-
 @checked
 def play_file(
     path: str | Path,
@@ -248,7 +244,7 @@ def play_file(
         An output device as `play()` takes it; default the
         default output device.
     buffer_size
-        Frames per block; default the device's.
+        Frames per block; default ``da.default.buffer_size``, else the device's.
     stop
         Set it (from a signal handler, another thread) to end early.
     on_block
@@ -274,7 +270,9 @@ def play_file(
         dev = find_device(device, direction="output")
         device_rate = _rate_for(dev, True, rate, channels)
         convert = _Converter(rate, device_rate, channels)
-        stream = dev.build_output_stream(StreamConfig(channels, device_rate, _buffer(buffer_size)))
+        stream = dev.build_output_stream(
+            StreamConfig(channels, device_rate, default.buffer_size_for(buffer_size))
+        )
         step = max(1, round(rate * _STEP_SECONDS))
         glitches: list[Glitch] = []
         played = 0
@@ -341,16 +339,17 @@ def record_file(
     seconds
         How long; None records until ``stop`` is set.
     sample_rate
-        The file's rate, Hz; default the device's. A rate the device refuses
-        is recorded at the device's rate and converted with soxr.
+        The file's rate, Hz; default ``da.default.sample_rate``, else the
+        device's. A rate the device refuses is recorded at the device's rate
+        and converted with soxr.
     channels
-        Default the device's.
+        Default ``da.default.channels``, else the device's.
     device
         An input device as `rec()` takes it.
     subtype
         soundfile's subtype (``PCM_16``, ``FLOAT``, ...).
     buffer_size
-        Frames per block; default the device's.
+        Frames per block; default ``da.default.buffer_size``, else the device's.
     stop
         Set it (from a signal handler, another thread) to end the take.
     on_block
@@ -379,10 +378,10 @@ def record_file(
     limit = optional_seconds("seconds", seconds)
     dev = find_device(device, direction="input")
     own = dev.default_input_config()
-    ch = whole("channels", channels if channels is not None else own.channels, maximum=MAX_CHANNELS)
+    ch = whole("channels", default.channels_for(channels, own.channels), maximum=MAX_CHANNELS)
     rate = whole(
         "sample_rate",
-        sample_rate if sample_rate is not None else own.sample_rate,
+        default.sample_rate_for(sample_rate, own.sample_rate),
         maximum=MAX_SAMPLE_RATE,
     )
     total = None if limit is None else round(limit * rate)
@@ -407,7 +406,9 @@ def record_file(
         return total is not None and written >= total
 
     try:
-        stream = dev.build_input_stream(StreamConfig(ch, device_rate, _buffer(buffer_size)))
+        stream = dev.build_input_stream(
+            StreamConfig(ch, device_rate, default.buffer_size_for(buffer_size))
+        )
     except BaseException:
         out.close()
         path.unlink(missing_ok=True)  # no empty file for a take never made

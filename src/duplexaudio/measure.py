@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from duplexaudio._validate import checked, checked_methods, flag, positive, seconds, whole
-from duplexaudio.config import BufferSize, DuplexStreamConfig, StreamConfig
+from duplexaudio.config import DuplexStreamConfig, StreamConfig
 from duplexaudio.devices import DeviceLike, default, find_device
 from duplexaudio.errors import Error, ErrorKind
 from duplexaudio.formats import SampleFormat, as_frames
@@ -36,31 +36,6 @@ DeviceArg = DeviceLike
 
 #: Seconds a blocking call waits beyond the program's own duration.
 _WAIT_MARGIN = 10.0
-
-
-def _buffer(buffer_size: int | None) -> BufferSize:
-    """The buffer size asked for, else ``da.default``'s, else the device's default."""
-    frames = buffer_size if buffer_size is not None else default.buffer_size
-    return BufferSize.DEFAULT if frames is None else BufferSize.fixed(frames)
-
-
-def _rate(sample_rate: int | None, device_rate: int) -> int:
-    """The rate asked for, else ``da.default``'s, else the device's default."""
-    if sample_rate is not None:
-        return sample_rate
-    return default.sample_rate if default.sample_rate is not None else device_rate
-
-
-def _channels(channels: int | None, device_channels: int) -> int:
-    if channels is not None:
-        return channels
-    return default.channels if default.channels is not None else device_channels
-
-
-def _format(sample_format: SampleFormat | str | None) -> SampleFormat | str:
-    if sample_format is not None:
-        return sample_format
-    return default.sample_format or SampleFormat.F32
 
 
 _last_lock = threading.Lock()
@@ -174,8 +149,8 @@ def play(
     blocking = flag("blocking", blocking)
     arr, _ = as_frames(data)
     dev = find_device(device, direction="output")
-    rate = _rate(sample_rate, dev.default_output_config().sample_rate)
-    config = StreamConfig(arr.shape[1], rate, _buffer(buffer_size))
+    rate = default.sample_rate_for(sample_rate, dev.default_output_config().sample_rate)
+    config = StreamConfig(arr.shape[1], rate, default.buffer_size_for(buffer_size))
     return _run(dev.build_play_stream(config, arr), blocking)
 
 
@@ -252,10 +227,15 @@ def rec(
     dev = find_device(device, direction="input")
     own = dev.default_input_config()
     config = StreamConfig(
-        _channels(channels, own.channels), _rate(sample_rate, own.sample_rate), _buffer(buffer_size)
+        default.channels_for(channels, own.channels),
+        default.sample_rate_for(sample_rate, own.sample_rate),
+        default.buffer_size_for(buffer_size),
     )
     stream = _run(
-        dev.build_rec_stream(config, frames, sample_format=_format(sample_format)), blocking
+        dev.build_rec_stream(
+            config, frames, sample_format=default.sample_format_for(sample_format)
+        ),
+        blocking,
     )
     return stream.recording.copy() if blocking else stream
 
@@ -346,13 +326,15 @@ def playrec(
     dev = find_device(device, direction="duplex")
     own = dev.default_duplex_config()
     config = DuplexStreamConfig(
-        _channels(input_channels, own.input_channels),
+        default.channels_for(input_channels, own.input_channels),
         arr.shape[1],
-        _rate(sample_rate, own.sample_rate),
-        _buffer(buffer_size),
+        default.sample_rate_for(sample_rate, own.sample_rate),
+        default.buffer_size_for(buffer_size),
     )
     stream = _run(
-        dev.build_playrec_stream(config, arr, record_frames, input_format=_format(sample_format)),
+        dev.build_playrec_stream(
+            config, arr, record_frames, input_format=default.sample_format_for(sample_format)
+        ),
         blocking,
     )
     return stream.recording.copy() if blocking else stream
@@ -559,7 +541,7 @@ def measure_latency(
         A duplex device, its id, or None for the default host's default
         duplex device.
     sample_rate
-        Hz; default: the device's default.
+        Hz; default ``da.default.sample_rate``, else the device's default.
     buffer_size
         Frames per block; default ``da.default.buffer_size``, else the device's.
     impulses
@@ -594,8 +576,10 @@ def measure_latency(
         raise Error(ErrorKind.INVALID_INPUT, f"amplitude must be in (0, 1], got {amplitude!r}")
     dev = find_device(device, direction="duplex")
     own = dev.default_duplex_config()
-    rate = _rate(sample_rate, own.sample_rate)
-    config = DuplexStreamConfig(own.input_channels, own.output_channels, rate, _buffer(buffer_size))
+    rate = default.sample_rate_for(sample_rate, own.sample_rate)
+    config = DuplexStreamConfig(
+        own.input_channels, own.output_channels, rate, default.buffer_size_for(buffer_size)
+    )
     channel = whole("input_channel", input_channel, minimum=0, maximum=config.input_channels - 1)
     loop = _ImpulseLoop(rate, count, gap, peak, channel)
     stream = dev.build_duplex_stream(config, loop, pipelined=pipelined)
