@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -21,6 +22,15 @@ _names = itertools.count()
 def os_thread_count() -> int:
     """Threads of this process as the kernel sees them (C threads included)."""
     return len(os.listdir("/proc/self/task"))
+
+
+def open_fds() -> dict[str, str]:
+    """This process's open fds, each with what it is (a path, ``anon_inode:[eventfd]``, ...)."""
+    found = {}
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own fd, closed by now
+            found[fd] = os.readlink(f"/proc/self/fd/{fd}")
+    return found
 
 
 def settled_os_thread_count(at_most: int, seconds: float = 5.0) -> int:

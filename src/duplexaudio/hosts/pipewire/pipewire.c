@@ -764,7 +764,14 @@ void da_pw_free(da_pw *p) {
         p->c.node_removed = NULL;
         p->c.defaults_changed = NULL;
         for (uint32_t i = 0; i < p->n_links; i++) W.proxy_destroy(p->links[i]);
-        if (p->filter) W.filter_destroy(p->filter);
+        if (p->filter) {
+            /* The links' removal reaches the node as messages that carry
+             * the peers' eventfds; arriving after the node is destroyed
+             * (0.3.65), they are never closed: one fd lost per stream now
+             * and then. Let the server answer while the node lives. */
+            if (!atomic_load(&p->c.broken)) roundtrip(&p->c, 1);
+            W.filter_destroy(p->filter);
+        }
         W.thread_loop_unlock(p->c.loop);
     }
     conn_close(&p->c);
