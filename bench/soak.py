@@ -3,20 +3,23 @@
     python bench/soak.py [--minutes 30] [--out bench/results] [--docs docs/benchmarks.md]
 
 One process, for ``--minutes``: round after round of short duplex streams on
-the virtual host and on a private jackd (started by the script), each ended a
-different way: closed while running, its callback raising, its device
-disconnected (virtual), stopped and restarted, a playrec program run to its
-end, left to the garbage collector. Every minute it samples the process's
-resident memory, its threads (all, and duplexaudio's) and its open fds, and
-counts the rounds and the errors each fault delivered (and any a stream
-life raised itself, such as a server refusing a new client, by scenario). A leak shows as a
-column that climbs; the figures go to ``soak.json`` / ``soak.md`` in
-``--out`` and to the soak section of ``docs/benchmarks.md``.
+the virtual host, on a private jackd and on a private PipeWire (both started
+by the script), each ended a different way: closed while running, its
+callback raising, its device disconnected (virtual), stopped and restarted,
+a playrec program run to its end, a blocking stream written and read, an
+aggregate of two virtual devices on two clocks (virtual), left to the garbage
+collector. Every minute it samples the process's resident memory, its threads
+(all, and duplexaudio's) and its open fds, and counts the rounds and the
+errors each fault delivered (and any a stream life raised itself, such as a
+server refusing a new client, by scenario). A leak shows as a column that
+climbs; the figures go to ``soak.json`` / ``soak.md`` in ``--out`` and to the
+soak section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -59,7 +62,7 @@ def sample(started: float, rounds: int, errors: Counter[str]) -> dict[str, Any]:
     }
 
 
-def scenarios(da: Any, jack: Any | None) -> list[tuple[str, Callable[[Counter[str]], None]]]:
+def scenarios(da: Any, real: dict[str, Any]) -> list[tuple[str, Callable[[Counter[str]], None]]]:
     """Each a short stream life that ends one way; they note the errors they got."""
     host = da.host_from_id("virtual")
     names = iter(range(10**9))
@@ -122,6 +125,24 @@ def scenarios(da: Any, jack: Any | None) -> list[tuple[str, Callable[[Counter[st
 
         return go
 
+    def blocking(device: Any) -> Callable[[Counter[str]], None]:
+        def go(errors: Counter[str]) -> None:
+            with device.build_duplex_stream(config()) as s:
+                s.write(np.zeros((RATE // 10, 2), np.float32))
+                s.start()
+                s.read(RATE // 20, timeout=5)
+
+        return go
+
+    def aggregated(errors: Counter[str]) -> None:
+        out_dev, in_dev = host.add_cable(f"soak-{next(names)}", input_ppm=100.0)
+        try:
+            with da.aggregate(in_dev, out_dev).build_duplex_stream(config(), copy) as s:
+                s.wait(0.2)
+        finally:
+            host.remove_device(out_dev.id)
+            host.remove_device(in_dev.id)
+
     def collected(device: Any) -> Callable[[Counter[str]], None]:
         def go(errors: Counter[str]) -> None:
             s = device.build_duplex_stream(config(), copy)
@@ -139,15 +160,18 @@ def scenarios(da: Any, jack: Any | None) -> list[tuple[str, Callable[[Counter[st
         ("virtual: device disconnected", disconnected),
         ("virtual: stop and restart", stop_restart(loop)),
         ("virtual: playrec", program(loop)),
+        ("virtual: blocking read/write", blocking(loop)),
+        ("virtual: aggregate across a cable", aggregated),
         ("virtual: garbage-collected", collected(loop)),
     ]
-    if jack is not None:
+    for host_name, device in real.items():  # a server's device: every life but a disconnect
         out += [
-            ("jack: run then close", run_then_close(jack)),
-            ("jack: callback raises", callback_raises(jack)),
-            ("jack: stop and restart", stop_restart(jack)),
-            ("jack: playrec", program(jack)),
-            ("jack: garbage-collected", collected(jack)),
+            (f"{host_name}: run then close", run_then_close(device)),
+            (f"{host_name}: callback raises", callback_raises(device)),
+            (f"{host_name}: stop and restart", stop_restart(device)),
+            (f"{host_name}: playrec", program(device)),
+            (f"{host_name}: blocking read/write", blocking(device)),
+            (f"{host_name}: garbage-collected", collected(device)),
         ]
     return out
 
@@ -156,19 +180,25 @@ def soak(minutes: float) -> tuple[list[dict[str, Any]], list[str], str]:
     """Run; the samples, the scenario names, and a note (what could not run)."""
     import duplexaudio as da
 
-    note = ""
-    reason = servers.jack_missing()
-    server = None
-    if reason:
-        note = f"jackd scenarios not run: {reason}"
-    else:
-        server = servers.start_jackd(servers.unique_name("da-soak"), frames=128)
-        os.environ.update(server.env)
-    try:
-        jack = None
-        if server is not None:
-            jack = da.host_from_id("jack").device_by_id(f"jack:{server.name}/loopback")
-        plan = scenarios(da, jack)
+    notes = []
+    real: dict[str, Any] = {}
+    with contextlib.ExitStack() as servers_up:
+        if reason := servers.jack_missing():
+            notes.append(f"jackd scenarios not run: {reason}")
+        else:
+            jackd = servers.start_jackd(servers.unique_name("da-soak"), frames=128)
+            servers_up.callback(jackd.stop)
+            os.environ.update(jackd.env)
+            real["jack"] = da.host_from_id("jack").device_by_id(f"jack:{jackd.name}/loopback")
+        if reason := servers.pipewire_missing():
+            notes.append(f"PipeWire scenarios not run: {reason}")
+        else:
+            pipewire = servers.start_pipewire()
+            servers_up.callback(pipewire.stop)
+            for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+                os.environ[key] = pipewire.env[key]
+            real["pipewire"] = da.host_from_id("pipewire").device_by_id(f"pipewire:{pipewire.sink}")
+        plan = scenarios(da, real)
         errors: Counter[str] = Counter()
         for _, go in plan:  # warm-up: libraries loaded, caches filled, before the baseline
             go(errors)
@@ -190,12 +220,10 @@ def soak(minutes: float) -> tuple[list[dict[str, Any]], list[str], str]:
                 samples.append(sample(started, rounds, errors))
                 print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
                 next_sample += 60
-        gc.collect()
-        samples.append(sample(started, rounds, errors))
-        return samples, [name for name, _ in plan], note
-    finally:
-        if server is not None:
-            server.stop()
+        if rounds != samples[-1]["rounds"]:  # the last minute's sample may already be it
+            gc.collect()
+            samples.append(sample(started, rounds, errors))
+        return samples, [name for name, _ in plan], "; ".join(notes)
 
 
 def render(samples: list[dict[str, Any]], plan: list[str], note: str, minutes: float) -> str:
