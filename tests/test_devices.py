@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -123,15 +123,15 @@ def test_files_use_the_defaults_too(virtual_host: VirtualHost, tmp_path: Path) -
     assert (took.sample_rate, took.device_rate, took.channels) == (44100, 44100, 1)
     assert da.play_file(tmp_path / "take.wav").device_rate == 44100
     da.default.buffer_size = 9000  # beyond the device's 16..8192: refused, so it was used
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: da.record_file(tmp_path / "never.wav", 0.1),
         lambda: da.play_file(tmp_path / "take.wav"),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(da.Error) as raised:
             call()
         assert "9000" in raised.value.message
     assert not (tmp_path / "never.wav").exists()
-    da.default.reset()
 
 
 @pytest.mark.parametrize(

@@ -343,24 +343,24 @@ class Defaults:
         specific = {"input": self.input_device, "output": self.output_device}.get(direction)
         return specific if specific is not None else self.device
 
-    def buffer_size_for(self, buffer_size: int | None) -> BufferSize:
+    def _buffer_size_for(self, buffer_size: int | None) -> BufferSize:
         """``buffer_size`` if given, else this default's, else the device's."""
         frames = buffer_size if buffer_size is not None else self.buffer_size
         return BufferSize.DEFAULT if frames is None else BufferSize.fixed(frames)
 
-    def sample_rate_for(self, sample_rate: int | None, device_rate: int) -> int:
+    def _sample_rate_for(self, sample_rate: int | None, device_rate: int) -> int:
         """``sample_rate`` if given, else this default's, else ``device_rate``."""
         if sample_rate is not None:
             return sample_rate
         return self.sample_rate if self.sample_rate is not None else device_rate
 
-    def channels_for(self, channels: int | None, device_channels: int) -> int:
+    def _channels_for(self, channels: int | None, device_channels: int) -> int:
         """``channels`` if given, else this default's, else ``device_channels``."""
         if channels is not None:
             return channels
         return self.channels if self.channels is not None else device_channels
 
-    def sample_format_for(self, sample_format: SampleFormat | str | None) -> SampleFormat | str:
+    def _sample_format_for(self, sample_format: SampleFormat | str | None) -> SampleFormat | str:
         """``sample_format`` if given, else this default's, else float32."""
         if sample_format is not None:
             return sample_format

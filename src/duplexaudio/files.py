@@ -271,7 +271,7 @@ def play_file(
         device_rate = _rate_for(dev, True, rate, channels)
         convert = _Converter(rate, device_rate, channels)
         stream = dev.build_output_stream(
-            StreamConfig(channels, device_rate, default.buffer_size_for(buffer_size))
+            StreamConfig(channels, device_rate, default._buffer_size_for(buffer_size))
         )
         step = max(1, round(rate * _STEP_SECONDS))
         glitches: list[Glitch] = []
@@ -378,10 +378,10 @@ def record_file(
     limit = optional_seconds("seconds", seconds)
     dev = find_device(device, direction="input")
     own = dev.default_input_config()
-    ch = whole("channels", default.channels_for(channels, own.channels), maximum=MAX_CHANNELS)
+    ch = whole("channels", default._channels_for(channels, own.channels), maximum=MAX_CHANNELS)
     rate = whole(
         "sample_rate",
-        default.sample_rate_for(sample_rate, own.sample_rate),
+        default._sample_rate_for(sample_rate, own.sample_rate),
         maximum=MAX_SAMPLE_RATE,
     )
     total = None if limit is None else round(limit * rate)
@@ -407,7 +407,7 @@ def record_file(
 
     try:
         stream = dev.build_input_stream(
-            StreamConfig(ch, device_rate, default.buffer_size_for(buffer_size))
+            StreamConfig(ch, device_rate, default._buffer_size_for(buffer_size))
         )
     except BaseException:
         out.close()

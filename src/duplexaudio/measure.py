@@ -149,8 +149,8 @@ def play(
     blocking = flag("blocking", blocking)
     arr, _ = as_frames(data)
     dev = find_device(device, direction="output")
-    rate = default.sample_rate_for(sample_rate, dev.default_output_config().sample_rate)
-    config = StreamConfig(arr.shape[1], rate, default.buffer_size_for(buffer_size))
+    rate = default._sample_rate_for(sample_rate, dev.default_output_config().sample_rate)
+    config = StreamConfig(arr.shape[1], rate, default._buffer_size_for(buffer_size))
     return _run(dev.build_play_stream(config, arr), blocking)
 
 
@@ -227,13 +227,13 @@ def rec(
     dev = find_device(device, direction="input")
     own = dev.default_input_config()
     config = StreamConfig(
-        default.channels_for(channels, own.channels),
-        default.sample_rate_for(sample_rate, own.sample_rate),
-        default.buffer_size_for(buffer_size),
+        default._channels_for(channels, own.channels),
+        default._sample_rate_for(sample_rate, own.sample_rate),
+        default._buffer_size_for(buffer_size),
     )
     stream = _run(
         dev.build_rec_stream(
-            config, frames, sample_format=default.sample_format_for(sample_format)
+            config, frames, sample_format=default._sample_format_for(sample_format)
         ),
         blocking,
     )
@@ -326,14 +326,14 @@ def playrec(
     dev = find_device(device, direction="duplex")
     own = dev.default_duplex_config()
     config = DuplexStreamConfig(
-        default.channels_for(input_channels, own.input_channels),
+        default._channels_for(input_channels, own.input_channels),
         arr.shape[1],
-        default.sample_rate_for(sample_rate, own.sample_rate),
-        default.buffer_size_for(buffer_size),
+        default._sample_rate_for(sample_rate, own.sample_rate),
+        default._buffer_size_for(buffer_size),
     )
     stream = _run(
         dev.build_playrec_stream(
-            config, arr, record_frames, input_format=default.sample_format_for(sample_format)
+            config, arr, record_frames, input_format=default._sample_format_for(sample_format)
         ),
         blocking,
     )
@@ -576,9 +576,9 @@ def measure_latency(
         raise Error(ErrorKind.INVALID_INPUT, f"amplitude must be in (0, 1], got {amplitude!r}")
     dev = find_device(device, direction="duplex")
     own = dev.default_duplex_config()
-    rate = default.sample_rate_for(sample_rate, own.sample_rate)
+    rate = default._sample_rate_for(sample_rate, own.sample_rate)
     config = DuplexStreamConfig(
-        own.input_channels, own.output_channels, rate, default.buffer_size_for(buffer_size)
+        own.input_channels, own.output_channels, rate, default._buffer_size_for(buffer_size)
     )
     channel = whole("input_channel", input_channel, minimum=0, maximum=config.input_channels - 1)
     loop = _ImpulseLoop(rate, count, gap, peak, channel)
