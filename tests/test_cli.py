@@ -57,6 +57,22 @@ def test_latency_json_with_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert report["sample_rate"] == 44100 and report["buffer_size"] == 64
 
 
+def test_a_device_is_picked_by_its_index_in_the_table_or_part_of_its_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = [str(d.id) for d in da.query_devices()]
+    loop, mic = listed.index("virtual:loopback"), listed.index("virtual:input")
+    assert main(["latency", "-d", str(loop), "-n", "2", "--interval", "0.02"]) == 0
+    assert "device       virtual:loopback" in capsys.readouterr().out
+    path = tmp_path / "take.wav"
+    assert main(["record", str(path), "-s", "0.1", "-d", str(mic)]) == 0
+    assert main(["record", str(path), "-s", "0.1", "-d", "Virtual input"]) == 0
+    assert sf.info(str(path)).frames == 4800
+    capsys.readouterr()
+    assert main(["latency", "-d", str(len(listed))]) == 2  # past the table's end: an Error
+    assert f"device index {len(listed)} is not in the table" in capsys.readouterr().err
+
+
 def test_devices_table_lists_ids_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devices", "--host", "virtual"]) == 0
     out = capsys.readouterr().out

@@ -689,6 +689,15 @@ def _positive_int(text: str) -> int:
     return _whole(text, None)
 
 
+def _device(text: str) -> str | int:
+    """argparse type: a device as ``da.query_devices()`` numbers it (all digits),
+    else an id or a unique part of a name, as the Python calls take it."""
+    return int(text) if text.isdigit() else text
+
+
+_DEVICE_HELP = "an index in 'duplexaudio devices', an id, or a unique part of a name"
+
+
 def _rate(text: str) -> int:
     """argparse type: a sample rate in Hz that a config accepts."""
     return _whole(text, MAX_SAMPLE_RATE)
@@ -741,7 +750,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "-d",
             "--device",
-            help="device id, e.g. virtual:loopback (default: default duplex device)",
+            type=_device,
+            help=f"device: {_DEVICE_HELP} (default: the default duplex device)",
         )
         p.add_argument("-r", "--rate", type=_rate, help="sample rate in Hz")
         p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
@@ -760,7 +770,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_latency)
 
     def device_option(p: argparse.ArgumentParser, what: str) -> None:
-        p.add_argument("-d", "--device", help=f"device id (default: the default {what} device)")
+        p.add_argument(
+            "-d",
+            "--device",
+            type=_device,
+            help=f"device: {_DEVICE_HELP} (default: the default {what} device)",
+        )
         p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
 
     p = sub.add_parser("play", help="play a sound file (WAV, FLAC, ...)")
@@ -797,8 +812,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "feedback", help="copy input to output with two streams and a ring buffer (no duplex)"
     )
-    p.add_argument("-i", "--input-device", help="input device id (default: default input)")
-    p.add_argument("-o", "--output-device", help="output device id (default: default output)")
+    p.add_argument(
+        "-i", "--input-device", type=_device, help=f"input device: {_DEVICE_HELP} (default input)"
+    )
+    p.add_argument(
+        "-o",
+        "--output-device",
+        type=_device,
+        help=f"output device: {_DEVICE_HELP} (default output)",
+    )
     p.add_argument("-r", "--rate", type=_rate, help="sample rate in Hz")
     p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
     p.add_argument("-c", "--channels", type=_channel_count, default=2, help="channels (2)")
