@@ -41,9 +41,16 @@ def deconvolve(recorded: np.ndarray, played: np.ndarray) -> np.ndarray:
     return ir[: len(played)]
 
 
+def device_arg(text: str) -> int | str:
+    """A device on the command line: all digits is an index in da.query_devices()."""
+    return int(text) if text.isdigit() else text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-d", "--device", help="duplex device (id, index or part of a name)")
+    parser.add_argument(
+        "-d", "--device", type=device_arg, help="duplex device (index, id or part of a name)"
+    )
     parser.add_argument("-s", "--seconds", type=float, default=2.0, help="sweep length (2)")
     parser.add_argument("-r", "--rate", type=int, default=48000, help="Hz (48000)")
     parser.add_argument("--plot", metavar="PNG", help="save the impulse response")

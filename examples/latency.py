@@ -18,9 +18,16 @@ import numpy as np
 import duplexaudio as da
 
 
+def device_arg(text: str) -> int | str:
+    """A device on the command line: all digits is an index in da.query_devices()."""
+    return int(text) if text.isdigit() else text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-d", "--device", help="duplex device (id, index or part of a name)")
+    parser.add_argument(
+        "-d", "--device", type=device_arg, help="duplex device (index, id or part of a name)"
+    )
     parser.add_argument("-n", "--impulses", type=int, default=20, help="impulses (20)")
     parser.add_argument("-b", "--buffer-size", type=int, help="frames per block")
     parser.add_argument("--plot", metavar="PNG", help="save the response and a histogram")

@@ -18,9 +18,16 @@ import numpy as np
 import duplexaudio as da
 
 
+def device_arg(text: str) -> int | str:
+    """A device on the command line: all digits is an index in da.query_devices()."""
+    return int(text) if text.isdigit() else text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-d", "--device", help="input device (id, index or part of a name)")
+    parser.add_argument(
+        "-d", "--device", type=device_arg, help="input device (index, id or part of a name)"
+    )
     parser.add_argument("-s", "--seconds", type=float, default=5.0, help="how long (5)")
     parser.add_argument("--plot", metavar="PNG", help="save the level over time")
     args = parser.parse_args(argv)

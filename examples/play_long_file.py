@@ -15,10 +15,17 @@ import argparse
 import duplexaudio as da
 
 
+def device_arg(text: str) -> int | str:
+    """A device on the command line: all digits is an index in da.query_devices()."""
+    return int(text) if text.isdigit() else text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", help="what to play (WAV, FLAC, OGG, ...)")
-    parser.add_argument("-d", "--device", help="output device (id, index or part of a name)")
+    parser.add_argument(
+        "-d", "--device", type=device_arg, help="output device (index, id or part of a name)"
+    )
     args = parser.parse_args(argv)
 
     report = da.play_file(args.file, args.device)

@@ -17,10 +17,17 @@ import threading
 import duplexaudio as da
 
 
+def device_arg(text: str) -> int | str:
+    """A device on the command line: all digits is an index in da.query_devices()."""
+    return int(text) if text.isdigit() else text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", help="where to write (WAV, FLAC, ...)")
-    parser.add_argument("-d", "--device", help="input device (id, index or part of a name)")
+    parser.add_argument(
+        "-d", "--device", type=device_arg, help="input device (index, id or part of a name)"
+    )
     parser.add_argument("-s", "--seconds", type=float, help="stop after this long")
     parser.add_argument("-c", "--channels", type=int, help="channels (the device's)")
     parser.add_argument("-r", "--rate", type=int, help="Hz (the device's)")

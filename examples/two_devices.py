@@ -21,10 +21,19 @@ import duplexaudio as da
 from duplexaudio.hosts.virtual import VirtualHost
 
 
+def device_arg(text: str) -> int | str:
+    """A device on the command line: all digits is an index in da.query_devices()."""
+    return int(text) if text.isdigit() else text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-i", "--input-device", help="input device (id, index, part of a name)")
-    parser.add_argument("-o", "--output-device", help="output device (id, index, part of a name)")
+    parser.add_argument(
+        "-i", "--input-device", type=device_arg, help="input device (index, id or part of a name)"
+    )
+    parser.add_argument(
+        "-o", "--output-device", type=device_arg, help="output device (index, id or part of a name)"
+    )
     parser.add_argument("-s", "--seconds", type=float, default=5.0, help="how long (5)")
     parser.add_argument(
         "--cable-ppm", type=float, help="use a virtual cable whose input clock runs this fast"
