@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 import pytest
 
 import duplexaudio as da
+from duplexaudio.hosts import portaudio
 from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
 from tests import servers
 
@@ -45,6 +46,32 @@ def settled_os_thread_count(at_most: int, seconds: float = 5.0) -> int:
         time.sleep(0.01)
         count = os_thread_count()
     return count
+
+
+def session_server_device(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, host: str
+) -> da.Device | None:
+    """The device a test uses on ``host``'s session server, with this process
+    pointed at that server: jackd's loopback client (``jack``, and
+    ``portaudio`` through its JACK host API), PulseAudio's and PipeWire's
+    null sinks (their monitors the input)."""
+    if host in ("jack", "portaudio"):
+        if host == "portaudio" and not portaudio.is_available():
+            server_unavailable("libportaudio2 is not installed (scripts/install-servers)")
+        jackd: servers.JackServer = request.getfixturevalue("jackd_128")
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd.name)
+        key = f"jack:{jackd.name}/loopback"
+        if host == "portaudio":
+            key = "portaudio:JACK Audio Connection Kit/loopback"
+        return da.host_from_id(host).device_by_id(key)
+    if host == "pulse":
+        pulse: servers.PulseServer = request.getfixturevalue("pulseaudio")
+        monkeypatch.setenv("PULSE_SERVER", pulse.address)
+        return da.host_from_id("pulse").device_by_id(f"pulse:{pulse.sink}")
+    stack: servers.PipeWire = request.getfixturevalue("pipewire")
+    for name in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.setenv(name, stack.env[name])
+    return da.host_from_id("pipewire").device_by_id(f"pipewire:{stack.sink}")
 
 
 @pytest.fixture(autouse=True)

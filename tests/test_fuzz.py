@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 import duplexaudio as da
 import duplexaudio.stream as stream_module
 from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+from tests.conftest import open_fds, session_server_device
 
 EXAMPLES = int(os.environ.get("DUPLEXAUDIO_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
@@ -153,7 +154,7 @@ def ours() -> int:
 
 @pytest.fixture(autouse=True)
 def nothing_left_behind() -> Iterator[None]:
-    threads, fds = ours(), len(os.listdir("/proc/self/fd"))
+    threads, before = ours(), open_fds()
     policy = stream_module._switch_policy
     yield
     da.set_switch_interval(policy)
@@ -161,7 +162,9 @@ def nothing_left_behind() -> Iterator[None]:
     while ours() > threads and time.monotonic() < deadline:
         time.sleep(0.05)
     assert ours() <= threads, [t.name for t in threading.enumerate()]
-    assert len(os.listdir("/proc/self/fd")) <= fds + 2  # the odd lazily opened library file
+    after = open_fds()
+    new = {fd: what for fd, what in after.items() if before.get(fd) != what}
+    assert len(after) <= len(before) + 2, new  # the odd lazily opened library file
 
 
 MODULE_FUNCTIONS: list[Callable[..., Any]] = [
@@ -332,17 +335,12 @@ SERVER_METHODS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(params=["jack", "pulse", "alsa"])
+@pytest.fixture(params=["jack", "pulse", "alsa", "pipewire", "portaudio"])
 def server_device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> da.Device:
     """A device of each real host: jackd's loopback client, PulseAudio's null sink
-    monitor, ALSA's null PCM."""
-    if request.param == "jack":
-        server = request.getfixturevalue("jackd_128")
-        found = da.host_from_id("jack").device_by_id(f"jack:{server.name}/loopback")
-    elif request.param == "pulse":
-        server = request.getfixturevalue("pulseaudio")
-        monkeypatch.setenv("PULSE_SERVER", server.address)
-        found = da.host_from_id("pulse").device_by_id(f"pulse:{server.sink}")
+    monitor, ALSA's null PCM, PipeWire's null sink, PortAudio's JACK client."""
+    if request.param != "alsa":
+        found = session_server_device(request, monkeypatch, request.param)
     else:
         found = da.host_from_id("alsa").device_by_id("alsa:null")
     assert found is not None, request.param
@@ -398,7 +396,19 @@ CLI_VALUES: dict[str, list[str]] = {
     "channels": ["1", "2", "0", "100000", "x"],
     "impulses": ["2", "0", "-1", "x"],
     "interval": ["0.01", "0", "nan", "-1"],
-    "device": ["virtual:loopback", "virtual:nope", "virtual", "nohost:x", "jack:", ":", "\x07"],
+    "device": [
+        "virtual:loopback",
+        "virtual:nope",
+        "virtual",
+        "nohost:x",
+        "jack:",
+        ":",
+        "\x07",
+        "0",
+        "2",
+        "99999999999999999999999",
+        "Virtual",
+    ],
     "host": ["virtual", "nohost", "", "jack"],
     "frequency": ["440", "0", "nan", "1e9"],
     "amplitude": ["0.1", "2", "nan", "inf"],
