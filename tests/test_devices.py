@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -164,3 +165,30 @@ def test_wait_and_stop_reach_the_last_non_blocking_call(loopback: da.Device) -> 
     da.stop()
     assert long.closed
     assert da.wait() is True
+
+
+def test_stop_from_another_thread_ends_a_blocking_rec_early(virtual_host: VirtualHost) -> None:
+    """As ``sd.stop()`` does: a minute's take blocking in its caller ends when
+    another thread calls ``da.stop()``, without an error, with what it got."""
+    mic = virtual_host.add_input("stop-me", signal=np.full(RATE, 0.25, np.float32))
+    try:
+        stopper = threading.Timer(0.3, da.stop)
+        stopper.start()
+        started = time.monotonic()
+        take = da.rec(RATE * 60, RATE, 1, mic)
+        stopper.join()
+    finally:
+        virtual_host.remove_device(mic.id)
+    assert time.monotonic() - started < 30  # not the minute asked for
+    assert take.shape == (RATE * 60, 1)
+    got = np.count_nonzero(take[:, 0] == np.float32(0.25))
+    assert 0 < got < RATE * 30, got  # the part before the stop; the rest stays zero
+    assert da.wait() is True  # nothing left running
+
+
+def test_a_blocking_call_leaves_the_non_blocking_one_reachable(loopback: da.Device) -> None:
+    long = da.play(np.zeros(RATE * 60, np.float32), RATE, loopback, blocking=False)
+    da.rec(RATE // 10, RATE, 1, loopback)
+    assert da.wait(0.05) is False and long.running
+    da.stop()
+    assert long.closed

@@ -194,7 +194,18 @@ def test_one_call_functions(loopback: VirtualDevice, name: str, data: st.DataObj
     # Mostly on the test's own loopback, so that what works finishes at once.
     if data.draw(st.booleans(), label="on the loopback"):
         kwargs["device"] = loopback
-    outcome(fn, args, kwargs)
+    # A valid take can be long (rec(57225104) is twenty minutes): da.stop()
+    # from another thread ends it, as a user would, and the test goes on; a
+    # long measurement ends at its own timeout, 2 s unless one was drawn.
+    if name == "measure_latency":
+        kwargs.setdefault("timeout", 2.0)
+    stopper = threading.Timer(0.5, da.stop)
+    stopper.start()
+    try:
+        outcome(fn, args, kwargs)
+    finally:
+        stopper.cancel()
+        stopper.join()
 
 
 @pytest.mark.parametrize("name", ["play_file", "record_file"])

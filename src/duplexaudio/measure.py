@@ -39,12 +39,16 @@ _WAIT_MARGIN = 10.0
 
 
 _last_lock = threading.Lock()
-_last: ProgramStream | None = None  # the last play/rec/playrec with blocking=False
+# The last module-level play/rec/playrec, blocking or not: a blocking one is
+# reachable too, so that stop() from another thread (a UI, a timer, a signal
+# handler) ends a take that is waiting in its caller.
+_last: ProgramStream | None = None
 
 
 @checked
 def wait(timeout: float | None = None) -> bool:
-    """Wait for the last ``play``, ``rec`` or ``playrec`` started with ``blocking=False``.
+    """Wait for the last ``play``, ``rec`` or ``playrec`` (started with ``blocking=False``,
+    or blocking in another thread).
 
     Returns
     -------
@@ -64,10 +68,12 @@ def wait(timeout: float | None = None) -> bool:
 
 @checked
 def stop() -> None:
-    """Stop and close the last ``play``, ``rec`` or ``playrec`` started with ``blocking=False``.
+    """Stop and close the last ``play``, ``rec`` or ``playrec``.
 
-    What ``rec`` recorded so far stays in its ``recording``. Nothing happens
-    when there is none.
+    That is the last one started with ``blocking=False``, or one blocking in
+    another thread, which then returns early, without an error. What ``rec``
+    recorded so far stays in its ``recording``. Nothing happens when there is
+    none.
     """
     global _last
     with _last_lock:
@@ -80,9 +86,9 @@ def _run(stream: ProgramStream, blocking: bool) -> ProgramStream:
     """Start a program stream; when blocking, wait for its end and close it."""
     global _last
     stream.start()
+    with _last_lock:
+        previous, _last = _last, stream
     if not blocking:
-        with _last_lock:
-            _last = stream
         return stream
     try:
         seconds = stream.status.total_frames / stream.sample_rate
@@ -101,6 +107,9 @@ def _run(stream: ProgramStream, blocking: bool) -> ProgramStream:
                 xruns,
             )
     finally:
+        with _last_lock:
+            if _last is stream:  # a non-blocking one started before is the last again
+                _last = previous
         stream.close()
     return stream
 
@@ -131,7 +140,8 @@ def play(
         Wait until the last frame has left the device and close the stream
         (default). False returns at once with the running stream: ``wait()``,
         ``stop()``, ``progress``; `wait()` and `stop()` reach the
-        last one started so.
+        last one started so (and `stop()` from another thread ends a
+        blocking one early).
     buffer_size
         Frames per block; default ``da.default.buffer_size``, else the device's.
 
