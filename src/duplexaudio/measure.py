@@ -47,8 +47,10 @@ _last: ProgramStream | None = None
 
 @checked
 def wait(timeout: float | None = None) -> bool:
-    """Wait for the last ``play``, ``rec`` or ``playrec`` (started with ``blocking=False``,
-    or blocking in another thread).
+    """Wait for the last ``play``, ``rec`` or ``playrec``.
+
+    That is the last one started with ``blocking=False``, or one blocking in
+    another thread.
 
     Returns
     -------
