@@ -308,6 +308,58 @@ def test_callback_exception_stops_stream_and_reaches_error_callback(
     stream.close()
 
 
+def _move_memory(arr: np.ndarray) -> list[str]:
+    """Every way numpy offers to move an array's memory, tried on the array and
+    everything under it; those that worked."""
+    moved = []
+    target: object = arr
+    depth = 0
+    while target is not None:
+        try:
+            if isinstance(target, np.ndarray):
+                target.resize((1 << 20, 2), refcheck=False)
+            elif isinstance(target, bytearray):
+                target[:] = b""
+            else:
+                break
+            moved.append(f"{type(target).__name__} {depth} levels down")
+        except (ValueError, BufferError):
+            pass
+        target = target.base if isinstance(target, np.ndarray) else None
+        depth += 1
+    return moved
+
+
+def test_a_callback_cannot_move_the_memory_the_engine_writes(loopback: VirtualDevice) -> None:
+    """numpy lets an owner's memory be reallocated with ``refcheck=False``; the
+    engine keeps writing where the arrays were. The arrays a callback gets own
+    nothing and nothing under them can be resized: every try fails, and the
+    stream goes on carrying impulses."""
+    moved: list[str] = []
+    back: list[int] = []
+    count = 0
+
+    def cb(inp: np.ndarray, out: np.ndarray, info: Any) -> None:
+        nonlocal count
+        if count < 3:
+            moved.extend(_move_memory(inp) + _move_memory(out))
+        back.extend(np.flatnonzero(inp[:, 0] > 0.25) + count * len(inp))
+        out[0, 0] = 0.5 if count % 4 == 0 else 0.0
+        count += 1
+
+    stream = loopback.build_duplex_stream(duplex_config(), cb)
+    with stream:
+        time.sleep(0.3)
+    assert moved == []
+    assert stream.error is None and len(back) >= 3
+    recording = da.rec(48000, 48000, 1, device=loopback, blocking=False)
+    try:
+        assert _move_memory(recording.recording) == []
+        assert da.wait(10) is True
+    finally:
+        da.stop()
+
+
 def test_errors_without_error_callback_are_logged_and_kept(
     loopback: VirtualDevice, caplog: pytest.LogCaptureFixture
 ) -> None:

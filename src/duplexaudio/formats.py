@@ -406,6 +406,11 @@ def as_frames(data: object, name: str = "data") -> tuple[npt.NDArray[Any], Sampl
 def silent_frames(frames: int, channels: int, fmt: SampleFormat, what: str) -> npt.NDArray[Any]:
     """A ``(frames, channels)`` array in ``fmt``, filled with its silence.
 
+    The engine keeps a pointer into it, so nobody may move its memory: it does
+    not own its data (numpy refuses to ``resize`` it, even with
+    ``refcheck=False``), and what owns the data, a ``bytearray`` numpy holds
+    a buffer of, cannot be resized either.
+
     Raises
     ------
     Error
@@ -413,14 +418,18 @@ def silent_frames(frames: int, channels: int, fmt: SampleFormat, what: str) -> n
         cannot give that much memory (never a bare MemoryError).
     """
     try:
-        return np.full((frames, channels), fmt.equilibrium, fmt.dtype)
-    except (MemoryError, ValueError) as exc:  # ValueError: beyond what numpy can index
+        store = bytearray(frames * channels * fmt.dtype.itemsize)
+        arr: npt.NDArray[Any] = np.frombuffer(store, fmt.dtype).reshape(frames, channels)
+    except (MemoryError, ValueError, OverflowError) as exc:  # beyond what can be indexed
         size = frames * channels * fmt.dtype.itemsize
         raise Error(
             ErrorKind.RESOURCE_EXHAUSTED,
             f"{what} needs {frames} x {channels} samples of {fmt.name} ({size / 2**30:.1f} GiB), "
             "more memory than this machine gives",
         ) from exc
+    if fmt.equilibrium:
+        arr[...] = fmt.equilibrium
+    return arr
 
 
 def _array(data: object, name: str = "data") -> npt.NDArray[Any]:
