@@ -21,6 +21,7 @@ import pytest
 import duplexaudio as da
 from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
 from tests.blocking import blocking_round_trips, timeline
+from tests.conftest import open_fds
 from tests.gil_hog import hold_gil
 
 RATE = 48000
@@ -376,6 +377,37 @@ def test_async_for_raises_the_streams_error(ramp: VirtualDevice) -> None:
         asyncio.run(consume(stream))
     assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
     stream.close()
+
+
+@pytest.mark.parametrize("closer", ["another task", "another thread"])
+def test_async_for_ends_when_closed_while_it_waits(ramp: VirtualDevice, closer: str) -> None:
+    """Closed while the loop awaits the next block (4096 frames: ~85 ms apart),
+    from another task of the same event loop or from another thread: the
+    iteration ends, and the wake-up pipe is closed with the stream."""
+    before = open_fds()
+
+    async def main() -> int:
+        stream = ramp.build_input_stream(input_config(4096))
+        stream.start()
+        blocks = 0
+
+        async def close_soon() -> None:
+            await asyncio.sleep(0.3)
+            stream.close()
+
+        if closer == "another task":
+            task = asyncio.create_task(close_soon())
+        else:
+            threading.Timer(0.3, stream.close).start()
+        async for _ in stream:
+            blocks += 1
+        if closer == "another task":
+            await task
+        return blocks
+
+    blocks = asyncio.run(asyncio.wait_for(main(), 20))  # a hang fails, not stalls, the suite
+    assert blocks >= 1
+    assert open_fds() == before
 
 
 def test_the_event_loop_stays_free_while_it_waits_for_audio(ramp: VirtualDevice) -> None:

@@ -171,6 +171,11 @@ class Rings:
         self.shift_seen = 0  # output_shift_frames at the last write
         self.xruns_seen = 0  # device glitches at the last write
         self.notify: tuple[int, int] | None = None  # asyncio's pipe, made once
+        # Event loops waiting on that pipe, and whether close() has come: the
+        # pipe outlives close() until the last of them has let go of it.
+        self.notify_lock = threading.Lock()
+        self.notify_waiters = 0
+        self.notify_closing = False
 
     # -- status ----------------------------------------------------------
 
@@ -350,7 +355,6 @@ class Rings:
         n = whole("frames", self.params.frames if frames is None else frames,
                   maximum=self.capacity, unit="frames")  # fmt: skip
         loop = asyncio.get_running_loop()
-        rfd = self._notify_fd()
         while not self.closed():
             while lib.da_ring_readable(self.input) < n:
                 if not self._cycles_come():
@@ -358,16 +362,22 @@ class Rings:
                     if err is not None:
                         raise err
                     return
+                rfd = self._hold_notify_fd()
+                if rfd is None:  # closed meanwhile
+                    return
                 woken = loop.create_future()
                 loop.add_reader(rfd, _wake, woken)
                 try:
                     lib.da_engine_ring_arm(self.engine)
-                    # Armed before this look: a block after it writes the pipe.
+                    # Armed before this look: a block after it writes the pipe,
+                    # and close() does too (from any thread, this loop's own
+                    # included).
                     if lib.da_ring_readable(self.input) < n and self._cycles_come():
                         await woken
                 finally:
                     loop.remove_reader(rfd)
                     _drain(rfd)
+                    self._release_notify_fd()
             got = self.read(n, 0, ended_ok=True)
             if got is None:  # closed meanwhile
                 return
@@ -377,24 +387,48 @@ class Rings:
         state = lib.da_engine_state(self.engine)
         return state in (lib.DA_STATE_RUNNING, lib.DA_STATE_DRAINING)
 
-    def _notify_fd(self) -> int:
-        """The pipe the device thread writes to wake an event loop, made once and kept
-        until the stream closes (a device thread may be writing to it)."""
-        if self.notify is None:
-            rfd, wfd = os.pipe()
-            os.set_blocking(rfd, False)
-            os.set_blocking(wfd, False)
-            self.notify = (rfd, wfd)
-            lib.da_engine_ring_notify_fd(self.engine, wfd)
-        return self.notify[0]
+    def _hold_notify_fd(self) -> int | None:
+        """The pipe the device thread writes to wake an event loop (made once, kept
+        until the stream closes), held for one wait; None once closed."""
+        with self.notify_lock:
+            if self.notify_closing:
+                return None
+            if self.notify is None:
+                rfd, wfd = os.pipe()
+                os.set_blocking(rfd, False)
+                os.set_blocking(wfd, False)
+                self.notify = (rfd, wfd)
+                lib.da_engine_ring_notify_fd(self.engine, wfd)
+            self.notify_waiters += 1
+            return self.notify[0]
+
+    def _release_notify_fd(self) -> None:
+        with self.notify_lock:
+            self.notify_waiters -= 1
+            if self.notify_closing and not self.notify_waiters:
+                self._close_pipe()
 
     def close(self) -> None:
-        """After the device thread has stopped: close the pipe."""
-        if self.notify is not None:
+        """After the device thread has stopped: wake every event loop waiting on
+        the pipe, and close it once none is (at once when none is)."""
+        with self.notify_lock:
+            self.notify_closing = True
+            if self.notify is None:
+                return
             lib.da_engine_ring_notify_fd(self.engine, -1)
-            for fd in self.notify:
-                os.close(fd)
-            self.notify = None
+            if self.notify_waiters:
+                try:
+                    os.write(self.notify[1], b"\0")
+                except BlockingIOError:  # full: a wake-up is pending already
+                    pass
+            else:
+                self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        assert self.notify is not None
+        for fd in self.notify:
+            os.close(fd)
+        self.notify = None
 
 
 def _drain(fd: int) -> None:
