@@ -31,6 +31,7 @@
 #include <pipewire/pipewire.h>
 #include <pipewire/filter.h>
 #include <pipewire/extensions/metadata.h>
+#include <spa/param/audio/raw.h>
 #include <spa/param/latency-utils.h>
 #include <spa/utils/json.h>
 
@@ -114,13 +115,16 @@ int da_pw_load(char *msg, size_t len) {
 typedef struct {
     uint32_t id;
     char name[NAME_LEN], description[NAME_LEN], media_class[64];
+    char position[NAME_LEN]; /* audio.position: its channels in order, "FL,FR" */
     uint32_t channels;
 } node_info;
 
 typedef struct {
     uint32_t id, node;
-    int output;    /* port.direction "out" */
-    int monitor;   /* port.monitor */
+    uint32_t index;   /* port.id: its place among the node's ports of its direction */
+    char channel[16]; /* audio.channel: "FL", "AUX3", ... or "" */
+    int output;       /* port.direction "out" */
+    int monitor;      /* port.monitor */
 } port_info;
 
 typedef struct {
@@ -241,12 +245,15 @@ static void on_global(void *data, uint32_t id, uint32_t permissions, const char 
                   spa_dict_lookup(props, PW_KEY_NODE_DESCRIPTION));
         copy_text(n->media_class, sizeof n->media_class, cls);
         n->channels = dict_uint(props, PW_KEY_AUDIO_CHANNELS, 0);
+        copy_text(n->position, sizeof n->position, spa_dict_lookup(props, SPA_KEY_AUDIO_POSITION));
     } else if (!strcmp(type, PW_TYPE_INTERFACE_Port) && c->n_ports < MAX_PORTS) {
         port_info *p = &c->ports[c->n_ports++];
         const char *dir = spa_dict_lookup(props, PW_KEY_PORT_DIRECTION);
         const char *mon = spa_dict_lookup(props, PW_KEY_PORT_MONITOR);
         p->id = id;
         p->node = dict_uint(props, PW_KEY_NODE_ID, SPA_ID_INVALID);
+        p->index = dict_uint(props, PW_KEY_PORT_ID, UINT32_MAX);
+        copy_text(p->channel, sizeof p->channel, spa_dict_lookup(props, PW_KEY_AUDIO_CHANNEL));
         p->output = dir && !strcmp(dir, "out");
         p->monitor = mon && !strcmp(mon, "true");
     } else if (!strcmp(type, PW_TYPE_INTERFACE_Metadata)) {
@@ -566,21 +573,50 @@ static const struct pw_filter_events filter_events = {
     .process = on_process,
 };
 
-/* The ports of node `node` in one direction (monitor ports apart), in id order. */
+/* Where `channel` stands in a node's audio.position ("FL,FR,..."), or -1. */
+static int position_of(const char *position, const char *channel) {
+    if (!channel[0]) return -1;
+    const size_t len = strlen(channel);
+    int k = 0;
+    for (const char *at = position; *at; k++) {
+        const char *end = strchr(at, ',');
+        const size_t n = end ? (size_t)(end - at) : strlen(at);
+        if (n == len && !strncmp(at, channel, len)) return k;
+        if (!end) break;
+        at = end + 1;
+    }
+    return -1;
+}
+
+/* The ports of node `node` in one direction (monitor ports apart), in channel
+ * order: by the port's audio.channel within the node's audio.position, else
+ * by port.id (its place among the node's ports, which is also how our own
+ * filter's ports are numbered). Never by global id: PipeWire reuses freed
+ * ids, so a later port can have a smaller one (seen: out_1 linked to
+ * playback_FR after a few streams had come and gone). */
 static uint32_t ports_of(const conn *c, uint32_t node, int output, int monitor, uint32_t *ids,
                          uint32_t max) {
+    uint64_t keyed[MAX_CHANNELS];
+    const char *position = "";
+    for (uint32_t i = 0; i < c->n_nodes; i++)
+        if (c->nodes[i].id == node) position = c->nodes[i].position;
+    if (max > MAX_CHANNELS) max = MAX_CHANNELS;
     uint32_t n = 0;
     for (uint32_t i = 0; i < c->n_ports; i++) {
         const port_info *q = &c->ports[i];
-        if (q->node == node && q->output == output && q->monitor == monitor && n < max)
-            ids[n++] = q->id;
+        if (q->node != node || q->output != output || q->monitor != monitor || n >= max) continue;
+        const int at = position_of(position, q->channel);
+        /* Positioned ports first, in position order; the rest by port.id. */
+        const uint64_t rank = at >= 0 ? (uint64_t)at : (1ull << 32) + q->index;
+        keyed[n++] = rank << 20 | i; /* i < MAX_PORTS (2^10): the sort is stable */
     }
     for (uint32_t i = 1; i < n; i++) /* insertion sort: a handful of ports */
-        for (uint32_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
-            uint32_t t = ids[j];
-            ids[j] = ids[j - 1];
-            ids[j - 1] = t;
+        for (uint32_t j = i; j > 0 && keyed[j - 1] > keyed[j]; j--) {
+            const uint64_t t = keyed[j];
+            keyed[j] = keyed[j - 1];
+            keyed[j - 1] = t;
         }
+    for (uint32_t i = 0; i < n; i++) ids[i] = c->ports[keyed[i] & 0xfffff].id;
     return n;
 }
 
