@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -149,10 +150,18 @@ class _Server:
 
 
 def _by_client(ports: list[str]) -> dict[str, list[str]]:
+    """Each client's ports in channel order: by name, numbers by value
+    (``capture_2`` before ``capture_10``). Not the server's order, which
+    follows port ids, and jackd reuses the ids of ports that went away."""
     grouped: dict[str, list[str]] = {}
     for port in ports:
         grouped.setdefault(port.split(":", 1)[0], []).append(port)
-    return grouped
+    return {client: sorted(names, key=_channel_order) for client, names in grouped.items()}
+
+
+def _channel_order(port: str) -> list[tuple[int, int | str]]:
+    """A sort key comparing the digit runs of a port name as numbers."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", port)]
 
 
 def _probe(server: str) -> _Server:
