@@ -23,6 +23,7 @@ methods.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import threading
@@ -189,6 +190,10 @@ class Rings:
 
     def write_available(self) -> int:
         return int(lib.da_ring_writable(self._ring(self.output, "write_available")))
+
+    def queued(self) -> int:
+        """Frames written and not yet taken by the device (0 for an input stream)."""
+        return int(lib.da_ring_readable(self.output)) if self.output != ffi.NULL else 0
 
     def _ring(self, ring: Any, what: str) -> Any:
         if ring == ffi.NULL:
@@ -417,10 +422,8 @@ class Rings:
                 return
             lib.da_engine_ring_notify_fd(self.engine, -1)
             if self.notify_waiters:
-                try:
+                with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending
                     os.write(self.notify[1], b"\0")
-                except BlockingIOError:  # full: a wake-up is pending already
-                    pass
             else:
                 self._close_pipe()
 

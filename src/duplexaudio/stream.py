@@ -828,11 +828,15 @@ class _Core:
                 return
             self.callback_end = None  # this stop settles it
             cycles = self.drain_cycles()
+            # A blocking stream's output ring plays out first, then the cycles.
+            queued = self.rings.queued() if self.rings is not None else 0
             if cycles:
                 self.drained.clear()
                 lib.da_engine_set_state(self.engine, lib.DA_STATE_DRAINING, cycles)
-                period = self.params.frames / self.params.sample_rate
-                self.drained.wait(timeout if timeout is not None else cycles * period + 1.0)
+                frames = cycles * self.params.frames + queued
+                self.drained.wait(
+                    timeout if timeout is not None else frames / self.params.sample_rate + 1.0
+                )
             lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
             self.backend.stop()
             if self.state is _State.RUNNING:
@@ -848,9 +852,15 @@ class _Core:
         return self.error
 
     def drain_cycles(self) -> int:
-        """Cycles a stop lets run so that the output handed over has played."""
-        out_latency = self.latency().output if self.params.output_channels else 0
-        return -(-out_latency // self.params.frames)
+        """Cycles a stop lets run so that the output handed over has played.
+
+        The latency says when a block's first frame plays; one cycle more and
+        its last has played too. Stopped a cycle short, the device halts
+        inside the last block (ALSA's jack PCM then repeated that block's
+        frames until the stream closed)."""
+        if not self.params.output_channels:
+            return 0
+        return -(-self.latency().output // self.params.frames) + 1
 
     def close(self, deadline: float | None = None) -> None:
         """Release everything; wait for our threads until ``deadline`` (monotonic

@@ -401,6 +401,12 @@ struct da_pw {
     struct pw_proxy *links[2 * MAX_CHANNELS];
     uint32_t n_links;
     int graph_loop;                          /* input is the monitor of our sink */
+    /* A quantum on top of what the ports report: where the input is the
+     * monitor of our sink (that loop closes a cycle later), and for an
+     * output-only stream, whose block the sink consumes during the cycle,
+     * played by its end, as a duplex stream's output on that sink is (a
+     * null sink reports 0 otherwise, and stop() drains by this figure). */
+    int out_cycle;
     int follow;                              /* 1: the default sink, 2: the default source */
     atomic_uint in_latency, out_latency;     /* frames, from the ports' latency params */
     /* data thread only */
@@ -555,7 +561,7 @@ static void on_process(void *data, struct spa_io_position *pos) {
     t.deadline_limit_ns = next_nsec > (uint64_t)now ? (int64_t)next_nsec : 0;
     t.input_device_ns = t.callback_ns - da_frames_to_ns(atomic_load(&p->in_latency), p->rate);
     t.output_device_ns = t.callback_ns + da_frames_to_ns(atomic_load(&p->out_latency) +
-                                                              (p->graph_loop ? n : 0),
+                                                              (p->out_cycle ? n : 0),
                                                           p->rate);
     t.lost_cycles = lost;
     da_engine_process(p->e, p->in_bufs, 1, p->out_bufs, 1, n, &t, glitch);
@@ -696,6 +702,7 @@ int da_pw_open(da_pw **out, da_engine *e, const char *sink, const char *source,
     copy_text(p->sink, sizeof p->sink, sink);
     copy_text(p->source, sizeof p->source, source);
     p->graph_loop = in_channels && out_channels && !source;
+    p->out_cycle = p->graph_loop || !in_channels;
     p->follow = follow;
     p->target_ids[0] = p->target_ids[1] = SPA_ID_INVALID;
     int r = conn_open(&p->c, "duplexaudio-stream", msg, len);
@@ -790,7 +797,7 @@ fail:
 void da_pw_latency(da_pw *p, uint32_t *input, uint32_t *output) {
     *input = p->in_ch ? atomic_load(&p->in_latency) : 0;
     /* The graph-loop cycle is the quantum the stream runs at. */
-    *output = p->out_ch ? atomic_load(&p->out_latency) + (p->graph_loop ? p->frames : 0) : 0;
+    *output = p->out_ch ? atomic_load(&p->out_latency) + (p->out_cycle ? p->frames : 0) : 0;
 }
 
 void da_pw_free(da_pw *p) {

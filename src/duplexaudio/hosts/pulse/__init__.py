@@ -146,16 +146,20 @@ class PulseBackend(HandleBackend):
         self._device = device
         self._frames = params.frames
         self._duplex = bool(params.input_channels and params.output_channels)
+        self._output = bool(params.output_channels)
         self._last = StreamLatency(0, 0)
 
     @property
     def latency(self) -> StreamLatency:
         capture = ffi.new("int64_t *")
         round_trip = ffi.new("int64_t *")
-        if self._with_handle(lib.da_pulse_latency, capture, round_trip) is self.CLOSED:
+        playback = ffi.new("int64_t *")
+        if self._with_handle(lib.da_pulse_latency, capture, round_trip, playback) is self.CLOSED:
             return self._last  # what it was when the stream closed
-        if not self._duplex:
+        if not self._output:
             self._last = StreamLatency(int(capture[0]), 0)
+        elif not self._duplex:
+            self._last = StreamLatency(0, int(playback[0]))
         else:
             rt = int(round_trip[0]) if round_trip[0] >= 0 else 2 * self._frames
             inp = min(int(capture[0]), rt)

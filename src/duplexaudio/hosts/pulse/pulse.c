@@ -356,6 +356,7 @@ struct da_pulse {
     int offset_counts[8];
     atomic_int_fast64_t round_trip;  /* frames; -1 until measured */
     atomic_int_fast64_t in_latency;
+    atomic_int_fast64_t out_latency; /* an output-only stream's: its buffer and the sink's */
 };
 
 static void on_xrun(pa_stream *s, void *arg) { atomic_store(&((da_pulse *)arg)->xrun, 1); }
@@ -602,8 +603,12 @@ static void process_block(da_pulse *p, int64_t now) {
         pa_usec_t lat = 0;
         int neg = 0;
         if (P.stream_get_latency(p->play, &lat, &neg) < 0) lat = 0;
-        t.output_device_ns = now + (neg ? 0 : (int64_t)lat * 1000);
+        const int64_t ahead = neg ? 0 : (int64_t)lat * 1000;
+        t.output_device_ns = now + ahead;
         t.input_device_ns = t.output_device_ns;
+        /* What stop() must let play: all the server holds of ours, and this
+         * block on top of it. */
+        atomic_store(&p->out_latency, ahead * (int64_t)p->rate / 1000000000LL + F);
     }
     da_engine_process(p->engine, p->in_ptrs, p->in_ch, p->out_ptrs, p->out_ch, F, &t, xrun);
     p->read_frames += p->in_ch ? F : 0;
@@ -681,6 +686,8 @@ int da_pulse_start(da_pulse *p, char *msg, size_t len) {
     p->offset_samples = 0;
     memset(p->offset_counts, 0, sizeof p->offset_counts);
     atomic_store(&p->round_trip, -1);
+    /* Until the server says: the buffer asked of it (prefill and a block). */
+    atomic_store(&p->out_latency, (int64_t)p->prefill + p->frames);
     int rt = 0;
     int err = da_thread_start(&p->thread, io_thread, p, 1, &rt);
     if (err) {
@@ -736,7 +743,8 @@ void da_pulse_free(da_pulse *p) {
     free(p);
 }
 
-void da_pulse_latency(da_pulse *p, int64_t *capture, int64_t *round_trip) {
+void da_pulse_latency(da_pulse *p, int64_t *capture, int64_t *round_trip, int64_t *playback) {
     *capture = atomic_load(&p->in_latency);
+    *playback = atomic_load(&p->out_latency);
     *round_trip = atomic_load(&p->round_trip);
 }

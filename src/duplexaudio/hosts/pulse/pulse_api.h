@@ -17,4 +17,4 @@ int da_pulse_start(da_pulse *p, char *msg, size_t len);
 void da_pulse_stop(da_pulse *p);
 void da_pulse_free(da_pulse *p);
 /* Frames: capture to first callback; round trip (-1 until the server's timing is read). */
-void da_pulse_latency(da_pulse *p, int64_t *capture, int64_t *round_trip);
+void da_pulse_latency(da_pulse *p, int64_t *capture, int64_t *round_trip, int64_t *playback);
