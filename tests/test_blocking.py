@@ -388,6 +388,7 @@ def test_async_for_ends_when_closed_while_it_waits(ramp: VirtualDevice, closer: 
 
     async def main() -> int:
         stream = ramp.build_input_stream(input_config(4096))
+        streams.append(stream)
         stream.start()
         blocks = 0
 
@@ -398,14 +399,18 @@ def test_async_for_ends_when_closed_while_it_waits(ramp: VirtualDevice, closer: 
         if closer == "another task":
             task = asyncio.create_task(close_soon())
         else:
-            threading.Timer(0.3, stream.close).start()
+            timer.start()
         async for _ in stream:
             blocks += 1
         if closer == "another task":
             await task
         return blocks
 
+    timer = threading.Timer(0.3, lambda: streams[0].close())
+    streams: list[da.Stream] = []
     blocks = asyncio.run(asyncio.wait_for(main(), 20))  # a hang fails, not stalls, the suite
+    if closer == "another thread":
+        timer.join(20)  # its close() may still be finishing when the iteration has ended
     assert blocks >= 1
     assert open_fds() == before
 

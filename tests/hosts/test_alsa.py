@@ -28,12 +28,12 @@ from duplexaudio.hosts.jack import JackBackend, JackDevice
 from duplexaudio.timing import ns_to_frames
 from tests.blocking import FLAG_LAG_BLOCKS, blocking_round_trips
 from tests.conftest import server_unavailable
+from tests.hosts.devices import JACK_PCM
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
 from tests.servers import ALSA_JACK_CONFIG, JackServer, PulseServer
 
 RATE = 48000
-JACK_PCM = "daloop"
 
 
 @pytest.fixture

@@ -21,9 +21,8 @@ import pytest
 
 import duplexaudio as da
 from tests.blocking import timeline
-from tests.conftest import session_server_device
-from tests.hosts.test_alsa import JACK_PCM
-from tests.servers import ALSA_JACK_CONFIG, JackServer
+from tests.hosts.devices import duplex_device
+from tests.servers import JackServer
 
 RATE = 48000
 
@@ -33,17 +32,7 @@ def device(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[da.Device]:
     """A duplex device of each real host, reachable by the library's own lookups."""
-    if request.param != "alsa":
-        found = session_server_device(request, monkeypatch, request.param)
-    else:
-        jackd: JackServer = request.getfixturevalue("jackd_256")
-        monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd.name)
-        path = tmp_path / "asound.conf"
-        path.write_text(ALSA_JACK_CONFIG.format(name=JACK_PCM))
-        monkeypatch.setenv("ALSA_CONFIG_PATH", str(path))
-        found = da.host_from_id("alsa").device_by_id(f"alsa:{JACK_PCM}")
-    assert found is not None and found.supports_duplex(), request.param
-    yield found
+    yield duplex_device(request, monkeypatch, tmp_path, request.param)
     da.default.reset()
     da.stop()
 
