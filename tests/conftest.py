@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pytest
@@ -219,3 +221,21 @@ def pulseaudio() -> Iterator[servers.PulseServer]:
 def pulseaudio_private() -> Iterator[servers.PulseServer]:
     """A PulseAudio daemon of the test's own, which it may kill."""
     yield from _serve("PulseAudio", lambda: servers.start_pulseaudio(sink="da_private"))
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a 256 KiB file system of its own (a tmpfs), for a take that
+    fills it: what a full disk does to a recording, without filling a real one."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)

@@ -308,3 +308,29 @@ def test_a_take_the_device_cannot_record_leaves_no_file(
     assert main(["record", str(path), "-s", "1", "-c", "99", "-d", "virtual:loopback"]) == 2
     assert "99 input channels" in capsys.readouterr().err
     assert not path.exists()
+
+
+def test_a_take_that_fills_the_disk_ends_with_a_clear_error_and_a_readable_file(
+    full_disk: Path,
+) -> None:
+    """The disk fills mid-take: Error(RESOURCE_EXHAUSTED) naming the file, the
+    take so far kept and readable; the command prints one line and exits 2
+    (it printed soundfile's traceback)."""
+    path = full_disk / "take.wav"
+    with pytest.raises(da.Error) as raised:
+        da.record_file(path, seconds=5, sample_rate=48000, channels=2, device="virtual:loopback")
+    assert raised.value.kind is da.ErrorKind.RESOURCE_EXHAUSTED
+    assert str(path) in raised.value.message and "full" in raised.value.message
+    kept = sf.info(str(path)).frames
+    assert kept > 0 and f"{kept} frames" in raised.value.message
+    path.unlink()
+    done = subprocess.run(
+        [sys.executable, "-m", "duplexaudio", "record", str(path), "-s", "5",
+         "-d", "virtual:loopback"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "RESOURCE_EXHAUSTED" in errors[0] and str(path) in errors[0]
+    assert sf.info(str(path)).frames > 0

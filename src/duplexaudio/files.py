@@ -19,9 +19,11 @@ two functions with a progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -399,7 +401,10 @@ def record_file(
         nonlocal written
         if total is not None:
             block = block[: total - written]
-        out.write(block)
+        try:
+            out.write(block)
+        except _WRITE_ERRORS as exc:
+            raise _write_failed(out, path, rate, exc) from exc
         written += len(block)
         if on_block is not None:
             on_block(written, block)
@@ -430,10 +435,44 @@ def record_file(
                 done = keep(convert(np.concatenate(pieces) if len(pieces) > 1 else data))
         if not done:
             keep(convert(np.zeros((0, ch), np.float32), last=True))
-    finally:
-        out.close()
+    except BaseException:
+        with contextlib.suppress(*_WRITE_ERRORS):  # the error in flight says more
+            out.close()
+        raise
+    try:
+        out.close()  # writes the header's final lengths
+    except _WRITE_ERRORS as exc:
+        raise _write_failed(out, path, rate, exc) from exc
     return FileReport(
         str(path), written, rate, device_rate, ch, tuple(glitches), stop.is_set() and not done
+    )
+
+
+#: What soundfile raises when libsndfile cannot write (its LibsndfileError is a RuntimeError).
+_WRITE_ERRORS = (OSError, RuntimeError)
+
+
+def _write_failed(out: Any, path: Path, rate: int, exc: BaseException) -> Error:
+    """The take could not go on: the disk is full (``RESOURCE_EXHAUSTED``) or
+    another write failure (``OTHER``). The file is closed, so that what was
+    written before is kept and its header says how much."""
+    with contextlib.suppress(*_WRITE_ERRORS):
+        out.close()
+    try:
+        with sound_file(path, "r") as kept:
+            written = int(kept.frames)
+    except Error:
+        written = 0
+    try:
+        usage = shutil.disk_usage(path.parent)
+        full = usage.free < 1 << 20
+    except OSError:
+        full = False
+    why = "the disk holding it is full" if full else f"the write failed ({exc})"
+    return Error(
+        ErrorKind.RESOURCE_EXHAUSTED if full else ErrorKind.OTHER,
+        f"cannot go on writing {str(path)!r}: {why}; the take so far is kept there, "
+        f"readable ({written} frames, {written / rate:.1f} s)",
     )
 
 
