@@ -442,3 +442,31 @@ def test_file_names_and_subtypes_are_checked_before_anything_opens(
     assert raised.value.kind is da.ErrorKind.INVALID_INPUT
     assert next(iter(bad)) in raised.value.message
     assert list(tmp_path.iterdir()) == [] and not (Path.cwd() / "42").exists()
+
+
+HUGE = "x" * 2_000_000
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: da.StreamConfig(channels=HUGE, sample_rate=RATE),
+        lambda: da.DuplexStreamConfig(2, 2, [0.5] * 1_000_000),
+        lambda: da.DeviceId.parse(HUGE),
+        lambda: da.host_from_id(HUGE),
+        lambda: da.rec(HUGE),
+        lambda: da.query_devices(HUGE),
+        lambda: da.BufferSize.fixed(-(10**100_000 // 7)),
+        lambda: setattr(da.default, "device", b"y" * 1_000_000),
+    ],
+)
+def test_a_message_quotes_a_value_in_a_few_hundred_characters_at_most(call: Any) -> None:
+    """A megabyte string, a million-element list or a 100,000-digit number
+    as an argument: the message names it by its start (it was the whole repr,
+    megabytes long)."""
+    with pytest.raises(da.Error) as raised:
+        call()
+    message = raised.value.message
+    assert len(message) <= 1100, len(message)
+    assert len(str(raised.value)) <= 1200
+    assert raised.value.kind is da.ErrorKind.INVALID_INPUT

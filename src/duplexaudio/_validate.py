@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 
 __all__ = [
     "checked",
@@ -91,7 +91,8 @@ def whole(
         else:
             bounds = ""
         raise Error(
-            ErrorKind.INVALID_INPUT, f"{name} must be a whole number{of}{bounds}, got {value!r}"
+            ErrorKind.INVALID_INPUT,
+            f"{name} must be a whole number{of}{bounds}, got {shown(value)}",
         )
     return n
 
@@ -109,7 +110,7 @@ def flag(name: str, value: object) -> bool:
     """
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    raise Error(ErrorKind.INVALID_INPUT, f"{name} must be True or False, got {value!r}")
+    raise Error(ErrorKind.INVALID_INPUT, f"{name} must be True or False, got {shown(value)}")
 
 
 def positive(name: str, value: object, *, zero: bool = False, unit: str = "") -> float:
@@ -155,7 +156,7 @@ def _positive(name: str, value: object, *, zero: bool, unit: str, accepted: str)
         bound = ">= 0" if zero else "> 0"
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"{name} must be {accepted}a finite number{of} {bound}, got {value!r}",
+            f"{name} must be {accepted}a finite number{of} {bound}, got {shown(value)}",
         )
     return number
 
@@ -182,7 +183,7 @@ def _call_problem(
         words = []
         for k in unknown:
             close = difflib.get_close_matches(k, names, n=1, cutoff=0.6)
-            words.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            words.append(f"{shown(k)}" + (f" (did you mean {shown(close[0])}?)" if close else ""))
         problem = f"unknown keyword argument {', '.join(words)}"
     what = fn.__qualname__.removesuffix(".__init__")
     return f"{what}(): {problem}; it takes: {', '.join(names) or 'no arguments'}"

@@ -24,7 +24,7 @@ from duplexaudio._engine import ffi, lib
 from duplexaudio._validate import checked, optional_seconds
 from duplexaudio.config import SupportedStreamConfigRange
 from duplexaudio.devices import DeviceLike, find_device
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId
 from duplexaudio.hosts._contract import Backend, CData, StreamKind, StreamParams, owned
@@ -195,7 +195,7 @@ class AggregateDevice(Device):
         if frames < least:
             raise Error(
                 ErrorKind.INVALID_INPUT,
-                f"fill {self._fill_seconds!r} s is {frames} frames at {rate} Hz; it must "
+                f"fill {shown(self._fill_seconds)} s is {frames} frames at {rate} Hz; it must "
                 f"hold an output block and the resampler's kernel: at least {least} frames "
                 f"({least / rate:.6f} s)",
             )

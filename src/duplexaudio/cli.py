@@ -39,7 +39,7 @@ from duplexaudio.config import (
     StreamConfig,
 )
 from duplexaudio.devices import find_device, query_devices, table
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 from duplexaudio.files import (
     FileReport,
     level_dbfs,
@@ -717,7 +717,7 @@ def _whole(text: str, maximum: int | None) -> int:
     try:
         return whole("the value", int(text), maximum=maximum)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number: {shown(text)}") from None
     except Error as err:
         raise argparse.ArgumentTypeError(err.message) from None
 

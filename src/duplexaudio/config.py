@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import ClassVar, NoReturn, final
 
 from duplexaudio._validate import checked_methods, whole
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 from duplexaudio.formats import SampleFormat
 
 __all__ = [
@@ -43,7 +43,7 @@ MAX_SAMPLE_RATE = 10_000_000
 
 
 def _invalid(field: str, value: object, accepted: str) -> NoReturn:
-    raise Error(ErrorKind.INVALID_INPUT, f"{field} must be {accepted}, got {value!r}")
+    raise Error(ErrorKind.INVALID_INPUT, f"{field} must be {accepted}, got {shown(value)}")
 
 
 MAX_CHANNELS = 4096
@@ -131,10 +131,10 @@ class BufferSize:
         return self._frames is None
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {shown(name)}")
 
     def __delattr__(self, name: str) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {shown(name)}")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BufferSize):
@@ -325,10 +325,10 @@ class SupportedBufferSize:
         return self._min <= frames <= self._max
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {shown(name)}")
 
     def __delattr__(self, name: str) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {shown(name)}")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SupportedBufferSize):
@@ -542,7 +542,7 @@ def check_config(
     if not ranges:
         raise Error(
             ErrorKind.UNSUPPORTED_CONFIG,
-            f"device {device!r} offers no {direction} configurations",
+            f"device {shown(device)} offers no {direction} configurations",
         )
 
     fitting = [r for r in ranges if r.sample_format is sample_format]
@@ -550,7 +550,7 @@ def check_config(
         formats = ", ".join(dict.fromkeys(r.sample_format.name for r in ranges))
         raise Error(
             ErrorKind.UNSUPPORTED_CONFIG,
-            f"device {device!r} cannot do {direction} sample format {sample_format.name}; "
+            f"device {shown(device)} cannot do {direction} sample format {sample_format.name}; "
             f"it accepts {formats}",
         )
 
@@ -559,7 +559,7 @@ def check_config(
         accepted = _spans([(r.min_channels, r.max_channels) for r in before])
         raise Error(
             ErrorKind.UNSUPPORTED_CONFIG,
-            f"device {device!r} cannot do {config.channels} {direction} "
+            f"device {shown(device)} cannot do {config.channels} {direction} "
             f"{_plural(config.channels, 'channel')}; it accepts {accepted} "
             f"(format {sample_format.name})",
         )
@@ -569,7 +569,7 @@ def check_config(
         accepted = _spans([(r.min_sample_rate, r.max_sample_rate) for r in before], " Hz")
         raise Error(
             ErrorKind.UNSUPPORTED_CONFIG,
-            f"device {device!r} cannot run {direction} at {config.sample_rate} Hz with "
+            f"device {shown(device)} cannot run {direction} at {config.sample_rate} Hz with "
             f"{config.channels} {_plural(config.channels, 'channel')}; it accepts {accepted}",
         )
 
@@ -585,7 +585,7 @@ def check_config(
         )
         raise Error(
             ErrorKind.UNSUPPORTED_CONFIG,
-            f"device {device!r} cannot do this {direction} block size: "
+            f"device {shown(device)} cannot do this {direction} block size: "
             f"buffer size {frames} {_plural(frames, 'frame')} is outside {sizes}",
         )
 

@@ -16,7 +16,7 @@ from typing import Any, overload
 
 from duplexaudio._validate import checked, checked_methods, whole
 from duplexaudio.config import BufferSize
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import (
     Device,
@@ -183,7 +183,7 @@ def _by_name(text: str, direction: str) -> Device:
     if found:
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"device {text!r} matches {len(found)} {direction} devices: {names}; "
+            f"device {shown(text)} matches {len(found)} {direction} devices: {names}; "
             "give more of the name, or the id",
         )
     hint = ""
@@ -194,7 +194,7 @@ def _by_name(text: str, direction: str) -> Device:
         pass
     raise Error(
         ErrorKind.DEVICE_NOT_AVAILABLE,
-        f"no {direction} device matches {text!r}{hint}; {direction} devices: {names}",
+        f"no {direction} device matches {shown(text)}{hint}; {direction} devices: {names}",
     )
 
 
@@ -226,7 +226,7 @@ def find_device(device: DeviceLike, *, direction: str) -> Device:
     if not isinstance(direction, str) or direction not in _DIRECTIONS:
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"direction must be one of {', '.join(map(repr, _DIRECTIONS))}, got {direction!r}",
+            f"direction must be one of {', '.join(map(repr, _DIRECTIONS))}, got {shown(direction)}",
         )
     if isinstance(device, Device):
         return device
@@ -249,7 +249,7 @@ def find_device(device: DeviceLike, *, direction: str) -> Device:
     if not isinstance(device, (str, DeviceId)):
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"device must be a Device, an id, an index or a name, got {device!r}",
+            f"device must be a Device, an id, an index or a name, got {shown(device)}",
         )
     did = DeviceId.parse(device)
     found = host_from_id(did.host).device_by_id(did)
@@ -322,7 +322,7 @@ class Defaults:
         if name not in self._FIELDS:
             raise Error(
                 ErrorKind.INVALID_INPUT,
-                f"da.default has no {name!r}; it has: {', '.join(self._FIELDS)}",
+                f"da.default has no {shown(name)}; it has: {', '.join(self._FIELDS)}",
             )
         if value is not None:
             if name == "sample_rate":
@@ -334,7 +334,8 @@ class Defaults:
             elif not isinstance(value, (Device, DeviceId, str, int)) or isinstance(value, bool):
                 raise Error(
                     ErrorKind.INVALID_INPUT,
-                    f"da.default.{name} must be a device, an id, an index or a name, got {value!r}",
+                    f"da.default.{name} must be a device, an id, an index or a name, "
+                    f"got {shown(value)}",
                 )
         object.__setattr__(self, name, value)
 

@@ -2,12 +2,14 @@
 
 Every failure the library reports, whether raised to the caller or delivered
 to a stream's ``error_callback``, is an `Error` carrying an
-`ErrorKind`. Nothing else lives here.
+`ErrorKind`; and `shown()`, the one way a message quotes a value (bounded).
+Nothing else lives here.
 """
 
 from __future__ import annotations
 
 import enum
+import reprlib
 
 
 class ErrorKind(enum.Enum):
@@ -91,6 +93,7 @@ class Error(Exception):
     code: int | None
 
     def __init__(self, kind: ErrorKind, message: str, *, code: int | None = None) -> None:
+        message = _bounded(message)
         super().__init__(kind, message)
         self.kind = kind
         self.message = message
@@ -110,3 +113,38 @@ class Error(Exception):
 
 def _rebuild(kind: ErrorKind, message: str, code: int | None) -> Error:
     return Error(kind, message, code=code)
+
+
+#: The most characters of one value a message quotes.
+SHOWN_CHARACTERS = 200
+#: The most characters of a whole message: its start and its end (what is
+#: accepted) are kept, the middle cut.
+MESSAGE_CHARACTERS = 1000
+
+_shown = reprlib.Repr()
+_shown.maxstring = _shown.maxother = SHOWN_CHARACTERS
+_shown.maxlong = 60
+_shown.maxlist = _shown.maxtuple = _shown.maxset = _shown.maxfrozenset = 8
+_shown.maxdict = _shown.maxdeque = _shown.maxarray = 8
+_shown.maxlevel = 3
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message, at most `SHOWN_CHARACTERS` long: a
+    megabyte string or a long list is quoted by its start and end."""
+    try:
+        text = _shown.repr(value)
+    except Exception:  # a repr that raises is the user's; the message still goes out
+        text = f"<{type(value).__name__} object>"
+    if len(text) > SHOWN_CHARACTERS:
+        text = text[: SHOWN_CHARACTERS - 3] + "..."
+    return text
+
+
+def _bounded(message: str) -> str:
+    """``message`` cut in the middle to `MESSAGE_CHARACTERS` when longer."""
+    if len(message) <= MESSAGE_CHARACTERS:
+        return message
+    cut = len(message) - MESSAGE_CHARACTERS
+    head = MESSAGE_CHARACTERS * 3 // 5
+    return f"{message[:head]} ...({cut} characters cut)... {message[head + cut :]}"

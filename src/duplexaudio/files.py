@@ -36,7 +36,7 @@ import numpy as np
 from duplexaudio._validate import checked, checked_methods, optional_seconds, whole
 from duplexaudio.config import MAX_CHANNELS, MAX_SAMPLE_RATE, StreamConfig
 from duplexaudio.devices import DeviceLike, default, find_device
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 from duplexaudio.host import Device
 
 __all__ = [
@@ -85,7 +85,7 @@ def file_path(name: str, value: object) -> Path:
             return Path(text)
     raise Error(
         ErrorKind.INVALID_INPUT,
-        f"{name} must be a file path (a non-empty str or os.PathLike), got {value!r}",
+        f"{name} must be a file path (a non-empty str or os.PathLike), got {shown(value)}",
     )
 
 
@@ -101,7 +101,7 @@ def sound_file(path: str | Path, mode: str, **format: Any) -> Any:
         return sf.SoundFile(str(path), mode, **format)
     except (sf.LibsndfileError, OSError, RuntimeError, TypeError, ValueError, OverflowError) as exc:
         doing = "read" if mode == "r" else "write"
-        raise Error(ErrorKind.INVALID_INPUT, f"cannot {doing} {str(path)!r}: {exc}") from exc
+        raise Error(ErrorKind.INVALID_INPUT, f"cannot {doing} {shown(str(path))}: {exc}") from exc
 
 
 @checked_methods
@@ -213,12 +213,12 @@ def _hooks(
         stop = threading.Event()
     if not isinstance(stop, threading.Event):
         raise Error(
-            ErrorKind.INVALID_INPUT, f"stop must be a threading.Event or None, got {stop!r}"
+            ErrorKind.INVALID_INPUT, f"stop must be a threading.Event or None, got {shown(stop)}"
         )
     if on_block is not None and not callable(on_block):
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"on_block must be callable as on_block(frames, block) or None, got {on_block!r}",
+            f"on_block must be callable as on_block(frames, block) or None, got {shown(on_block)}",
         )
     return stop, on_block
 
@@ -375,7 +375,8 @@ def record_file(
     if subtype is not None and not isinstance(subtype, str):
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"subtype must be None or a soundfile subtype name such as 'PCM_16', got {subtype!r}",
+            "subtype must be None or a soundfile subtype name such as 'PCM_16', "
+            f"got {shown(subtype)}",
         )
     limit = optional_seconds("seconds", seconds)
     dev = find_device(device, direction="input")
@@ -388,7 +389,7 @@ def record_file(
     )
     total = None if limit is None else round(limit * rate)
     if total is not None and total < 1:
-        raise Error(ErrorKind.INVALID_INPUT, f"seconds {seconds!r} records no frame")
+        raise Error(ErrorKind.INVALID_INPUT, f"seconds {shown(seconds)} records no frame")
     device_rate = _rate_for(dev, False, rate, ch)
     convert = _Converter(device_rate, rate, ch)  # checks soxr before the file exists
     subtype = subtype or _SUBTYPES.get(path.suffix.lower())
@@ -471,7 +472,7 @@ def _write_failed(out: Any, path: Path, rate: int, exc: BaseException) -> Error:
     why = "the disk holding it is full" if full else f"the write failed ({exc})"
     return Error(
         ErrorKind.RESOURCE_EXHAUSTED if full else ErrorKind.OTHER,
-        f"cannot go on writing {str(path)!r}: {why}; the take so far is kept there, "
+        f"cannot go on writing {shown(str(path))}: {why}; the take so far is kept there, "
         f"readable ({written} frames, {written / rate:.1f} s)",
     )
 

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from duplexaudio._validate import checked, checked_methods
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 
 __all__ = ["SampleFormat", "as_frames", "from_float", "silent_frames", "to_float"]
 
@@ -141,7 +141,7 @@ class SampleFormat(enum.Enum):
         except (TypeError, ValueError, SyntaxError) as exc:  # SyntaxError: numpy parses "a,b"
             raise Error(
                 ErrorKind.INVALID_INPUT,
-                f"{dtype_like!r} is not a numpy dtype; accepted: {accepted}",
+                f"{shown(dtype_like)} is not a numpy dtype; accepted: {accepted}",
             ) from exc
         for fmt, info in _INFO.items():
             if fmt is not cls.I24 and info.dtype == dtype:
@@ -193,7 +193,7 @@ class SampleFormat(enum.Enum):
         names = ", ".join(sorted(_NAMES, key=lambda n: (len(n) > 3, _NAMES[n].value, n)))
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"{name_or_fmt!r} is not a sample format; accepted names: {names}"
+            f"{shown(name_or_fmt)} is not a sample format; accepted names: {names}"
             " (any case), a SampleFormat, or a numpy dtype",
         )
 
@@ -444,10 +444,10 @@ def _float_dtype(dtype: npt.DTypeLike) -> np.dtype[Any]:
     try:
         out = np.dtype(dtype)
     except (TypeError, ValueError) as exc:
-        raise Error(ErrorKind.INVALID_INPUT, f"{dtype!r} is not a numpy dtype") from exc
+        raise Error(ErrorKind.INVALID_INPUT, f"{shown(dtype)} is not a numpy dtype") from exc
     if dtype is None or out.kind != "f":
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"to_float needs a floating result dtype (float32 or float64), got {dtype!r}",
+            f"to_float needs a floating result dtype (float32 or float64), got {shown(dtype)}",
         )
     return out

@@ -32,7 +32,7 @@ from duplexaudio.config import (
     SupportedStreamConfigRange,
     check_config,
 )
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 from duplexaudio.formats import SampleFormat, as_frames
 from duplexaudio.hosts._contract import (
     DeviceHooks,
@@ -100,7 +100,7 @@ def _parse_host_id(value: object) -> HostId:
     except ValueError:
         known = ", ".join(h.value for h in HostId)
         raise Error(
-            ErrorKind.INVALID_INPUT, f"unknown host {value!r}; known hosts are {known}"
+            ErrorKind.INVALID_INPUT, f"unknown host {shown(value)}; known hosts are {known}"
         ) from None
 
 
@@ -130,12 +130,12 @@ class DeviceId:
         if not isinstance(self.name, str) or not self.name.strip():
             raise Error(
                 ErrorKind.INVALID_INPUT,
-                f"device id needs a non-empty name after the host, got {self.name!r}",
+                f"device id needs a non-empty name after the host, got {shown(self.name)}",
             )
         if any(unicodedata.category(ch) == "Cc" for ch in self.name):
             raise Error(
                 ErrorKind.INVALID_INPUT,
-                f"device name {self.name!r} contains a control character",
+                f"device name {shown(self.name)} contains a control character",
             )
 
     @classmethod
@@ -153,13 +153,13 @@ class DeviceId:
         if not isinstance(text, str):
             raise Error(
                 ErrorKind.INVALID_INPUT,
-                f"a device id is a string like 'virtual:loopback', got {text!r}",
+                f"a device id is a string like 'virtual:loopback', got {shown(text)}",
             )
         host, sep, name = text.partition(":")
         if not sep:
             raise Error(
                 ErrorKind.INVALID_INPUT,
-                f"device id {text!r} has no host prefix; expected '<host>:<device>', "
+                f"device id {shown(text)} has no host prefix; expected '<host>:<device>', "
                 f"e.g. 'virtual:loopback'",
             )
         return cls(_parse_host_id(host), name)
@@ -196,7 +196,7 @@ def _check_callable(name: str, value: object, *, optional: bool = False) -> None
         return
     if not callable(value):
         accepted = "a callable or None" if optional else "a callable"
-        raise Error(ErrorKind.INVALID_INPUT, f"{name} must be {accepted}, got {value!r}")
+        raise Error(ErrorKind.INVALID_INPUT, f"{name} must be {accepted}, got {shown(value)}")
 
 
 def _check_play_data(data: object, channels: int) -> tuple[Any, SampleFormat]:
@@ -220,7 +220,7 @@ def _check_deadline(deadline: float | None) -> float:
     ):
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"deadline is a fraction of the period in (0, 1], got {deadline!r}",
+            f"deadline is a fraction of the period in (0, 1], got {shown(deadline)}",
         )
     return float(deadline)
 
@@ -715,7 +715,7 @@ class Device(DeviceHooks):
         return Stream(params, callback, error_callback, self._open_backend)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.id} {self.name!r}>"
+        return f"<{type(self).__name__} {self.id} {shown(self.name)}>"
 
 
 def _program(stream: Stream) -> ProgramStream:
@@ -728,7 +728,7 @@ def _expect(value: object, cls: type[Any], name: str) -> Any:
     if not isinstance(value, cls):
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"{name} must be a {cls.__name__}, got {type(value).__name__} {value!r}",
+            f"{name} must be a {cls.__name__}, got {type(value).__name__} {shown(value)}",
         )
     return value
 

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from duplexaudio._validate import checked, checked_methods, flag, positive, seconds, whole
 from duplexaudio.config import DuplexStreamConfig, StreamConfig
 from duplexaudio.devices import DeviceLike, default, find_device
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 from duplexaudio.formats import SampleFormat, as_frames
 from duplexaudio.stream import ProgramStream
 from duplexaudio.timing import DuplexCallbackInfo, frames_to_ns, ns_to_frames
@@ -585,7 +585,7 @@ def measure_latency(
     peak = positive("amplitude", amplitude)
     limit = seconds("timeout", timeout)
     if peak > 1:
-        raise Error(ErrorKind.INVALID_INPUT, f"amplitude must be in (0, 1], got {amplitude!r}")
+        raise Error(ErrorKind.INVALID_INPUT, f"amplitude must be in (0, 1], got {shown(amplitude)}")
     dev = find_device(device, direction="duplex")
     own = dev.default_duplex_config()
     rate = default._sample_rate_for(sample_rate, own.sample_rate)

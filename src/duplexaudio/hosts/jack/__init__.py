@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from duplexaudio._engine import ffi, lib
 from duplexaudio.config import SupportedBufferSize, SupportedStreamConfigRange
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
 from duplexaudio.hosts._contract import (
@@ -379,7 +379,7 @@ class JackHost(Host):
         if not isinstance(name, str) or not name or "/" in name:
             raise Error(
                 ErrorKind.INVALID_INPUT,
-                f"a JACK server name is a non-empty string without '/', got {name!r}",
+                f"a JACK server name is a non-empty string without '/', got {shown(name)}",
             )
         with self._lock:
             if name not in self._servers:

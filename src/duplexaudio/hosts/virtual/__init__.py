@@ -37,7 +37,7 @@ from duplexaudio.config import (
     SupportedBufferSize,
     SupportedStreamConfigRange,
 )
-from duplexaudio.errors import Error, ErrorKind
+from duplexaudio.errors import Error, ErrorKind, shown
 from duplexaudio.formats import SampleFormat
 from duplexaudio.host import Device, DeviceDescription, DeviceId, Host, HostId
 from duplexaudio.hosts._contract import CData, HandleBackend, StreamParams, call, owned
@@ -71,14 +71,16 @@ def _ppm(name: str, value: object) -> float:
     if not (math.isfinite(number) and abs(number) <= MAX_PPM):
         raise Error(
             ErrorKind.INVALID_INPUT,
-            f"{name} must be a number of ppm within +-{MAX_PPM:g}, got {value!r}",
+            f"{name} must be a number of ppm within +-{MAX_PPM:g}, got {shown(value)}",
         )
     return number
 
 
 def _range(name: str, value: object, maximum: int) -> tuple[int, int]:
     if not isinstance(value, tuple) or len(value) != 2:
-        raise Error(ErrorKind.INVALID_INPUT, f"{name} must be a (min, max) tuple, got {value!r}")
+        raise Error(
+            ErrorKind.INVALID_INPUT, f"{name} must be a (min, max) tuple, got {shown(value)}"
+        )
     low = whole(f"{name}[0]", value[0], maximum=maximum)
     high = whole(f"{name}[1]", value[1], maximum=maximum)
     if low > high:
@@ -355,7 +357,7 @@ class VirtualDevice(Device):
         if not peak <= 1.0:  # NaN fails too
             raise Error(
                 ErrorKind.INVALID_INPUT,
-                f"signal samples must be finite and in [-1, 1], got a peak of {peak!r}",
+                f"signal samples must be finite and in [-1, 1], got a peak of {shown(peak)}",
             )
         arr = raw.astype(np.float32)
         if arr.ndim == 1:
@@ -509,14 +511,14 @@ class VirtualHost(Host):
         if unknown:
             raise Error(
                 ErrorKind.INVALID_INPUT,
-                f"unknown option {unknown[0]!r} for a virtual {kind} device; accepted: "
+                f"unknown option {shown(unknown[0])} for a virtual {kind} device; accepted: "
                 f"{', '.join(sorted(accepted))}",
             )
         device = VirtualDevice(self, name, kind, **options)
         with self._lock:
             if name in self._devices:
                 raise Error(
-                    ErrorKind.INVALID_INPUT, f"a virtual device named {name!r} already exists"
+                    ErrorKind.INVALID_INPUT, f"a virtual device named {shown(name)} already exists"
                 )
             self._devices[name] = device
         return device
@@ -606,11 +608,11 @@ class VirtualHost(Host):
             if word in options:
                 raise Error(
                     ErrorKind.INVALID_INPUT,
-                    f"a cable's devices take no {word!r} option (the cable sets it)",
+                    f"a cable's devices take no {shown(word)} option (the cable sets it)",
                 )
         frames = whole("delay", delay, minimum=1, maximum=2**31 - 1)
         if not isinstance(name, str):
-            raise Error(ErrorKind.INVALID_INPUT, f"name must be a str, got {name!r}")
+            raise Error(ErrorKind.INVALID_INPUT, f"name must be a str, got {shown(name)}")
         out = VirtualDevice(self, f"{name}-out", "output", clock_ppm=output_ppm, **options)
         inp = VirtualDevice(
             self, f"{name}-in", "input", clock_ppm=input_ppm, wander_ppm=wander_ppm,
@@ -632,7 +634,8 @@ class VirtualHost(Host):
             taken = [d.id.name for d in (out, inp) if d.id.name in self._devices]
             if taken:
                 raise Error(
-                    ErrorKind.INVALID_INPUT, f"a virtual device named {taken[0]!r} already exists"
+                    ErrorKind.INVALID_INPUT,
+                    f"a virtual device named {shown(taken[0])} already exists",
                 )
             self._devices[out.id.name] = out
             self._devices[inp.id.name] = inp
@@ -642,7 +645,7 @@ class VirtualHost(Host):
         """Disconnect a device and forget it. Unknown ids are an ``INVALID_INPUT`` error."""
         device = self.device_by_id(device_id)
         if device is None:
-            raise Error(ErrorKind.INVALID_INPUT, f"no virtual device {device_id!r}")
+            raise Error(ErrorKind.INVALID_INPUT, f"no virtual device {shown(device_id)}")
         device.disconnect()
         with self._lock:
             del self._devices[device.id.name]
