@@ -450,11 +450,11 @@ HUGE = "x" * 2_000_000
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: da.StreamConfig(channels=HUGE, sample_rate=RATE),
-        lambda: da.DuplexStreamConfig(2, 2, [0.5] * 1_000_000),
+        lambda: da.StreamConfig(channels=HUGE, sample_rate=RATE),  # type: ignore[arg-type]
+        lambda: da.DuplexStreamConfig(2, 2, [0.5] * 1_000_000),  # type: ignore[arg-type]
         lambda: da.DeviceId.parse(HUGE),
         lambda: da.host_from_id(HUGE),
-        lambda: da.rec(HUGE),
+        lambda: da.rec(HUGE),  # type: ignore[call-overload]
         lambda: da.query_devices(HUGE),
         lambda: da.BufferSize.fixed(-(10**100_000 // 7)),
         lambda: setattr(da.default, "device", b"y" * 1_000_000),
