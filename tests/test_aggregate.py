@@ -272,6 +272,27 @@ def test_the_input_device_gone_ends_the_stream(cable: Cable) -> None:
     inp.reconnect()
 
 
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_a_device_that_delivers_nothing_times_the_stream_out(cable: Cable, side: str) -> None:
+    """Either device stalled for good: TIMED_OUT naming the side, within the
+    stream's timeout, and wait() returns with it (a stalled input played
+    flagged zeros forever, and wait() never returned)."""
+    out, inp = cable(0, 100)
+    dev = da.aggregate(inp, out)
+    errors = Errors()
+    stream = dev.build_duplex_stream(
+        dev.default_duplex_config(), lambda i, o, n: None, errors, timeout=1.0
+    )
+    with stream:
+        time.sleep(0.3)
+        (inp if side == "input" else out).stall()
+        with pytest.raises(da.Error) as raised:
+            stream.wait(20)
+    assert raised.value.kind is da.ErrorKind.TIMED_OUT
+    assert ("input device" in raised.value.message) == (side == "input")
+    assert [e.kind for e in errors.items] == [da.ErrorKind.TIMED_OUT]
+
+
 def test_bad_requests_get_an_error_before_any_device_opens(
     cable: Cable, loopback: VirtualDevice
 ) -> None:

@@ -265,6 +265,11 @@ class AggregateBackend:
         own = ns_to_frames(measured, self._rate) if measured > 0 else self._input.latency.input
         return StreamLatency(own + self._fill, self._output.latency.output)
 
+    def input_cycle_ns(self) -> int:
+        """When the input device's last block came (monotonic ns; 0: none yet):
+        the stream's supervisor times out an input that delivers nothing."""
+        return int(self._status_c().input_cycle_ns)
+
     def _status_c(self) -> CData:
         s = ffi.new("da_agg_status *")
         lib.da_agg_status_get(self._agg, s)

@@ -104,6 +104,7 @@ struct da_agg {
     _Atomic double tb_t, tb_pf;
     atomic_uint_fast64_t generation; /* the input timeline broke */
     atomic_int_fast64_t input_latency_ns; /* the input's cycle start less its capture instant */
+    atomic_int_fast64_t input_cycle_ns;   /* the last input block's cycle start; 0: none yet */
     uint64_t gap_at[GAPS];
     atomic_uint_fast64_t gaps_written;
     atomic_uint_fast64_t overruns;
@@ -189,6 +190,7 @@ void da_agg_status_get(da_agg *a, da_agg_status *out) {
     out->overruns = atomic_load_explicit(&a->overruns, memory_order_relaxed);
     out->first_lock_ns = atomic_load_explicit(&a->first_lock_ns, memory_order_relaxed);
     out->input_latency_ns = atomic_load_explicit(&a->input_latency_ns, memory_order_relaxed);
+    out->input_cycle_ns = atomic_load_explicit(&a->input_cycle_ns, memory_order_relaxed);
 }
 
 /* ---- producer ------------------------------------------------------------ */
@@ -210,6 +212,9 @@ static void publish(da_agg *a) {
 void da_agg_push(da_agg *a, const float *const *in, size_t in_stride, uint32_t frames,
                  const da_cycle_time *t, int device_xrun) {
     if (frames != a->in_frames) return; /* the engine failed the stream already */
+    /* Every block counts as a sign of life, even one the ring cannot take:
+     * the stream's supervisor times out an input that gives none. */
+    atomic_store_explicit(&a->input_cycle_ns, t->callback_ns, memory_order_relaxed);
     uint64_t lost = device_xrun ? (uint64_t)t->lost_cycles * frames : 0;
     /* Lost frames become zeros, so that frame numbers keep time. */
     while (lost) {
