@@ -253,6 +253,7 @@ class AggregateBackend:
             self._input.close()
             raise
         self._timeout = params.timeout
+        self._input_id, self._output_id = str(inp.id), str(out.id)
         self._lock = threading.Lock()
         self._closed = False
         self._last_latency = self._latency_now()
@@ -265,10 +266,29 @@ class AggregateBackend:
         own = ns_to_frames(measured, self._rate) if measured > 0 else self._input.latency.input
         return StreamLatency(own + self._fill, self._output.latency.output)
 
-    def input_cycle_ns(self) -> int:
-        """When the input device's last block came (monotonic ns; 0: none yet):
-        the stream's supervisor times out an input that delivers nothing."""
-        return int(self._status_c().input_cycle_ns)
+    def fault(self, now_ns: int, running_since_ns: int, timeout_ns: float) -> Error | None:
+        """What ends the stream that the output's own cycles do not show, asked
+        by its supervisor while it runs: the input delivered no block for the
+        stream's timeout (it had played flagged zeros forever), or the two
+        clocks are further apart than the loop follows (it had run unlocked,
+        silently)."""
+        s = self._status_c()
+        last = max(int(s.input_cycle_ns), running_since_ns)
+        if now_ns - last > timeout_ns:
+            return Error(
+                ErrorKind.TIMED_OUT,
+                f"the input device '{self._input_id}' delivered no block for "
+                f"{(now_ns - last) / 1e9:.2f} s (timeout {timeout_ns / 1e9:g} s); "
+                "the stream stopped",
+            )
+        if s.clocks_settled and abs(s.drift_ppm) > s.max_drift_ppm:
+            return Error(
+                ErrorKind.UNSUPPORTED_CONFIG,
+                f"the clocks of '{self._input_id}' and '{self._output_id}' differ by "
+                f"{s.drift_ppm:+.0f} ppm; an aggregate follows up to +-{s.max_drift_ppm:.0f} ppm "
+                "(do both run at the same nominal rate?); the stream stopped",
+            )
+        return None
 
     def _status_c(self) -> CData:
         s = ffi.new("da_agg_status *")

@@ -653,8 +653,8 @@ class _Core:
         ev = ffi.new("da_event *")
         stats = ffi.new("da_stats *")
         timeout_ns = self.params.timeout * 1e9  # float: any finite timeout compares
-        # An aggregate's input runs on a thread of its own: it may stall alone.
-        input_cycle_ns = getattr(self.backend, "input_cycle_ns", None)
+        # What a backend watches beyond the cycles (an aggregate's input side).
+        fault = getattr(self.backend, "fault", None)
         running_since = 0
         while True:
             got = lib.da_event_wait(engine, 50_000_000, ev)
@@ -671,21 +671,20 @@ class _Core:
             now = lib.da_now_ns()
             running_since = running_since or now
             lib.da_engine_stats(engine, stats)
-            sides = [("device", max(stats.last_cycle_ns, running_since))]
-            if input_cycle_ns is not None:
-                sides.append(("the input device of", max(input_cycle_ns(), running_since)))
-            for what, last in sides:
-                if now - last > timeout_ns:
-                    lib.da_engine_set_state(engine, lib.DA_STATE_FAILED, 0)
-                    self._end(
-                        Error(
-                            ErrorKind.TIMED_OUT,
-                            f"{what} '{self.params.device}' delivered no block for "
-                            f"{(now - last) / 1e9:.2f} s (timeout {self.params.timeout:g} s); "
-                            "the stream stopped",
-                        )
-                    )
-                    break
+            last = max(stats.last_cycle_ns, running_since)
+            failed = None
+            if now - last > timeout_ns:
+                failed = Error(
+                    ErrorKind.TIMED_OUT,
+                    f"device '{self.params.device}' delivered no block for "
+                    f"{(now - last) / 1e9:.2f} s (timeout {self.params.timeout:g} s); "
+                    "the stream stopped",
+                )
+            elif fault is not None:
+                failed = fault(now, running_since, timeout_ns)
+            if failed is not None:
+                lib.da_engine_set_state(engine, lib.DA_STATE_FAILED, 0)
+                self._end(failed)
         # Deliver whatever was still queued when the stream closed.
         while lib.da_event_wait(engine, 0, ev):
             if ev.code != lib.DA_EV_WAKE:

@@ -185,6 +185,8 @@ typedef struct {
     int64_t first_lock_ns;  /* from the first pulled cycle to the first lock; -1: none */
     int64_t input_latency_ns; /* the input device's cycle start less its capture instant */
     int64_t input_cycle_ns;   /* the input's last block's cycle start (monotonic ns); 0: none */
+    int32_t clocks_settled;   /* drift_ppm is past the clock loops' first second */
+    double max_drift_ppm;     /* the most drift the loop follows; beyond it the stream fails */
 } da_agg_status;
 da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frames,
                    uint32_t output_frames, uint32_t fill_frames);
