@@ -26,6 +26,7 @@ from typing import Any
 from duplexaudio._validate import checked, checked_methods, flag, optional_seconds, whole
 from duplexaudio.blocking import ring_frames
 from duplexaudio.config import (
+    STANDARD_SAMPLE_RATES,
     DuplexStreamConfig,
     StreamConfig,
     SupportedStreamConfig,
@@ -261,8 +262,9 @@ class Device(DeviceHooks):
     def default_input_config(self) -> SupportedStreamConfig:
         """The configuration an input stream uses when the user has no preference.
 
-        Float32, the standard rate (48 kHz, else 44.1 kHz, else the highest),
-        up to two channels.
+        Float32 (else the first format offered), the device's own rate (its
+        server's, PortAudio's default rate for it), else 48 kHz, else 44.1 kHz,
+        else the highest; up to two channels.
 
         Raises
         ------
@@ -310,12 +312,17 @@ class Device(DeviceHooks):
         return ranges
 
     def _default_config(self, direction: Direction) -> SupportedStreamConfig:
+        """Float32 where offered, at the device's own rate, else the standard one,
+        from whichever range has it: a device that lists each rate as a range
+        of its own (PortAudio's) is not held to the first, lowest one (8 kHz)."""
         ranges = self._supported(direction)
-        best = ([r for r in ranges if r.sample_format is SampleFormat.F32] or ranges)[0]
-        rate = self._preferred_sample_rate()
-        if rate is not None and best.supports_rate(rate):
-            return best.with_sample_rate(rate)
-        return best.with_standard_sample_rate()
+        pool = [r for r in ranges if r.sample_format is SampleFormat.F32] or ranges
+        own = self._preferred_sample_rate()
+        for rate in (own, *STANDARD_SAMPLE_RATES):
+            for r in pool:
+                if rate is not None and r.supports_rate(rate):
+                    return r.with_sample_rate(rate)
+        return max(pool, key=lambda r: r.max_sample_rate).with_max_sample_rate()
 
     def _require_duplex(self) -> None:
         reason = self._duplex_refusal()

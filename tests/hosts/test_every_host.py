@@ -1,5 +1,6 @@
 """What every host owes its users, on each one's real server and the virtual
-host: channel k is channel k, and stop() plays everything it was given.
+host: channel k is channel k, stop() plays everything it was given, and the
+default configuration is the device's own rate in float32.
 
 Each runs on jackd's loopback client, a PulseAudio null sink (its monitor the
 input), ALSA's jack PCM, a PipeWire null sink (native host), PortAudio's JACK
@@ -32,6 +33,14 @@ def device(
 ) -> Iterator[da.Device]:
     yield duplex_device(request, monkeypatch, tmp_path, request.param)
     da.stop()
+
+
+def test_the_default_config_is_float32_at_the_devices_own_rate(device: da.Device) -> None:
+    """Every server here runs at 48 kHz (the virtual loopback's default is
+    48 kHz too): that is the default, in float32, both ways and duplex."""
+    for config in (device.default_input_config(), device.default_output_config()):
+        assert (config.sample_rate, config.sample_format) == (48000, da.SampleFormat.F32)
+    assert device.default_duplex_config().sample_rate == 48000
 
 
 def full_channels(device: da.Device) -> int:

@@ -223,6 +223,23 @@ def test_a_tone_played_on_the_jack_pcm_is_recorded_from_it(jack_pcm: str) -> Non
     assert all(flagged for step, flagged in steps if step != 256)
 
 
+def test_a_device_of_many_rates_defaults_to_portaudios_default_rate_in_float32(
+    pulseaudio: PulseServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pulse PCM takes any rate: each probed rate is a range of its own,
+    and the default config took the first, 8 kHz (a rec() on a Windows
+    default device recorded at 8 kHz). It is PortAudio's defaultSampleRate."""
+    monkeypatch.setenv("PULSE_SERVER", pulseaudio.address)
+    pcm = device("ALSA/pulse")
+    rates = {r.min_sample_rate for r in pcm.supported_input_configs()}
+    assert 8000 in rates and len(rates) > 3, rates  # the case: many rates, 8 kHz first
+    own = round(pcm._info.default_rate)
+    for config in (pcm.default_input_config(), pcm.default_output_config()):
+        assert (config.sample_rate, config.sample_format) == (own, da.SampleFormat.F32)
+    assert da.rec(64, device=pcm, blocking=False).sample_rate == own
+    assert da.wait(20) is True
+
+
 def test_the_pulse_pcm_runs_output_and_input_streams(
     pulseaudio: PulseServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
