@@ -311,9 +311,8 @@ def test_clocks_further_apart_than_the_loop_follows_end_the_stream_within_5_s(
     stream = da.aggregate(inp, out).build_duplex_stream(
         da.DuplexStreamConfig(2, 2, RATE), lambda i, o, n: None, error_callback=lambda e: None
     )
-    with stream:
-        with pytest.raises(da.Error) as raised:
-            stream.wait(5.0)
+    with stream, pytest.raises(da.Error) as raised:
+        stream.wait(5.0)
     assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG, raised.value
     assert "ppm" in raised.value.message and str(inp.id) in raised.value.message
 
