@@ -117,6 +117,24 @@ class ImpulseLoop:
                 found.append(back[0] - s)
         return found
 
+    def unflagged_losses(self, round_trip: int) -> list[int]:
+        """Blocks whose impulse never came back though no flag was raised from
+        its block to two blocks past where it was due: audio lost with
+        nothing said (impulses still in flight at the end are left out)."""
+        block_frames = max(self.sizes) if self.sizes else 1
+        due_blocks = -(-round_trip // block_frames)
+        flagged = set(self.xrun_blocks)
+        bounds = [*self.sent[1:], None]
+        lost = []
+        for s, block, next_sent in zip(self.sent, self.sent_blocks, bounds, strict=True):
+            if block + due_blocks + 2 >= self.count:
+                continue
+            if any(b > s and (next_sent is None or b <= next_sent) for b in self.back):
+                continue
+            if not flagged.intersection(range(block, block + due_blocks + 3)):
+                lost.append(block)
+        return lost
+
     def assert_discontinuities_flagged(self, frames: int) -> None:
         """Callback timestamps step by whole periods, never 0 or back, and every
         step of more than one period is flagged on the block it reaches (DESIGN.md §2)."""
