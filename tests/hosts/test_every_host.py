@@ -78,9 +78,10 @@ class ChannelProbe:
 def test_an_impulse_on_output_channel_k_comes_back_on_input_channel_k_alone(
     device: da.Device,
 ) -> None:
-    """For 1, 2 and all the device's channels, each channel in turn: many streams
-    in a row on one server, so an order that depends on what ran before (ids
-    reused, ports found in another order) shows."""
+    """For 1, 2 and all the device's output channels, each channel in turn,
+    heard on all its input channels: many streams in a row on one server, so
+    an order that depends on what ran before (ids reused, ports found in
+    another order) shows, and so does a mono stream played on every channel."""
     full = full_channels(device)
     base = device.default_duplex_config()
     counts = [n for n in sorted({1, min(2, full), full}) if accepts(device, n)]
@@ -89,12 +90,14 @@ def test_an_impulse_on_output_channel_k_comes_back_on_input_channel_k_alone(
     try:
         for round_ in range(2):
             for channels in counts:
+                # All the device's input channels: a stream of fewer outputs
+                # must not be spread over the device's others (upmixed).
                 config = dataclasses.replace(
-                    base, input_channels=channels, output_channels=channels
+                    base, input_channels=full, output_channels=channels
                 )
                 for k in range(channels):
                     churn(device, others, counts[0], len(seen))
-                    probe = ChannelProbe(k, channels)
+                    probe = ChannelProbe(k, full)
                     with device.build_duplex_stream(config, probe) as stream:
                         # Bounded: a server slow to start (PulseAudio) costs time.
                         probe.enough.wait(20)

@@ -67,7 +67,8 @@ enum { ST_READY = 2, ST_FAILED = 3, ST_TERMINATED = 4 };
 enum { OP_RUNNING = 0 };
 enum { SAMPLE_FLOAT32LE = 5 };
 enum {
-    F_START_CORKED = 0x1, F_INTERPOLATE = 0x2, F_AUTO_TIMING = 0x8, F_DONT_MOVE = 0x200,
+    F_START_CORKED = 0x1, F_INTERPOLATE = 0x2, F_AUTO_TIMING = 0x8, F_NO_REMAP_CHANNELS = 0x10,
+    F_DONT_MOVE = 0x200,
     F_ADJUST_LATENCY = 0x2000
 };
 enum { CONTEXT_NOAUTOSPAWN = 1 };
@@ -418,7 +419,11 @@ static int open_stream(da_pulse *p, int record, pa_stream **out) {
         return pa_errno(pa);
     }
     uint32_t frame_bytes = spec.channels * sizeof(float);
-    int flags = F_START_CORKED | F_INTERPOLATE | F_AUTO_TIMING | F_ADJUST_LATENCY;
+    /* Channel k is the device's channel k, by index: the server's own mapping
+     * by name would play a mono stream on every channel of a stereo sink
+     * (and mix them all into a mono record). */
+    int flags =
+        F_START_CORKED | F_INTERPOLATE | F_AUTO_TIMING | F_ADJUST_LATENCY | F_NO_REMAP_CHANNELS;
     if (!p->follow_default) flags |= F_DONT_MOVE;
     P.stream_set_underflow_callback(s, on_xrun, p);
     P.stream_set_overflow_callback(s, on_xrun, p);
