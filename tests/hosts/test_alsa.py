@@ -362,8 +362,15 @@ def test_duplex_on_a_jack_pcm_looped_through_a_jack_client_is_exact(
         )
         monkeypatch.setenv("ALSA_CONFIG_PATH", str(path))
         loop, stream = run_duplex(pcm(da.host_from_id("alsa"), "through"), 256, 1000)  # type: ignore[arg-type]
+    # In every stretch between xruns the report is what is heard (checked
+    # here): that is the guarantee. The figure itself is the plugin's rings
+    # alone, 512; under load a restart after an xrun can settle one JACK
+    # cycle longer (seen under two busy processes and a build: 768 heard and
+    # reported), and stream.latency is the last figure the blocks carried
+    # (the stream runs on past the loop's last checked block until closed).
     offsets = assert_each_stretch_reports_its_offset(loop, 256)
-    assert offsets[-1] == stream.latency.round_trip == 512  # the plugin's rings alone
+    assert set(offsets) <= {512, 768}, offsets
+    assert stream.latency.round_trip in loop.round_trip_at
     assert isinstance(stream.backend, AlsaBackend)
     assert stream.backend.beyond == da.StreamLatency(0, 0)
 

@@ -405,6 +405,7 @@ struct da_alsa {
     int running;
     int linked;
     atomic_int stop;
+    atomic_uint_fast64_t written; /* playback frames written, for da_alsa_stop */
     atomic_llong cap_latency, play_latency; /* frames, fixed between restarts */
     int64_t cap_outside, play_outside; /* frames beyond the PCM (a server's ports) */
     int by_position;    /* measure from the ring positions, not the delays */
@@ -783,6 +784,7 @@ static void *io_thread(void *arg) {
             if (a->play) {
                 da_store(engine_format(a->play_fmt), a->play_raw, 0, 1, a->out_block, 1, (size_t)F * a->out_ch);
                 err = transfer(a, a->play, a->play_raw, a->out_ch, a->play_fmt, 0);
+                if (err == 0) atomic_fetch_add(&a->written, F);
             }
         }
         if (err == 1 || atomic_load(&a->stop)) break;
@@ -832,6 +834,20 @@ int da_alsa_start(da_alsa *a, char *msg, size_t len) {
 
 void da_alsa_stop(da_alsa *a) {
     if (!a->running) return;
+    if (a->play) {
+        /* The engine is stopped: the thread writes silence. Let it write a
+         * whole buffer of it and a period more, which it can only do once
+         * the PCM has played everything before: a plugin that repeats what
+         * it last played after snd_pcm_drop (the jack PCM of
+         * libasound2-plugins 1.2.7 does, until the stream closes: the block
+         * stop() had just played, again and again) then repeats silence.
+         * Bounded, for a PCM that no longer plays. */
+        const uint64_t until = atomic_load(&a->written) + a->play_buffer + a->frames;
+        const int64_t period = da_frames_to_ns(a->frames, a->rate);
+        const int64_t deadline =
+            da_now_ns() + 2 * da_frames_to_ns(a->play_buffer + 2 * a->frames, a->rate) + 200000000;
+        while (atomic_load(&a->written) < until && da_now_ns() < deadline) da_sleep_ns(period / 4);
+    }
     atomic_store(&a->stop, 1);
     /* Wakes the thread's poll; it checks stop at least every POLL_MS anyway. */
     ssize_t ignored = write(a->wake[1], "x", 1);
