@@ -454,11 +454,11 @@ def stall_is_absorbed_or_reported(
         os.kill(pid, signal.SIGCONT)
         assert loop.done.wait(60), f"only {loop.count} blocks"
         # Xruns late in the run (a loaded machine) leave no settled stretch
-        # to check after them: run on, a few times at most.
-        for _ in range(4):
-            if loop.count - loop.after_last_xrun() >= 200:
-                break
-            loop.blocks += 400  # first: the callback sets done against it
+        # to check after them: run on until one comes, for 30 s at most (a
+        # busy machine's xruns came too often for four more runs of 400).
+        until = time.monotonic() + 30
+        while loop.count - loop.after_last_xrun() < 200 and time.monotonic() < until:
+            loop.blocks += 200  # first: the callback sets done against it
             loop.done.clear()
             assert loop.done.wait(60), f"only {loop.count} blocks"
     # Skip the start-up (the pulse PCM's first blocks xrun) and the stall itself.
