@@ -168,6 +168,12 @@ class Backend(Protocol):
     ``close`` releases everything, waits for the device thread, and is
     called once; nothing the backend opened (thread, descriptor, server
     connection) outlives it.
+
+    A backend with a thread of its own that the engine's cycles do not show
+    (an aggregate's input device) may add ``fault(now_ns, running_since_ns,
+    timeout_ns) -> Error | None``: the stream's supervisor asks it every
+    50 ms while the stream runs, and ends the stream with the `Error` it
+    returns.
     """
 
     @property
