@@ -538,7 +538,7 @@ def test_input_stream_on_the_pulse_pcm_records_frames(pulse_alsa: AlsaHost) -> N
 
     config = da.StreamConfig(1, RATE, da.BufferSize.fixed(256))
     with device.build_input_stream(config, record, sample_format=da.SampleFormat.I16) as stream:
-        assert done.wait(30)
+        assert done.wait(30), (len(got), stream.stats)
     assert set(got) == {256}
     assert stream.latency.input >= 256
 

@@ -164,6 +164,9 @@ class _Model:
     by_position: bool = False
     play_ahead: int = 0
     beyond: StreamLatency | None = None
+    #: The playback PCM goes on playing what it last played once dropped
+    #: (the jack PCM): stop and pause let it play silence first.
+    replays_on_drop: bool = False
 
 
 def _latency_model(name: str, params: StreamParams) -> _Model:
@@ -189,11 +192,13 @@ def _latency_model(name: str, params: StreamParams) -> _Model:
     writes = served[False][1] if params.output_channels else []
     if not reads and not writes:
         return _Model()
+    replays = bool(writes)
     try:
-        return _Model(beyond=host_from_id(HostId.JACK).external_latency(reads, writes))
+        beyond = host_from_id(HostId.JACK).external_latency(reads, writes)
+        return _Model(beyond=beyond, replays_on_drop=replays)
     except Error as err:
         logger.warning("ALSA PCM '%s': JACK's share of the latency is unknown: %s", name, err)
-        return _Model()
+        return _Model(replays_on_drop=replays)
 
 
 def is_available() -> bool:
@@ -247,8 +252,9 @@ class AlsaBackend(HandleBackend):
         self.by_position = model.by_position
         outside = model.beyond or StreamLatency(0, 0)
         lib.da_alsa_set_model(
-            self._handle, model.by_position, model.play_ahead, outside.input, outside.output
-        )
+            self._handle, model.by_position, model.play_ahead, outside.input, outside.output,
+            model.replays_on_drop,
+        )  # fmt: skip
         self._last = StreamLatency(params.frames, params.frames)
 
     @property

@@ -416,6 +416,7 @@ struct da_alsa {
     int off_cycles;   /* cycles in a row the sum has been off */
     int run_cycles;   /* cycles since the PCMs were (re)started */
     int restarted;    /* this run of the PCMs follows a glitch, not start() */
+    int replays_on_drop; /* the playback PCM repeats what it last played once dropped */
     int xrun;         /* flag the next block */
     int64_t origin_ns;
     int64_t elapsed;  /* frames since the origin */
@@ -845,14 +846,15 @@ int da_alsa_start(da_alsa *a, char *msg, size_t len) {
 
 void da_alsa_stop(da_alsa *a) {
     if (!a->running) return;
-    if (a->play) {
+    if (a->play && a->replays_on_drop) {
         /* The engine is stopped: the thread writes silence. Let it write a
          * whole buffer of it and a period more, which it can only do once
          * the PCM has played everything before: a plugin that repeats what
          * it last played after snd_pcm_drop (the jack PCM of
          * libasound2-plugins 1.2.7 does, until the stream closes: the block
          * stop() had just played, again and again) then repeats silence.
-         * Bounded, for a PCM that no longer plays. */
+         * Bounded, for a PCM that no longer plays. A pause on such a PCM
+         * thus lets its buffer play (a few periods) before it halts. */
         const uint64_t until = atomic_load(&a->written) + a->play_buffer + a->frames;
         const int64_t period = da_frames_to_ns(a->frames, a->rate);
         const int64_t deadline =
@@ -877,7 +879,8 @@ void da_alsa_latency(da_alsa *a, int64_t *capture, int64_t *playback) {
 int da_alsa_linked(da_alsa *a) { return a->linked; }
 
 void da_alsa_set_model(da_alsa *a, int by_position, int64_t play_ahead, int64_t capture_outside,
-                       int64_t playback_outside) {
+                       int64_t playback_outside, int replays_on_drop) {
+    a->replays_on_drop = replays_on_drop;
     a->by_position = by_position;
     a->play_ahead = play_ahead;
     a->cap_outside = capture_outside;

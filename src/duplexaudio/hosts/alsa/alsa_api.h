@@ -51,6 +51,7 @@ int da_alsa_linked(da_alsa *a);
  * stream positions, rather than from its delay estimates; play_ahead: how far
  * its playback position runs ahead of the server's (frames). The outside
  * figures are what lies beyond the PCM (a server's ports), added to each
- * direction. */
+ * direction. replays_on_drop: the playback PCM repeats what it last played
+ * once dropped (the jack PCM), so stopping lets it play silence first. */
 void da_alsa_set_model(da_alsa *a, int by_position, int64_t play_ahead, int64_t capture_outside,
-                       int64_t playback_outside);
+                       int64_t playback_outside, int replays_on_drop);
