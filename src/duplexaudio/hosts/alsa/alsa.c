@@ -724,7 +724,7 @@ static int64_t track_latency(da_alsa *a, int64_t now) {
          * a period: what the blocks since the glitch said is no longer so.
          * Flagged, so that no block carries a figure the audio has left
          * (under load the pulse PCM's first cycles after a restart moved it,
-         * 609 to 903, unflagged). A stream's first cycles settle too; that
+         * unflagged). A stream's first cycles settle too; that
          * is said once for all (docs/hosts/alsa.md), not flagged. */
         a->xrun = 1;
     }

@@ -812,8 +812,8 @@ void da_pw_free(da_pw *p) {
          * changed around it, and the server's messages to it carry eventfds:
          * one that arrived after the node was destroyed (libpipewire 0.3.65
          * drops those without closing their fds) was lost. With several
-         * threads running streams at once that was 1 to 4 per 100 streams
-         * even with a roundtrip between links and node; in this order, none
+         * threads running streams at once some were, even with a roundtrip
+         * between links and node; in this order none is
          * (tests/hosts/test_pipewire.py). */
         if (p->filter) {
             W.filter_destroy(p->filter);
