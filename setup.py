@@ -2,4 +2,4 @@
 
 from setuptools import setup
 
-setup(cffi_modules=["src/duplexaudio/_engine/build.py:ffibuilder"])
+setup(cffi_modules=["src/duplexio/_engine/build.py:ffibuilder"])

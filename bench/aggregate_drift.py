@@ -5,8 +5,8 @@
 
 Copies input to output across two devices' clocks for SECONDS with each of
 (a) two streams joined by a ring buffer, what sounddevice/PortAudio users
-build (``duplexaudio feedback``), and (b) one duplex stream on the two
-devices' ``da.aggregate()`` (``duplexaudio feedback --aggregate``), and
+build (``duplexio feedback``), and (b) one duplex stream on the two
+devices' ``dio.aggregate()`` (``duplexio feedback --aggregate``), and
 samples twice a second the delay from input to output through the
 buffering, the under- and overruns, and the drift measured. Pairs:
 
@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 from _docs import publish
 
-import duplexaudio as da
-from duplexaudio.cli import FeedbackRun, run_feedback
-from duplexaudio.hosts.virtual import VirtualHost
+import duplexio as dio
+from duplexio.cli import FeedbackRun, run_feedback
+from duplexio.hosts.virtual import VirtualHost
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.servers: the one place servers are started
@@ -53,10 +53,10 @@ MODES = {"ring": "(a) two streams and a ring", "aggregate": "(b) aggregate"}
 
 
 @contextlib.contextmanager
-def devices(pair: str) -> Iterator[tuple[da.Device, da.Device, str]]:
+def devices(pair: str) -> Iterator[tuple[dio.Device, dio.Device, str]]:
     """(input, output, what they are) for a pair, set up and torn down."""
     if pair == "virtual":
-        host = da.host_from_id("virtual")
+        host = dio.host_from_id("virtual")
         assert isinstance(host, VirtualHost)
         out, inp = host.add_cable("bench", 0.0, INPUT_PPM, default_buffer_size=FRAMES)
         try:
@@ -67,18 +67,18 @@ def devices(pair: str) -> Iterator[tuple[da.Device, da.Device, str]]:
         return
     pulse = servers.start_pulseaudio(sink="da_bench")
     os.environ["PULSE_SERVER"] = pulse.address
-    name = servers.unique_name("da-bench-agg")
+    name = servers.unique_name("dio-bench-agg")
     try:
         with servers.jackd(name, frames=FRAMES, rate=RATE):
-            host = da.host_from_id("pulse")
+            host = dio.host_from_id("pulse")
             sink, monitor = (
                 host.device_by_id("pulse:da_bench"),
                 host.device_by_id("pulse:da_bench.monitor"),
             )
-            jack = da.host_from_id("jack").device_by_id(f"jack:{name}")
+            jack = dio.host_from_id("jack").device_by_id(f"jack:{name}")
             assert sink is not None and monitor is not None and jack is not None
             # A null sink's monitor runs only while something plays to it.
-            keep = sink.build_output_stream(da.StreamConfig(2, RATE), lambda o, i: None)
+            keep = sink.build_output_stream(dio.StreamConfig(2, RATE), lambda o, i: None)
             with keep:
                 what = f"PulseAudio null sink's monitor -> jackd (dummy, {FRAMES} frames)"
                 yield monitor, jack, what
@@ -94,7 +94,7 @@ def run_pair(pair: str, seconds: float) -> dict[str, Any]:
         for mode in MODES:
             print(f"  {pair}: {MODES[mode]} for {seconds:g} s", flush=True)
             run: FeedbackRun = run_feedback(
-                inp, out, rate=RATE, channels=2, buffer_size=da.BufferSize.fixed(FRAMES),
+                inp, out, rate=RATE, channels=2, buffer_size=dio.BufferSize.fixed(FRAMES),
                 seconds=seconds, aggregate=mode == "aggregate",
             )  # fmt: skip
             result["modes"][mode] = {
@@ -129,8 +129,8 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
         "How measured: `python bench/aggregate_drift.py` (one run of "
         f"{results[0]['seconds'] / 60:g} minutes per row). Input copied to output "
         "across two devices' clocks, (a) through two streams and a ring buffer (what "
-        "sounddevice/PortAudio users build; `duplexaudio feedback`), (b) through one "
-        "duplex stream on `da.aggregate()` (`duplexaudio feedback --aggregate`). "
+        "sounddevice/PortAudio users build; `duplexio feedback`), (b) through one "
+        "duplex stream on `dio.aggregate()` (`duplexio feedback --aggregate`). "
         "*Delay* is input to output through the buffering (device latencies, the "
         "ring's fill; the aggregate's round trip and its loop's error), in frames at "
         f"{RATE} Hz, sampled twice a second. Drift: the input clock against the "

@@ -1,4 +1,4 @@
-"""Blocking read under a GIL-holding C extension: duplexaudio, PyAudio, sounddevice.
+"""Blocking read under a GIL-holding C extension: duplexio, PyAudio, sounddevice.
 
 The loop every speech and live-model script starts with: ``data =
 stream.read(256)`` in a ``while`` loop, 2 channels at 48 kHz on one private
@@ -11,7 +11,7 @@ plays on its ports ``ramp:out_N``; each reader connects to them (JACK runs a
 client after those it reads from, so the loop has no ordering race, unlike
 one through jackd's loopback ports). Frames lost are counted on the audio
 itself, from the ramp's steps, and set beside what the library reported:
-duplexaudio's ``status.lost`` (a read that met a gap), sounddevice's
+duplexio's ``status.lost`` (a read that met a gap), sounddevice's
 ``overflowed`` flag; PyAudio's ``exception_on_overflow=False`` hides it. The
 floor is the same check in C on JACK's own thread (``c_ramp read``). Server
 xruns in each window come from a JACK-Client monitor, so a loss of the
@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from _docs import publish  # noqa: E402
 from _peers import compile_c, xrun_monitor  # noqa: E402
 
-import duplexaudio as da  # noqa: E402
+import duplexio as dio  # noqa: E402
 from tests import servers  # noqa: E402
 from tests.gil_hog import GilHog  # noqa: E402
 
@@ -84,12 +84,12 @@ def frames_lost(blocks: list[np.ndarray]) -> tuple[int, int]:
     return int(np.sum(skipped)), int(np.count_nonzero(bad))
 
 
-def duplexaudio_reader(server: str) -> Reader:
-    device = da.host_from_id("jack").device_by_id(f"jack:{server}/ramp")
+def duplexio_reader(server: str) -> Reader:
+    device = dio.host_from_id("jack").device_by_id(f"jack:{server}/ramp")
     assert device is not None
 
     def read(seconds: float) -> tuple[list[np.ndarray], dict[str, Any]]:
-        config = da.StreamConfig(CHANNELS, RATE, da.BufferSize.fixed(FRAMES))
+        config = dio.StreamConfig(CHANNELS, RATE, dio.BufferSize.fixed(FRAMES))
         blocks, reported = [], 0
         with device.build_input_stream(config) as stream:
             end = time.monotonic() + seconds
@@ -239,7 +239,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Target: 0 frames lost for duplexaudio (its device thread fills the ring; "
+        "Target: 0 frames lost for duplexio (its device thread fills the ring; "
         "no Python runs per block).",
         "",
     ]
@@ -252,8 +252,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per library (3)")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
-    name = servers.unique_name("da-bench-read")
-    tmp = Path(tempfile.mkdtemp(prefix="da-bench-read-"))
+    name = servers.unique_name("dio-bench-read")
+    tmp = Path(tempfile.mkdtemp(prefix="dio-bench-read-"))
     binary = compile_c("c_ramp", tmp)
     if isinstance(binary, str):
         print(binary, file=sys.stderr)
@@ -264,7 +264,7 @@ def main() -> int:
         os.environ.update({"JACK_DEFAULT_SERVER": server.name, "JACK_NO_AUDIO_RESERVATION": "1"})
         readers: list[tuple[str, Reader | str]] = [
             ("C on JACK's thread (the floor)", c_reader(binary, server.env)),
-            (f"duplexaudio {da.__version__}", duplexaudio_reader(server.name)),
+            (f"duplexio {dio.__version__}", duplexio_reader(server.name)),
         ]
         pa: Any = None
         try:

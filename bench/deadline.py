@@ -3,7 +3,7 @@
     python bench/deadline.py [--seconds N] [--runs N] [--deadlines 0.5 0.8 0.95]
         [--out bench/results] [--docs docs/benchmarks.md]
 
-On one private jackd at 128 frames, a duplexaudio copy-through stream with
+On one private jackd at 128 frames, a duplexio copy-through stream with
 its real-time worker runs for N seconds with each deadline (a fraction of
 the period after the device thread's wake-up) under the loads where blocks
 come late: two CPU-busy processes, and those plus a busy Python thread.
@@ -35,7 +35,7 @@ LOADS = ("processes", "both")
 
 def lib_name(deadline: float) -> str:
     """The row's library label, which is also how the worker finds its opener."""
-    return f"duplexaudio, deadline {deadline:g}"
+    return f"duplexio, deadline {deadline:g}"
 
 
 def run_all(deadlines: Sequence[float], seconds: float, runs: int) -> list[dict[str, Any]]:
@@ -44,7 +44,7 @@ def run_all(deadlines: Sequence[float], seconds: float, runs: int) -> list[dict[
         return []
     rows = []
     for run in range(1, runs + 1):
-        name = servers.unique_name("da-bench-deadline")
+        name = servers.unique_name("dio-bench-deadline")
         with servers.jackd(name, frames=FRAMES, loopback=0) as server, xrun_monitor(name) as mon:
             for deadline in deadlines:
                 for load in LOADS:
@@ -86,13 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         spec = json.loads(args.worker)
         deadline = float(spec["lib"].rsplit(" ", 1)[1])
-        jvp.OPENERS[spec["lib"]] = jvp.open_duplexaudio(True, deadline)
+        jvp.OPENERS[spec["lib"]] = jvp.open_duplexio(True, deadline)
         return jvp.worker(spec)
     rows = run_all(args.deadlines, args.seconds, args.runs)
     md = (
         "## The deadline, with a real-time worker\n\n"
         f"How measured: `python bench/deadline.py` ({args.seconds:g} s per row, {args.runs} "
-        f"runs, median and range), duplexaudio's copy-through stream on a private jackd at "
+        f"runs, median and range), duplexio's copy-through stream on a private jackd at "
         f"{FRAMES} frames, its real-time worker, each deadline under two busy processes "
         "(*processes*) and those plus a busy Python thread (*both*). Columns as in the table "
         "above.\n\n" + (table(rows, args.deadlines) if rows else "not run: no jackd\n")

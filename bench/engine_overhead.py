@@ -1,4 +1,4 @@
-"""Per-block cost of duplexaudio's engine and Python dispatch, beside its peers.
+"""Per-block cost of duplexio's engine and Python dispatch, beside its peers.
 
     python bench/engine_overhead.py [--seconds N] [--out bench/results] [--frames 64 128 256]
         [--no-peers] [--docs docs/benchmarks.md]
@@ -9,7 +9,7 @@ without and then with a second Python thread busy in a pure-Python loop. In
 the same run the peers, JACK-Client and python-sounddevice (``_peers.py``),
 run the same copy-through callback on a private jackd (dummy driver) that the
 script starts and stops itself (``tests/servers.py``); they run with Python's
-default switch interval and, under load, also with duplexaudio's 0.1 ms.
+default switch interval and, under load, also with duplexio's 0.1 ms.
 Every measurement runs in a fresh
 interpreter (this script with ``--worker``), so its process CPU time is that
 of one stream and nothing else.
@@ -52,23 +52,23 @@ DOCS = REPO / "docs" / "benchmarks.md"
 RATE = 48000
 CHANNELS = 2
 DEFAULT_FRAMES = (64, 128, 256)
-#: duplexaudio's switch interval while streams run, also tried on the peers.
+#: duplexio's switch interval while streams run, also tried on the peers.
 FAST_SWITCH = 1e-4
 #: Entries of the engine's hand-over log (the engine keeps the last 65536).
 HANDOFF_LOG_MAX = 65536
 
 #: Base of the names of the jackd servers this run starts (servers.unique_name
 #: appends our pid and a counter).
-SERVER_BASE = "da-bench"
+SERVER_BASE = "dio-bench"
 #: Programs whose presence during a run is worth recording: they share the CPUs.
 NEIGHBOURS = ("jackd", "pulseaudio", "pipewire", "wireplumber", "pytest")
 
-DUPLEXAUDIO = "duplexaudio"
-DUPLEXAUDIO_PIPELINED = "duplexaudio, pipelined"
+DUPLEXIO = "duplexio"
+DUPLEXIO_PIPELINED = "duplexio, pipelined"
 JACK_CLIENT = "JACK-Client"
 SOUNDDEVICE = "sounddevice"
 JACKD_ALONE = "jackd, no client"
-DUPLEXAUDIO_MODES = (DUPLEXAUDIO, DUPLEXAUDIO_PIPELINED)
+DUPLEXIO_MODES = (DUPLEXIO, DUPLEXIO_PIPELINED)
 PEERS = (JACK_CLIENT, SOUNDDEVICE)
 
 
@@ -97,8 +97,8 @@ def thread_cpu_seconds(thread: threading.Thread) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
-class DuplexaudioSession:
-    """A duplexaudio stream and the engine's own figures."""
+class DuplexioSession:
+    """A duplexio stream and the engine's own figures."""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
@@ -136,7 +136,7 @@ class DuplexaudioSession:
 
 def handoff_log_ns(stream: Any) -> np.ndarray[Any, np.dtype[np.uint32]]:
     """The engine's per-block hand-over rounds (ns), oldest first."""
-    from duplexaudio._engine import ffi, lib
+    from duplexio._engine import ffi, lib
 
     buf = ffi.new("uint32_t[]", HANDOFF_LOG_MAX)
     n = lib.da_engine_handoff_log(stream._core.engine, buf, HANDOFF_LOG_MAX)
@@ -146,22 +146,22 @@ def handoff_log_ns(stream: Any) -> np.ndarray[Any, np.dtype[np.uint32]]:
 
 
 @contextmanager
-def open_duplexaudio(
+def open_duplexio(
     frames: int, rate: int, channels: int, pipelined: bool = False
 ) -> Iterator[Session]:
     """A copy-through duplex stream on ``virtual:loopback`` (same-cycle by default)."""
-    import duplexaudio as da
+    import duplexio as dio
 
-    device = da.host_from_id("virtual").device_by_id("virtual:loopback")
+    device = dio.host_from_id("virtual").device_by_id("virtual:loopback")
     assert device is not None
-    config = da.DuplexStreamConfig(channels, channels, rate, da.BufferSize.fixed(frames))
+    config = dio.DuplexStreamConfig(channels, channels, rate, dio.BufferSize.fixed(frames))
 
     def callback(inp: Any, out: Any, info: Any) -> None:
         out[:] = inp
 
     stream = device.build_duplex_stream(config, callback, pipelined=pipelined)
     try:
-        yield DuplexaudioSession(stream)
+        yield DuplexioSession(stream)
     finally:
         stream.close()
 
@@ -183,8 +183,8 @@ def open_nothing(frames: int, rate: int, channels: int) -> Iterator[Session]:
 
 
 OPENERS: dict[str, Opener] = {
-    DUPLEXAUDIO: open_duplexaudio,
-    DUPLEXAUDIO_PIPELINED: partial(open_duplexaudio, pipelined=True),
+    DUPLEXIO: open_duplexio,
+    DUPLEXIO_PIPELINED: partial(open_duplexio, pipelined=True),
     JACK_CLIENT: open_jack_client,
     SOUNDDEVICE: open_sounddevice,
     JACKD_ALONE: open_nothing,
@@ -198,7 +198,7 @@ OPENERS: dict[str, Opener] = {
 class Spec:
     """One row of the table.
 
-    ``switch_interval`` None leaves the interval to the library (duplexaudio
+    ``switch_interval`` None leaves the interval to the library (duplexio
     lowers it to 0.1 ms while streams run) or the interpreter (5 ms).
     """
 
@@ -356,7 +356,7 @@ def run_all(
     reason = None if peers else "--no-peers given"
     reason = reason or servers.jack_missing()
     for frames in frame_sizes:
-        for lib in DUPLEXAUDIO_MODES:
+        for lib in DUPLEXIO_MODES:
             for load in (False, True):
                 report(run_worker(Spec(lib, frames, seconds, load=load)))
         if reason is None:
@@ -437,7 +437,7 @@ def machine_info() -> dict[str, Any]:
         "uncommitted_changes": dirty is not None and dirty.returncode == 1,
         "versions": {
             dist: version(dist)
-            for dist in ("duplexaudio", "numpy", "cffi", "JACK-Client", "sounddevice")
+            for dist in ("duplexio", "numpy", "cffi", "JACK-Client", "sounddevice")
         },
         "jackd": first_line("jackd", "--version"),
     }
@@ -474,7 +474,7 @@ def table_cells(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
                 f"{_num(r['callback_mean_us'])}/{_num(r['callback_max_us'], 0)}",
                 f"{r['late']}/{r['skipped']}",
             ]
-            if r["lib"] in DUPLEXAUDIO_MODES
+            if r["lib"] in DUPLEXIO_MODES
             else ["—"] * 3
         )
         loops = r["busy_loops_per_s"]
@@ -508,7 +508,7 @@ HOW_MEASURED = """
 How measured: `python bench/engine_overhead.py` runs a trivial duplex callback
 (`out[:] = inp`, {channels} channels, {rate} Hz) for {seconds:g} s per row, each row in a
 fresh interpreter, without and with *load* (a second Python thread in
-`while not stop: x += 1`). **duplexaudio runs on its virtual host** (`virtual:loopback`:
+`while not stop: x += 1`). **duplexio runs on its virtual host** (`virtual:loopback`:
 a C clock thread in the same process drives the engine, which hands each block to the
 Python worker and waits for it until 80 % of the period; *pipelined* rows give the worker
 a whole period and play its output one period later). **The peers (JACK-Client, and
@@ -516,17 +516,17 @@ python-sounddevice through PortAudio's JACK host API) run against a private `jac
 the dummy driver**, started by the script, which calls their Python callback on its
 process thread; jackd runs in its default asynchronous mode, where a client's output is
 played one cycle later and a client is only counted late (an xrun) when it has not
-finished by the next cycle, so its slack is closer to duplexaudio's pipelined rows. The
+finished by the next cycle, so its slack is closer to duplexio's pipelined rows. The
 drivers differ: the comparable figures are the client process's CPU per block and the
 blocks delivered per second. Each row is a single run: on a small VM the CPU figures and
 the glitch counts under load vary noticeably from run to run, so compare rows of one run.
 
-- *switch*: `sys.getswitchinterval()` during the run. duplexaudio lowers it to 0.1 ms
+- *switch*: `sys.getswitchinterval()` during the run. duplexio lowers it to 0.1 ms
   while streams run; the peers keep Python's 5 ms unless the row says 0.1 ms.
-- *blocks/s*: blocks delivered per second of the run. duplexaudio: blocks whose callback
+- *blocks/s*: blocks delivered per second of the run. duplexio: blocks whose callback
   made the deadline. Peers: every callback run (one that ran late shows as xruns).
 - *CPU µs/block*: the process's CPU time (`time.process_time`) over the run, minus the
-  busy thread's own, per Python callback run. For duplexaudio it includes the virtual
+  busy thread's own, per Python callback run. For duplexio it includes the virtual
   clock thread (the device's work; the worker thread alone is in the JSON as
   `worker_cpu_us_per_block`); the peers' device work is in jackd, shown apart as
   *server CPU µs/cycle* (from /proc, over the whole peer run).
@@ -535,9 +535,9 @@ the glitch counts under load vary noticeably from run to run, so compare rows of
   most the deadline. Same-cycle mode only.
 - *callback*: the engine's timing of the worker, from its wake-up to its next request:
   the callback plus the dispatch and the wait for the GIL on the way in.
-- *late/skipped*: duplexaudio blocks played as silence (callback missed the deadline /
+- *late/skipped*: duplexio blocks played as silence (callback missed the deadline /
   worker still busy with an earlier block).
-- *xruns*: duplexaudio's are the virtual clock waking a period or more late; the peers'
+- *xruns*: duplexio's are the virtual clock waking a period or more late; the peers'
   are jackd's, counted by a monitor client over the whole run (client start and stop
   included). The *jackd, no client* row is what the server does on its own.
 - *busy loops M/s*: how far the busy thread got (the cost of the load's side).
@@ -563,7 +563,7 @@ def render_markdown(result: dict[str, Any], heading: str = "#") -> str:
     lines += [
         *([""] if result["notes"] else []),
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['platform']}, Python {m['python']}; "
-        f"duplexaudio {v['duplexaudio']} (commit {m['commit']}"
+        f"duplexio {v['duplexio']} (commit {m['commit']}"
         f"{', uncommitted changes' if m['uncommitted_changes'] else ''}), numpy {v['numpy']}, "
         f"JACK-Client {v['JACK-Client']}, sounddevice {v['sounddevice']}, {m['jackd']}. "
         f"Run {m['date']}; load average (1, 5, 15 min) before "

@@ -1,4 +1,4 @@
-"""playrec under a GIL-holding C extension: duplexaudio against sounddevice.
+"""playrec under a GIL-holding C extension: duplexio against sounddevice.
 
 A thread calls a C busy loop that holds the GIL for 50 ms every 100 ms (see
 ``tests/gil_hog.py``) while ``playrec`` plays a noise burst through a
@@ -12,10 +12,10 @@ call we record:
 - ``bad_blocks``: 128-frame blocks of the recording that differ from the
   played data once shifted by ``lag`` (blocks lost, late or glitched, as
   heard);
-- what the library itself reports: duplexaudio's program xruns and late or
+- what the library itself reports: duplexio's program xruns and late or
   skipped blocks, sounddevice's status flags.
 
-duplexaudio runs the same calls on its virtual loopback too. sounddevice
+duplexio runs the same calls on its virtual loopback too. sounddevice
 reaches jackd through PortAudio's JACK host (device ``loopback``). Results
 go to ``bench/results/gil_stall.json`` and ``.md``.
 
@@ -41,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import duplexaudio as da  # noqa: E402
+import duplexio as dio  # noqa: E402
 from tests import servers  # noqa: E402
 from tests.gil_hog import GilHog  # noqa: E402
 
@@ -85,12 +85,12 @@ def bad_blocks(recording: np.ndarray, played: np.ndarray, lag: int) -> int:
     return int(np.count_nonzero(per_block > 1e-4))
 
 
-def duplexaudio_call(device: str) -> Call:
+def duplexio_call(device: str) -> Call:
     def call(data: np.ndarray) -> dict[str, Any]:
-        stream = da.playrec(data, RATE, 2, device, blocking=False, buffer_size=None)
+        stream = dio.playrec(data, RATE, 2, device, blocking=False, buffer_size=None)
         try:
             if not stream.wait(60):
-                raise RuntimeError("duplexaudio playrec did not finish in 60 s")
+                raise RuntimeError("duplexio playrec did not finish in 60 s")
             status, stats = stream.status, stream.stats
             recording = stream.recording.copy()
         finally:
@@ -228,12 +228,12 @@ def main() -> int:
                 file=sys.stderr,
             )
 
-    add("duplexaudio", "virtual:loopback", duplexaudio_call("virtual:loopback"))
-    name = servers.unique_name("da-bench-gil")
+    add("duplexio", "virtual:loopback", duplexio_call("virtual:loopback"))
+    name = servers.unique_name("dio-bench-gil")
     with servers.jackd(name, frames=FRAMES, rate=RATE) as server:
         # PortAudio reads the server name when it initializes (on import).
         os.environ.update({"JACK_DEFAULT_SERVER": server.name, "JACK_NO_AUDIO_RESERVATION": "1"})
-        add("duplexaudio", "jack loopback", duplexaudio_call(f"jack:{server.name}/loopback"))
+        add("duplexio", "jack loopback", duplexio_call(f"jack:{server.name}/loopback"))
         sd, reason = sounddevice_or_reason()
         if sd is None:
             rows.append({"library": "sounddevice", "device": "jack loopback", "skipped": reason})

@@ -1,4 +1,4 @@
-"""duplexaudio, JACK-Client, sounddevice and a C client on one JACK server, under load.
+"""duplexio, JACK-Client, sounddevice and a C client on one JACK server, under load.
 
     python bench/jack_vs_peers.py [--seconds N] [--runs N] [--frames 128 256]
         [--out bench/results] [--docs docs/benchmarks.md]
@@ -15,12 +15,12 @@ library wired to ``system:*`` for N seconds under each load:
   started before the row and stopped by PID after it;
 - *both*.
 
-duplexaudio runs twice: with its real-time worker (the default) and with
+duplexio runs twice: with its real-time worker (the default) and with
 ``realtime=False``. The C client (``c_client.c``, compiled by the script) is
 the floor: what the server and libjack cost with no Python at all. Each
 Python row runs in a fresh interpreter, so its CPU time is one stream's.
 
-Per row: blocks on time, late blocks (duplexaudio's deadline misses; the
+Per row: blocks on time, late blocks (duplexio's deadline misses; the
 peers have none, a late peer is a server xrun), cycles lost (steps of the
 block clock), discontinuities of the block clock that no flag announced,
 server xruns, and CPU per block of the whole client process (minus the busy
@@ -67,12 +67,12 @@ from tests import servers  # noqa: E402
 
 RATE = 48000
 CHANNELS = 2
-DUPLEXAUDIO = "duplexaudio"
-DUPLEXAUDIO_NO_RT = "duplexaudio, realtime=False"
+DUPLEXIO = "duplexio"
+DUPLEXIO_NO_RT = "duplexio, realtime=False"
 JACK_CLIENT = "JACK-Client"
 SOUNDDEVICE = "sounddevice"
 C_CLIENT = "C client"
-LIBRARIES = (DUPLEXAUDIO, DUPLEXAUDIO_NO_RT, JACK_CLIENT, SOUNDDEVICE, C_CLIENT)
+LIBRARIES = (DUPLEXIO, DUPLEXIO_NO_RT, JACK_CLIENT, SOUNDDEVICE, C_CLIENT)
 PYTHON_PEERS = (JACK_CLIENT, SOUNDDEVICE)
 #: Load name -> (busy thread in the client, two busy processes beside it).
 LOADS = {
@@ -97,8 +97,8 @@ class Session(Protocol):
         ...
 
 
-class DuplexaudioSession:
-    """A duplexaudio stream on ``jack:<server>``; figures from its engine and its blocks."""
+class DuplexioSession:
+    """A duplexio stream on ``jack:<server>``; figures from its engine and its blocks."""
 
     def __init__(self, stream: Any, steps: Steps) -> None:
         self.stream = stream
@@ -125,11 +125,11 @@ class DuplexaudioSession:
         return {
             t.native_id
             for t in threading.enumerate()
-            if t.name.startswith("duplexaudio-worker") and t.native_id is not None
+            if t.name.startswith("duplexio-worker") and t.native_id is not None
         }
 
 
-def open_duplexaudio(
+def open_duplexio(
     realtime: bool, deadline: float | None = None, device_id: str | None = None
 ) -> Callable[[int, int, int], AbstractContextManager[Any]]:
     """An opener of a copy-through duplex stream on the JACK server's driver ports
@@ -137,15 +137,15 @@ def open_duplexaudio(
 
     @contextmanager
     def opener(frames: int, rate: int, channels: int) -> Iterator[Session]:
-        import duplexaudio as da
+        import duplexio as dio
 
         if device_id is None:
-            device = da.host_from_id("jack").default_duplex_device()
+            device = dio.host_from_id("jack").default_duplex_device()
         else:
-            device = da.find_device(device_id, direction="duplex")
+            device = dio.find_device(device_id, direction="duplex")
         if device is None:
             raise PeerError("no JACK server answers")
-        config = da.DuplexStreamConfig(channels, channels, rate, da.BufferSize.fixed(frames))
+        config = dio.DuplexStreamConfig(channels, channels, rate, dio.BufferSize.fixed(frames))
         steps = Steps(frames * 1e9 / rate)
 
         def callback(inp: Any, out: Any, info: Any) -> None:
@@ -154,7 +154,7 @@ def open_duplexaudio(
 
         stream = device.build_duplex_stream(config, callback, realtime=realtime, deadline=deadline)
         try:
-            yield DuplexaudioSession(stream, steps)
+            yield DuplexioSession(stream, steps)
         finally:
             stream.close()
 
@@ -162,8 +162,8 @@ def open_duplexaudio(
 
 
 OPENERS: dict[str, Callable[[int, int, int], AbstractContextManager[Any]]] = {
-    DUPLEXAUDIO: open_duplexaudio(True),
-    DUPLEXAUDIO_NO_RT: open_duplexaudio(False),
+    DUPLEXIO: open_duplexio(True),
+    DUPLEXIO_NO_RT: open_duplexio(False),
     JACK_CLIENT: open_jack_client,
     SOUNDDEVICE: open_sounddevice,
 }
@@ -301,11 +301,11 @@ def run_all(
     if reason:
         return [], f"not run: {reason}"
     rows = []
-    with tempfile.TemporaryDirectory(prefix="da-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dio-bench-") as tmp:
         c_client = compile_c("c_client", Path(tmp))
         for run in range(1, runs + 1):
             for frames in frame_sizes:
-                name = servers.unique_name("da-bench-peers")
+                name = servers.unique_name("dio-bench-peers")
                 with (
                     servers.jackd(name, frames=frames, loopback=0) as server,
                     xrun_monitor(name) as mon,
@@ -433,14 +433,14 @@ def targets(rows: list[dict[str, Any]], frame_sizes: Sequence[int]) -> str:
 
     lines = []
     for load in ("thread", "processes"):
-        cell = cells.get((DUPLEXAUDIO, 128, load))
+        cell = cells.get((DUPLEXIO, 128, load))
         if cell:
             worst = min(cell["on time %"])
             lines.append(
                 f"- {load} load, 128 frames: ≥ 99.9 % on time in every run — worst run "
                 f"{worst:.2f} %: {'met' if worst >= 99.9 else 'missed'}."
             )
-            xruns = median(DUPLEXAUDIO, 128, load, "server xruns") or 0.0
+            xruns = median(DUPLEXIO, 128, load, "server xruns") or 0.0
             floor = median(C_CLIENT, 128, load, "server xruns")
             if floor is not None:
                 lines.append(
@@ -448,7 +448,7 @@ def targets(rows: list[dict[str, Any]], frame_sizes: Sequence[int]) -> str:
                     f"{xruns:g} against {floor:g}: {'met' if xruns <= floor else 'missed'}."
                 )
     for frames in frame_sizes:
-        ours = median(DUPLEXAUDIO, frames, "none", "process CPU µs/block")
+        ours = median(DUPLEXIO, frames, "none", "process CPU µs/block")
         c = median(C_CLIENT, frames, "none", "process CPU µs/block")
         peers = [
             v
@@ -465,7 +465,7 @@ def targets(rows: list[dict[str, Any]], frame_sizes: Sequence[int]) -> str:
                 f"{'met' if ours <= 0.5 * cheapest else 'missed'}."
             )
         if c:
-            audio = median(DUPLEXAUDIO, frames, "none", "audio-thread CPU µs/block") or 0.0
+            audio = median(DUPLEXIO, frames, "none", "audio-thread CPU µs/block") or 0.0
             c_audio = median(C_CLIENT, frames, "none", "audio-thread CPU µs/block") or 1.0
             lines.append(
                 f"- {frames} frames, no load: process CPU ≤ 2.5x the C client — "
@@ -476,10 +476,10 @@ def targets(rows: list[dict[str, Any]], frame_sizes: Sequence[int]) -> str:
     unflagged = [
         r
         for r in rows
-        if "error" not in r and r["lib"] in (DUPLEXAUDIO, DUPLEXAUDIO_NO_RT) and r["unflagged"]
+        if "error" not in r and r["lib"] in (DUPLEXIO, DUPLEXIO_NO_RT) and r["unflagged"]
     ]
     lines.append(
-        f"- duplexaudio, every row of every run: 0 unflagged discontinuities — "
+        f"- duplexio, every row of every run: 0 unflagged discontinuities — "
         f"{len(unflagged)} row(s) with any: {'met' if not unflagged else 'missed'}."
     )
     return "\n".join(lines) + "\n"
@@ -498,7 +498,7 @@ def write(rows: list[dict[str, Any]], note: str, args: argparse.Namespace) -> st
     }
     backends = sorted({r["backend"] for r in rows if "backend" in r})
     md = (
-        "## duplexaudio vs JACK-Client vs sounddevice vs C, on one JACK server, under load\n\n"
+        "## duplexio vs JACK-Client vs sounddevice vs C, on one JACK server, under load\n\n"
         f"How measured: `python bench/jack_vs_peers.py` ({args.seconds:g} s per row, "
         f"{args.runs} runs; each cell is the median over the runs, the range in brackets when "
         "they differ). A copy-through duplex callback, 2 channels, 48 kHz, on a private jackd "
@@ -510,19 +510,19 @@ def write(rows: list[dict[str, Any]], note: str, args: argparse.Namespace) -> st
         "completed (delivered - server xruns), of all device cycles in the measured window "
         "(delivered + late + lost). Conservative: an xrun that also lost a cycle counts "
         "twice.\n"
-        "- *Late*: duplexaudio's blocks played as silence because the callback missed its "
+        "- *Late*: duplexio's blocks played as silence because the callback missed its "
         "deadline, flagged on the next block. The peers have none: a late peer is a server "
         "xrun.\n"
         "- *Lost cycles*: whole periods the block clock skipped (each library's own timestamps: "
-        "duplexaudio's `info.timestamp.callback`, JACK-Client's and the C client's "
+        "duplexio's `info.timestamp.callback`, JACK-Client's and the C client's "
         "`last_frame_time`, sounddevice's `outputBufferDacTime`).\n"
         "- *Unflagged*: steps of that clock off one period that reached the callback without "
-        "its library's flag (duplexaudio `info.xrun`; sounddevice `status`; JACK-Client and C: "
+        "its library's flag (duplexio `info.xrun`; sounddevice `status`; JACK-Client and C: "
         "an xrun callback before the block).\n"
         "- *Server xruns*: counted by a monitor client, in the measured window (from 0.5 s "
         "after the start to the end, the same window as every other column).\n"
         "- *Process CPU*: the client process, minus the busy thread, per block. *Audio-thread "
-        "CPU*: the real-time thread libjack calls (duplexaudio's C callback; the peers' Python "
+        "CPU*: the real-time thread libjack calls (duplexio's C callback; the peers' Python "
         "callback), per block.\n\n"
         f"Run {meta['date']}, {meta['nproc']} CPUs, Python {meta['python']}"
         + (f"; {', '.join(backends)}" if backends else "")

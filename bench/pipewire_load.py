@@ -1,4 +1,4 @@
-"""duplexaudio on PipeWire under load: the native host against pipewire-pulse.
+"""duplexio on PipeWire under load: the native host against pipewire-pulse.
 
     python bench/pipewire_load.py [--seconds N] [--runs N] [--frames 128]
         [--out bench/results] [--docs docs/benchmarks.md]
@@ -34,8 +34,8 @@ from tests import servers
 SINK = "da_sink"
 #: Row label -> the duplex device it runs on.
 ROUTES = {
-    "duplexaudio, PipeWire host": f"pipewire:{SINK}",
-    "duplexaudio, pulse host on pipewire-pulse": f"pulse:{SINK}",
+    "duplexio, PipeWire host": f"pipewire:{SINK}",
+    "duplexio, pulse host on pipewire-pulse": f"pulse:{SINK}",
 }
 
 
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         spec = json.loads(args.worker)
-        jvp.OPENERS[spec["lib"]] = jvp.open_duplexaudio(True, device_id=ROUTES[spec["lib"]])
+        jvp.OPENERS[spec["lib"]] = jvp.open_duplexio(True, device_id=ROUTES[spec["lib"]])
         return jvp.worker(spec)
     rows, note = run_all(args.frames, args.seconds, args.runs)
     md = (

@@ -9,7 +9,7 @@ callback raising, its device disconnected (virtual), stopped and restarted,
 a playrec program run to its end, a blocking stream written and read, an
 aggregate of two virtual devices on two clocks (virtual), left to the garbage
 collector. Every minute it samples the process's resident memory, its threads
-(all, and duplexaudio's) and its open fds, and counts the rounds and the
+(all, and duplexio's) and its open fds, and counts the rounds and the
 errors each fault delivered (and any a stream life raised itself, such as a
 server refusing a new client, by scenario). A leak shows as a column that
 climbs; the figures go to ``soak.json`` / ``soak.md`` in ``--out`` and to the
@@ -56,19 +56,19 @@ def sample(started: float, rounds: int, errors: Counter[str]) -> dict[str, Any]:
         "rounds": rounds,
         "rss_mib": round(rss_kib / 1024, 1),
         "threads": len(os.listdir("/proc/self/task")),
-        "duplexaudio_threads": sum(t.name.startswith("duplexaudio") for t in threading.enumerate()),
+        "duplexio_threads": sum(t.name.startswith("duplexio") for t in threading.enumerate()),
         "fds": len(os.listdir("/proc/self/fd")),
         "errors": dict(errors),
     }
 
 
-def scenarios(da: Any, real: dict[str, Any]) -> list[tuple[str, Callable[[Counter[str]], None]]]:
+def scenarios(dio: Any, real: dict[str, Any]) -> list[tuple[str, Callable[[Counter[str]], None]]]:
     """Each a short stream life that ends one way; they note the errors they got."""
-    host = da.host_from_id("virtual")
+    host = dio.host_from_id("virtual")
     names = iter(range(10**9))
 
     def config(frames: int = 128) -> Any:
-        return da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(frames))
+        return dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(frames))
 
     def copy(i: Any, o: Any, info: Any) -> None:
         o[:] = i
@@ -89,7 +89,7 @@ def scenarios(da: Any, real: dict[str, Any]) -> list[tuple[str, Callable[[Counte
             s.start()
             try:
                 s.wait(5)
-            except da.Error as err:
+            except dio.Error as err:
                 errors[err.kind.name] += 1
             s.close()
 
@@ -103,7 +103,7 @@ def scenarios(da: Any, real: dict[str, Any]) -> list[tuple[str, Callable[[Counte
         device.disconnect()
         try:
             s.wait(5)
-        except da.Error as err:
+        except dio.Error as err:
             errors[err.kind.name] += 1
         s.close()
         host.remove_device(device.id)
@@ -121,7 +121,7 @@ def scenarios(da: Any, real: dict[str, Any]) -> list[tuple[str, Callable[[Counte
 
     def program(device: Any) -> Callable[[Counter[str]], None]:
         def go(errors: Counter[str]) -> None:
-            da.playrec(np.zeros((RATE // 10, 2), np.float32), RATE, 2, device)
+            dio.playrec(np.zeros((RATE // 10, 2), np.float32), RATE, 2, device)
 
         return go
 
@@ -137,7 +137,7 @@ def scenarios(da: Any, real: dict[str, Any]) -> list[tuple[str, Callable[[Counte
     def aggregated(errors: Counter[str]) -> None:
         out_dev, in_dev = host.add_cable(f"soak-{next(names)}", input_ppm=100.0)
         try:
-            with da.aggregate(in_dev, out_dev).build_duplex_stream(config(), copy) as s:
+            with dio.aggregate(in_dev, out_dev).build_duplex_stream(config(), copy) as s:
                 s.wait(0.2)
         finally:
             host.remove_device(out_dev.id)
@@ -178,7 +178,7 @@ def scenarios(da: Any, real: dict[str, Any]) -> list[tuple[str, Callable[[Counte
 
 def soak(minutes: float) -> tuple[list[dict[str, Any]], list[str], str]:
     """Run; the samples, the scenario names, and a note (what could not run)."""
-    import duplexaudio as da
+    import duplexio as dio
 
     notes = []
     real: dict[str, Any] = {}
@@ -186,10 +186,10 @@ def soak(minutes: float) -> tuple[list[dict[str, Any]], list[str], str]:
         if reason := servers.jack_missing():
             notes.append(f"jackd scenarios not run: {reason}")
         else:
-            jackd = servers.start_jackd(servers.unique_name("da-soak"), frames=128)
+            jackd = servers.start_jackd(servers.unique_name("dio-soak"), frames=128)
             servers_up.callback(jackd.stop)
             os.environ.update(jackd.env)
-            real["jack"] = da.host_from_id("jack").device_by_id(f"jack:{jackd.name}/loopback")
+            real["jack"] = dio.host_from_id("jack").device_by_id(f"jack:{jackd.name}/loopback")
         if reason := servers.pipewire_missing():
             notes.append(f"PipeWire scenarios not run: {reason}")
         else:
@@ -197,8 +197,10 @@ def soak(minutes: float) -> tuple[list[dict[str, Any]], list[str], str]:
             servers_up.callback(pipewire.stop)
             for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
                 os.environ[key] = pipewire.env[key]
-            real["pipewire"] = da.host_from_id("pipewire").device_by_id(f"pipewire:{pipewire.sink}")
-        plan = scenarios(da, real)
+            real["pipewire"] = dio.host_from_id("pipewire").device_by_id(
+                f"pipewire:{pipewire.sink}"
+            )
+        plan = scenarios(dio, real)
         errors: Counter[str] = Counter()
         for _, go in plan:  # warm-up: libraries loaded, caches filled, before the baseline
             go(errors)
@@ -212,7 +214,7 @@ def soak(minutes: float) -> tuple[list[dict[str, Any]], list[str], str]:
             for name, go in plan:
                 try:
                     go(errors)
-                except da.Error as err:  # e.g. jackd refusing a client: counted, not fatal
+                except dio.Error as err:  # e.g. jackd refusing a client: counted, not fatal
                     errors[f"{name}: {err.kind.name}"] += 1
             rounds += 1
             if time.monotonic() >= next_sample:
@@ -236,12 +238,12 @@ def render(samples: list[dict[str, Any]], plan: list[str], note: str, minutes: f
         "Sampled every minute after a garbage collection, the first after one warm-up round. Run "
         f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n",
         (f"{note}\n" if note else ""),
-        "| minute | rounds | RSS MiB | threads | duplexaudio threads | fds |",
+        "| minute | rounds | RSS MiB | threads | duplexio threads | fds |",
         "|---|---|---|---|---|---|",
     ]
     for s in samples:
         lines.append(f"| {s['minute']:g} | {s['rounds']} | {s['rss_mib']:g} | {s['threads']} | "
-                     f"{s['duplexaudio_threads']} | {s['fds']} |")  # fmt: skip
+                     f"{s['duplexio_threads']} | {s['fds']} |")  # fmt: skip
     lines.append(
         f"\nFrom the first sample to the last: RSS {first['rss_mib']:g} → {last['rss_mib']:g} MiB, "
         f"threads {first['threads']} → {last['threads']}, fds {first['fds']} → {last['fds']}. "

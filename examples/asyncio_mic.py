@@ -14,10 +14,10 @@ import asyncio
 
 import numpy as np
 
-import duplexaudio as da
+import duplexio as dio
 
 
-async def listen(device: da.Device, seconds: float) -> int:
+async def listen(device: dio.Device, seconds: float) -> int:
     """Print each block's RMS level; returns how many blocks came."""
     config = device.default_input_config().config()
     blocks = 0
@@ -43,7 +43,7 @@ async def tick(stop: asyncio.Event) -> int:
     return ticks
 
 
-async def main_async(device: da.Device, seconds: float) -> None:
+async def main_async(device: dio.Device, seconds: float) -> None:
     stop = asyncio.Event()
     ticker = asyncio.create_task(tick(stop))
     blocks = await listen(device, seconds)
@@ -52,7 +52,7 @@ async def main_async(device: da.Device, seconds: float) -> None:
 
 
 def device_arg(text: str) -> int | str:
-    """A device on the command line: all digits is an index in da.query_devices()."""
+    """A device on the command line: all digits is an index in dio.query_devices()."""
     return int(text) if text.isdigit() else text
 
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("-s", "--seconds", type=float, default=5.0, help="how long (5)")
     args = parser.parse_args(argv)
-    asyncio.run(main_async(da.find_device(args.device, direction="input"), args.seconds))
+    asyncio.run(main_async(dio.find_device(args.device, direction="input"), args.seconds))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Impulse response with playrec: play a sine sweep, record it aligned, deconvolve.
 
-``da.playrec`` returns ``recording[n]`` as captured when ``data[n]`` left
+``dio.playrec`` returns ``recording[n]`` as captured when ``data[n]`` left
 the output, from the stream's own timestamps. So the response shows only
 what lies between the device's output and its input (a loudspeaker and a
 room, a cable, a filter): an ideal loop peaks at frame 0, and a peak
@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 
-import duplexaudio as da
+import duplexio as dio
 
 
 def sweep(seconds: float, rate: int, low: float = 20.0, high: float = 20000.0) -> np.ndarray:
@@ -42,7 +42,7 @@ def deconvolve(recorded: np.ndarray, played: np.ndarray) -> np.ndarray:
 
 
 def device_arg(text: str) -> int | str:
-    """A device on the command line: all digits is an index in da.query_devices()."""
+    """A device on the command line: all digits is an index in dio.query_devices()."""
     return int(text) if text.isdigit() else text
 
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     played = sweep(args.seconds, args.rate)
     tail = np.zeros(args.rate // 2, np.float32)  # room for the response to die away
     data = np.concatenate([played, tail])
-    recording = da.playrec(data, args.rate, 1, args.device)
+    recording = dio.playrec(data, args.rate, 1, args.device)
     ir = deconvolve(recording[:, 0].astype(np.float64), played.astype(np.float64))
     peak = int(np.argmax(np.abs(ir)))
     print(f"impulse response of {len(ir)} frames; peak {ir[peak]:+.3f} at frame {peak} "

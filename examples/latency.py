@@ -15,11 +15,11 @@ import argparse
 
 import numpy as np
 
-import duplexaudio as da
+import duplexio as dio
 
 
 def device_arg(text: str) -> int | str:
-    """A device on the command line: all digits is an index in da.query_devices()."""
+    """A device on the command line: all digits is an index in dio.query_devices()."""
     return int(text) if text.isdigit() else text
 
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", metavar="PNG", help="save the response and a histogram")
     args = parser.parse_args(argv)
 
-    report = da.measure_latency(
+    report = dio.measure_latency(
         args.device, buffer_size=args.buffer_size, impulses=args.impulses, interval=0.05
     )
     if report.frames is None:

@@ -15,11 +15,11 @@ import math
 
 import numpy as np
 
-import duplexaudio as da
+import duplexio as dio
 
 
 def device_arg(text: str) -> int | str:
-    """A device on the command line: all digits is an index in da.query_devices()."""
+    """A device on the command line: all digits is an index in dio.query_devices()."""
     return int(text) if text.isdigit() else text
 
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", metavar="PNG", help="save the level over time")
     args = parser.parse_args(argv)
 
-    device = da.find_device(args.device, direction="input")
+    device = dio.find_device(args.device, direction="input")
     config = device.default_input_config().config()
     step = config.sample_rate // 20  # 50 ms a line
     levels: list[float] = []

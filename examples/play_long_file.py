@@ -1,6 +1,6 @@
 """Play a file of any length: read from disk a tenth of a second at a time.
 
-``da.play_file`` queues the first blocks before the stream starts, converts
+``dio.play_file`` queues the first blocks before the stream starts, converts
 with soxr when the device refuses the file's rate, and reports every
 underrun or device glitch it met.
 
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 
-import duplexaudio as da
+import duplexio as dio
 
 
 def device_arg(text: str) -> int | str:
-    """A device on the command line: all digits is an index in da.query_devices()."""
+    """A device on the command line: all digits is an index in dio.query_devices()."""
     return int(text) if text.isdigit() else text
 
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    report = da.play_file(args.file, args.device)
+    report = dio.play_file(args.file, args.device)
     how = f", converted to {report.device_rate} Hz" if report.resampled else ""
     print(f"played {report.seconds:.2f} s at {report.sample_rate} Hz{how}; "
           f"{len(report.glitches)} glitches")  # fmt: skip

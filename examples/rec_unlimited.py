@@ -1,6 +1,6 @@
 """Record to a file until Ctrl-C: memory stays flat, the file is valid whenever you stop.
 
-``da.record_file`` streams from a blocking stream's ring to disk a tenth of
+``dio.record_file`` streams from a blocking stream's ring to disk a tenth of
 a second at a time. Lost input is written as silence (the file keeps the
 device's timeline) and reported with its place in the file.
 
@@ -14,11 +14,11 @@ import argparse
 import signal
 import threading
 
-import duplexaudio as da
+import duplexio as dio
 
 
 def device_arg(text: str) -> int | str:
-    """A device on the command line: all digits is an index in da.query_devices()."""
+    """A device on the command line: all digits is an index in dio.query_devices()."""
     return int(text) if text.isdigit() else text
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C ends the take cleanly
     print("recording; Ctrl-C to stop")
-    report = da.record_file(
+    report = dio.record_file(
         args.file, args.seconds, args.rate, args.channels, args.device, stop=stop
     )
     print(f"{report.path}: {report.seconds:.2f} s, {report.channels} channel(s), "

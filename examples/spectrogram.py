@@ -15,13 +15,13 @@ import itertools
 
 import numpy as np
 
-import duplexaudio as da
+import duplexio as dio
 
 SHADES = " .:-=+*#%@"
 
 
 def device_arg(text: str) -> int | str:
-    """A device on the command line: all digits is an index in da.query_devices()."""
+    """A device on the command line: all digits is an index in dio.query_devices()."""
     return int(text) if text.isdigit() else text
 
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bands", type=int, default=60, help="characters a line (60)")
     args = parser.parse_args(argv)
 
-    device = da.find_device(args.device, direction="input")
+    device = dio.find_device(args.device, direction="input")
     config = device.default_input_config().config()
     rate = config.sample_rate
     frames = 4096  # ~85 ms at 48 kHz: 11.7 Hz a bin

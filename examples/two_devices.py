@@ -1,7 +1,7 @@
 """Two devices, one duplex stream: a microphone and separate speakers.
 
 A USB microphone and the speakers of another card run on two clocks; no
-duplex device spans them. ``da.aggregate()`` makes one: the engine resamples
+duplex device spans them. ``dio.aggregate()`` makes one: the engine resamples
 the input onto the output's clock, so the callback gets both in one cycle
 and the round trip holds. This wires the input to the output and prints
 what the clock loop found: the drift between the two crystals, when it
@@ -17,12 +17,12 @@ import argparse
 
 import numpy as np
 
-import duplexaudio as da
-from duplexaudio.hosts.virtual import VirtualHost
+import duplexio as dio
+from duplexio.hosts.virtual import VirtualHost
 
 
 def device_arg(text: str) -> int | str:
-    """A device on the command line: all digits is an index in da.query_devices()."""
+    """A device on the command line: all digits is an index in dio.query_devices()."""
     return int(text) if text.isdigit() else text
 
 
@@ -42,14 +42,14 @@ def main(argv: list[str] | None = None) -> None:
 
     inp, out = args.input_device, args.output_device
     if args.cable_ppm is not None:  # two virtual devices on two clocks, wired together
-        host = da.host_from_id("virtual")
+        host = dio.host_from_id("virtual")
         assert isinstance(host, VirtualHost)
         out, inp = host.add_cable("example", output_ppm=0.0, input_ppm=args.cable_ppm)
-    device = da.aggregate(inp, out)
+    device = dio.aggregate(inp, out)
     config = device.default_duplex_config()
     channels = min(config.input_channels, config.output_channels)
 
-    def callback(i: np.ndarray, o: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+    def callback(i: np.ndarray, o: np.ndarray, info: dio.DuplexCallbackInfo) -> None:
         o[:, :channels] = i[:, :channels]  # one cycle, one clock: no ring between them
 
     with device.build_duplex_stream(config, callback) as stream:

@@ -14,11 +14,11 @@ import argparse
 
 import numpy as np
 
-import duplexaudio as da
+import duplexio as dio
 
 
 def device_arg(text: str) -> int | str:
-    """A device on the command line: all digits is an index in da.query_devices()."""
+    """A device on the command line: all digits is an index in dio.query_devices()."""
     return int(text) if text.isdigit() else text
 
 
@@ -31,16 +31,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-b", "--buffer-size", type=int, help="frames per block")
     args = parser.parse_args(argv)
 
-    device = da.find_device(args.device, direction="duplex")
+    device = dio.find_device(args.device, direction="duplex")
     config = device.default_duplex_config()
     if args.buffer_size:
-        config = da.DuplexStreamConfig(
+        config = dio.DuplexStreamConfig(
             config.input_channels, config.output_channels, config.sample_rate,
-            da.BufferSize.fixed(args.buffer_size),
+            dio.BufferSize.fixed(args.buffer_size),
         )  # fmt: skip
     channels = min(config.input_channels, config.output_channels)
 
-    def callback(inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+    def callback(inp: np.ndarray, out: np.ndarray, info: dio.DuplexCallbackInfo) -> None:
         out[:, :channels] = inp[:, :channels]  # same cycle: no ring buffer between them
 
     with device.build_duplex_stream(config, callback) as stream:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import duplexaudio as da
+import duplexio as dio
 
 
-def timeline(status: da.ReadStatus, frames: int) -> np.ndarray:
+def timeline(status: dio.ReadStatus, frames: int) -> np.ndarray:
     """The input position of each frame of a read's data, from its status."""
     positions = status.position + np.arange(frames)
     for offset, lost in status.gaps:
@@ -30,7 +30,7 @@ class RoundTrips:
     """What :func:`blocking_round_trips` found."""
 
     offsets: list[int]  # per impulse back before the first flag: arrival - sent
-    flagged: list[da.ReadStatus]  # every flagged read (or write, as a read status)
+    flagged: list[dio.ReadStatus]  # every flagged read (or write, as a read status)
     reported: list[int]  # stream.latency.round_trip as each of those impulses arrived
 
 
@@ -40,7 +40,7 @@ FLAG_LAG_BLOCKS = 12
 
 
 def blocking_round_trips(
-    stream: da.Stream, seconds: float, every: int = 4800, warm: float = 0.0
+    stream: dio.Stream, seconds: float, every: int = 4800, warm: float = 0.0
 ) -> RoundTrips:
     """Play an impulse train through a blocking duplex stream and read it back:
     for each impulse found, the input position it arrived at minus the output
@@ -63,7 +63,7 @@ def blocking_round_trips(
     signal = impulse_train(total, every, stream.output_channels)
     silence = np.zeros((block, stream.output_channels), np.float32)
     arrived: list[tuple[int, int]] = []  # (input position, round trip reported then)
-    flagged: list[da.ReadStatus] = []
+    flagged: list[dio.ReadStatus] = []
     origin = 0
     if not warm:
         status = stream.write(signal)
@@ -80,7 +80,7 @@ def blocking_round_trips(
             status = stream.write(signal, timeout=10)
             origin = status.position
             if status:
-                flagged.append(da.ReadStatus(origin, ((0, status.underflowed),)))
+                flagged.append(dio.ReadStatus(origin, ((0, status.underflowed),)))
         end = origin + total + stream.latency.round_trip + 4 * block
         while position < end:
             data, got = stream.read(block, timeout=10)

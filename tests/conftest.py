@@ -14,9 +14,9 @@ from typing import Protocol, TypeVar
 
 import pytest
 
-import duplexaudio as da
-from duplexaudio.hosts import portaudio
-from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+import duplexio as dio
+from duplexio.hosts import portaudio
+from duplexio.hosts.virtual import VirtualDevice, VirtualHost
 from tests import servers
 
 _names = itertools.count()
@@ -52,7 +52,7 @@ def settled_os_thread_count(at_most: int, seconds: float = 5.0) -> int:
 
 def session_server_device(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, host: str
-) -> da.Device | None:
+) -> dio.Device | None:
     """The device a test uses on ``host``'s session server, with this process
     pointed at that server: jackd's loopback client (``jack``, and
     ``portaudio`` through its JACK host API), PulseAudio's and PipeWire's
@@ -65,27 +65,27 @@ def session_server_device(
         key = f"jack:{jackd.name}/loopback"
         if host == "portaudio":
             key = "portaudio:JACK Audio Connection Kit/loopback"
-        return da.host_from_id(host).device_by_id(key)
+        return dio.host_from_id(host).device_by_id(key)
     if host == "pulse":
         pulse: servers.PulseServer = request.getfixturevalue("pulseaudio")
         monkeypatch.setenv("PULSE_SERVER", pulse.address)
-        return da.host_from_id("pulse").device_by_id(f"pulse:{pulse.sink}")
+        return dio.host_from_id("pulse").device_by_id(f"pulse:{pulse.sink}")
     stack: servers.PipeWire = request.getfixturevalue("pipewire")
     for name in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
         monkeypatch.setenv(name, stack.env[name])
-    return da.host_from_id("pipewire").device_by_id(f"pipewire:{stack.sink}")
+    return dio.host_from_id("pipewire").device_by_id(f"pipewire:{stack.sink}")
 
 
 @pytest.fixture(autouse=True)
 def _fresh_defaults() -> Iterator[None]:
-    """``da.default`` starts empty in every test, also after one that failed midway."""
+    """``dio.default`` starts empty in every test, also after one that failed midway."""
     yield
-    da.default.reset()
+    dio.default.reset()
 
 
 @pytest.fixture
 def virtual_host() -> VirtualHost:
-    host = da.host_from_id("virtual")
+    host = dio.host_from_id("virtual")
     assert isinstance(host, VirtualHost)
     return host
 
@@ -139,10 +139,10 @@ def busy_processes() -> Iterator[None]:
 def server_unavailable(reason: str) -> None:
     """Skip a real-server test, or fail it where CI demands the servers.
 
-    CI sets ``DUPLEXAUDIO_REQUIRE_SERVERS=1`` so that a test against JACK,
+    CI sets ``DUPLEXIO_REQUIRE_SERVERS=1`` so that a test against JACK,
     PulseAudio, PipeWire or ALSA can never pass by being skipped.
     """
-    if os.environ.get("DUPLEXAUDIO_REQUIRE_SERVERS") == "1":
+    if os.environ.get("DUPLEXIO_REQUIRE_SERVERS") == "1":
         pytest.fail(f"server required but unavailable: {reason}")
     pytest.skip(reason)
 
@@ -150,7 +150,7 @@ def server_unavailable(reason: str) -> None:
 # -- real servers ---------------------------------------------------------------
 
 
-_TEST_PREFIX = "da-test"
+_TEST_PREFIX = "dio-test"
 _stale_released = False
 
 

@@ -47,7 +47,7 @@ def _spin_library() -> ctypes.PyDLL:
             cc = shutil.which("cc") or shutil.which("gcc")
             if cc is None:
                 raise CompilerMissing("no C compiler (cc) to build the GIL-holding extension")
-            folder = Path(tempfile.mkdtemp(prefix="da-gil-hog-"))
+            folder = Path(tempfile.mkdtemp(prefix="dio-gil-hog-"))
             (folder / "spin.c").write_text(_SOURCE)
             subprocess.run(
                 [

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-import duplexaudio as da
-from duplexaudio.timing import ns_to_frames
+import duplexio as dio
+from duplexio.timing import ns_to_frames
 
 RATE = 48000
 
@@ -50,7 +50,7 @@ class ImpulseLoop:
         self.armed.set()
         self.armed_at = 0  # the block count when it was armed
 
-    def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+    def __call__(self, inp: np.ndarray, out: np.ndarray, info: dio.DuplexCallbackInfo) -> None:
         frames = inp.shape[0]
         self.sizes.add(frames)
         t_in = info.input.timestamp.device
@@ -144,16 +144,16 @@ class ImpulseLoop:
                 assert block in self.xrun_blocks, f"block {block} stepped {step}, unflagged"
 
 
-def deadline_log(stream: da.Stream) -> tuple[list[int], list[int]]:
+def deadline_log(stream: dio.Stream) -> tuple[list[int], list[int]]:
     """The engine's record of each block's deadline anchor and device wake-up (ns)."""
-    from duplexaudio._engine import ffi, lib
+    from duplexio._engine import ffi, lib
 
     anchors, wakeups = ffi.new("int64_t[]", 4096), ffi.new("int64_t[]", 4096)
     n = lib.da_engine_timing_log(stream._core.engine, anchors, wakeups, 4096)
     return list(anchors[0:n]), list(wakeups[0:n])
 
 
-def assert_deadlines_from_wakeups(stream: da.Stream, blocks: int) -> None:
+def assert_deadlines_from_wakeups(stream: dio.Stream, blocks: int) -> None:
     """The deadline of (nearly) every block ran from the device thread's own
     wake-up or later, never from an earlier estimate."""
     anchors, wakeups = deadline_log(stream)
@@ -162,7 +162,7 @@ def assert_deadlines_from_wakeups(stream: da.Stream, blocks: int) -> None:
 
 
 def run_loop(
-    stream: da.Stream, loop: ImpulseLoop, connect: Callable[[], None] | None = None
+    stream: dio.Stream, loop: ImpulseLoop, connect: Callable[[], None] | None = None
 ) -> None:
     """Run the stream until the loop has seen its blocks; `connect` makes the
     loop once the stream runs (no impulse is sent before)."""

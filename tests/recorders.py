@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import threading
 
-import duplexaudio as da
+import duplexio as dio
 
 
 class Errors:
     """An ``error_callback`` that keeps every error and signals the first."""
 
     def __init__(self) -> None:
-        self.items: list[da.Error] = []
+        self.items: list[dio.Error] = []
         self.arrived = threading.Event()
 
-    def __call__(self, err: da.Error) -> None:
+    def __call__(self, err: dio.Error) -> None:
         self.items.append(err)
         self.arrived.set()

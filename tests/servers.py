@@ -269,7 +269,7 @@ def start_pipewire(*, sink: str = "da_sink", quantum: int = 128) -> PipeWire:
     reason = pipewire_missing()
     if reason:
         raise ServerUnavailable(reason)
-    runtime = Path(tempfile.mkdtemp(prefix="da-pipewire-"))
+    runtime = Path(tempfile.mkdtemp(prefix="dio-pipewire-"))
     runtime.chmod(0o700)
     stack = PipeWire(runtime, sink, quantum, [])
     env = stack.env
@@ -361,7 +361,7 @@ def start_pulseaudio(*, sink: str = "da_null") -> PulseServer:
     reason = pulse_missing()
     if reason:
         raise ServerUnavailable(reason)
-    runtime = Path(tempfile.mkdtemp(prefix="da-pulse-"))
+    runtime = Path(tempfile.mkdtemp(prefix="dio-pulse-"))
     runtime.chmod(0o700)
     (runtime / "pulse").mkdir()
     socket = runtime / "pulse" / "native"
@@ -395,7 +395,7 @@ pcm.{name} {{
     type jack
     playback_ports {{ 0 loopback:playback_1 1 loopback:playback_2 }}
     capture_ports {{ 0 loopback:capture_1 1 loopback:capture_2 }}
-    hint {{ description "duplexaudio test loop through jackd -L" }}
+    hint {{ description "duplexio test loop through jackd -L" }}
 }}
 pcm.{name}_plug {{
     type plug

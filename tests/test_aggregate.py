@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import duplexaudio as da
-from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+import duplexio as dio
+from duplexio.hosts.virtual import VirtualDevice, VirtualHost
 from tests.blocking import blocking_round_trips
 from tests.impulses import ImpulseLoop, run_loop
 from tests.recorders import Errors
@@ -54,7 +54,7 @@ def expected_drift(output_ppm: float, input_ppm: float) -> float:
     return ((1 + input_ppm * 1e-6) / (1 + output_ppm * 1e-6) - 1) * 1e6
 
 
-def no_jump_without_cause(status: da.AggregateStatus) -> None:
+def no_jump_without_cause(status: dio.AggregateStatus) -> None:
     """The read position was set afresh at the start, and again only after an
     underrun or overrun (on a loaded machine a device thread can wake later
     than the fill allows: flagged, and the impulses around it left out)."""
@@ -62,7 +62,7 @@ def no_jump_without_cause(status: da.AggregateStatus) -> None:
     assert status.jumps == 1 or status.underruns + status.overruns > 0, status
 
 
-def locked_stream(stream: da.Stream, seconds: float = 5.0) -> float:
+def locked_stream(stream: dio.Stream, seconds: float = 5.0) -> float:
     """Wait until the stream's aggregate locks; the seconds it took by its own count."""
     deadline = time.monotonic() + seconds + 1.0
     while time.monotonic() < deadline:
@@ -83,7 +83,7 @@ def test_locks_reports_the_drift_and_holds_the_round_trip(
     cable: Cable, output_ppm: float, input_ppm: float
 ) -> None:
     out, inp = cable(output_ppm, input_ppm)
-    dev = da.aggregate(inp, out)
+    dev = dio.aggregate(inp, out)
     assert dev.supports_duplex() and dev.description.direction == "duplex"
     loop = ImpulseLoop(int(4.5 * RATE / FRAMES), every=10)
     stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
@@ -146,12 +146,12 @@ def test_a_sine_through_the_resampler_stays_clean(cable: Cable) -> None:
     at 1 kHz is still a phase wobble of -50 dB; the loop takes it below
     1e-4 frames (-90 dB) by about 3.5 s."""
     out, inp = cable(0, 1000)
-    dev = da.aggregate(inp, out)
+    dev = dio.aggregate(inp, out)
     played = [0]
     heard: list[np.ndarray] = []
     flagged: list[int] = []
 
-    def callback(i: np.ndarray, o: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+    def callback(i: np.ndarray, o: np.ndarray, info: dio.DuplexCallbackInfo) -> None:
         n = np.arange(played[0], played[0] + len(o))
         o[:] = (0.5 * np.sin(2 * np.pi * 1000 * n / RATE))[:, None]
         played[0] += len(o)
@@ -199,12 +199,12 @@ def test_a_sweep_comes_through_flat_to_045_fs(cable: Cable) -> None:
     (the recording's spectrum over the sweep's) flat to +-0.1 dB from
     100 Hz to 0.45 fs. Measured once settled, as the sine."""
     out, inp = cable(0, -1000)
-    dev = da.aggregate(inp, out)
+    dev = dio.aggregate(inp, out)
     lead = int(4.5 * RATE)
     signal = sweep(1.0, 0.47 * RATE, pad=0.1)
     data = np.zeros((lead + len(signal) + RATE // 4, 1), np.float32)
     data[lead : lead + len(signal), 0] = signal
-    recording = da.playrec(data, RATE, 1, dev)
+    recording = dio.playrec(data, RATE, 1, dev)
     played = data[lead : lead + len(signal), 0]
     got = recording[lead : lead + len(signal), 0]
     freqs = np.fft.rfftfreq(len(signal), 1 / RATE)
@@ -216,8 +216,8 @@ def test_a_sweep_comes_through_flat_to_045_fs(cable: Cable) -> None:
 
 def test_a_blocking_stream_captures_what_it_wrote_one_round_trip_later(cable: Cable) -> None:
     out, inp = cable(0, 300)
-    dev = da.aggregate(inp, out)
-    stream = dev.build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE))
+    dev = dio.aggregate(inp, out)
+    stream = dev.build_duplex_stream(dio.DuplexStreamConfig(2, 2, RATE))
     found = blocking_round_trips(stream, 1.5, warm=2.0)
     stream.close()
     assert found.offsets, f"no impulse before a flag: {found.flagged[:3]}"
@@ -238,7 +238,7 @@ def test_a_glitch_on_either_device_is_flagged_and_the_lock_comes_back(
     position is set afresh when it is back (flagged), and the loop locks
     again."""
     out, inp = cable(0, 500)
-    dev = da.aggregate(inp, out)
+    dev = dio.aggregate(inp, out)
     loop = ImpulseLoop(10**9, every=10)
     stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
     rt = stream.latency.round_trip
@@ -268,14 +268,14 @@ def test_a_glitch_on_either_device_is_flagged_and_the_lock_comes_back(
 
 def test_the_input_device_gone_ends_the_stream(cable: Cable) -> None:
     out, inp = cable(0, 100)
-    dev = da.aggregate(inp, out)
+    dev = dio.aggregate(inp, out)
     errors = Errors()
     stream = dev.build_duplex_stream(dev.default_duplex_config(), lambda i, o, n: None, errors)
     with stream:
         time.sleep(0.2)
         inp.disconnect()
         assert errors.arrived.wait(5)
-    assert [e.kind for e in errors.items] == [da.ErrorKind.DEVICE_NOT_AVAILABLE]
+    assert [e.kind for e in errors.items] == [dio.ErrorKind.DEVICE_NOT_AVAILABLE]
     inp.reconnect()
 
 
@@ -285,7 +285,7 @@ def test_a_device_that_delivers_nothing_times_the_stream_out(cable: Cable, side:
     stream's timeout, and wait() returns with it (a stalled input played
     flagged zeros forever, and wait() never returned)."""
     out, inp = cable(0, 100)
-    dev = da.aggregate(inp, out)
+    dev = dio.aggregate(inp, out)
     errors = Errors()
     stream = dev.build_duplex_stream(
         dev.default_duplex_config(), lambda i, o, n: None, errors, timeout=1.0
@@ -293,11 +293,11 @@ def test_a_device_that_delivers_nothing_times_the_stream_out(cable: Cable, side:
     with stream:
         time.sleep(0.3)
         (inp if side == "input" else out).stall()
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             stream.wait(20)
-    assert raised.value.kind is da.ErrorKind.TIMED_OUT
+    assert raised.value.kind is dio.ErrorKind.TIMED_OUT
     assert ("the input device" in raised.value.message) == (side == "input")
-    assert [e.kind for e in errors.items] == [da.ErrorKind.TIMED_OUT]
+    assert [e.kind for e in errors.items] == [dio.ErrorKind.TIMED_OUT]
 
 
 def test_clocks_further_apart_than_the_loop_follows_end_the_stream_within_5_s(
@@ -308,12 +308,12 @@ def test_clocks_further_apart_than_the_loop_follows_end_the_stream_within_5_s(
     ends with UNSUPPORTED_CONFIG naming the drift within 5 s of start(),
     rather than running unlocked in silence."""
     out, inp = cable(-1e4, 1e4, wander_ppm=1e4, wander_seconds=4.0)
-    stream = da.aggregate(inp, out).build_duplex_stream(
-        da.DuplexStreamConfig(2, 2, RATE), lambda i, o, n: None, error_callback=lambda e: None
+    stream = dio.aggregate(inp, out).build_duplex_stream(
+        dio.DuplexStreamConfig(2, 2, RATE), lambda i, o, n: None, error_callback=lambda e: None
     )
-    with stream, pytest.raises(da.Error) as raised:
+    with stream, pytest.raises(dio.Error) as raised:
         stream.wait(5.0)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG, raised.value
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG, raised.value
     assert "ppm" in raised.value.message and str(inp.id) in raised.value.message
 
 
@@ -322,59 +322,59 @@ def test_bad_requests_get_an_error_before_any_device_opens(
 ) -> None:
     out, inp = cable()
     text: Any = "x"
-    cases: list[tuple[Callable[[], object], da.ErrorKind, str]] = [
-        (lambda: da.aggregate(inp, out, fill=-1), da.ErrorKind.INVALID_INPUT, "fill"),
-        (lambda: da.aggregate(inp, out, fill=text), da.ErrorKind.INVALID_INPUT, "fill"),
-        (lambda: da.aggregate(loopback, loopback), da.ErrorKind.INVALID_INPUT, "already"),
-        (lambda: da.aggregate(out, out), da.ErrorKind.UNSUPPORTED_OPERATION, "no input"),
-        (lambda: da.aggregate(inp, inp), da.ErrorKind.UNSUPPORTED_OPERATION, "no output"),
+    cases: list[tuple[Callable[[], object], dio.ErrorKind, str]] = [
+        (lambda: dio.aggregate(inp, out, fill=-1), dio.ErrorKind.INVALID_INPUT, "fill"),
+        (lambda: dio.aggregate(inp, out, fill=text), dio.ErrorKind.INVALID_INPUT, "fill"),
+        (lambda: dio.aggregate(loopback, loopback), dio.ErrorKind.INVALID_INPUT, "already"),
+        (lambda: dio.aggregate(out, out), dio.ErrorKind.UNSUPPORTED_OPERATION, "no input"),
+        (lambda: dio.aggregate(inp, inp), dio.ErrorKind.UNSUPPORTED_OPERATION, "no output"),
         (
-            lambda: da.aggregate(inp, "virtual:nothing"),
-            da.ErrorKind.DEVICE_NOT_AVAILABLE,
+            lambda: dio.aggregate(inp, "virtual:nothing"),
+            dio.ErrorKind.DEVICE_NOT_AVAILABLE,
             "nothing",
         ),
-        (lambda: da.aggregate(inp, out, **{"fil": 0.1}), da.ErrorKind.INVALID_INPUT, "fill"),
+        (lambda: dio.aggregate(inp, out, **{"fil": 0.1}), dio.ErrorKind.INVALID_INPUT, "fill"),
     ]
     for make, kind, named in cases:
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             make()
         assert raised.value.kind is kind and named in raised.value.message, raised.value
-    short = da.aggregate(inp, out, fill=0.001)  # 48 frames: less than a block and the kernel
-    with pytest.raises(da.Error) as raised:
+    short = dio.aggregate(inp, out, fill=0.001)  # 48 frames: less than a block and the kernel
+    with pytest.raises(dio.Error) as raised:
         short.build_duplex_stream(short.default_duplex_config(), lambda i, o, n: None)
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT and "fill" in raised.value.message
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT and "fill" in raised.value.message
     # Nothing was left open: the cable's output can be opened again.
-    with out.build_output_stream(da.StreamConfig(2, RATE), lambda o, n: None):
+    with out.build_output_stream(dio.StreamConfig(2, RATE), lambda o, n: None):
         pass
 
 
 def test_virtual_clock_options_are_checked(virtual_host: VirtualHost) -> None:
     for bad in ({"clock_ppm": 1e9}, {"clock_ppm": float("nan")}, {"wander_ppm": "3"},
                 {"wander_seconds": 0}):  # fmt: skip
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             virtual_host.add_output(f"test-bad-clock-{next(_names)}", **bad)
-        assert raised.value.kind is da.ErrorKind.INVALID_INPUT
-    with pytest.raises(da.Error) as raised:
+        assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
+    with pytest.raises(dio.Error) as raised:
         virtual_host.add_cable("test-bad-cable", delay=100)  # < 256 + 64
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT and "delay" in raised.value.message
-    with pytest.raises(da.Error):
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT and "delay" in raised.value.message
+    with pytest.raises(dio.Error):
         virtual_host.add_cable("test-bad-cable", latency=3)
 
 
 def test_a_cable_output_takes_one_stream_at_a_time(cable: Cable) -> None:
     out, _ = cable()
-    config = da.StreamConfig(2, RATE)
+    config = dio.StreamConfig(2, RATE)
     with out.build_output_stream(config, lambda o, n: None):
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             out.build_output_stream(config, lambda o, n: None)
-        assert raised.value.kind is da.ErrorKind.DEVICE_BUSY
+        assert raised.value.kind is dio.ErrorKind.DEVICE_BUSY
 
 
 def test_a_wandering_clock_is_followed(cable: Cable) -> None:
     """+-50 ppm wandering about +300 every 20 s (a crystal warming up is slower):
     the loop follows, the lock holds, the round trip stays within a frame."""
     out, inp = cable(0, 300, wander_ppm=50, wander_seconds=20.0)
-    dev = da.aggregate(inp, out)
+    dev = dio.aggregate(inp, out)
     loop = ImpulseLoop(int(6 * RATE / FRAMES), every=10)
     stream = dev.build_duplex_stream(dev.default_duplex_config(), loop)
     rt = stream.latency.round_trip

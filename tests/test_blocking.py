@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import duplexaudio as da
-from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+import duplexio as dio
+from duplexio.hosts.virtual import VirtualDevice, VirtualHost
 from tests.blocking import blocking_round_trips, timeline
 from tests.conftest import open_fds
 from tests.gil_hog import hold_gil
@@ -39,11 +39,11 @@ def ramp(virtual_host: VirtualHost) -> Iterator[VirtualDevice]:
     virtual_host.remove_device(device.id)
 
 
-def input_config(frames: int = 128) -> da.StreamConfig:
-    return da.StreamConfig(1, RATE, da.BufferSize.fixed(frames))
+def input_config(frames: int = 128) -> dio.StreamConfig:
+    return dio.StreamConfig(1, RATE, dio.BufferSize.fixed(frames))
 
 
-def assert_ramp(data: np.ndarray, status: da.ReadStatus) -> None:
+def assert_ramp(data: np.ndarray, status: dio.ReadStatus) -> None:
     """Each frame is the ramp value of the input position its status gives it."""
     expected = (timeline(status, len(data)) % SCALE) / SCALE
     np.testing.assert_array_equal(data[:, 0], expected.astype(np.float32))
@@ -102,7 +102,7 @@ def test_every_device_glitch_meets_the_reader_even_one_that_lost_no_cycle(
     """A glitch that cost no whole cycle (a real device that restarted in time,
     ALSA's re-alignment) is a gap of 0 frames: one gap per xrun the stream
     counted, whatever the machine's own glitches add."""
-    statuses: list[da.ReadStatus] = []
+    statuses: list[dio.ReadStatus] = []
     with ramp.build_input_stream(input_config()) as stream:
         for _ in range(3):
             statuses.append(stream.read(1280, timeout=10)[1])
@@ -124,7 +124,7 @@ def test_every_device_glitch_meets_the_reader_even_one_that_lost_no_cycle(
 
 def test_a_write_after_a_device_glitch_says_so(make_device: Any) -> None:
     device = make_device("loopback")
-    stream = device.build_output_stream(da.StreamConfig(2, RATE, da.BufferSize.fixed(128)))
+    stream = device.build_output_stream(dio.StreamConfig(2, RATE, dio.BufferSize.fixed(128)))
     silence = np.zeros((4800, 2), np.float32)
     with stream:
         stream.write(silence, timeout=10)
@@ -136,9 +136,9 @@ def test_a_write_after_a_device_glitch_says_so(make_device: Any) -> None:
 
 
 def test_a_ring_too_big_for_memory_is_resource_exhausted(ramp: VirtualDevice) -> None:
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         ramp.build_input_stream(input_config(), ring_seconds=1e9)
-    assert raised.value.kind is da.ErrorKind.RESOURCE_EXHAUSTED
+    assert raised.value.kind is dio.ErrorKind.RESOURCE_EXHAUSTED
     assert "ring_seconds" in raised.value.message
 
 
@@ -149,10 +149,10 @@ def test_read_waits_at_most_its_timeout(ramp: VirtualDevice) -> None:
         # take what the ring holds, so the read below has to wait.
         time.sleep(0.05)
         stream.read(stream.read_available)
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             stream.read(128, timeout=0.2)
         ramp.resume()
-    assert raised.value.kind is da.ErrorKind.TIMED_OUT
+    assert raised.value.kind is dio.ErrorKind.TIMED_OUT
     assert "0.2 s" in raised.value.message
 
 
@@ -165,13 +165,13 @@ def test_what_a_stopped_stream_captured_can_still_be_read(ramp: VirtualDevice) -
         assert left > 0
         data, status = stream.read(left)
         assert_ramp(data, status)
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             stream.read(1)  # nothing more will come
-        assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+        assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION
         assert "not running" in raised.value.message
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         stream.read(1)
-    assert raised.value.kind is da.ErrorKind.STREAM_INVALIDATED
+    assert raised.value.kind is dio.ErrorKind.STREAM_INVALIDATED
 
 
 def test_a_read_blocked_when_the_device_fails_raises_the_streams_error(
@@ -179,36 +179,36 @@ def test_a_read_blocked_when_the_device_fails_raises_the_streams_error(
 ) -> None:
     with ramp.build_input_stream(input_config(), error_callback=lambda e: None) as stream:
         threading.Timer(0.2, ramp.disconnect).start()
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             while True:
                 stream.read(128)
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     assert raised.value is stream.error
 
 
 @pytest.mark.parametrize(
     ("call", "kind", "needle"),
     [
-        (lambda s: s.read(10**9), da.ErrorKind.INVALID_INPUT, "frames"),
-        (lambda s: s.read(-1), da.ErrorKind.INVALID_INPUT, "frames"),
-        (lambda s: s.read(1, timeout=float("nan")), da.ErrorKind.INVALID_INPUT, "timeout"),
-        (lambda s: s.write(np.zeros(8)), da.ErrorKind.UNSUPPORTED_OPERATION, "no output"),
-        (lambda s: s.write_available, da.ErrorKind.UNSUPPORTED_OPERATION, "no output"),
+        (lambda s: s.read(10**9), dio.ErrorKind.INVALID_INPUT, "frames"),
+        (lambda s: s.read(-1), dio.ErrorKind.INVALID_INPUT, "frames"),
+        (lambda s: s.read(1, timeout=float("nan")), dio.ErrorKind.INVALID_INPUT, "timeout"),
+        (lambda s: s.write(np.zeros(8)), dio.ErrorKind.UNSUPPORTED_OPERATION, "no output"),
+        (lambda s: s.write_available, dio.ErrorKind.UNSUPPORTED_OPERATION, "no output"),
     ],
 )
 def test_bad_reads_are_errors_before_anything_waits(
-    ramp: VirtualDevice, call: Any, kind: da.ErrorKind, needle: str
+    ramp: VirtualDevice, call: Any, kind: dio.ErrorKind, needle: str
 ) -> None:
-    with ramp.build_input_stream(input_config()) as stream, pytest.raises(da.Error) as raised:
+    with ramp.build_input_stream(input_config()) as stream, pytest.raises(dio.Error) as raised:
         call(stream)
     assert raised.value.kind is kind and needle in raised.value.message
 
 
 def test_a_callback_stream_has_no_read(loopback: VirtualDevice) -> None:
     stream = loopback.build_duplex_stream(loopback.default_duplex_config(), lambda i, o, n: None)
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         stream.read(1)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION
     assert "callback" in raised.value.message
     stream.close()
 
@@ -216,8 +216,8 @@ def test_a_callback_stream_has_no_read(loopback: VirtualDevice) -> None:
 # -- writing and duplex --------------------------------------------------------
 
 
-def duplex(device: VirtualDevice, frames: int = 128, **kwargs: Any) -> da.Stream:
-    config = da.DuplexStreamConfig(1, 1, RATE, da.BufferSize.fixed(frames))
+def duplex(device: VirtualDevice, frames: int = 128, **kwargs: Any) -> dio.Stream:
+    config = dio.DuplexStreamConfig(1, 1, RATE, dio.BufferSize.fixed(frames))
     return device.build_duplex_stream(config, **kwargs)
 
 
@@ -281,9 +281,9 @@ def test_write_converts_any_sample_format_and_refuses_the_wrong_shape(
     stream = duplex(loopback)
     assert stream.write(np.array([0, 16384, -32768], np.int16)).position == 0
     assert stream.write([0.5, 0.25]).position == 3  # a list of floats is one channel
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         stream.write(np.zeros((8, 2), np.float32))
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT and "2 channels" in raised.value.message
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT and "2 channels" in raised.value.message
     stream.close()
 
 
@@ -293,9 +293,9 @@ def test_a_write_bigger_than_the_ring_before_start_says_how_much_it_took(
     stream = duplex(loopback, ring_seconds=0.1)
     room = stream.write_available
     assert room == 4800
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         stream.write(np.zeros(room + 100, np.float32))
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION
     assert f"took {room}" in raised.value.message
     stream.close()
 
@@ -338,16 +338,16 @@ def test_blocks_come_in_order_and_end_when_the_stream_stops(ramp: VirtualDevice)
 def test_blocks_raise_the_error_that_ended_the_stream(ramp: VirtualDevice) -> None:
     stream = ramp.build_input_stream(input_config(), error_callback=lambda e: None)
     stream.start()
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         for n, _ in enumerate(stream.blocks()):
             if n == 5:
                 ramp.disconnect()
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     stream.close()
 
 
 def test_async_for_gets_the_blocks_and_ends_cleanly_on_close(ramp: VirtualDevice) -> None:
-    async def consume() -> list[da.ReadStatus]:
+    async def consume() -> list[dio.ReadStatus]:
         stream = ramp.build_input_stream(input_config())
         stream.start()
         got = []
@@ -366,16 +366,16 @@ def test_async_for_gets_the_blocks_and_ends_cleanly_on_close(ramp: VirtualDevice
 
 
 def test_async_for_raises_the_streams_error(ramp: VirtualDevice) -> None:
-    async def consume(stream: da.Stream) -> None:
+    async def consume(stream: dio.Stream) -> None:
         async for _ in stream:
             await asyncio.sleep(0)
 
     stream = ramp.build_input_stream(input_config(), error_callback=lambda e: None)
     stream.start()
     threading.Timer(0.2, ramp.disconnect).start()
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         asyncio.run(consume(stream))
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     stream.close()
 
 
@@ -407,7 +407,7 @@ def test_async_for_ends_when_closed_while_it_waits(ramp: VirtualDevice, closer: 
         return blocks
 
     timer = threading.Timer(0.3, lambda: streams[0].close())
-    streams: list[da.Stream] = []
+    streams: list[dio.Stream] = []
     blocks = asyncio.run(asyncio.wait_for(main(), 20))  # a hang fails, not stalls, the suite
     if closer == "another thread":
         timer.join(20)  # its close() may still be finishing when the iteration has ended
@@ -456,10 +456,10 @@ def test_callback_stop_stops_after_draining_with_no_error(
         calls += 1
         out[:] = 0.5
         if calls == 5:
-            raise da.CallbackStop
+            raise dio.CallbackStop
 
     stream = loopback.build_duplex_stream(loopback.default_duplex_config(), callback)
-    with caplog.at_level(logging.WARNING, logger="duplexaudio"):
+    with caplog.at_level(logging.WARNING, logger="duplexio"):
         stream.start()
         assert stream.wait(10) is True
         time.sleep(0.1)
@@ -480,12 +480,12 @@ def test_callback_abort_pauses_now_and_start_resumes(
         nonlocal calls
         calls += 1
         if calls == 3:
-            raise da.CallbackAbort
+            raise dio.CallbackAbort
         if calls > 3:
             resumed.set()
 
     stream = loopback.build_duplex_stream(loopback.default_duplex_config(), callback)
-    with caplog.at_level(logging.WARNING, logger="duplexaudio"):
+    with caplog.at_level(logging.WARNING, logger="duplexio"):
         stream.start()
         assert stream.wait(10) is True
         time.sleep(0.1)
@@ -498,7 +498,7 @@ def test_callback_abort_pauses_now_and_start_resumes(
 
 def test_callback_stop_in_an_input_stream(ramp: VirtualDevice) -> None:
     def callback(data: Any, info: Any) -> None:
-        raise da.CallbackStop
+        raise dio.CallbackStop
 
     stream = ramp.build_input_stream(input_config(), callback)
     stream.start()

@@ -1,4 +1,4 @@
-"""The duplexaudio command line."""
+"""The duplexio command line."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import duplexaudio as da
-from duplexaudio.cli import main
+import duplexio as dio
+from duplexio.cli import main
 from tests.signals import frequency, tone
 
 
@@ -60,7 +60,7 @@ def test_latency_json_with_options(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_device_is_picked_by_its_index_in_the_table_or_part_of_its_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    listed = [str(d.id) for d in da.query_devices()]
+    listed = [str(d.id) for d in dio.query_devices()]
     loop, mic = listed.index("virtual:loopback"), listed.index("virtual:input")
     assert main(["latency", "-d", str(loop), "-n", "2", "--interval", "0.02"]) == 0
     assert "device       virtual:loopback" in capsys.readouterr().out
@@ -84,7 +84,7 @@ def test_devices_table_lists_ids_and_defaults(capsys: pytest.CaptureFixture[str]
 def test_devices_lists_every_usable_host_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
-    assert out == str(da.query_devices()) + "\n"
+    assert out == str(dio.query_devices()) + "\n"
     assert "(* the default host:" in out
 
 
@@ -111,7 +111,7 @@ def test_errors_exit_2_with_the_message(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_python_dash_m_runs_the_cli() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "duplexaudio", "devices"],
+        [sys.executable, "-m", "duplexio", "devices"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -227,7 +227,7 @@ def test_a_recording_keeps_the_device_timeline_across_a_glitch_and_marks_it(
         if 9600 <= written < 9600 + 4800:
             device.stall(0.2)
 
-    report = da.record_file(path, 1.5, 48000, 1, device, buffer_size=128, on_block=stall_once)
+    report = dio.record_file(path, 1.5, 48000, 1, device, buffer_size=128, on_block=stall_once)
     data, _ = sf.read(path, dtype="float32", always_2d=True)
     assert report.frames == len(data) == 72000
     lost = [g for g in report.glitches if g.frames]
@@ -258,7 +258,7 @@ def test_a_take_ended_by_a_signal_is_a_valid_file_of_what_was_recorded(
     # handler must still catch it.
     background = how.startswith("SIGINT")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "duplexaudio", "record", str(path), "-s", "36000",
+        [sys.executable, "-m", "duplexio", "record", str(path), "-s", "36000",
          "-d", "virtual:loopback", "-c", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -317,15 +317,15 @@ def test_a_take_that_fills_the_disk_ends_with_a_clear_error_and_a_readable_file(
     take so far kept and readable; the command prints one line and exits 2
     (it printed soundfile's traceback)."""
     path = full_disk / "take.wav"
-    with pytest.raises(da.Error) as raised:
-        da.record_file(path, seconds=5, sample_rate=48000, channels=2, device="virtual:loopback")
-    assert raised.value.kind is da.ErrorKind.RESOURCE_EXHAUSTED
+    with pytest.raises(dio.Error) as raised:
+        dio.record_file(path, seconds=5, sample_rate=48000, channels=2, device="virtual:loopback")
+    assert raised.value.kind is dio.ErrorKind.RESOURCE_EXHAUSTED
     assert str(path) in raised.value.message and "full" in raised.value.message
     kept = sf.info(str(path)).frames
     assert kept > 0 and f"{kept} frames" in raised.value.message
     path.unlink()
     done = subprocess.run(
-        [sys.executable, "-m", "duplexaudio", "record", str(path), "-s", "5",
+        [sys.executable, "-m", "duplexio", "record", str(path), "-s", "5",
          "-d", "virtual:loopback"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

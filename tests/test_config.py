@@ -1,4 +1,4 @@
-"""Behaviour of duplexaudio.config: requests, device ranges, and check_config."""
+"""Behaviour of duplexio.config: requests, device ranges, and check_config."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from duplexaudio.config import (
+from duplexio.config import (
     STANDARD_SAMPLE_RATES,
     BufferSize,
     DuplexStreamConfig,
@@ -22,8 +22,8 @@ from duplexaudio.config import (
     SupportedStreamConfigRange,
     check_config,
 )
-from duplexaudio.errors import Error, ErrorKind
-from duplexaudio.formats import SampleFormat
+from duplexio.errors import Error, ErrorKind
+from duplexio.formats import SampleFormat
 
 BAD_COUNTS: list[Any] = [0, -1, -64, True, False, 2.0, 2.5, "2", None, np.float64(2.0)]
 BAD_RATES: list[Any] = [0, -48000, True, 48000.0, 44100.5, "48000", None, 10_000_001, 2**64]

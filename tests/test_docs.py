@@ -1,7 +1,7 @@
 """Every Python block of the migration, home and getting-started pages runs, on the virtual host.
 
 The page's snippets use the default devices; the test points the default
-host at the virtual loopback by asking for it (``da.default`` and a default
+host at the virtual loopback by asking for it (``dio.default`` and a default
 host with no other host's devices reachable), then executes each block in a
 fresh namespace.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import duplexaudio as da
+import duplexio as dio
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGE = DOCS / "from-sounddevice.md"
@@ -34,11 +34,11 @@ def on_the_virtual_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("JACK_DEFAULT_SERVER", "PULSE_SERVER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent")
-    monkeypatch.setattr("duplexaudio.host._hosts", {})
-    assert da.default_host().id is da.HostId.VIRTUAL
+    monkeypatch.setattr("duplexio.host._hosts", {})
+    assert dio.default_host().id is dio.HostId.VIRTUAL
     yield
-    da.default.reset()
-    da.stop()
+    dio.default.reset()
+    dio.stop()
 
 
 def test_the_page_has_its_examples() -> None:

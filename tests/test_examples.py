@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import duplexaudio as da
+import duplexio as dio
 from tests.signals import tone
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -97,7 +97,7 @@ def test_asyncio_mic(tone_input: Any, capsys: pytest.CaptureFixture[str]) -> Non
 def test_latency(make_device: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     device = make_device("loopback")
     png = tmp_path / "latency.png"
-    index = [d.id for d in da.query_devices()].index(device.id)  # as a user reads the table
+    index = [d.id for d in dio.query_devices()].index(device.id)  # as a user reads the table
     out = run(
         "latency", "-d", str(index), "-n", "3", "-b", "128", "--plot", str(png), capsys=capsys
     )

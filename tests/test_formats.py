@@ -1,4 +1,4 @@
-"""Behaviour of duplexaudio.formats: the formats, their dtypes, and conversions."""
+"""Behaviour of duplexio.formats: the formats, their dtypes, and conversions."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from duplexaudio.errors import Error, ErrorKind
-from duplexaudio.formats import SampleFormat, from_float, to_float
+from duplexio.errors import Error, ErrorKind
+from duplexio.formats import SampleFormat, from_float, to_float
 
 INT_FORMATS = [f for f in SampleFormat if not f.is_float]
 FLOAT_FORMATS = [SampleFormat.F32, SampleFormat.F64]

@@ -5,11 +5,11 @@ constructors, a virtual device's and host's methods, a stream's methods),
 fills every parameter from :func:`hostile` (wrong types, numpy scalars, NaN,
 infinities, huge and negative numbers, bool, str, bytes, None, arrays of odd
 dtypes and shapes, and sometimes a value that works) and asserts that the
-call returns or raises :class:`duplexaudio.Error`, nothing else. Streams it
+call returns or raises :class:`duplexio.Error`, nothing else. Streams it
 manages to build are closed; afterwards no thread and no fd of ours is left.
 
 The CI profile runs a few dozen examples per group (well within a minute in
-all); ``DUPLEXAUDIO_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz.py`` runs the
+all); ``DUPLEXIO_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz.py`` runs the
 long one.
 """
 
@@ -33,12 +33,12 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import duplexaudio as da
-import duplexaudio.stream as stream_module
-from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+import duplexio as dio
+import duplexio.stream as stream_module
+from duplexio.hosts.virtual import VirtualDevice, VirtualHost
 from tests.conftest import open_fds, session_server_device
 
-EXAMPLES = int(os.environ.get("DUPLEXAUDIO_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("DUPLEXIO_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -105,7 +105,7 @@ def hostile() -> st.SearchStrategy[Any]:
         _arrays,
         st.lists(st.one_of(st.integers(-3, 3), st.floats(-2, 2)), max_size=4).map(tuple),
         st.lists(st.integers(0, 10), max_size=3),
-        st.sampled_from(list(da.SampleFormat) + list(da.HostId)),
+        st.sampled_from(list(dio.SampleFormat) + list(dio.HostId)),
         st.just(lambda *a: None),
         st.builds(object),
     )
@@ -136,20 +136,20 @@ def fill(data: st.DataObject, fn: Callable[..., Any]) -> tuple[list[Any], dict[s
 
 
 def outcome(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
-    """Call: a result, or None after a :class:`da.Error`; anything else fails the test."""
+    """Call: a result, or None after a :class:`dio.Error`; anything else fails the test."""
     try:
         result = fn(*args, **kwargs)
-    except da.Error:
+    except dio.Error:
         return None
     except BaseException as exc:
-        pytest.fail(f"{fn.__qualname__}(*{args!r}, **{kwargs!r}) raised {exc!r}, not da.Error")
-    if isinstance(result, da.Stream):
+        pytest.fail(f"{fn.__qualname__}(*{args!r}, **{kwargs!r}) raised {exc!r}, not dio.Error")
+    if isinstance(result, dio.Stream):
         result.close()
     return result
 
 
 def ours() -> int:
-    return sum(t.name.startswith("duplexaudio") for t in threading.enumerate())
+    return sum(t.name.startswith("duplexio") for t in threading.enumerate())
 
 
 @pytest.fixture(autouse=True)
@@ -157,7 +157,7 @@ def nothing_left_behind() -> Iterator[None]:
     threads, before = ours(), open_fds()
     policy = stream_module._switch_policy
     yield
-    da.set_switch_interval(policy)
+    dio.set_switch_interval(policy)
     deadline = time.monotonic() + 5
     while ours() > threads and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -168,13 +168,13 @@ def nothing_left_behind() -> Iterator[None]:
 
 
 MODULE_FUNCTIONS: list[Callable[..., Any]] = [
-    da.from_float, da.to_float, da.set_switch_interval, da.host_from_id, da.BufferSize.fixed,
-    da.DeviceId.parse, da.SampleFormat.from_dtype, da.SampleFormat.parse, da.query_devices,
-    da.wait, da.stop, da.find_device, da.aggregate,
+    dio.from_float, dio.to_float, dio.set_switch_interval, dio.host_from_id, dio.BufferSize.fixed,
+    dio.DeviceId.parse, dio.SampleFormat.from_dtype, dio.SampleFormat.parse, dio.query_devices,
+    dio.wait, dio.stop, dio.find_device, dio.aggregate,
 ]  # fmt: skip
 CONSTRUCTORS: list[Callable[..., Any]] = [
-    da.StreamConfig, da.DuplexStreamConfig, da.DeviceId, da.SupportedBufferSize,
-    da.SupportedStreamConfigRange,
+    dio.StreamConfig, dio.DuplexStreamConfig, dio.DeviceId, dio.SupportedBufferSize,
+    dio.SupportedStreamConfigRange,
 ]  # fmt: skip
 
 
@@ -189,17 +189,17 @@ def test_module_functions_and_constructors(fn: Callable[..., Any], data: st.Data
 @FUZZ
 @given(data=st.data())
 def test_one_call_functions(loopback: VirtualDevice, name: str, data: st.DataObject) -> None:
-    fn = getattr(da, name)
+    fn = getattr(dio, name)
     args, kwargs = fill(data, fn)
     # Mostly on the test's own loopback, so that what works finishes at once.
     if data.draw(st.booleans(), label="on the loopback"):
         kwargs["device"] = loopback
-    # A valid take can be long (rec(57225104) is twenty minutes): da.stop()
+    # A valid take can be long (rec(57225104) is twenty minutes): dio.stop()
     # from another thread ends it, as a user would, and the test goes on; a
     # long measurement ends at its own timeout, 2 s unless one was drawn.
     if name == "measure_latency":
         kwargs.setdefault("timeout", 2.0)
-    stopper = threading.Timer(0.5, da.stop)
+    stopper = threading.Timer(0.5, dio.stop)
     stopper.start()
     try:
         outcome(fn, args, kwargs)
@@ -214,9 +214,9 @@ def test_one_call_functions(loopback: VirtualDevice, name: str, data: st.DataObj
 def test_file_functions(loopback: VirtualDevice, name: str, data: st.DataObject) -> None:
     """Hostile arguments but for the file (a private one, a real WAV to play) and
     a stop that comes after 0.2 s, so a take of ten hours or of no end ends."""
-    fn = getattr(da, name)
+    fn = getattr(dio, name)
     args, kwargs = fill(data, fn)
-    folder = Path(tempfile.mkdtemp(prefix="da-fuzz-"))
+    folder = Path(tempfile.mkdtemp(prefix="dio-fuzz-"))
     try:
         wav = folder / "x.wav"
         sf.write(wav, np.zeros((4800, 2), np.float32), 48000)
@@ -258,7 +258,7 @@ def test_aggregate_device_methods(
     refuses bad values as one does, and leaves nothing behind."""
     out, inp = virtual_host.add_cable(f"fuzz-cable-{data.draw(st.integers(0, 10**9))}")
     try:
-        device = da.aggregate(inp, out)
+        device = dio.aggregate(inp, out)
         method = getattr(device, name)
         outcome(method, *fill(data, method))
     finally:
@@ -324,17 +324,17 @@ def test_blocking_stream_methods(loopback: VirtualDevice, name: str, data: st.Da
         stream.close()
 
 
-@pytest.mark.parametrize("name", [*da.Defaults._FIELDS, "samplerate"])
+@pytest.mark.parametrize("name", [*dio.Defaults._FIELDS, "samplerate"])
 @FUZZ
 @given(data=st.data())
 def test_defaults(loopback: VirtualDevice, name: str, data: st.DataObject) -> None:
     value = data.draw(hostile(), label=name)
     try:
-        outcome(setattr, [da.default, name, value], {})
+        outcome(setattr, [dio.default, name, value], {})
         # Whatever was accepted, a call that uses the defaults returns or errs.
-        outcome(da.rec, [64], {"device": loopback})
+        outcome(dio.rec, [64], {"device": loopback})
     finally:
-        da.default.reset()
+        dio.default.reset()
 
 
 # -- the same against real servers ------------------------------------------------------
@@ -347,20 +347,20 @@ SERVER_METHODS = [
 
 
 @pytest.fixture(params=["jack", "pulse", "alsa", "pipewire", "portaudio"])
-def server_device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> da.Device:
+def server_device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dio.Device:
     """A device of each real host: jackd's loopback client, PulseAudio's null sink
     monitor, ALSA's null PCM, PipeWire's null sink, PortAudio's JACK client."""
     if request.param != "alsa":
         found = session_server_device(request, monkeypatch, request.param)
     else:
-        found = da.host_from_id("alsa").device_by_id("alsa:null")
+        found = dio.host_from_id("alsa").device_by_id("alsa:null")
     assert found is not None, request.param
     return found
 
 
 @FUZZ
 @given(data=st.data())
-def test_server_device_methods(server_device: da.Device, data: st.DataObject) -> None:
+def test_server_device_methods(server_device: dio.Device, data: st.DataObject) -> None:
     # One method per example: opening real clients is slower than the virtual host.
     method = getattr(server_device, data.draw(st.sampled_from(SERVER_METHODS), label="method"))
     args, kwargs = fill(data, method)
@@ -384,7 +384,7 @@ def test_server_device_methods(server_device: da.Device, data: st.DataObject) ->
     outcome(method, args, kwargs)
 
 
-def working_config(device: da.Device, method: str) -> Any:
+def working_config(device: dio.Device, method: str) -> Any:
     """The device's default config of the kind ``method`` takes (None if it has none)."""
     try:
         if "duplex" in method or "playrec" in method:
@@ -392,7 +392,7 @@ def working_config(device: da.Device, method: str) -> Any:
         if "input" in method or "rec" in method:
             return device.default_input_config().config()
         return device.default_output_config().config()
-    except da.Error:
+    except dio.Error:
         return None  # the device lacks that direction: the build refuses
 
 
@@ -432,7 +432,7 @@ LONG = {"seconds"}
 
 def cli_options() -> dict[str, list[tuple[str, str | None]]]:
     """Each subcommand's options: (flag, or '' for a positional; its value key, or None)."""
-    from duplexaudio.cli import build_parser
+    from duplexio.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -454,7 +454,7 @@ def cli_options() -> dict[str, list[tuple[str, str | None]]]:
 def test_command_line(
     data: st.DataObject, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    from duplexaudio.cli import main
+    from duplexio.cli import main
 
     monkeypatch.chdir(tmp_path)  # whatever a command writes lands here
     commands = cli_options()

@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-import duplexaudio as da
-import duplexaudio.stream as stream_module
-from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+import duplexio as dio
+import duplexio.stream as stream_module
+from duplexio.hosts.virtual import VirtualDevice, VirtualHost
 
 RATE = 48000
 
 
-def config() -> da.DuplexStreamConfig:
-    return da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(128))
+def config() -> dio.DuplexStreamConfig:
+    return dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(128))
 
 
 class FailingLib:
@@ -62,7 +62,7 @@ def fail_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def ours() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith("duplexaudio")}
+    return {t.name for t in threading.enumerate() if t.name.startswith("duplexio")}
 
 
 # -- no thread dies silently ------------------------------------------------------------
@@ -71,14 +71,14 @@ def ours() -> set[str]:
 def test_a_failing_event_thread_ends_the_stream_with_an_error(
     loopback: VirtualDevice, fail_in: Any
 ) -> None:
-    errors: list[da.Error] = []
+    errors: list[dio.Error] = []
     stream = loopback.build_duplex_stream(config(), lambda i, o, n: None, errors.append)
     fail_in("da_event_wait", after=3)  # the supervisor's loop, mid-run
     stream.start()
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         stream.wait(10)
-    assert raised.value.kind is da.ErrorKind.OTHER
-    assert "duplexaudio-events" in raised.value.message
+    assert raised.value.kind is dio.ErrorKind.OTHER
+    assert "duplexio-events" in raised.value.message
     assert "injected failure" in raised.value.message
     assert isinstance(raised.value.__cause__, RuntimeError)
     assert errors == [raised.value] and not stream.running
@@ -91,10 +91,10 @@ def test_a_failing_worker_ends_the_stream_with_an_error(
     fail_in("da_worker_next", after=5)  # the worker's C call, between callbacks
     stream = loopback.build_duplex_stream(config(), lambda i, o, n: None, lambda e: None)
     stream.start()
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         stream.wait(10)
-    assert raised.value.kind is da.ErrorKind.OTHER
-    assert "duplexaudio-worker" in raised.value.message
+    assert raised.value.kind is dio.ErrorKind.OTHER
+    assert "duplexio-worker" in raised.value.message
     assert not stream.running
     stream.close()
 
@@ -109,9 +109,9 @@ def test_an_exception_whose_str_raises_still_reaches_the_user(loopback: VirtualD
 
     stream = loopback.build_duplex_stream(config(), callback, lambda e: None)
     stream.start()
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         stream.wait(10)
-    assert raised.value.kind is da.ErrorKind.CALLBACK_FAILED
+    assert raised.value.kind is dio.ErrorKind.CALLBACK_FAILED
     assert "Nasty" in raised.value.message and isinstance(raised.value.__cause__, Nasty)
     stream.close()
 
@@ -150,7 +150,7 @@ def test_close_with_a_stuck_callback_returns_within_the_bound(
         assert took < stream_module.CLOSE_WAIT_SECONDS + 3.0, took
         assert "left behind" in caplog.text
         # Only the stuck worker remains of this stream's threads.
-        assert {n for n in ours() - before} == {f"duplexaudio-worker {loopback.id}"}
+        assert {n for n in ours() - before} == {f"duplexio-worker {loopback.id}"}
     finally:
         release.set()
     deadline = time.monotonic() + 5
@@ -161,8 +161,8 @@ def test_close_with_a_stuck_callback_returns_within_the_bound(
 
 def test_at_exit_stuck_streams_share_one_bound() -> None:
     code = """
-import threading, time, duplexaudio as da
-host = da.host_from_id("virtual")
+import threading, time, duplexio as dio
+host = dio.host_from_id("virtual")
 never = threading.Event()
 streams = []
 for n in range(4):
@@ -193,9 +193,9 @@ def test_wait_and_stop_refuse_a_timeout_that_is_not_seconds(
     stream = loopback.build_duplex_stream(config(), lambda i, o, n: None)
     with stream:
         for call in (stream.wait, stream.stop):
-            with pytest.raises(da.Error) as raised:
+            with pytest.raises(dio.Error) as raised:
                 call(timeout)
-            assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+            assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
             assert "timeout" in raised.value.message and repr(timeout) in raised.value.message
 
 
@@ -217,24 +217,24 @@ def test_numpy_scalars_pass_wherever_numbers_do(loopback: VirtualDevice) -> None
 @pytest.mark.parametrize(
     ("make", "kind", "named"),
     [
-        (lambda: da.StreamConfig(10**9, RATE), da.ErrorKind.INVALID_INPUT, "channels"),
-        (lambda: da.BufferSize.fixed(10**12), da.ErrorKind.INVALID_INPUT, "buffer size"),
-        (lambda: da.DuplexStreamConfig(1, 2**40, RATE), da.ErrorKind.INVALID_INPUT, "output"),
+        (lambda: dio.StreamConfig(10**9, RATE), dio.ErrorKind.INVALID_INPUT, "channels"),
+        (lambda: dio.BufferSize.fixed(10**12), dio.ErrorKind.INVALID_INPUT, "buffer size"),
+        (lambda: dio.DuplexStreamConfig(1, 2**40, RATE), dio.ErrorKind.INVALID_INPUT, "output"),
     ],
 )
 def test_counts_no_device_could_run_are_refused_naming_them(
-    make: Any, kind: da.ErrorKind, named: str
+    make: Any, kind: dio.ErrorKind, named: str
 ) -> None:
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         make()
     assert raised.value.kind is kind and named in raised.value.message
 
 
 def test_a_recording_beyond_memory_is_resource_exhausted(loopback: VirtualDevice) -> None:
-    config = da.StreamConfig(2, RATE, da.BufferSize.fixed(128))
-    with pytest.raises(da.Error) as raised:
+    config = dio.StreamConfig(2, RATE, dio.BufferSize.fixed(128))
+    with pytest.raises(dio.Error) as raised:
         loopback.build_rec_stream(config, 2**45)  # 256 TiB of float32
-    assert raised.value.kind is da.ErrorKind.RESOURCE_EXHAUSTED
+    assert raised.value.kind is dio.ErrorKind.RESOURCE_EXHAUSTED
     assert "recording" in raised.value.message and "GiB" in raised.value.message
 
 
@@ -249,9 +249,9 @@ def test_virtual_devices_refuse_what_the_engine_cannot_hold(virtual_host: Virtua
         (lambda: virtual_host.add_input("nan", signal=[np.nan]), "[-1, 1]"),
     ]  # fmt: skip
     for make, named in cases:
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             make()
-        assert raised.value.kind is da.ErrorKind.INVALID_INPUT, named
+        assert raised.value.kind is dio.ErrorKind.INVALID_INPUT, named
         assert named in raised.value.message
     # Enumeration still works: nothing half-made was left in the host.
     assert all(str(d.id) for d in virtual_host.duplex_devices())
@@ -266,33 +266,33 @@ def test_a_stall_of_a_trillion_seconds_is_a_long_stall(loopback: VirtualDevice) 
 
 
 def test_a_device_id_is_checked_like_a_parsed_one(virtual_host: VirtualHost) -> None:
-    made = da.DeviceId("virtual", "loopback")  # type: ignore[arg-type]
-    assert made == da.DeviceId.parse("virtual:loopback")
-    assert made.host is da.HostId.VIRTUAL and str(made) == "virtual:loopback"
+    made = dio.DeviceId("virtual", "loopback")  # type: ignore[arg-type]
+    assert made == dio.DeviceId.parse("virtual:loopback")
+    assert made.host is dio.HostId.VIRTUAL and str(made) == "virtual:loopback"
     assert virtual_host.device_by_id(made) is not None
     for host, name in (
         ("nohost", "x"),
-        (da.HostId.VIRTUAL, "bell\x07"),
-        (da.HostId.VIRTUAL, "\x1b[31m"),
+        (dio.HostId.VIRTUAL, "bell\x07"),
+        (dio.HostId.VIRTUAL, "\x1b[31m"),
     ):
-        with pytest.raises(da.Error) as raised:
-            da.DeviceId(host, name)  # type: ignore[arg-type]
-        assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+        with pytest.raises(dio.Error) as raised:
+            dio.DeviceId(host, name)  # type: ignore[arg-type]
+        assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
 
 
 def test_rec_takes_numpy_integers(loopback: VirtualDevice) -> None:
-    got = da.rec(np.int64(256), np.int32(RATE), np.uint8(2), loopback)
+    got = dio.rec(np.int64(256), np.int32(RATE), np.uint8(2), loopback)
     assert got.shape == (256, 2)
 
 
 def test_a_misspelt_virtual_device_option_names_the_accepted_ones(
     virtual_host: VirtualHost,
 ) -> None:
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         virtual_host.add_loopback("typo", lantency=512)
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
     assert "'lantency'" in raised.value.message and "latency" in raised.value.message
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         virtual_host.add_output("typo", signal=[0.0])
     assert "'signal'" in raised.value.message
     assert virtual_host.device_by_id("virtual:typo") is None
@@ -300,7 +300,7 @@ def test_a_misspelt_virtual_device_option_names_the_accepted_ones(
 
 # -- a misspelt keyword is an Error, everywhere -----------------------------------------
 
-from duplexaudio.hosts import alsa, jack, pulse  # noqa: E402  (grouped with the tests that use them)
+from duplexio.hosts import alsa, jack, pulse  # noqa: E402  (grouped with the tests that use them)
 
 #: Records the library makes and hands out; a user does not call into them.
 RESULTS = {
@@ -316,16 +316,16 @@ HOST_CLASSES = [
 
 def entry_points() -> Iterator[tuple[str, Any]]:
     """(name, function) for every public function and method a user can call."""
-    classes = [getattr(da, n) for n in da.__all__ if isinstance(getattr(da, n), type)]
-    for name in da.__all__:
-        value = getattr(da, name)
+    classes = [getattr(dio, n) for n in dio.__all__ if isinstance(getattr(dio, n), type)]
+    for name in dio.__all__:
+        value = getattr(dio, name)
         if callable(value) and not isinstance(value, type):
             yield name, value
     for cls in classes + HOST_CLASSES:
         if cls.__name__ in RESULTS:
             continue
         for klass in cls.__mro__:
-            if klass.__module__.startswith("duplexaudio") and klass.__name__ not in RESULTS:
+            if klass.__module__.startswith("duplexio") and klass.__name__ not in RESULTS:
                 for attr, member in vars(klass).items():
                     if attr == "__init__" or not attr.startswith("_"):
                         if isinstance(member, (classmethod, staticmethod)):
@@ -344,31 +344,31 @@ def test_every_entry_point_is_checked() -> None:
 @pytest.mark.parametrize(
     "call",
     [
-        lambda dev: da.DuplexStreamConfig(2, 2, samplerate=RATE),  # type: ignore[call-arg]
-        lambda dev: da.rec(256, RATE, 1, dev, sampleformat="i16"),  # type: ignore[call-overload]
-        lambda dev: da.play(np.zeros(8), RATE, dev, blocksize=64),  # type: ignore[call-arg]
+        lambda dev: dio.DuplexStreamConfig(2, 2, samplerate=RATE),  # type: ignore[call-arg]
+        lambda dev: dio.rec(256, RATE, 1, dev, sampleformat="i16"),  # type: ignore[call-overload]
+        lambda dev: dio.play(np.zeros(8), RATE, dev, blocksize=64),  # type: ignore[call-arg]
         lambda dev: dev.build_duplex_stream(dev.default_duplex_config(), calback=print),
-        lambda dev: da.BufferSize.fixed(frame=128),  # type: ignore[call-arg]
-        lambda dev: da.SampleFormat.parse(nam="f32"),  # type: ignore[call-arg]
-        lambda dev: da.host_from_id("virtual").device_by_id(device="virtual:x"),  # type: ignore[call-arg]
+        lambda dev: dio.BufferSize.fixed(frame=128),  # type: ignore[call-arg]
+        lambda dev: dio.SampleFormat.parse(nam="f32"),  # type: ignore[call-arg]
+        lambda dev: dio.host_from_id("virtual").device_by_id(device="virtual:x"),  # type: ignore[call-arg]
     ],
 )
 def test_a_misspelt_keyword_names_it_and_what_is_accepted(
     loopback: VirtualDevice, call: Any
 ) -> None:
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         call(loopback)
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
     assert "unknown keyword argument" in raised.value.message
     assert "it takes:" in raised.value.message
 
 
 def test_a_missing_argument_is_an_error_too() -> None:
-    with pytest.raises(da.Error) as raised:
-        da.StreamConfig()  # type: ignore[call-arg]
+    with pytest.raises(dio.Error) as raised:
+        dio.StreamConfig()  # type: ignore[call-arg]
     assert "missing a required argument: 'channels'" in raised.value.message
-    with pytest.raises(da.Error) as raised:
-        da.rec(256, RATE, 1, None, False, "f32", 128, "extra")  # type: ignore[call-overload]
+    with pytest.raises(dio.Error) as raised:
+        dio.rec(256, RATE, 1, None, False, "f32", 128, "extra")  # type: ignore[call-overload]
     assert "too many positional arguments" in raised.value.message
 
 
@@ -378,8 +378,8 @@ def test_a_type_error_from_inside_is_not_disguised(virtual_host: VirtualHost) ->
         def __index__(self) -> int:
             raise TypeError("mine")
 
-    with pytest.raises(da.Error) as raised:  # the value check turns it into an Error...
-        da.BufferSize.fixed(Nasty())  # type: ignore[arg-type]
+    with pytest.raises(dio.Error) as raised:  # the value check turns it into an Error...
+        dio.BufferSize.fixed(Nasty())  # type: ignore[arg-type]
     assert "unknown keyword" not in raised.value.message
 
 
@@ -399,10 +399,10 @@ def test_a_thread_that_cannot_start_is_resource_exhausted_and_leaves_nothing(
         real_start(thread)
 
     monkeypatch.setattr(threading.Thread, "start", start)
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         loopback.build_duplex_stream(config(), lambda i, o, n: None)
     monkeypatch.undo()
-    assert raised.value.kind is da.ErrorKind.RESOURCE_EXHAUSTED
+    assert raised.value.kind is dio.ErrorKind.RESOURCE_EXHAUSTED
     assert "can't start new thread" in raised.value.message
     deadline = time.monotonic() + 5
     while ours() - before and time.monotonic() < deadline:
@@ -437,9 +437,9 @@ def test_file_names_and_subtypes_are_checked_before_anything_opens(
     kwargs: dict[str, Any] = {"path": tmp_path / "t.wav", "device": loopback, **bad}
     if name == "record_file":
         kwargs["seconds"] = 0.1
-    with pytest.raises(da.Error) as raised:
-        getattr(da, name)(**kwargs)
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    with pytest.raises(dio.Error) as raised:
+        getattr(dio, name)(**kwargs)
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
     assert next(iter(bad)) in raised.value.message
     assert list(tmp_path.iterdir()) == [] and not (Path.cwd() / "42").exists()
 
@@ -450,23 +450,23 @@ HUGE = "x" * 2_000_000
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: da.StreamConfig(channels=HUGE, sample_rate=RATE),  # type: ignore[arg-type]
-        lambda: da.DuplexStreamConfig(2, 2, [0.5] * 1_000_000),  # type: ignore[arg-type]
-        lambda: da.DeviceId.parse(HUGE),
-        lambda: da.host_from_id(HUGE),
-        lambda: da.rec(HUGE),  # type: ignore[call-overload]
-        lambda: da.query_devices(HUGE),
-        lambda: da.BufferSize.fixed(-(10**100_000 // 7)),
-        lambda: setattr(da.default, "device", b"y" * 1_000_000),
+        lambda: dio.StreamConfig(channels=HUGE, sample_rate=RATE),  # type: ignore[arg-type]
+        lambda: dio.DuplexStreamConfig(2, 2, [0.5] * 1_000_000),  # type: ignore[arg-type]
+        lambda: dio.DeviceId.parse(HUGE),
+        lambda: dio.host_from_id(HUGE),
+        lambda: dio.rec(HUGE),  # type: ignore[call-overload]
+        lambda: dio.query_devices(HUGE),
+        lambda: dio.BufferSize.fixed(-(10**100_000 // 7)),
+        lambda: setattr(dio.default, "device", b"y" * 1_000_000),
     ],
 )
 def test_a_message_quotes_a_value_in_a_few_hundred_characters_at_most(call: Any) -> None:
     """A megabyte string, a million-element list or a 100,000-digit number
     as an argument: the message names it by its start (it was the whole repr,
     megabytes long)."""
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         call()
     message = raised.value.message
     assert len(message) <= 1100, len(message)
     assert len(str(raised.value)) <= 1200
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT

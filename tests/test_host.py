@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import duplexaudio as da
-from duplexaudio.hosts.virtual import VirtualDevice
+import duplexio as dio
+from duplexio.hosts.virtual import VirtualDevice
 from tests.conftest import os_thread_count
 
 # Surrogates cannot be encoded; control characters (Cc) are refused in names.
@@ -20,13 +20,13 @@ names = st.text(st.characters(exclude_categories=_EXCLUDED), min_size=1).filter(
 
 @given(name=names)
 def test_device_id_round_trips_through_str(name: str) -> None:
-    did = da.DeviceId(da.HostId.VIRTUAL, name)
-    assert da.DeviceId.parse(str(did)) == did
+    did = dio.DeviceId(dio.HostId.VIRTUAL, name)
+    assert dio.DeviceId.parse(str(did)) == did
 
 
 def test_device_id_keeps_colons_after_the_host() -> None:
-    did = da.DeviceId.parse("virtual:hw:0,0")
-    assert (did.host, did.name) == (da.HostId.VIRTUAL, "hw:0,0")
+    did = dio.DeviceId.parse("virtual:hw:0,0")
+    assert (did.host, did.name) == (dio.HostId.VIRTUAL, "hw:0,0")
 
 
 @pytest.mark.parametrize(
@@ -43,43 +43,43 @@ def test_device_id_keeps_colons_after_the_host() -> None:
     ],
 )
 def test_device_id_parse_rejects_malformed_ids(bad: Any, needle: str) -> None:
-    with pytest.raises(da.Error) as raised:
-        da.DeviceId.parse(bad)
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    with pytest.raises(dio.Error) as raised:
+        dio.DeviceId.parse(bad)
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
     assert needle in raised.value.message
 
 
 def test_unknown_host_id_is_invalid_input_listing_known_hosts() -> None:
-    with pytest.raises(da.Error) as raised:
-        da.host_from_id("nope")
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    with pytest.raises(dio.Error) as raised:
+        dio.host_from_id("nope")
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
     assert "'nope'" in raised.value.message and "virtual" in raised.value.message
 
 
 def test_virtual_host_is_always_available() -> None:
-    assert da.HostId.VIRTUAL in da.available_hosts()
-    assert da.host_from_id("virtual") is da.host_from_id(da.HostId.VIRTUAL)
+    assert dio.HostId.VIRTUAL in dio.available_hosts()
+    assert dio.host_from_id("virtual") is dio.host_from_id(dio.HostId.VIRTUAL)
 
 
 def test_default_host_falls_back_to_virtual_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    import duplexaudio.host as host_module
+    import duplexio.host as host_module
 
     host_module._fallback_noted = False
-    with caplog.at_level("WARNING", logger="duplexaudio"):
-        host = da.default_host()
+    with caplog.at_level("WARNING", logger="duplexio"):
+        host = dio.default_host()
     real_with_devices = [
         h
-        for h in da.available_hosts()
-        if h not in (da.HostId.VIRTUAL, da.HostId.PORTAUDIO) and da.host_from_id(h).devices()
+        for h in dio.available_hosts()
+        if h not in (dio.HostId.VIRTUAL, dio.HostId.PORTAUDIO) and dio.host_from_id(h).devices()
     ]
     if real_with_devices:
         pytest.skip(f"this machine has a real host with devices: {real_with_devices}")
-    assert host.id is da.HostId.VIRTUAL
+    assert host.id is dio.HostId.VIRTUAL
     assert "virtual host" in caplog.text
 
 
 def test_device_by_id_finds_devices_and_returns_none_for_strangers() -> None:
-    host = da.host_from_id("virtual")
+    host = dio.host_from_id("virtual")
     assert host.device_by_id("virtual:loopback") is not None
     assert host.device_by_id("virtual:no-such-device") is None
 
@@ -91,13 +91,13 @@ def nothing(*args: Any) -> None:
     pass
 
 
-CONFIG = da.DuplexStreamConfig(2, 2, 48000, da.BufferSize.fixed(128))
+CONFIG = dio.DuplexStreamConfig(2, 2, 48000, dio.BufferSize.fixed(128))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "kind", "needle"),
     [
-        ({"config": da.StreamConfig(2, 48000)}, "INVALID_INPUT", "DuplexStreamConfig"),
+        ({"config": dio.StreamConfig(2, 48000)}, "INVALID_INPUT", "DuplexStreamConfig"),
         ({"callback": 3}, "INVALID_INPUT", "callback must be a callable"),
         ({"error_callback": "x"}, "INVALID_INPUT", "error_callback"),
         ({"input_format": "f16"}, "INVALID_INPUT", "'f16'"),
@@ -106,27 +106,27 @@ CONFIG = da.DuplexStreamConfig(2, 2, 48000, da.BufferSize.fixed(128))
         ({"deadline": 1.5}, "INVALID_INPUT", "1.5"),
         ({"pipelined": "yes"}, "INVALID_INPUT", "'yes'"),
         (
-            {"config": da.DuplexStreamConfig(3, 2, 48000)},
+            {"config": dio.DuplexStreamConfig(3, 2, 48000)},
             "UNSUPPORTED_CONFIG",
             "3 input channels",
         ),
         (
-            {"config": da.DuplexStreamConfig(2, 9, 48000)},
+            {"config": dio.DuplexStreamConfig(2, 9, 48000)},
             "UNSUPPORTED_CONFIG",
             "9 output channels",
         ),
         (
-            {"config": da.DuplexStreamConfig(2, 2, 400000)},
+            {"config": dio.DuplexStreamConfig(2, 2, 400000)},
             "UNSUPPORTED_CONFIG",
             "400000",
         ),
         (
-            {"config": da.DuplexStreamConfig(2, 2, 48000, da.BufferSize.fixed(8))},
+            {"config": dio.DuplexStreamConfig(2, 2, 48000, dio.BufferSize.fixed(8))},
             "UNSUPPORTED_CONFIG",
             "8 frames",
         ),
         (
-            {"config": da.DuplexStreamConfig(2, 2, 48000, da.BufferSize.fixed(10**6))},
+            {"config": dio.DuplexStreamConfig(2, 2, 48000, dio.BufferSize.fixed(10**6))},
             "UNSUPPORTED_CONFIG",
             "1000000 frames",
         ),
@@ -137,49 +137,49 @@ def test_bad_build_arguments_fail_before_anything_opens(
 ) -> None:
     args: dict[str, Any] = {"config": CONFIG, "callback": nothing, **kwargs}
     threads, os_threads = threading.active_count(), os_thread_count()
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         loopback.build_duplex_stream(**args)
-    assert raised.value.kind is da.ErrorKind[kind]
+    assert raised.value.kind is dio.ErrorKind[kind]
     assert needle in raised.value.message
     assert (threading.active_count(), os_thread_count()) == (threads, os_threads)
 
 
 def test_loop_shorter_than_a_block_is_unsupported(make_device: Any) -> None:
     device = make_device("loopback", latency=100)
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         device.build_duplex_stream(CONFIG, nothing)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
     assert "100 frames" in raised.value.message and "128" in raised.value.message
 
 
 def test_duplex_on_a_device_without_shared_clock_says_why(make_device: Any) -> None:
     device = make_device("output")
     assert not device.supports_duplex()
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         device.build_duplex_stream(CONFIG, nothing)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION
     assert "output-only" in raised.value.message
 
 
 def test_input_stream_on_output_only_device_is_unsupported(make_device: Any) -> None:
     device = make_device("output")
-    with pytest.raises(da.Error) as raised:
-        device.build_input_stream(da.StreamConfig(2, 48000), nothing)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+    with pytest.raises(dio.Error) as raised:
+        device.build_input_stream(dio.StreamConfig(2, 48000), nothing)
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION
     assert "has no input" in raised.value.message
 
 
 def test_default_configs_prefer_48k_float32_stereo(loopback: VirtualDevice) -> None:
     cfg = loopback.default_input_config()
-    assert (cfg.channels, cfg.sample_rate, cfg.sample_format) == (2, 48000, da.SampleFormat.F32)
-    assert loopback.default_duplex_config() == da.DuplexStreamConfig(2, 2, 48000)
+    assert (cfg.channels, cfg.sample_rate, cfg.sample_format) == (2, 48000, dio.SampleFormat.F32)
+    assert loopback.default_duplex_config() == dio.DuplexStreamConfig(2, 2, 48000)
 
 
 def test_the_linux_only_hosts_are_the_ones_the_build_leaves_out_elsewhere() -> None:
     import importlib.util
     from pathlib import Path
 
-    import duplexaudio.host as host_module
+    import duplexio.host as host_module
 
     build = Path(host_module.__file__).parent / "_engine" / "build.py"
     spec = importlib.util.spec_from_file_location("da_build", build)
@@ -189,5 +189,5 @@ def test_the_linux_only_hosts_are_the_ones_the_build_leaves_out_elsewhere() -> N
     assert {h.value for h in host_module.LINUX_ONLY} == set(module.LINUX_ONLY_HOSTS)
     # Every other host is portable: its C is in scripts/cross-check's list.
     cross = (Path(build).parents[3] / "scripts" / "cross-check").read_text()
-    portable = {h.value for h in da.HostId} - set(module.LINUX_ONLY_HOSTS)
+    portable = {h.value for h in dio.HostId} - set(module.LINUX_ONLY_HOSTS)
     assert all(f"hosts/{name}/*.c" in cross for name in portable)

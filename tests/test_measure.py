@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-import duplexaudio as da
-from duplexaudio.measure import LatencyReport, measure_latency
+import duplexio as dio
+from duplexio.measure import LatencyReport, measure_latency
 from tests.gil_hog import GilHog
 from tests.servers import JackServer
 
@@ -89,16 +89,16 @@ def test_pipelined_latency_is_one_period_more(make_device: Any) -> None:
     ],
 )
 def test_bad_arguments_are_invalid_input(kwargs: dict[str, Any], needle: str) -> None:
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         measure_latency("virtual:loopback", **kwargs)
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
     assert needle in raised.value.message
 
 
 def test_unknown_device_is_not_available() -> None:
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         measure_latency("virtual:missing")
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     assert "virtual:missing" in raised.value.message
 
 
@@ -126,12 +126,12 @@ T = TypeVar("T")
 
 def unflagged(call: Callable[[], T], caplog: pytest.LogCaptureFixture, tries: int = 20) -> T:
     """The result of the first of `tries` runs of ``call()`` in which the library
-    flagged no device glitch (play, rec and playrec warn on the ``duplexaudio``
+    flagged no device glitch (play, rec and playrec warn on the ``duplexio``
     logger when frames were lost; on a loaded machine the virtual clock can
     wake a period late). Only flagged runs are left out."""
     for _ in range(tries):
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="duplexaudio"):
+        with caplog.at_level(logging.WARNING, logger="duplexio"):
             result = call()
         if not any("device glitches" in r.getMessage() for r in caplog.records):
             return result
@@ -144,7 +144,7 @@ def assert_aligned_ten_times(
     data = noise_burst()
     for call in range(10):
         recording = unflagged(
-            lambda: da.playrec(data, RATE, 2, device, buffer_size=buffer_size), caplog
+            lambda: dio.playrec(data, RATE, 2, device, buffer_size=buffer_size), caplog
         )
         assert recording.shape == data.shape and recording.dtype == np.float32
         for ch in range(2):
@@ -171,7 +171,7 @@ def test_playrec_records_a_tail_past_the_data(
     device = make_device("loopback")
     data = noise_burst(frames=4800)
     recording = unflagged(
-        lambda: da.playrec(data, RATE, 2, device, record_frames=6000, buffer_size=128), caplog
+        lambda: dio.playrec(data, RATE, 2, device, record_frames=6000, buffer_size=128), caplog
     )
     assert recording.shape == (6000, 2)
     np.testing.assert_array_equal(recording[:4800], data)
@@ -184,7 +184,7 @@ def test_playrec_converts_the_formats_like_the_engine(
     device = make_device("loopback")
     data = (noise_burst(frames=2400) * 32767).astype(np.int16)
     recording = unflagged(
-        lambda: da.playrec(data, RATE, 2, device, sample_format="i32", buffer_size=128), caplog
+        lambda: dio.playrec(data, RATE, 2, device, sample_format="i32", buffer_size=128), caplog
     )
     assert recording.dtype == np.int32
     np.testing.assert_array_equal(recording, data.astype(np.int32) << 16)
@@ -195,14 +195,14 @@ def test_rec_returns_the_input_devices_signal_from_its_first_frame(
 ) -> None:
     signal = noise_burst(frames=6000, seed=3)
     device = make_device("input", signal=signal, loop=False)
-    recording = unflagged(lambda: da.rec(5000, RATE, 2, device, buffer_size=128), caplog)
+    recording = unflagged(lambda: dio.rec(5000, RATE, 2, device, buffer_size=128), caplog)
     assert recording.shape == (5000, 2)
     np.testing.assert_array_equal(recording, signal[:5000])
 
 
 def test_play_runs_the_whole_program_then_stops(make_device: Any) -> None:
     device = make_device("output")
-    stream = da.play(noise_burst(frames=4800), RATE, device, buffer_size=256)
+    stream = dio.play(noise_burst(frames=4800), RATE, device, buffer_size=256)
     status = stream.status
     assert status.finished and status.frames_done == status.total_frames >= 4800
     assert stream.closed and stream.progress == 1.0 and status.xruns == 0
@@ -213,13 +213,13 @@ def test_play_runs_the_whole_program_then_stops(make_device: Any) -> None:
 def test_mono_data_plays_as_one_channel(make_device: Any, caplog: pytest.LogCaptureFixture) -> None:
     device = make_device("loopback", channels=1)
     data = noise_burst(channels=1, frames=2400)[:, 0]
-    recording = unflagged(lambda: da.playrec(data, RATE, 1, device, buffer_size=128), caplog)
+    recording = unflagged(lambda: dio.playrec(data, RATE, 1, device, buffer_size=128), caplog)
     np.testing.assert_array_equal(recording[:, 0], data)
 
 
 def test_non_blocking_playrec_reports_progress_and_stops_early(make_device: Any) -> None:
     device = make_device("loopback")
-    stream = da.playrec(noise_burst(frames=RATE * 30), RATE, 2, device, blocking=False)
+    stream = dio.playrec(noise_burst(frames=RATE * 30), RATE, 2, device, blocking=False)
     try:
         deadline = time.monotonic() + 10
         while stream.status.frames_done == 0 and time.monotonic() < deadline:
@@ -244,7 +244,7 @@ def test_playrec_survives_a_c_extension_holding_the_gil(
         device = make_device("loopback")
     data = noise_burst(frames=RATE * 2)  # 2 s: about 20 stalls of 50 ms
     with GilHog(hold=0.05, every=0.1) as hog:
-        stream = da.playrec(data, RATE, 2, device, blocking=False, buffer_size=128)
+        stream = dio.playrec(data, RATE, 2, device, blocking=False, buffer_size=128)
         try:
             assert stream.wait(30)
             status, stats = stream.status, stream.stats
@@ -265,26 +265,26 @@ def test_playrec_survives_a_c_extension_holding_the_gil(
 @pytest.mark.parametrize(
     ("call", "needle"),
     [
-        (lambda d: da.play(np.zeros((0, 2), np.float32), RATE, d), "at least one frame"),
-        (lambda d: da.play(np.zeros((4, 2, 2), np.float32), RATE, d), "shape"),
-        (lambda d: da.play(np.zeros(4, np.complex64), RATE, d), "complex64"),
-        (lambda d: da.play(np.zeros(4, np.float32), 0, d), "sample_rate"),
-        (lambda d: da.rec(0, RATE, 2, d), "frames"),
-        (lambda d: da.rec(10, RATE, 0, d), "channels"),
-        (lambda d: da.playrec(np.zeros(4, np.float32), RATE, 2, d, record_frames=0), "record"),
-        (lambda d: da.playrec(["a"], RATE, 2, d), "dtype"),
+        (lambda d: dio.play(np.zeros((0, 2), np.float32), RATE, d), "at least one frame"),
+        (lambda d: dio.play(np.zeros((4, 2, 2), np.float32), RATE, d), "shape"),
+        (lambda d: dio.play(np.zeros(4, np.complex64), RATE, d), "complex64"),
+        (lambda d: dio.play(np.zeros(4, np.float32), 0, d), "sample_rate"),
+        (lambda d: dio.rec(0, RATE, 2, d), "frames"),
+        (lambda d: dio.rec(10, RATE, 0, d), "channels"),
+        (lambda d: dio.playrec(np.zeros(4, np.float32), RATE, 2, d, record_frames=0), "record"),
+        (lambda d: dio.playrec(["a"], RATE, 2, d), "dtype"),
     ],
 )
 def test_bad_input_is_invalid_input_before_anything_opens(
     loopback: Any, no_leaked_threads: None, call: Any, needle: str
 ) -> None:
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         call(loopback)
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
     assert needle in raised.value.message
 
 
 def test_playrec_needs_a_duplex_device(make_device: Any) -> None:
-    with pytest.raises(da.Error) as raised:
-        da.playrec(np.zeros(64, np.float32), RATE, 1, make_device("output"))
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+    with pytest.raises(dio.Error) as raised:
+        dio.playrec(np.zeros(64, np.float32), RATE, 1, make_device("output"))
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION

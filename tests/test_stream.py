@@ -24,16 +24,16 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-import duplexaudio as da
-from duplexaudio.hosts.virtual import VirtualDevice
-from duplexaudio.timing import frames_to_ns, ns_to_frames
+import duplexio as dio
+from duplexio.hosts.virtual import VirtualDevice
+from duplexio.timing import frames_to_ns, ns_to_frames
 from tests.conftest import os_thread_count, settled_os_thread_count
 
 RATE = 48000
 
 
-def duplex_config(frames: int = 128, channels: int = 2) -> da.DuplexStreamConfig:
-    return da.DuplexStreamConfig(channels, channels, RATE, da.BufferSize.fixed(frames))
+def duplex_config(frames: int = 128, channels: int = 2) -> dio.DuplexStreamConfig:
+    return dio.DuplexStreamConfig(channels, channels, RATE, dio.BufferSize.fixed(frames))
 
 
 T = TypeVar("T")
@@ -45,12 +45,12 @@ class Recorder:
     def __init__(self, blocks: int, *, impulse_every: int = 0) -> None:
         self.blocks = blocks
         self.impulse_every = impulse_every
-        self.infos: list[da.DuplexCallbackInfo] = []
+        self.infos: list[dio.DuplexCallbackInfo] = []
         self.inputs: list[np.ndarray] = []
         self.shapes: set[tuple[int, ...]] = set()
         self.done = threading.Event()
 
-    def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+    def __call__(self, inp: np.ndarray, out: np.ndarray, info: dio.DuplexCallbackInfo) -> None:
         n = len(self.infos)
         self.infos.append(info)
         self.inputs.append(inp.copy())
@@ -60,18 +60,18 @@ class Recorder:
         if n + 1 >= self.blocks:
             self.done.set()
 
-    def run(self, stream: da.Stream, timeout: float = 30.0) -> None:
+    def run(self, stream: dio.Stream, timeout: float = 30.0) -> None:
         with stream:
             assert self.done.wait(timeout), "the stream never delivered enough blocks"
 
 
-def flagged(stream: da.Stream) -> bool:
+def flagged(stream: dio.Stream) -> bool:
     """The library reported a glitch in this run: a device xrun, a late or a skipped block."""
     s = stream.stats
     return bool(s.xruns or s.late_blocks or s.skipped_blocks)
 
 
-def clean(run: Callable[[], tuple[da.Stream, T]], tries: int = 8) -> T:
+def clean(run: Callable[[], tuple[dio.Stream, T]], tries: int = 8) -> T:
     """The result of the first of `tries` runs the library flagged no glitch in.
 
     The virtual clock and the worker are threads of this noisy VM: now and then
@@ -108,13 +108,13 @@ def test_stream_reports_its_agreed_configuration(loopback: VirtualDevice) -> Non
     with loopback.build_duplex_stream(duplex_config(64, 1), lambda i, o, n: None) as stream:
         assert (stream.buffer_size, stream.sample_rate) == (64, RATE)
         assert (stream.input_channels, stream.output_channels) == (1, 1)
-        assert stream.kind is da.StreamKind.DUPLEX
-        assert stream.latency == da.StreamLatency(64, 64)
+        assert stream.kind is dio.StreamKind.DUPLEX
+        assert stream.latency == dio.StreamLatency(64, 64)
 
 
 def test_default_buffer_size_comes_from_the_device(make_device: Any) -> None:
     device = make_device("loopback", default_buffer_size=96)
-    config = da.DuplexStreamConfig(2, 2, RATE)
+    config = dio.DuplexStreamConfig(2, 2, RATE)
     with device.build_duplex_stream(config, lambda i, o, n: None) as stream:
         assert stream.buffer_size == 96
 
@@ -177,7 +177,7 @@ def test_pipelined_stream_adds_one_period_and_says_so(loopback: VirtualDevice) -
     stream = loopback.build_duplex_stream(duplex_config(128), rec, pipelined=True)
     rec.run(stream)
     assert stream.pipelined
-    assert stream.latency == da.StreamLatency(128, 256)
+    assert stream.latency == dio.StreamLatency(128, 256)
     assert impulse_positions(rec.inputs, 128)[:3] == [384, 25 * 128 + 384, 50 * 128 + 384]
     assert {ns_to_frames(i.round_trip_ns, RATE) for i in rec.infos} == {384}
 
@@ -185,16 +185,16 @@ def test_pipelined_stream_adds_one_period_and_says_so(loopback: VirtualDevice) -
 def test_loopback_carries_each_sample_format_exactly(loopback: VirtualDevice) -> None:
     # Values on a 16-bit grid survive the float32 device path in every format.
     pattern = np.linspace(-0.5, 0.5, 64, endpoint=False)
-    for fmt in da.SampleFormat:
-        sent = da.from_float(pattern, fmt)
+    for fmt in dio.SampleFormat:
+        sent = dio.from_float(pattern, fmt)
         got = clean(functools.partial(carry, loopback, fmt, sent))
         assert got[0].dtype == fmt.dtype
         assert np.array_equal(got[2], sent), fmt  # back after 2 periods
 
 
 def carry(
-    loopback: VirtualDevice, fmt: da.SampleFormat, sent: np.ndarray
-) -> tuple[da.Stream, list[np.ndarray]]:
+    loopback: VirtualDevice, fmt: dio.SampleFormat, sent: np.ndarray
+) -> tuple[dio.Stream, list[np.ndarray]]:
     """One run of the format check: the first block sends, four come back."""
     got: list[np.ndarray] = []
     done = threading.Event()
@@ -213,7 +213,7 @@ def carry(
         if len(got) == 4:
             done.set()
 
-    config = da.DuplexStreamConfig(1, 1, RATE, da.BufferSize.fixed(64))
+    config = dio.DuplexStreamConfig(1, 1, RATE, dio.BufferSize.fixed(64))
     stream = loopback.build_duplex_stream(config, cb, input_format=fmt, output_format=fmt)
     with stream:
         assert done.wait(10)
@@ -225,13 +225,13 @@ def test_output_block_starts_at_equilibrium(make_device: Any) -> None:
     seen: list[np.ndarray] = []
     done = threading.Event()
 
-    def cb(out: np.ndarray, info: da.CallbackInfo) -> None:
+    def cb(out: np.ndarray, info: dio.CallbackInfo) -> None:
         seen.append(out.copy())
         out[:] = 7  # must not leak into the next block
         if len(seen) == 3:
             done.set()
 
-    config = da.StreamConfig(2, RATE, da.BufferSize.fixed(32))
+    config = dio.StreamConfig(2, RATE, dio.BufferSize.fixed(32))
     with device.build_output_stream(config, cb, sample_format="u8"):
         assert done.wait(10)
     assert all((block == 128).all() for block in seen)
@@ -243,12 +243,12 @@ def test_input_device_captures_the_given_signal(make_device: Any) -> None:
     blocks: list[np.ndarray] = []
     done = threading.Event()
 
-    def cb(data: np.ndarray, info: da.CallbackInfo) -> None:
+    def cb(data: np.ndarray, info: dio.CallbackInfo) -> None:
         blocks.append(data.copy())
         if len(blocks) == 12:
             done.set()
 
-    with device.build_input_stream(da.StreamConfig(2, RATE, da.BufferSize.fixed(100)), cb):
+    with device.build_input_stream(dio.StreamConfig(2, RATE, dio.BufferSize.fixed(100)), cb):
         assert done.wait(10)
     captured = np.concatenate(blocks)
     assert np.array_equal(captured[:1000, 0], signal)
@@ -261,11 +261,11 @@ def test_input_device_captures_the_given_signal(make_device: Any) -> None:
 
 class Errors:
     def __init__(self) -> None:
-        self.items: list[da.Error] = []
+        self.items: list[dio.Error] = []
         self.threads: list[threading.Thread] = []
         self.arrived = threading.Event()
 
-    def __call__(self, err: da.Error) -> None:
+    def __call__(self, err: dio.Error) -> None:
         self.items.append(err)
         self.threads.append(threading.current_thread())
         self.arrived.set()
@@ -289,22 +289,22 @@ def test_callback_exception_stops_stream_and_reaches_error_callback(
     stream.start()
     assert errors.arrived.wait(10)
     [err] = errors.items
-    assert err.kind is da.ErrorKind.CALLBACK_FAILED
+    assert err.kind is dio.ErrorKind.CALLBACK_FAILED
     assert isinstance(err.__cause__, Boom)
     assert err.__cause__.__traceback__ is not None
     assert "Boom" in err.message and "bad block" in err.message
     assert errors.threads[0] is not threading.current_thread()
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         stream.wait(10)
-    assert raised.value.kind is da.ErrorKind.CALLBACK_FAILED
+    assert raised.value.kind is dio.ErrorKind.CALLBACK_FAILED
     assert isinstance(raised.value.__cause__, Boom)
     assert not stream.running
     assert stream.error is err
     time.sleep(0.05)
     assert len(calls) == 5
-    with pytest.raises(da.Error) as restart:
+    with pytest.raises(dio.Error) as restart:
         stream.start()
-    assert restart.value.kind is da.ErrorKind.STREAM_INVALIDATED
+    assert restart.value.kind is dio.ErrorKind.STREAM_INVALIDATED
     stream.close()
 
 
@@ -352,12 +352,12 @@ def test_a_callback_cannot_move_the_memory_the_engine_writes(loopback: VirtualDe
         time.sleep(0.3)
     assert moved == []
     assert stream.error is None and len(back) >= 3
-    recording = da.rec(48000, 48000, 1, device=loopback, blocking=False)
+    recording = dio.rec(48000, 48000, 1, device=loopback, blocking=False)
     try:
         assert _move_memory(recording.recording) == []
-        assert da.wait(10) is True
+        assert dio.wait(10) is True
     finally:
-        da.stop()
+        dio.stop()
 
 
 def test_errors_without_error_callback_are_logged_and_kept(
@@ -366,13 +366,13 @@ def test_errors_without_error_callback_are_logged_and_kept(
     def cb(inp: np.ndarray, out: np.ndarray, info: Any) -> None:
         raise ValueError("nope")
 
-    with caplog.at_level(logging.ERROR, logger="duplexaudio"):
+    with caplog.at_level(logging.ERROR, logger="duplexio"):
         stream = loopback.build_duplex_stream(duplex_config(), cb)
         stream.start()
-        with pytest.raises(da.Error):
+        with pytest.raises(dio.Error):
             stream.wait(10)
         stream.close()
-    assert stream.error is not None and stream.error.kind is da.ErrorKind.CALLBACK_FAILED
+    assert stream.error is not None and stream.error.kind is dio.ErrorKind.CALLBACK_FAILED
     assert any("nope" in r.getMessage() for r in caplog.records)
 
 
@@ -383,17 +383,17 @@ def test_disconnect_stops_stream_with_device_not_available(loopback: VirtualDevi
     time.sleep(0.02)
     loopback.disconnect()
     assert errors.arrived.wait(10)
-    assert [e.kind for e in errors.items] == [da.ErrorKind.DEVICE_NOT_AVAILABLE]
+    assert [e.kind for e in errors.items] == [dio.ErrorKind.DEVICE_NOT_AVAILABLE]
     assert str(loopback.id) in errors.items[0].message
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         stream.wait(10)
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     assert not stream.running
     stream.close()
-    assert loopback not in da.host_from_id("virtual").devices()
-    with pytest.raises(da.Error) as build:
+    assert loopback not in dio.host_from_id("virtual").devices()
+    with pytest.raises(dio.Error) as build:
         loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None)
-    assert build.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert build.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     loopback.reconnect()
     with loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None) as again:
         assert again.running
@@ -414,7 +414,7 @@ def test_device_reconfiguration_invalidates_the_stream(
         loopback.change_sample_rate(44100)
     assert errors.arrived.wait(10)
     [err] = errors.items
-    assert err.kind is da.ErrorKind.STREAM_INVALIDATED
+    assert err.kind is dio.ErrorKind.STREAM_INVALIDATED
     assert ("256" if change == "buffer_size" else "44100") in err.message
     assert not stream.running
     count = len(rec.infos)
@@ -433,7 +433,7 @@ def test_stalled_clock_times_out(loopback: VirtualDevice) -> None:
     time.sleep(0.05)
     loopback.stall()
     assert errors.arrived.wait(10)
-    assert [e.kind for e in errors.items] == [da.ErrorKind.TIMED_OUT]
+    assert [e.kind for e in errors.items] == [dio.ErrorKind.TIMED_OUT]
     assert not stream.running
     loopback.resume()
     stream.close()
@@ -463,7 +463,7 @@ def test_slow_callback_gives_late_blocks_but_the_clock_keeps_running(
     period = 64 / RATE
     xruns_seen: list[bool] = []
 
-    def slow(inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+    def slow(inp: np.ndarray, out: np.ndarray, info: dio.DuplexCallbackInfo) -> None:
         xruns_seen.append(info.xrun)
         time.sleep(3 * period)
 
@@ -529,13 +529,13 @@ def test_close_is_idempotent_and_final(loopback: VirtualDevice, no_leaked_thread
     stream.close()
     stream.close()
     assert stream.closed
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         stream.start()
-    assert raised.value.kind is da.ErrorKind.STREAM_INVALIDATED
+    assert raised.value.kind is dio.ErrorKind.STREAM_INVALIDATED
 
 
 def test_close_from_inside_the_callback(loopback: VirtualDevice, no_leaked_threads: None) -> None:
-    holder: dict[str, da.Stream] = {}
+    holder: dict[str, dio.Stream] = {}
     closed = threading.Event()
 
     def cb(inp: np.ndarray, out: np.ndarray, info: Any) -> None:
@@ -553,10 +553,10 @@ def test_close_from_inside_the_callback(loopback: VirtualDevice, no_leaked_threa
 
 
 def test_close_from_the_error_callback(loopback: VirtualDevice, no_leaked_threads: None) -> None:
-    holder: dict[str, da.Stream] = {}
+    holder: dict[str, dio.Stream] = {}
     closed = threading.Event()
 
-    def on_error(err: da.Error) -> None:
+    def on_error(err: dio.Error) -> None:
         holder["s"].close()
         closed.set()
 
@@ -620,15 +620,15 @@ def test_switch_interval_is_lowered_while_streams_run(loopback: VirtualDevice) -
 
 def test_switch_interval_policy_can_be_turned_off(loopback: VirtualDevice) -> None:
     original = sys.getswitchinterval()
-    da.set_switch_interval(None)
+    dio.set_switch_interval(None)
     try:
         with loopback.build_duplex_stream(duplex_config(), lambda i, o, n: None):
             assert sys.getswitchinterval() == original
     finally:
-        da.set_switch_interval(1e-4)
-    with pytest.raises(da.Error) as raised:
-        da.set_switch_interval(0)
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+        dio.set_switch_interval(1e-4)
+    with pytest.raises(dio.Error) as raised:
+        dio.set_switch_interval(0)
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
 
 
 def test_now_is_on_the_callback_clock(loopback: VirtualDevice) -> None:
@@ -653,9 +653,9 @@ def test_stats_count_callbacks(loopback: VirtualDevice) -> None:
 
 
 EXIT_SCRIPT = """
-import time, duplexaudio as da
-d = da.host_from_id("virtual").device_by_id("virtual:loopback")
-cfg = da.DuplexStreamConfig(2, 2, 48000, da.BufferSize.fixed(64))
+import time, duplexio as dio
+d = dio.host_from_id("virtual").device_by_id("virtual:loopback")
+cfg = dio.DuplexStreamConfig(2, 2, 48000, dio.BufferSize.fixed(64))
 s = d.build_duplex_stream(cfg, {callback})
 s.start()
 time.sleep(0.1)
@@ -692,35 +692,35 @@ def test_a_program_stream_runs_without_a_worker_thread(
     stream = loopback.build_playrec_stream(duplex_config(), data)
     with stream:
         names = [t.name for t in threading.enumerate()]
-        assert not any(n.startswith("duplexaudio-worker") for n in names)
-        assert any(n.startswith("duplexaudio-events") for n in names)
+        assert not any(n.startswith("duplexio-worker") for n in names)
+        assert any(n.startswith("duplexio-events") for n in names)
         stream.stop()
 
 
 def test_a_finished_program_cannot_be_restarted(loopback: VirtualDevice) -> None:
-    stream = loopback.build_rec_stream(da.StreamConfig(2, RATE, da.BufferSize.fixed(128)), 512)
+    stream = loopback.build_rec_stream(dio.StreamConfig(2, RATE, dio.BufferSize.fixed(128)), 512)
     with stream:
         assert stream.wait(10)
         assert stream.finished and not stream.running
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             stream.start()
-        assert raised.value.kind is da.ErrorKind.STREAM_INVALIDATED
+        assert raised.value.kind is dio.ErrorKind.STREAM_INVALIDATED
         assert "finished" in raised.value.message
 
 
 def test_a_play_stream_has_no_recording(make_device: Any) -> None:
     device = make_device("output")
-    config = da.StreamConfig(1, RATE, da.BufferSize.fixed(128))
+    config = dio.StreamConfig(1, RATE, dio.BufferSize.fixed(128))
     with device.build_play_stream(config, np.zeros(128, np.float32)) as stream:
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             _ = stream.recording
-        assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+        assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION
 
 
 def test_play_data_must_match_the_configs_channels(loopback: VirtualDevice) -> None:
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         loopback.build_playrec_stream(duplex_config(channels=2), np.zeros((64, 3), np.float32))
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
     assert "3 channels" in raised.value.message and "has 2" in raised.value.message
 
 
@@ -731,9 +731,9 @@ def test_a_program_stream_reports_a_device_loss(loopback: VirtualDevice) -> None
         while stream.status.frames_done == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         loopback.disconnect()
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             stream.wait(10)
-        assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+        assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
         assert not stream.finished
 
 
@@ -783,10 +783,10 @@ def test_a_real_time_same_cycle_worker_runs_on_the_device_threads_cpu(
 def test_a_refused_real_time_worker_runs_on_and_says_so_once() -> None:
     # Without CAP_SYS_NICE and with RLIMIT_RTPRIO 0, SCHED_FIFO is refused.
     code = """
-import logging, resource, duplexaudio as da
+import logging, resource, duplexio as dio
 resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
 logging.basicConfig(level=logging.WARNING, format="%(message)s")
-dev = da.host_from_id("virtual").device_by_id("virtual:loopback")
+dev = dio.host_from_id("virtual").device_by_id("virtual:loopback")
 for _ in range(2):
     s = dev.build_duplex_stream(dev.default_duplex_config(), lambda i, o, n: None)
     with s:

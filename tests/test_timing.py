@@ -1,4 +1,4 @@
-"""Behaviour of duplexaudio.timing: block timestamps, latency, frame/ns conversion."""
+"""Behaviour of duplexio.timing: block timestamps, latency, frame/ns conversion."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from duplexaudio.errors import Error, ErrorKind
-from duplexaudio.timing import (
+from duplexio.errors import Error, ErrorKind
+from duplexio.timing import (
     CallbackInfo,
     CallbackTimestamp,
     DuplexCallbackInfo,

@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import duplexaudio as da
-from duplexaudio._engine import ffi, lib
+import duplexio as dio
+from duplexio._engine import ffi, lib
 
 
-def c_convert(data: np.ndarray, src: da.SampleFormat, dst: da.SampleFormat) -> np.ndarray:
+def c_convert(data: np.ndarray, src: dio.SampleFormat, dst: dio.SampleFormat) -> np.ndarray:
     data = np.ascontiguousarray(data, dtype=src.dtype)
     out = np.empty(data.shape, dtype=dst.dtype)
     assert (
@@ -29,28 +29,28 @@ floats = hnp.arrays(
 )
 
 
-@pytest.mark.parametrize("fmt", list(da.SampleFormat))
+@pytest.mark.parametrize("fmt", list(dio.SampleFormat))
 @settings(max_examples=60, deadline=None)
 @given(data=floats)
-def test_c_from_float_equals_formats_from_float(fmt: da.SampleFormat, data: np.ndarray) -> None:
-    assert np.array_equal(c_convert(data, da.SampleFormat.F64, fmt), da.from_float(data, fmt))
+def test_c_from_float_equals_formats_from_float(fmt: dio.SampleFormat, data: np.ndarray) -> None:
+    assert np.array_equal(c_convert(data, dio.SampleFormat.F64, fmt), dio.from_float(data, fmt))
 
 
-@pytest.mark.parametrize("fmt", list(da.SampleFormat))
+@pytest.mark.parametrize("fmt", list(dio.SampleFormat))
 @settings(max_examples=60, deadline=None)
 @given(data=floats)
-def test_c_to_float_equals_formats_to_float(fmt: da.SampleFormat, data: np.ndarray) -> None:
-    samples = da.from_float(data, fmt)
+def test_c_to_float_equals_formats_to_float(fmt: dio.SampleFormat, data: np.ndarray) -> None:
+    samples = dio.from_float(data, fmt)
     assert np.array_equal(
-        c_convert(samples, fmt, da.SampleFormat.F64), da.to_float(samples, fmt), equal_nan=True
+        c_convert(samples, fmt, dio.SampleFormat.F64), dio.to_float(samples, fmt), equal_nan=True
     )
 
 
 def test_c_conversion_maps_nan_to_equilibrium() -> None:
     nan = np.array([np.nan])
-    for fmt in da.SampleFormat:
+    for fmt in dio.SampleFormat:
         if not fmt.is_float:
-            assert c_convert(nan, da.SampleFormat.F64, fmt)[0] == fmt.equilibrium
+            assert c_convert(nan, dio.SampleFormat.F64, fmt)[0] == fmt.equilibrium
 
 
 def test_c_conversion_rejects_unknown_format_codes() -> None:
@@ -67,7 +67,7 @@ def test_engine_refuses_impossible_parameters() -> None:
 
 
 def test_frames_to_ns_in_c_matches_python() -> None:
-    from duplexaudio.timing import frames_to_ns
+    from duplexio.timing import frames_to_ns
 
     for frames in (0, 1, 127, 128, 255, 10**9 + 7):
         for rate in (8000, 44100, 48000, 96000):

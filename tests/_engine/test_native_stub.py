@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from duplexaudio._engine import build
+from duplexio._engine import build
 
 
 def test_the_committed_stub_matches_the_headers() -> None:
     assert build.STUB.read_text() == build.stub_text(), (
-        "the C headers changed: run `python src/duplexaudio/_engine/build.py --stub`"
+        "the C headers changed: run `python src/duplexio/_engine/build.py --stub`"
     )

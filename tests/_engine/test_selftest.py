@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE = ROOT / "src" / "duplexaudio" / "_engine"
+ENGINE = ROOT / "src" / "duplexio" / "_engine"
 
 
 SOURCES = ("engine.c", "ring.c", "samples.c", "aggregate.c", "resample.c", "platform_posix.c",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import duplexaudio as da
-from duplexaudio.hosts.virtual import VirtualHost
+import duplexio as dio
+from duplexio.hosts.virtual import VirtualHost
 from tests.conftest import session_server_device
 from tests.servers import ALSA_JACK_CONFIG, JackServer
 
@@ -22,13 +22,13 @@ JACK_PCM = "daloop"
 
 def duplex_device(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, host: str
-) -> da.Device:
+) -> dio.Device:
     """``host``'s duplex test device, reachable by the library's own lookups."""
     if host == "virtual":
-        virtual = da.host_from_id("virtual")
+        virtual = dio.host_from_id("virtual")
         assert isinstance(virtual, VirtualHost)
         name = f"every-host-loop-{request.node.name}"
-        found: da.Device | None = virtual.add_loopback(name[:60], channels=8)
+        found: dio.Device | None = virtual.add_loopback(name[:60], channels=8)
         request.addfinalizer(lambda: virtual.remove_device(found.id))  # type: ignore[union-attr]
     elif host != "alsa":
         found = session_server_device(request, monkeypatch, host)
@@ -38,6 +38,6 @@ def duplex_device(
         path = tmp_path / "asound.conf"
         path.write_text(ALSA_JACK_CONFIG.format(name=JACK_PCM))
         monkeypatch.setenv("ALSA_CONFIG_PATH", str(path))
-        found = da.host_from_id("alsa").device_by_id(f"alsa:{JACK_PCM}")
+        found = dio.host_from_id("alsa").device_by_id(f"alsa:{JACK_PCM}")
     assert found is not None and found.supports_duplex(), host
     return found

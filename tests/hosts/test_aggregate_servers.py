@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-import duplexaudio as da
+import duplexio as dio
 from tests.servers import JackServer, PulseServer
 from tests.test_aggregate import first_clean, sine_fit_residual_db
 
@@ -36,17 +36,17 @@ def test_jack_and_pulseaudio_as_one_duplex_device(
     jackd_128: JackServer, pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PULSE_SERVER", pulseaudio.address)
-    pulse = da.host_from_id("pulse")
+    pulse = dio.host_from_id("pulse")
     sink = pulse.device_by_id(f"pulse:{pulseaudio.sink}")
     monitor = pulse.device_by_id(f"pulse:{pulseaudio.sink}.monitor")
-    jack = da.host_from_id("jack").device_by_id(f"jack:{jackd_128.name}")
+    jack = dio.host_from_id("jack").device_by_id(f"jack:{jackd_128.name}")
     assert sink is not None and monitor is not None and jack is not None
-    dev = da.aggregate(monitor, jack)
+    dev = dio.aggregate(monitor, jack)
     assert dev.supports_duplex()
 
     played = [0]
 
-    def tone(out: np.ndarray, info: da.CallbackInfo) -> None:
+    def tone(out: np.ndarray, info: dio.CallbackInfo) -> None:
         n = np.arange(played[0], played[0] + len(out))
         out[:] = (0.5 * np.sin(2 * np.pi * TONE * n / RATE))[:, None]
         played[0] += len(out)
@@ -56,18 +56,18 @@ def test_jack_and_pulseaudio_as_one_duplex_device(
     round_trips: set[int] = set()
     seen: list[int] = []
 
-    def duplex(inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+    def duplex(inp: np.ndarray, out: np.ndarray, info: dio.DuplexCallbackInfo) -> None:
         if info.xrun:
             flagged.append(len(heard))
         round_trips.add(info.round_trip_ns)
         seen.append(info.round_trip_ns)
         heard.append(inp[:, 0].copy())
 
-    stream = dev.build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE), duplex)
+    stream = dev.build_duplex_stream(dio.DuplexStreamConfig(2, 2, RATE), duplex)
     per_second = RATE // stream.buffer_size + 1
     settle, length = int(3.5 * per_second), 2 * per_second
     errors_seen: list[float] = []
-    with sink.build_output_stream(da.StreamConfig(2, RATE), tone), stream:
+    with sink.build_output_stream(dio.StreamConfig(2, RATE), tone), stream:
         # On until 2 s of tone with no flag in them nor in the settling before.
         deadline = time.monotonic() + 25
         while time.monotonic() < deadline:

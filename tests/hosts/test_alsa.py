@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import duplexaudio as da
-from duplexaudio._engine import lib
-from duplexaudio.hosts import _contract
-from duplexaudio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost, _hints, _served_by
-from duplexaudio.hosts.jack import JackBackend, JackDevice
-from duplexaudio.timing import ns_to_frames
+import duplexio as dio
+from duplexio._engine import lib
+from duplexio.hosts import _contract
+from duplexio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost, _hints, _served_by
+from duplexio.hosts.jack import JackBackend, JackDevice
+from duplexio.timing import ns_to_frames
 from tests.blocking import FLAG_LAG_BLOCKS, blocking_round_trips
 from tests.conftest import server_unavailable
 from tests.hosts.devices import JACK_PCM
@@ -53,7 +53,7 @@ def jack_alsa(
 ) -> Iterator[AlsaHost]:
     """The ALSA host with the jack PCM reaching a private 256-frame jackd."""
     monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_256.name)
-    host = da.host_from_id("alsa")
+    host = dio.host_from_id("alsa")
     assert isinstance(host, AlsaHost)
     yield host
 
@@ -64,7 +64,7 @@ def pulse_alsa(
 ) -> AlsaHost:
     """The ALSA host with the pulse PCM reaching the session's PulseAudio."""
     monkeypatch.setenv("PULSE_SERVER", pulseaudio.address)
-    host = da.host_from_id("alsa")
+    host = dio.host_from_id("alsa")
     assert isinstance(host, AlsaHost)
     return host
 
@@ -82,7 +82,7 @@ class BlockLoop(ImpulseLoop):
         super().__init__(blocks, every=8)
         self.round_trip_at: list[int] = []  # the round trip info reported, per block
 
-    def __call__(self, inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+    def __call__(self, inp: np.ndarray, out: np.ndarray, info: dio.DuplexCallbackInfo) -> None:
         self.round_trip_at.append(ns_to_frames(info.round_trip_ns, RATE))
         super().__call__(inp, out, info)
 
@@ -152,9 +152,9 @@ def assert_one_offset(
     return common
 
 
-def run_duplex(device: AlsaDevice, frames: int, blocks: int) -> tuple[BlockLoop, da.Stream]:
+def run_duplex(device: AlsaDevice, frames: int, blocks: int) -> tuple[BlockLoop, dio.Stream]:
     loop = BlockLoop(blocks)
-    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(frames))
+    config = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(frames))
     stream = device.build_duplex_stream(config, loop)
     run_loop(stream, loop)
     return loop, stream
@@ -172,7 +172,7 @@ def test_config_pcms_are_listed_with_their_hardware_ranges(jack_alsa: AlsaHost) 
     assert device.description.direction == "duplex"
     assert device.supports_duplex()
     [f32_in] = [
-        r for r in device.supported_input_configs() if r.sample_format is da.SampleFormat.F32
+        r for r in device.supported_input_configs() if r.sample_format is dio.SampleFormat.F32
     ]
     # The jack plugin: the server's rate only, one channel per bound port,
     # periods from the server's period up.
@@ -186,7 +186,9 @@ def test_config_pcms_are_listed_with_their_hardware_ranges(jack_alsa: AlsaHost) 
 def test_pulse_pcm_ranges_and_default_prefer_48k(pulse_alsa: AlsaHost) -> None:
     device = pcm(pulse_alsa, "pulse")
     assert "alsa:pulse" in {str(d.id) for d in pulse_alsa.devices()}
-    [f32] = [r for r in device.supported_output_configs() if r.sample_format is da.SampleFormat.F32]
+    [f32] = [
+        r for r in device.supported_output_configs() if r.sample_format is dio.SampleFormat.F32
+    ]
     assert f32.min_sample_rate < 48000 < f32.max_sample_rate
     assert f32.min_channels == 1 and f32.max_channels >= 2
     assert device.default_output_config().sample_rate == 48000
@@ -194,7 +196,7 @@ def test_pulse_pcm_ranges_and_default_prefer_48k(pulse_alsa: AlsaHost) -> None:
 
 
 def test_the_server_behind_a_pcm_is_found_through_its_slaves(alsa_config: Path) -> None:
-    da.host_from_id("alsa")  # loads libasound
+    dio.host_from_id("alsa")  # loads libasound
     jack_ports = ["loopback:playback_1", "loopback:playback_2"]
     assert _served_by(JACK_PCM, False) == (lib.DA_ALSA_SERVED_JACK, jack_ports)
     assert _served_by(JACK_PCM, True) == (
@@ -211,41 +213,41 @@ def test_the_server_behind_a_pcm_is_found_through_its_slaves(alsa_config: Path) 
 def test_text_from_c_grows_its_buffer_until_it_fits_or_fails_loudly(
     alsa_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    da.host_from_id("alsa")  # loads libasound
+    dio.host_from_id("alsa")  # loads libasound
     monkeypatch.setattr(_contract, "_FIRST_TEXT", 8)  # every answer is longer
     assert _served_by(JACK_PCM, False) == (
         lib.DA_ALSA_SERVED_JACK, ["loopback:playback_1", "loopback:playback_2"]
     )  # fmt: skip
     assert JACK_PCM in [name for name, _, _ in _hints()]
     monkeypatch.setattr(_contract, "TEXT_LIMIT", 32)
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         _served_by(JACK_PCM, False)
-    assert raised.value.kind is da.ErrorKind.RESOURCE_EXHAUSTED
+    assert raised.value.kind is dio.ErrorKind.RESOURCE_EXHAUSTED
     assert JACK_PCM in raised.value.message and "32 bytes" in raised.value.message
 
 
 def test_a_pcm_that_does_not_exist_is_not_available_naming_it(alsa_config: Path) -> None:
-    host = da.host_from_id("alsa")
+    host = dio.host_from_id("alsa")
     assert host.device_by_id("alsa:no_such_pcm") is None
-    with pytest.raises(da.Error) as raised:
-        da.rec(256, RATE, 1, device="alsa:no_such_pcm")
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(dio.Error) as raised:
+        dio.rec(256, RATE, 1, device="alsa:no_such_pcm")
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     assert "no_such_pcm" in raised.value.message
 
 
 def test_rate_and_channels_outside_the_ranges_are_refused_naming_them(jack_alsa: AlsaHost) -> None:
     device = pcm(jack_alsa, JACK_PCM)
-    with pytest.raises(da.Error) as raised:
-        device.build_duplex_stream(da.DuplexStreamConfig(2, 2, 44100), lambda i, o, n: None)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    with pytest.raises(dio.Error) as raised:
+        device.build_duplex_stream(dio.DuplexStreamConfig(2, 2, 44100), lambda i, o, n: None)
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
     assert "44100" in raised.value.message and "48000" in raised.value.message
-    with pytest.raises(da.Error) as raised:
-        device.build_input_stream(da.StreamConfig(3, RATE), lambda d, n: None)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    with pytest.raises(dio.Error) as raised:
+        device.build_input_stream(dio.StreamConfig(3, RATE), lambda d, n: None)
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
     assert "3" in raised.value.message and "2" in raised.value.message
-    with pytest.raises(da.Error) as raised:
-        device.build_output_stream(da.StreamConfig(2, RATE, da.BufferSize.fixed(64)), print)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    with pytest.raises(dio.Error) as raised:
+        device.build_output_stream(dio.StreamConfig(2, RATE, dio.BufferSize.fixed(64)), print)
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
     assert "64" in raised.value.message and "256" in raised.value.message
 
 
@@ -253,16 +255,16 @@ def test_a_device_whose_server_is_gone_refuses_to_build(
     pulseaudio_private: PulseServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PULSE_SERVER", pulseaudio_private.address)
-    device = pcm(da.host_from_id("alsa"), "pulse")  # type: ignore[arg-type]
+    device = pcm(dio.host_from_id("alsa"), "pulse")  # type: ignore[arg-type]
     pulseaudio_private.kill()
-    with pytest.raises(da.Error) as raised:
-        device.build_output_stream(da.StreamConfig(2, RATE), lambda d, n: None)
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(dio.Error) as raised:
+        device.build_output_stream(dio.StreamConfig(2, RATE), lambda d, n: None)
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     assert "alsa:pulse" in raised.value.message
     # Probed with the server gone: the reason, not "no output".
-    with pytest.raises(da.Error) as raised:
-        AlsaDevice("pulse").build_output_stream(da.StreamConfig(2, RATE), lambda d, n: None)
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(dio.Error) as raised:
+        AlsaDevice("pulse").build_output_stream(dio.StreamConfig(2, RATE), lambda d, n: None)
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     assert "Connection refused" in raised.value.message
 
 
@@ -329,7 +331,7 @@ def test_duplex_on_the_jack_pcm_keeps_one_offset_and_reports_it(
     nominal = 2 * frames + 256
     assert stream.latency.round_trip in (nominal - 256, nominal, nominal + 256)
     backend = stream.backend
-    assert isinstance(backend, AlsaBackend) and backend.beyond == da.StreamLatency(0, 256)
+    assert isinstance(backend, AlsaBackend) and backend.beyond == dio.StreamLatency(0, 256)
     assert loop.sizes == {frames}
     steps = [s for k, s in enumerate(loop.callback_steps, 1) if k not in loop.xrun_blocks]
     assert set(steps) == {frames}
@@ -343,13 +345,13 @@ def test_duplex_on_a_jack_pcm_looped_through_a_jack_client_is_exact(
     which JACK runs after the plugin's playback client and before its capture
     client. Not one impulse may differ, and JACK adds nothing."""
     monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_256.name)
-    through = da.host_from_id("jack").device_by_id(f"jack:{jackd_256.name}")
+    through = dio.host_from_id("jack").device_by_id(f"jack:{jackd_256.name}")
     assert isinstance(through, JackDevice)
 
-    def pass_through(inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+    def pass_through(inp: np.ndarray, out: np.ndarray, info: dio.DuplexCallbackInfo) -> None:
         out[:] = inp
 
-    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
+    config = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256))
     with through.unconnected().build_duplex_stream(config, pass_through) as client:
         backend = client.backend
         assert isinstance(backend, JackBackend)
@@ -361,7 +363,7 @@ def test_duplex_on_a_jack_pcm_looped_through_a_jack_client_is_exact(
             f'    capture_ports {{ 0 "{theirs[0]}" 1 "{theirs[1]}" }}\n}}\n'
         )
         monkeypatch.setenv("ALSA_CONFIG_PATH", str(path))
-        loop, stream = run_duplex(pcm(da.host_from_id("alsa"), "through"), 256, 1000)  # type: ignore[arg-type]
+        loop, stream = run_duplex(pcm(dio.host_from_id("alsa"), "through"), 256, 1000)  # type: ignore[arg-type]
     # In every stretch between xruns the report is what is heard (checked
     # here): that is the guarantee. The figure itself is the plugin's rings
     # alone, 512; under load a restart after an xrun can settle one JACK
@@ -372,7 +374,7 @@ def test_duplex_on_a_jack_pcm_looped_through_a_jack_client_is_exact(
     assert set(offsets) <= {512, 768}, offsets
     assert stream.latency.round_trip in loop.round_trip_at
     assert isinstance(stream.backend, AlsaBackend)
-    assert stream.backend.beyond == da.StreamLatency(0, 0)
+    assert stream.backend.beyond == dio.StreamLatency(0, 0)
 
 
 PULSE_128_SHIFTS = pytest.mark.xfail(
@@ -423,7 +425,7 @@ def test_under_load_every_timestamp_discontinuity_is_flagged_on_its_block(
 def test_linked_duplex_starts_both_directions_as_one(jack_alsa: AlsaHost) -> None:
     device = pcm(jack_alsa, JACK_PCM)
     stream = device.build_duplex_stream(
-        da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256)), lambda i, o, n: None
+        dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256)), lambda i, o, n: None
     )
     assert isinstance(stream.backend, AlsaBackend)
     with stream:
@@ -443,7 +445,7 @@ def stall_is_absorbed_or_reported(
     lockstep either keeps its offset or the slip is flagged as an xrun. The
     loop and the offset after the last xrun are returned."""
     loop = BlockLoop(1200)
-    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
+    config = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256))
     with device.build_duplex_stream(config, loop):
         deadline = time.monotonic() + 30
         while loop.count < 500 and time.monotonic() < deadline:
@@ -489,7 +491,7 @@ def test_a_stalled_pulseaudio_is_absorbed_or_reported_as_an_xrun(
     pulseaudio_private: PulseServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PULSE_SERVER", pulseaudio_private.address)
-    device = pcm(da.host_from_id("alsa"), "pulse")  # type: ignore[arg-type]
+    device = pcm(dio.host_from_id("alsa"), "pulse")  # type: ignore[arg-type]
     stall_is_absorbed_or_reported(device, pulseaudio_private.process.pid, 0.5)
 
 
@@ -511,11 +513,11 @@ def test_output_stream_on_the_pulse_pcm_reaches_the_sink(
     device = pcm(pulse_alsa, "pulse")
     blocks: list[int] = []
 
-    def tone(out: np.ndarray, info: da.CallbackInfo) -> None:
+    def tone(out: np.ndarray, info: dio.CallbackInfo) -> None:
         out[:] = 0.1
         blocks.append(out.shape[0])
 
-    config = da.StreamConfig(2, RATE, da.BufferSize.fixed(512))
+    config = dio.StreamConfig(2, RATE, dio.BufferSize.fixed(512))
     with device.build_output_stream(config, tone) as stream:
         deadline = time.monotonic() + 20
         while len(blocks) < 200 and time.monotonic() < deadline:
@@ -531,17 +533,17 @@ def test_input_stream_on_the_pulse_pcm_records_frames(pulse_alsa: AlsaHost) -> N
     got: list[int] = []
     done = threading.Event()
 
-    def record(data: np.ndarray, info: da.CallbackInfo) -> None:
+    def record(data: np.ndarray, info: dio.CallbackInfo) -> None:
         got.append(data.shape[0])
         if len(got) >= 200:
             done.set()
 
-    config = da.StreamConfig(1, RATE, da.BufferSize.fixed(256))
+    config = dio.StreamConfig(1, RATE, dio.BufferSize.fixed(256))
     # The pulse PCM's first capture takes ~2 s here, and more on a busy
     # machine (beyond the default 5 s once, with two suites running: a
     # TIMED_OUT, said as it should be); this test is about the frames.
     stream = device.build_input_stream(
-        config, record, sample_format=da.SampleFormat.I16, timeout=20
+        config, record, sample_format=dio.SampleFormat.I16, timeout=20
     )
     with stream:
         assert done.wait(30), (len(got), stream.stats, stream.error)
@@ -552,16 +554,16 @@ def test_input_stream_on_the_pulse_pcm_records_frames(pulse_alsa: AlsaHost) -> N
 # -- failures ---------------------------------------------------------------------------------
 
 
-def stops_with_an_error(device: AlsaDevice, kill: Callable[[], None]) -> da.Error:
+def stops_with_an_error(device: AlsaDevice, kill: Callable[[], None]) -> dio.Error:
     """Run a duplex stream, kill the server behind the PCM, return what was reported."""
     errors = Errors()
-    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
+    config = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256))
     stream = device.build_duplex_stream(config, lambda i, o, n: None, errors, timeout=5)
     stream.start()
     time.sleep(0.5)
     kill()
     assert errors.arrived.wait(30)
-    with pytest.raises(da.Error):
+    with pytest.raises(dio.Error):
         stream.wait(30)
     stream.close()
     assert stream.closed
@@ -572,18 +574,18 @@ def test_killing_pulseaudio_mid_stream_stops_the_stream_with_an_error(
     pulseaudio_private: PulseServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PULSE_SERVER", pulseaudio_private.address)
-    device = pcm(da.host_from_id("alsa"), "pulse")  # type: ignore[arg-type]
+    device = pcm(dio.host_from_id("alsa"), "pulse")  # type: ignore[arg-type]
     err = stops_with_an_error(device, pulseaudio_private.kill)
-    assert err.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert err.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
 
 
 def test_killing_jackd_mid_stream_stops_the_stream_with_an_error(
     jackd_256: JackServer, alsa_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_256.name)
-    device = pcm(da.host_from_id("alsa"), JACK_PCM)  # type: ignore[arg-type]
+    device = pcm(dio.host_from_id("alsa"), JACK_PCM)  # type: ignore[arg-type]
     err = stops_with_an_error(device, jackd_256.kill)
-    assert err.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert err.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
 
 
 # -- blocking streams -------------------------------------------------------------
@@ -596,7 +598,7 @@ def test_a_blocking_duplex_stream_captures_what_it_wrote_one_round_trip_later(
     request: pytest.FixtureRequest, host_fixture: str, pcm_name: str
 ) -> None:
     host = request.getfixturevalue(host_fixture)
-    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
+    config = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256))
     stream = pcm(host, pcm_name).build_duplex_stream(config)
     # The pulse PCM's first capture takes ~2 s here and its playback underruns
     # meanwhile (flagged, in callback streams alike): run it warm first.

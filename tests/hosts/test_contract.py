@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import duplexaudio as da
-from duplexaudio._engine import ffi
-from duplexaudio.host import Device, Host
-from duplexaudio.hosts import _contract
-from duplexaudio.hosts._contract import DeviceHooks, HandleBackend, HostHooks, check
+import duplexio as dio
+from duplexio._engine import ffi
+from duplexio.host import Device, Host
+from duplexio.hosts import _contract
+from duplexio.hosts._contract import DeviceHooks, HandleBackend, HostHooks, check
 
 HOSTS = Path(_contract.__file__).parent
 HOST_NAMES = sorted(p.name for p in HOSTS.iterdir() if (p / "__init__.py").exists())
@@ -24,12 +24,12 @@ ENGINE_HEADERS = {"engine.h", "engine_api.h"}
 
 
 def test_every_registered_host_has_a_folder_of_its_own() -> None:
-    assert sorted(h.value for h in da.HostId) == HOST_NAMES
+    assert sorted(h.value for h in dio.HostId) == HOST_NAMES
 
 
 def imported_modules(path: Path) -> set[str]:
     """Absolute names of the modules a Python file imports (relative ones resolved)."""
-    package = "duplexaudio.hosts." + path.parent.name
+    package = "duplexio.hosts." + path.parent.name
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -53,7 +53,7 @@ def imported_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("host", HOST_NAMES)
 def test_no_host_imports_another(host: str) -> None:
-    others = {f"duplexaudio.hosts.{h}" for h in HOST_NAMES if h != host}
+    others = {f"duplexio.hosts.{h}" for h in HOST_NAMES if h != host}
     for path in (HOSTS / host).rglob("*.py"):
         for module in imported_modules(path):
             assert not any(module == o or module.startswith(o + ".") for o in others), (
@@ -93,7 +93,7 @@ def test_no_host_c_converts_samples_itself(path: Path) -> None:
 def host_classes(base: type) -> list[type]:
     found = []
     for host in HOST_NAMES:
-        module = importlib.import_module(f"duplexaudio.hosts.{host}")
+        module = importlib.import_module(f"duplexio.hosts.{host}")
         found += [
             cls
             for _, cls in inspect.getmembers(module, inspect.isclass)
@@ -141,19 +141,19 @@ def message(text: str) -> object:
 @pytest.mark.parametrize(
     ("code", "kind"),
     [
-        (errno.ENOENT, da.ErrorKind.DEVICE_NOT_AVAILABLE),
-        (errno.ECONNREFUSED, da.ErrorKind.DEVICE_NOT_AVAILABLE),
-        (errno.EBUSY, da.ErrorKind.DEVICE_BUSY),
-        (errno.EACCES, da.ErrorKind.PERMISSION_DENIED),
-        (errno.EINVAL, da.ErrorKind.UNSUPPORTED_CONFIG),
-        (errno.ETIMEDOUT, da.ErrorKind.TIMED_OUT),
-        (errno.EIO, da.ErrorKind.BACKEND_ERROR),
+        (errno.ENOENT, dio.ErrorKind.DEVICE_NOT_AVAILABLE),
+        (errno.ECONNREFUSED, dio.ErrorKind.DEVICE_NOT_AVAILABLE),
+        (errno.EBUSY, dio.ErrorKind.DEVICE_BUSY),
+        (errno.EACCES, dio.ErrorKind.PERMISSION_DENIED),
+        (errno.EINVAL, dio.ErrorKind.UNSUPPORTED_CONFIG),
+        (errno.ETIMEDOUT, dio.ErrorKind.TIMED_OUT),
+        (errno.EIO, dio.ErrorKind.BACKEND_ERROR),
     ],
 )
 def test_check_turns_a_negative_errno_into_its_kind_with_the_hosts_message(
-    code: int, kind: da.ErrorKind
+    code: int, kind: dio.ErrorKind
 ) -> None:
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         check(-code, message("the server said no"), context="device 'x:y'")
     assert raised.value.kind is kind
     assert raised.value.message == "device 'x:y': the server said no"
@@ -162,8 +162,8 @@ def test_check_turns_a_negative_errno_into_its_kind_with_the_hosts_message(
 
 def test_check_passes_counts_through_and_names_a_code_without_message() -> None:
     assert check(7, message(""), context="c") == 7
-    with pytest.raises(da.Error, match="error -5"):
+    with pytest.raises(dio.Error, match="error -5"):
         check(-errno.EIO, message(""), context="c")
-    with pytest.raises(da.Error) as raised:
-        check(-errno.EIO, message(""), context="c", default=da.ErrorKind.DEVICE_NOT_AVAILABLE)
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(dio.Error) as raised:
+        check(-errno.EIO, message(""), context="c", default=dio.ErrorKind.DEVICE_NOT_AVAILABLE)
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import duplexaudio as da
-from duplexaudio.hosts.jack import JackBackend, JackDevice
-from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+import duplexio as dio
+from duplexio.hosts.jack import JackBackend, JackDevice
+from duplexio.hosts.virtual import VirtualDevice, VirtualHost
 from tests.hosts.devices import duplex_device
 
 HOSTS = ["virtual", "jack", "pulse", "alsa", "pipewire", "portaudio"]
@@ -35,26 +35,26 @@ JACK_SERVED = {"jack", "alsa", "portaudio"}
 @pytest.fixture(params=HOSTS)
 def device(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[da.Device]:
+) -> Iterator[dio.Device]:
     yield duplex_device(request, monkeypatch, tmp_path, request.param)
-    da.stop()
+    dio.stop()
 
 
-def test_the_default_config_is_float32_at_the_devices_own_rate(device: da.Device) -> None:
+def test_the_default_config_is_float32_at_the_devices_own_rate(device: dio.Device) -> None:
     """Every server here runs at 48 kHz (the virtual loopback's default is
     48 kHz too): that is the default, in float32, both ways and duplex."""
     for config in (device.default_input_config(), device.default_output_config()):
-        assert (config.sample_rate, config.sample_format) == (48000, da.SampleFormat.F32)
+        assert (config.sample_rate, config.sample_format) == (48000, dio.SampleFormat.F32)
     assert device.default_duplex_config().sample_rate == 48000
 
 
-def full_channels(device: da.Device) -> int:
+def full_channels(device: dio.Device) -> int:
     """The device's own channels in both directions (its default configs: a JACK
     device takes more, left unconnected, as JACK clients do)."""
     return min(device.default_input_config().channels, device.default_output_config().channels)
 
 
-def accepts(device: da.Device, channels: int) -> bool:
+def accepts(device: dio.Device, channels: int) -> bool:
     return all(
         any(r.min_channels <= channels <= r.max_channels for r in ranges)
         for ranges in (device.supported_input_configs(), device.supported_output_configs())
@@ -81,7 +81,7 @@ class ChannelProbe:
 
 
 def test_an_impulse_on_output_channel_k_comes_back_on_input_channel_k_alone(
-    device: da.Device,
+    device: dio.Device,
 ) -> None:
     """For 1, 2 and all the device's output channels, each channel in turn,
     heard on all its input channels: many streams in a row on one server, so
@@ -91,7 +91,7 @@ def test_an_impulse_on_output_channel_k_comes_back_on_input_channel_k_alone(
     base = device.default_duplex_config()
     counts = [n for n in sorted({1, min(2, full), full}) if accepts(device, n)]
     seen: list[tuple[int, int, int, list[int]]] = []
-    others: list[da.Stream] = []  # streams that come and go between the probes
+    others: list[dio.Stream] = []  # streams that come and go between the probes
     try:
         for round_ in range(2):
             for channels in counts:
@@ -114,7 +114,7 @@ def test_an_impulse_on_output_channel_k_comes_back_on_input_channel_k_alone(
             other.close()
 
 
-def churn(device: da.Device, others: list[da.Stream], channels: int, step: int) -> None:
+def churn(device: dio.Device, others: list[dio.Stream], channels: int, step: int) -> None:
     """Build an input or an output stream and close the oldest of those kept:
     a server that reuses the ids of what went away (PipeWire does) then hands
     the next stream's ports ids in another order."""
@@ -154,7 +154,7 @@ def jack_feeder(port: str) -> str:
 
 
 def play_then_stop(
-    device: da.Device, ear: da.Device | None, signal: np.ndarray
+    device: dio.Device, ear: dio.Device | None, signal: np.ndarray
 ) -> tuple[np.ndarray, list[str], int, int]:
     """``signal`` written to a blocking output stream on ``device`` before
     start(), then stop(); what an input stream heard meanwhile, and the
@@ -169,7 +169,7 @@ def play_then_stop(
     config = device.default_output_config().config()
     rate = config.sample_rate
     if ear is None:
-        jack = da.host_from_id("jack").device_by_id(f"jack:{os.environ['JACK_DEFAULT_SERVER']}")
+        jack = dio.host_from_id("jack").device_by_id(f"jack:{os.environ['JACK_DEFAULT_SERVER']}")
         assert isinstance(jack, JackDevice)
         recorder = jack.unconnected().build_input_stream(
             dataclasses.replace(jack.default_input_config().config(), channels=1)
@@ -233,7 +233,7 @@ def play_then_stop(
 
 
 def test_stop_plays_every_frame_written_before_it_returns(
-    device: da.Device, request: pytest.FixtureRequest
+    device: dio.Device, request: pytest.FixtureRequest
 ) -> None:
     """40,000 frames written to a blocking output stream, then stop(): each one is
     heard (the device's own loop, a sink's monitor), the last one too, in order.
@@ -242,14 +242,14 @@ def test_stop_plays_every_frame_written_before_it_returns(
     stream flagged a glitch in (the input where the signal was) is taken
     again: a busy machine's xruns, up to eight takes."""
     signal = swell(SIGNAL_FRAMES)
-    ear: da.Device | None = None if device.id.host in JACK_SERVED else device
+    ear: dio.Device | None = None if device.id.host in JACK_SERVED else device
     edge = 0  # frames at each end allowed to differ
     if isinstance(device, VirtualDevice):
         # A virtual loopback loops a stream's own output; a cable joins two,
         # through a band-limited interpolator: the signal's steps at its
         # ends ring for a few frames.
         edge = 16
-        host = da.host_from_id("virtual")
+        host = dio.host_from_id("virtual")
         assert isinstance(host, VirtualHost)
         device, ear = host.add_cable(f"drain-{id(device)}")
         for made in (device.id, ear.id):

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import duplexaudio as da
-from duplexaudio.hosts.jack import JackBackend, JackDevice, JackHost
+import duplexio as dio
+from duplexio.hosts.jack import JackBackend, JackDevice, JackHost
 from tests.blocking import blocking_round_trips, timeline
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
@@ -29,7 +29,7 @@ RATE = 48000
 
 
 def jack_host() -> JackHost:
-    host = da.host_from_id("jack")
+    host = dio.host_from_id("jack")
     assert isinstance(host, JackHost)
     return host
 
@@ -62,18 +62,18 @@ def test_server_and_its_loopback_client_are_devices(jackd_128: JackServer) -> No
 
 
 def test_fixed_buffer_size_other_than_the_servers_names_the_servers(jackd_128: JackServer) -> None:
-    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
-    with pytest.raises(da.Error) as raised:
+    config = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256))
+    with pytest.raises(dio.Error) as raised:
         device(jackd_128).build_duplex_stream(config, lambda i, o, n: None)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
     assert "256" in raised.value.message and "128" in raised.value.message
 
 
 def test_unreachable_server_is_not_available() -> None:
     assert jack_host().device_by_id("jack:no-such-server-here") is None
-    with pytest.raises(da.Error) as raised:
-        da.measure_latency("jack:no-such-server-here")
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(dio.Error) as raised:
+        dio.measure_latency("jack:no-such-server-here")
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
 
 
 # -- round trips --------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_under_load_every_timestamp_discontinuity_is_flagged_on_its_block(
 
 def test_ports_are_visible_to_other_clients_and_gone_after_close(jackd_128: JackServer) -> None:
     dev = device(jackd_128, "loopback")
-    stream = dev.build_duplex_stream(da.DuplexStreamConfig(1, 3, RATE), lambda i, o, n: None)
+    stream = dev.build_duplex_stream(dio.DuplexStreamConfig(1, 3, RATE), lambda i, o, n: None)
     backend = stream.backend
     assert isinstance(backend, JackBackend)
     ports = backend.input_ports + backend.output_ports
@@ -170,10 +170,10 @@ def test_killing_jackd_reports_device_not_available(jackd_private: JackServer) -
     time.sleep(0.2)
     jackd_private.kill()
     assert errors.arrived.wait(20)
-    assert errors.items[0].kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
-    with pytest.raises(da.Error) as raised:
+    assert errors.items[0].kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(dio.Error) as raised:
         stream.wait(20)
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     stream.close()
     assert stream.closed
 
@@ -190,7 +190,7 @@ def test_jack_bufsize_mid_stream_invalidates_the_stream(jackd_private: JackServe
         assert errors.arrived.wait(20)
         assert not stream.running
     [err] = errors.items
-    assert err.kind is da.ErrorKind.STREAM_INVALIDATED
+    assert err.kind is dio.ErrorKind.STREAM_INVALIDATED
     assert "256" in err.message
     assert loop.sizes == {128}
 
@@ -200,7 +200,7 @@ def test_slow_callback_counts_late_blocks_without_server_xruns(jackd_128: JackSe
     period = 128 / RATE
     calls: list[bool] = []
 
-    def slow(inp: np.ndarray, out: np.ndarray, info: da.DuplexCallbackInfo) -> None:
+    def slow(inp: np.ndarray, out: np.ndarray, info: dio.DuplexCallbackInfo) -> None:
         calls.append(info.xrun)
         time.sleep(2 * period)
 
@@ -221,7 +221,7 @@ def test_slow_callback_counts_late_blocks_without_server_xruns(jackd_128: JackSe
 
 
 def test_latency_command_on_jack(jackd_128: JackServer, capsys: pytest.CaptureFixture[str]) -> None:
-    from duplexaudio.cli import main
+    from duplexio.cli import main
 
     assert (
         main(["latency", "-d", f"jack:{jackd_128.name}/loopback", "-n", "10", "--interval", "0.05"])
@@ -241,9 +241,9 @@ def test_a_44k1_file_plays_at_its_pitch_on_a_48k_server(
     path = tmp_path / "tone.wav"
     sf.write(path, tone(44100, 44100), 44100, subtype="FLOAT")
     dev = device(jackd_128, "loopback")
-    listen = dev.build_input_stream(da.StreamConfig(1, RATE))
+    listen = dev.build_input_stream(dio.StreamConfig(1, RATE))
     with listen:
-        report = da.play_file(path, dev)
+        report = dio.play_file(path, dev)
         data, _ = listen.read(listen.read_available)
     assert report.resampled and report.device_rate == RATE and report.frames == 44100
     heard = np.flatnonzero(np.abs(data[:, 0]) > 0.1)
@@ -257,10 +257,10 @@ def test_a_44k1_file_plays_at_its_pitch_on_a_48k_server(
 
 PIPEWIRE_SCRIPT = """
 import faulthandler; faulthandler.dump_traceback_later(40, exit=True)  # a hang shows where
-import json, duplexaudio as da
-host = da.host_from_id("jack")
+import json, duplexio as dio
+host = dio.host_from_id("jack")
 [dev] = [d for d in host.devices() if "{sink}" in str(d.id)]
-report = da.measure_latency(dev, impulses=6, interval=0.05)
+report = dio.measure_latency(dev, impulses=6, interval=0.05)
 print(json.dumps({{"id": str(dev.id), "round_trips": report.round_trips, "lost": report.lost,
                    "reported": report.reported, "frames": report.buffer_size}}))
 """

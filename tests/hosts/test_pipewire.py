@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-import duplexaudio as da
-from duplexaudio.hosts.pipewire import PipeWireDevice, PipeWireHost
+import duplexio as dio
+from duplexio.hosts.pipewire import PipeWireDevice, PipeWireHost
 from tests.blocking import blocking_round_trips
 from tests.conftest import open_fds
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
@@ -30,7 +30,7 @@ def use(stack: PipeWire, monkeypatch: pytest.MonkeyPatch) -> PipeWireHost:
     """This process talks to `stack` (libpipewire finds it by XDG_RUNTIME_DIR)."""
     for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
         monkeypatch.setenv(key, stack.env[key])
-    host = da.host_from_id("pipewire")
+    host = dio.host_from_id("pipewire")
     assert isinstance(host, PipeWireHost)
     return host
 
@@ -52,8 +52,8 @@ def force_quantum(stack: PipeWire, frames: int) -> None:
 
 
 def sink(stack: PipeWire) -> PipeWireDevice:
-    found = da.host_from_id("pipewire").device_by_id(f"pipewire:{stack.sink}")
-    assert isinstance(found, PipeWireDevice), da.host_from_id("pipewire").devices()
+    found = dio.host_from_id("pipewire").device_by_id(f"pipewire:{stack.sink}")
+    assert isinstance(found, PipeWireDevice), dio.host_from_id("pipewire").devices()
     return found
 
 
@@ -63,11 +63,11 @@ def test_the_null_sink_is_a_duplex_device_at_the_graphs_quantum(graph: PipeWire)
     config = dev.default_duplex_config()
     with dev.build_duplex_stream(config, lambda i, o, n: None) as stream:
         assert (stream.sample_rate, stream.buffer_size) == (RATE, 128)
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         dev.build_duplex_stream(
-            da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256)), lambda i, o, n: None
+            dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256)), lambda i, o, n: None
         )
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
 
 
 def assert_one_quantum(found: list[int], quantum: int) -> None:
@@ -100,16 +100,16 @@ def test_every_impulse_comes_back_where_the_stream_says_at_every_quantum(
 
 def test_input_only_and_output_only_streams(graph: PipeWire) -> None:
     dev = sink(graph)
-    config = da.StreamConfig(2, RATE)
+    config = dio.StreamConfig(2, RATE)
     blocks = {"in": 0, "out": 0}
     tone = (0.5 * np.sin(np.arange(128) * 2 * np.pi / 32)).astype(np.float32)
     heard: list[float] = []
 
-    def play(data: np.ndarray, info: da.CallbackInfo) -> None:
+    def play(data: np.ndarray, info: dio.CallbackInfo) -> None:
         data[:] = tone[:, None]
         blocks["out"] += 1
 
-    def record(data: np.ndarray, info: da.CallbackInfo) -> None:
+    def record(data: np.ndarray, info: dio.CallbackInfo) -> None:
         heard.append(float(np.max(np.abs(data))))
         blocks["in"] += 1
 
@@ -128,7 +128,7 @@ def test_a_blocking_duplex_stream_captures_what_it_wrote_one_round_trip_later(
     # real-time priority here, so under load a take may be flagged early:
     # then a fresh stream tries again.
     for _ in range(5):
-        stream = sink(graph).build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE))
+        stream = sink(graph).build_duplex_stream(dio.DuplexStreamConfig(2, 2, RATE))
         found = blocking_round_trips(stream, 1.5, warm=1.0)
         stream.close()
         if found.offsets:
@@ -176,7 +176,7 @@ def test_a_forced_quantum_or_rate_ends_the_stream_before_a_block_of_it(
         settings(graph, *change)
         assert errors.arrived.wait(20)
     [err] = errors.items
-    assert err.kind is da.ErrorKind.STREAM_INVALIDATED and value in err.message
+    assert err.kind is dio.ErrorKind.STREAM_INVALIDATED and value in err.message
     assert loop.sizes == {128}
 
 
@@ -230,7 +230,7 @@ def test_removing_the_node_reports_device_not_available(graph: PipeWire) -> None
     loaded = graph.run("pactl", "load-module", "module-null-sink", "sink_name=da_removable")
     assert loaded.returncode == 0, loaded.stderr
     time.sleep(0.5)
-    dev = da.host_from_id("pipewire").device_by_id("pipewire:da_removable")
+    dev = dio.host_from_id("pipewire").device_by_id("pipewire:da_removable")
     assert dev is not None
     errors = Errors()
     stream = dev.build_duplex_stream(dev.default_duplex_config(), lambda i, o, n: None, errors)
@@ -238,7 +238,7 @@ def test_removing_the_node_reports_device_not_available(graph: PipeWire) -> None
         time.sleep(0.3)
         graph.run("pactl", "unload-module", loaded.stdout.strip())
         assert errors.arrived.wait(20)
-    assert errors.items[0].kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert errors.items[0].kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
 
 
 def test_killing_pipewire_reports_device_not_available(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -252,7 +252,7 @@ def test_killing_pipewire_reports_device_not_available(monkeypatch: pytest.Monke
         time.sleep(0.3)
         stack.processes[1].kill()  # pipewire itself (after the session bus)
         assert errors.arrived.wait(20)
-        assert errors.items[0].kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+        assert errors.items[0].kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
         begun = time.monotonic()
         stream.close()
         assert time.monotonic() - begun < 3.0
@@ -263,7 +263,7 @@ def test_killing_pipewire_reports_device_not_available(monkeypatch: pytest.Monke
 def test_the_latency_command_reports_what_the_impulses_measure(
     graph: PipeWire, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from duplexaudio.cli import main
+    from duplexio.cli import main
 
     assert main(["latency", "-d", f"pipewire:{graph.sink}", "-n", "10"]) == 0
     out = capsys.readouterr().out
@@ -276,7 +276,7 @@ def test_a_stream_on_the_default_sink_follows_it_and_says_so(graph: PipeWire) ->
     try:
         assert graph.run("pactl", "set-default-sink", graph.sink).returncode == 0
         time.sleep(0.5)
-        dev = da.host_from_id("pipewire").device_by_id("pipewire:@DEFAULT_SINK@")
+        dev = dio.host_from_id("pipewire").device_by_id("pipewire:@DEFAULT_SINK@")
         assert dev is not None and dev.supports_duplex()
         errors = Errors()
         loop = ImpulseLoop(10**9, every=5)
@@ -288,7 +288,7 @@ def test_a_stream_on_the_default_sink_follows_it_and_says_so(graph: PipeWire) ->
             before = loop.count
             time.sleep(1.0)
             assert stream.running and loop.count > before + 100  # it goes on, there
-        assert [e.kind for e in errors.items] == [da.ErrorKind.DEVICE_CHANGED]
+        assert [e.kind for e in errors.items] == [dio.ErrorKind.DEVICE_CHANGED]
         # Impulses come back through the new sink's monitor as exactly as before.
         assert_one_quantum(loop.round_trips(), 128)
     finally:
@@ -297,6 +297,6 @@ def test_a_stream_on_the_default_sink_follows_it_and_says_so(graph: PipeWire) ->
 
 
 def test_with_a_pipewire_server_running_pipewire_is_the_default_host(graph: PipeWire) -> None:
-    assert da.HostId.PIPEWIRE in da.available_hosts()
-    assert da.default_host().id is da.HostId.PIPEWIRE
-    assert da.find_device(None, direction="duplex").id.host is da.HostId.PIPEWIRE
+    assert dio.HostId.PIPEWIRE in dio.available_hosts()
+    assert dio.default_host().id is dio.HostId.PIPEWIRE
+    assert dio.find_device(None, direction="duplex").id.host is dio.HostId.PIPEWIRE

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import duplexaudio as da
-from duplexaudio.hosts import portaudio
-from duplexaudio.hosts.portaudio import PortAudioBackend, PortAudioDevice, PortAudioHost
+import duplexio as dio
+from duplexio.hosts import portaudio
+from duplexio.hosts.portaudio import PortAudioBackend, PortAudioDevice, PortAudioHost
 from tests.blocking import blocking_round_trips
 from tests.conftest import server_unavailable
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
@@ -70,7 +70,7 @@ def jack_pcm(jackd_256: JackServer, alsa_config: Path, monkeypatch: pytest.Monke
 
 
 def pa_host() -> PortAudioHost:
-    host = da.host_from_id("portaudio")
+    host = dio.host_from_id("portaudio")
     assert isinstance(host, PortAudioHost)
     return host
 
@@ -92,24 +92,24 @@ def test_jack_clients_are_duplex_devices_and_plugin_pcms_are_not(jack_pcm: str) 
     pcm = device(jack_pcm)
     assert pcm.supports_input() and pcm.supports_output() and not pcm.supports_duplex()
     assert pcm.description.direction == "input+output"
-    with pytest.raises(da.Error) as raised:
-        pcm.build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE), lambda i, o, n: None)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+    with pytest.raises(dio.Error) as raised:
+        pcm.build_duplex_stream(dio.DuplexStreamConfig(2, 2, RATE), lambda i, o, n: None)
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION
     assert "native ALSA" in raised.value.message
 
 
 def test_portaudio_is_never_the_default_host_on_linux(on_jackd: JackServer) -> None:
     assert pa_host().devices()  # it has devices here, and still:
-    assert da.default_host().id is not da.HostId.PORTAUDIO
+    assert dio.default_host().id is not dio.HostId.PORTAUDIO
     assert "PortAudio V19" in pa_host().name
 
 
 def test_a_device_gone_from_portaudios_list_is_not_available(on_jackd: JackServer) -> None:
     loop = device(f"{JACK_API}/loopback")
     gone = PortAudioDevice(portaudio._Info(**{**loop._info.__dict__, "name": "no-such-client"}))
-    with pytest.raises(da.Error) as raised:
-        gone.build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE), lambda i, o, n: None)
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(dio.Error) as raised:
+        gone.build_duplex_stream(dio.DuplexStreamConfig(2, 2, RATE), lambda i, o, n: None)
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     assert "no-such-client" in raised.value.message
 
 
@@ -123,7 +123,7 @@ def test_round_trip_through_jack_loopback_is_constant_and_what_the_stream_report
     dev = device(f"{JACK_API}/loopback")
     loop = ImpulseLoop(600)
     stream = dev.build_duplex_stream(
-        da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(frames)), loop
+        dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(frames)), loop
     )
     before = stream.latency  # known before the first block
     run_loop(stream, loop)
@@ -146,7 +146,7 @@ def test_under_load_every_timestamp_discontinuity_is_flagged_on_its_block(
     dev = device(f"{JACK_API}/loopback")
     loop = ImpulseLoop(2000)
     stream = dev.build_duplex_stream(
-        da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(128)), loop
+        dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(128)), loop
     )
     run_loop(stream, loop)
     loop.assert_discontinuities_flagged(128)
@@ -161,7 +161,7 @@ def test_a_blocking_duplex_stream_captures_what_it_wrote_one_round_trip_later(
     on_jackd: JackServer,
 ) -> None:
     dev = device(f"{JACK_API}/loopback")
-    stream = dev.build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(128)))
+    stream = dev.build_duplex_stream(dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(128)))
     found = blocking_round_trips(stream, 1.5)
     stream.close()
     assert found.offsets, f"no impulse came back before a flag: {found.flagged[:3]}"
@@ -179,7 +179,7 @@ def test_a_new_jack_buffer_size_ends_the_stream_before_its_report_is_wrong(
     errors = Errors()
     loop = ImpulseLoop(10**9)
     stream = dev.build_duplex_stream(
-        da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(128)), loop, errors
+        dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(128)), loop, errors
     )
     with stream:
         time.sleep(0.3)
@@ -187,7 +187,7 @@ def test_a_new_jack_buffer_size_ends_the_stream_before_its_report_is_wrong(
         assert changed.returncode == 0, changed.stderr
         assert errors.arrived.wait(20)
     [err] = errors.items
-    assert err.kind is da.ErrorKind.STREAM_INVALIDATED and "latency" in err.message
+    assert err.kind is dio.ErrorKind.STREAM_INVALIDATED and "latency" in err.message
     # Every impulse that came back before the end is the reported round trip.
     assert set(loop.round_trips()) <= {stream.latency.round_trip}
 
@@ -197,13 +197,13 @@ def test_a_new_jack_buffer_size_ends_the_stream_before_its_report_is_wrong(
 
 def test_a_tone_played_on_the_jack_pcm_is_recorded_from_it(jack_pcm: str) -> None:
     pcm = device(jack_pcm)
-    config = da.StreamConfig(1, RATE, da.BufferSize.fixed(256))
+    config = dio.StreamConfig(1, RATE, dio.BufferSize.fixed(256))
     signal = tone(RATE, RATE, 1000.0).astype(np.float32)
     captured: list[np.ndarray] = []
     steps: list[tuple[int, bool]] = []
     last: list[int] = []
 
-    def record(data: np.ndarray, info: da.CallbackInfo) -> None:
+    def record(data: np.ndarray, info: dio.CallbackInfo) -> None:
         captured.append(data[:, 0].copy())
         t = info.timestamp.callback
         if last:
@@ -212,7 +212,7 @@ def test_a_tone_played_on_the_jack_pcm_is_recorded_from_it(jack_pcm: str) -> Non
 
     position = [0]
 
-    def play(data: np.ndarray, info: da.CallbackInfo) -> None:
+    def play(data: np.ndarray, info: dio.CallbackInfo) -> None:
         n = len(data)
         data[:, 0] = np.resize(signal, position[0] + n)[position[0] :]
         position[0] = (position[0] + n) % RATE
@@ -238,9 +238,9 @@ def test_a_device_of_many_rates_defaults_to_portaudios_default_rate_in_float32(
     assert 8000 in rates and len(rates) > 3, rates  # the case: many rates, 8 kHz first
     own = round(pcm._info.default_rate)
     for config in (pcm.default_input_config(), pcm.default_output_config()):
-        assert (config.sample_rate, config.sample_format) == (own, da.SampleFormat.F32)
-    assert da.rec(64, device=pcm, blocking=False).sample_rate == own
-    assert da.wait(20) is True
+        assert (config.sample_rate, config.sample_format) == (own, dio.SampleFormat.F32)
+    assert dio.rec(64, device=pcm, blocking=False).sample_rate == own
+    assert dio.wait(20) is True
 
 
 def test_the_pulse_pcm_runs_output_and_input_streams(
@@ -249,11 +249,11 @@ def test_the_pulse_pcm_runs_output_and_input_streams(
     monkeypatch.setenv("PULSE_SERVER", pulseaudio.address)
     pcm = device("ALSA/pulse")
     assert not pcm.supports_duplex()
-    config = da.StreamConfig(2, RATE, da.BufferSize.fixed(512))
+    config = dio.StreamConfig(2, RATE, dio.BufferSize.fixed(512))
     blocks = {"in": 0, "out": 0}
 
-    def count(kind: str) -> Callable[[np.ndarray, da.CallbackInfo], None]:
-        def callback(data: np.ndarray, info: da.CallbackInfo) -> None:
+    def count(kind: str) -> Callable[[np.ndarray, dio.CallbackInfo], None]:
+        def callback(data: np.ndarray, info: dio.CallbackInfo) -> None:
             blocks[kind] += 1
 
         return callback
@@ -274,13 +274,13 @@ def test_the_pulse_pcm_runs_output_and_input_streams(
 _CHILD = textwrap.dedent(
     """
     import json, sys, time
-    import duplexaudio as da
-    device = da.host_from_id("portaudio").device_by_id(sys.argv[1])
+    import duplexio as dio
+    device = dio.host_from_id("portaudio").device_by_id(sys.argv[1])
     errors = []
-    config = da.StreamConfig(2, 48000, da.BufferSize.fixed(256))
+    config = dio.StreamConfig(2, 48000, dio.BufferSize.fixed(256))
     build = device.build_output_stream
     if device.supports_duplex():
-        config = da.DuplexStreamConfig(2, 2, 48000, da.BufferSize.fixed(256))
+        config = dio.DuplexStreamConfig(2, 2, 48000, dio.BufferSize.fixed(256))
         build = device.build_duplex_stream
     stream = build(config, lambda *args: None, errors.append)
     stream.start()
@@ -356,9 +356,9 @@ def test_the_copy_inside_sounddevices_wheel_is_found_first(tmp_path: Path) -> No
     folder.mkdir(parents=True)
     (tmp_path / "_sounddevice_data" / "__init__.py").write_text("")
     shutil.copy(_system_library(), folder / "libportaudio64bit.so")
-    code = "from duplexaudio.hosts import portaudio; print(portaudio._load())"
+    code = "from duplexio.hosts import portaudio; print(portaudio._load())"
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{Path(__file__).parents[2] / 'src'}"}
-    env.pop("DUPLEXAUDIO_PORTAUDIO", None)
+    env.pop("DUPLEXIO_PORTAUDIO", None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(folder / "libportaudio64bit.so")
@@ -369,15 +369,15 @@ def test_a_library_that_does_not_load_makes_the_host_unavailable(tmp_path: Path)
     bogus.write_text("not a library")
     code = textwrap.dedent(
         """
-        import duplexaudio as da
-        print(da.HostId.PORTAUDIO in da.available_hosts())
+        import duplexio as dio
+        print(dio.HostId.PORTAUDIO in dio.available_hosts())
         try:
-            da.host_from_id("portaudio")
-        except da.Error as err:
+            dio.host_from_id("portaudio")
+        except dio.Error as err:
             print(err.kind.name, str(err))
         """
     )
-    env = {**os.environ, "DUPLEXAUDIO_PORTAUDIO": str(bogus)}
+    env = {**os.environ, "DUPLEXIO_PORTAUDIO": str(bogus)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     first, second = out.stdout.strip().splitlines()

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import duplexaudio as da
-from duplexaudio.hosts.pulse import PulseDevice
+import duplexio as dio
+from duplexio.hosts.pulse import PulseDevice
 from tests.blocking import blocking_round_trips
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
@@ -23,18 +23,18 @@ from tests.servers import PipeWire, PulseServer
 RATE = 48000
 
 
-def use(monkeypatch: pytest.MonkeyPatch, address: str) -> da.Host:
+def use(monkeypatch: pytest.MonkeyPatch, address: str) -> dio.Host:
     monkeypatch.setenv("PULSE_SERVER", address)
-    return da.host_from_id("pulse")
+    return dio.host_from_id("pulse")
 
 
 def pipewire_address(stack: PipeWire) -> str:
     return stack.env["PULSE_SERVER"]
 
 
-def run_impulses(device: da.Device, frames: int, blocks: int) -> tuple[ImpulseLoop, da.Stream]:
+def run_impulses(device: dio.Device, frames: int, blocks: int) -> tuple[ImpulseLoop, dio.Stream]:
     loop = ImpulseLoop(blocks, every=8)
-    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(frames))
+    config = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(frames))
     stream = device.build_duplex_stream(config, loop)
     run_loop(stream, loop)
     return loop, stream
@@ -71,9 +71,9 @@ def test_a_source_is_not_duplex_and_says_why(
     host = use(monkeypatch, pulseaudio.address)
     monitor = host.device_by_id(f"pulse:{pulseaudio.sink}.monitor")
     assert monitor is not None
-    with pytest.raises(da.Error) as raised:
-        monitor.build_duplex_stream(da.DuplexStreamConfig(2, 2, RATE), lambda i, o, n: None)
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+    with pytest.raises(dio.Error) as raised:
+        monitor.build_duplex_stream(dio.DuplexStreamConfig(2, 2, RATE), lambda i, o, n: None)
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION
     assert "separate clocks" in raised.value.message
 
 
@@ -81,9 +81,9 @@ def test_unknown_device_is_not_available_naming_it(
     pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use(monkeypatch, pulseaudio.address)
-    with pytest.raises(da.Error) as raised:
-        da.measure_latency("pulse:no_such_sink")
-    assert raised.value.kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(dio.Error) as raised:
+        dio.measure_latency("pulse:no_such_sink")
+    assert raised.value.kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
     assert "pulse:no_such_sink" in raised.value.message
 
 
@@ -152,13 +152,13 @@ def test_output_and_input_streams_run(
     assert sink is not None and monitor is not None
     counts = {"out": 0, "in": 0}
 
-    def out_cb(data: np.ndarray, info: da.CallbackInfo) -> None:
+    def out_cb(data: np.ndarray, info: dio.CallbackInfo) -> None:
         counts["out"] += 1
 
-    def in_cb(data: np.ndarray, info: da.CallbackInfo) -> None:
+    def in_cb(data: np.ndarray, info: dio.CallbackInfo) -> None:
         counts["in"] += 1
 
-    config = da.StreamConfig(2, RATE, da.BufferSize.fixed(512))
+    config = dio.StreamConfig(2, RATE, dio.BufferSize.fixed(512))
     with sink.build_output_stream(config, out_cb), monitor.build_input_stream(config, in_cb):
         assert wait_for(lambda: min(counts.values()) >= 20)
 
@@ -183,14 +183,14 @@ def test_killing_the_server_reports_device_not_available(
     assert device is not None
     errors = Errors()
     stream = device.build_duplex_stream(
-        da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(512)), lambda i, o, n: None, errors
+        dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(512)), lambda i, o, n: None, errors
     )
     stream.start()
     assert wait_for(lambda: stream.stats.cycles >= 5)
     pulseaudio_private.kill()
     assert errors.arrived.wait(20)
-    assert errors.items[0].kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
-    with pytest.raises(da.Error):
+    assert errors.items[0].kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
+    with pytest.raises(dio.Error):
         stream.wait(20)
     stream.close()
 
@@ -207,13 +207,13 @@ def test_removing_the_sink_reports_device_not_available(
     assert device is not None
     errors = Errors()
     stream = device.build_output_stream(
-        da.StreamConfig(2, RATE, da.BufferSize.fixed(512)), lambda d, n: None, errors
+        dio.StreamConfig(2, RATE, dio.BufferSize.fixed(512)), lambda d, n: None, errors
     )
     with stream:
         assert wait_for(lambda: stream.stats.cycles >= 5)
         pulseaudio_private.run("pactl", "unload-module", loaded.stdout.strip())
         assert errors.arrived.wait(20)
-    assert errors.items[0].kind is da.ErrorKind.DEVICE_NOT_AVAILABLE
+    assert errors.items[0].kind is dio.ErrorKind.DEVICE_NOT_AVAILABLE
 
 
 def test_default_sink_moved_reports_device_changed_and_keeps_running(
@@ -227,7 +227,7 @@ def test_default_sink_moved_reports_device_changed_and_keeps_running(
     errors = Errors()
     calls: list[int] = []
     stream = device.build_output_stream(
-        da.StreamConfig(2, RATE, da.BufferSize.fixed(512)), lambda d, n: calls.append(1), errors
+        dio.StreamConfig(2, RATE, dio.BufferSize.fixed(512)), lambda d, n: calls.append(1), errors
     )
     with stream:
         # An idle null sink takes a while to start a new stream (TESTING.md).
@@ -237,13 +237,13 @@ def test_default_sink_moved_reports_device_changed_and_keeps_running(
         before = len(calls)
         assert wait_for(lambda: len(calls) >= before + 5)
         assert stream.running
-    assert [e.kind for e in errors.items] == [da.ErrorKind.DEVICE_CHANGED]
+    assert [e.kind for e in errors.items] == [dio.ErrorKind.DEVICE_CHANGED]
 
 
 def test_latency_command_on_pulse(
     pulseaudio: PulseServer, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    from duplexaudio.cli import main
+    from duplexio.cli import main
 
     use(monkeypatch, pulseaudio.address)
     assert main(["latency", "-d", f"pulse:{pulseaudio.sink}", "-b", "256", "-n", "5"]) == 0
@@ -260,7 +260,7 @@ def test_a_blocking_duplex_stream_captures_what_it_wrote_one_round_trip_later(
     host = use(monkeypatch, pulseaudio.address)
     device = host.device_by_id(f"pulse:{pulseaudio.sink}")
     assert device is not None
-    config = da.DuplexStreamConfig(2, 2, RATE, da.BufferSize.fixed(256))
+    config = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256))
     stream = device.build_duplex_stream(config)
     found = blocking_round_trips(stream, 1.5)
     stream.close()

@@ -1,5 +1,5 @@
 """The Python face on every real host: iteration, asyncio, overflow, the stop
-exceptions, picking a device by name or index, and da.default.
+exceptions, picking a device by name or index, and dio.default.
 
 Each test runs on jackd's loopback client, a PulseAudio null sink (its monitor
 is the input), ALSA's jack PCM, a PipeWire null sink (native host) and
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import duplexaudio as da
+import duplexio as dio
 from tests.blocking import timeline
 from tests.hosts.devices import duplex_device
 from tests.servers import JackServer
@@ -30,18 +30,18 @@ RATE = 48000
 @pytest.fixture(params=["jack", "pulse", "alsa", "pipewire", "portaudio"])
 def device(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[da.Device]:
+) -> Iterator[dio.Device]:
     """A duplex device of each real host, reachable by the library's own lookups."""
     yield duplex_device(request, monkeypatch, tmp_path, request.param)
-    da.default.reset()
-    da.stop()
+    dio.default.reset()
+    dio.stop()
 
 
-def input_config(device: da.Device) -> da.StreamConfig:
+def input_config(device: dio.Device) -> dio.StreamConfig:
     return device.default_input_config().config()  # the server's period on JACK
 
 
-def test_blocks_iterate_in_order_and_end_when_stopped(device: da.Device) -> None:
+def test_blocks_iterate_in_order_and_end_when_stopped(device: dio.Device) -> None:
     stream = device.build_input_stream(input_config(device))
     stream.start()
     ends = []
@@ -56,7 +56,7 @@ def test_blocks_iterate_in_order_and_end_when_stopped(device: da.Device) -> None
     assert all(b > a for a, b in itertools.pairwise(ends))
 
 
-def test_async_for_reads_and_ends_cleanly_on_close(device: da.Device) -> None:
+def test_async_for_reads_and_ends_cleanly_on_close(device: dio.Device) -> None:
     async def consume() -> int:
         stream = device.build_input_stream(input_config(device))
         stream.start()
@@ -70,7 +70,7 @@ def test_async_for_reads_and_ends_cleanly_on_close(device: da.Device) -> None:
     assert asyncio.run(consume()) == 30
 
 
-def test_a_reader_too_slow_for_the_ring_is_told_where_frames_went(device: da.Device) -> None:
+def test_a_reader_too_slow_for_the_ring_is_told_where_frames_went(device: dio.Device) -> None:
     stream = device.build_input_stream(input_config(device), ring_seconds=0.05)
     with stream:
         stream.read(256, timeout=10)  # running: the device delivers
@@ -83,8 +83,8 @@ def test_a_reader_too_slow_for_the_ring_is_told_where_frames_went(device: da.Dev
     assert stats.overflows >= 1 and lost >= stats.overflow_frames > 0
 
 
-def test_callback_stop_and_abort_end_a_real_stream_without_an_error(device: da.Device) -> None:
-    for how, after in ((da.CallbackStop, "stopped"), (da.CallbackAbort, "paused")):
+def test_callback_stop_and_abort_end_a_real_stream_without_an_error(device: dio.Device) -> None:
+    for how, after in ((dio.CallbackStop, "stopped"), (dio.CallbackAbort, "paused")):
         calls = 0
 
         def callback(inp: Any, out: Any, info: Any, how: type[Exception] = how) -> None:
@@ -102,27 +102,27 @@ def test_callback_stop_and_abort_end_a_real_stream_without_an_error(device: da.D
 
 
 def test_the_device_is_found_by_index_by_name_and_through_the_defaults(
-    device: da.Device,
+    device: dio.Device,
 ) -> None:
     if device.id.host != "portaudio":  # on Linux not in the all-hosts table, by design
-        listed = da.query_devices()
+        listed = dio.query_devices()
         index = next(n for n, d in enumerate(listed) if d.id == device.id)
-        assert da.rec(256, device=index).shape[0] == 256
-    assert da.rec(256, device=device).shape[0] == 256
-    assert da.rec(256, device=str(device.id)).shape[0] == 256
+        assert dio.rec(256, device=index).shape[0] == 256
+    assert dio.rec(256, device=device).shape[0] == 256
+    assert dio.rec(256, device=str(device.id)).shape[0] == 256
     probe = device.build_input_stream(input_config(device))
     frames = probe.buffer_size
     probe.close()
-    da.default.device = device.id
-    da.default.buffer_size = frames
-    stream = da.rec(512, blocking=False)
+    dio.default.device = device.id
+    dio.default.buffer_size = frames
+    stream = dio.rec(512, blocking=False)
     assert stream.device == str(device.id) and stream.buffer_size == frames
-    assert da.wait(20) is True
+    assert dio.wait(20) is True
     stream.close()
     # The default reaches the output side too.
-    da.play(np.zeros((256, 2), np.float32), blocking=False)
-    assert da.wait(20) is True
-    da.stop()  # closed: libjack must not see a client of this server when the next opens
+    dio.play(np.zeros((256, 2), np.float32), blocking=False)
+    assert dio.wait(20) is True
+    dio.stop()  # closed: libjack must not see a client of this server when the next opens
 
 
 def test_libjack_is_kept_from_crashing_on_a_second_server(
@@ -130,12 +130,12 @@ def test_libjack_is_kept_from_crashing_on_a_second_server(
 ) -> None:
     """libjack crashes the process when a client of another server opens while
     one is open (seen with jack2 1.9.21): the JACK host refuses instead."""
-    first = da.host_from_id("jack").device_by_id(f"jack:{jackd_128.name}/loopback")
+    first = dio.host_from_id("jack").device_by_id(f"jack:{jackd_128.name}/loopback")
     assert first is not None
     with first.build_input_stream(input_config(first)):
-        with pytest.raises(da.Error) as raised:
-            da.host_from_id("jack").device_by_id(f"jack:{jackd_256.name}/loopback")
-        assert raised.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+        with pytest.raises(dio.Error) as raised:
+            dio.host_from_id("jack").device_by_id(f"jack:{jackd_256.name}/loopback")
+        assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION
         assert jackd_128.name in raised.value.message
     # Once closed, the other server is reachable.
-    assert da.host_from_id("jack").device_by_id(f"jack:{jackd_256.name}/loopback") is not None
+    assert dio.host_from_id("jack").device_by_id(f"jack:{jackd_256.name}/loopback") is not None

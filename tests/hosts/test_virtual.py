@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import duplexaudio as da
-from duplexaudio.hosts.virtual import VirtualDevice, VirtualHost
+import duplexio as dio
+from duplexio.hosts.virtual import VirtualDevice, VirtualHost
 
 
 def test_standard_devices_are_listed_with_directions(virtual_host: VirtualHost) -> None:
@@ -32,7 +32,7 @@ def test_every_sample_format_is_offered(virtual_host: VirtualHost) -> None:
     device = virtual_host.device_by_id("virtual:loopback")
     assert device is not None
     formats = {r.sample_format for r in device.supported_output_configs()}
-    assert formats == set(da.SampleFormat)
+    assert formats == set(dio.SampleFormat)
     r = device.supported_input_configs()[0]
     assert (r.min_channels, r.max_channels) == (1, 2)
     assert (r.buffer_size.min_frames, r.buffer_size.max_frames) == (16, 8192)
@@ -50,11 +50,11 @@ def test_custom_device_ranges_are_reported_and_enforced(make_device: Any) -> Non
     r = device.supported_input_configs()[0]
     assert (r.max_channels, r.min_sample_rate, r.max_sample_rate) == (8, 44100, 96000)
     assert device.default_output_config().sample_rate == 96000
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         device.build_duplex_stream(
-            da.DuplexStreamConfig(8, 8, 48000, da.BufferSize.fixed(16)), lambda i, o, n: None
+            dio.DuplexStreamConfig(8, 8, 48000, dio.BufferSize.fixed(16)), lambda i, o, n: None
         )
-    assert raised.value.kind is da.ErrorKind.UNSUPPORTED_CONFIG
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
     assert "16 frames" in raised.value.message and "32..512" in raised.value.message
 
 
@@ -72,31 +72,31 @@ def test_custom_device_ranges_are_reported_and_enforced(make_device: Any) -> Non
 def test_bad_device_options_are_invalid_input(
     virtual_host: VirtualHost, options: dict[str, Any], needle: str
 ) -> None:
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         virtual_host.add_loopback("bad-options", **options)
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
     assert needle in raised.value.message
     assert virtual_host.device_by_id("virtual:bad-options") is None
 
 
 def test_duplicate_device_names_are_refused(make_device: Any, virtual_host: VirtualHost) -> None:
     device = make_device("output")
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         virtual_host.add_output(device.id.name)
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
 
 
 def test_signal_shape_is_checked(make_device: Any) -> None:
     device = make_device("input", channels=2)
-    with pytest.raises(da.Error) as raised:
+    with pytest.raises(dio.Error) as raised:
         device.set_signal(np.zeros((10, 3)))
-    assert raised.value.kind is da.ErrorKind.INVALID_INPUT and "(10, 3)" in raised.value.message
-    with pytest.raises(da.Error):
+    assert raised.value.kind is dio.ErrorKind.INVALID_INPUT and "(10, 3)" in raised.value.message
+    with pytest.raises(dio.Error):
         device.set_signal(np.zeros((0, 1)))
     loop = make_device("loopback")
-    with pytest.raises(da.Error) as not_input:
+    with pytest.raises(dio.Error) as not_input:
         loop.set_signal(np.zeros(4))
-    assert not_input.value.kind is da.ErrorKind.UNSUPPORTED_OPERATION
+    assert not_input.value.kind is dio.ErrorKind.UNSUPPORTED_OPERATION
 
 
 def test_fault_arguments_are_checked(make_device: Any) -> None:
@@ -107,16 +107,16 @@ def test_fault_arguments_are_checked(make_device: Any) -> None:
         (lambda: device.stall(-1), "-1"),
     )
     for call, needle in cases:
-        with pytest.raises(da.Error) as raised:
+        with pytest.raises(dio.Error) as raised:
             call()
-        assert raised.value.kind is da.ErrorKind.INVALID_INPUT
+        assert raised.value.kind is dio.ErrorKind.INVALID_INPUT
         assert needle in raised.value.message
 
 
 def test_buffer_size_change_becomes_the_new_default(make_device: Any) -> None:
     device = make_device("loopback")
     device.change_buffer_size(512)
-    stream = device.build_duplex_stream(da.DuplexStreamConfig(1, 1, 48000), lambda i, o, n: None)
+    stream = device.build_duplex_stream(dio.DuplexStreamConfig(1, 1, 48000), lambda i, o, n: None)
     assert stream.buffer_size == 512
     stream.close()
 
@@ -125,5 +125,5 @@ def test_removed_device_disappears(virtual_host: VirtualHost) -> None:
     virtual_host.add_output("to-remove")
     virtual_host.remove_device("virtual:to-remove")
     assert virtual_host.device_by_id("virtual:to-remove") is None
-    with pytest.raises(da.Error):
+    with pytest.raises(dio.Error):
         virtual_host.remove_device("virtual:to-remove")

@@ -1,0 +1,447 @@
+"""Blocking streams: read() and write() on the engine's rings, iteration, asyncio.
+
+A stream built without a callback gets a ring per direction in the engine
+(``_engine/ring.c``). The device thread itself moves each cycle's input into
+the input ring and takes each cycle's output from the output ring, so no
+Python runs per block: a caller that is late by a second (a GIL stall, a slow
+model) loses nothing while the ring holds out (2 s by default).
+
+Positions: input frames are counted from the stream's first cycle, output
+frames from the first frame it played. What the ring could not carry is
+never silent. A full input ring drops whole blocks and a device glitch loses
+cycles: the read that meets the gap gets ``ReadStatus.gaps`` (where in its
+data, how many frames are missing there) and its ``position`` stays the true
+one. An output ring that runs dry plays silence: the next write's
+``WriteStatus.underflowed`` says how many frames of it, and its ``position``
+is where its data will play. Read and write never raise for these.
+
+This module holds the rings' Python side; `duplexio.stream` owns one
+per blocking stream and gives `Stream` its
+methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from duplexio._engine import ffi, lib
+from duplexio._validate import optional_seconds, whole
+from duplexio.errors import Error, ErrorKind
+from duplexio.formats import SampleFormat, as_frames
+from duplexio.hosts._contract import StreamParams, owned
+
+__all__ = ["DEFAULT_RING_SECONDS", "ReadStatus", "Rings", "WriteStatus"]
+
+#: Seconds of audio each ring of a blocking stream holds unless told otherwise.
+DEFAULT_RING_SECONDS = 2.0
+#: Longest single wait in C: a blocked read() or write() comes back to Python
+#: this often, so Ctrl-C and a closed stream are noticed.
+_WAIT_SLICE_NS = 100_000_000
+#: Gaps fetched from the engine per C call.
+_GAP_BATCH = 64
+
+
+@dataclass(frozen=True)
+class ReadStatus:
+    """What a `read()` met, beside its data.
+
+    True when frames were lost (``if status: ...`` reads like sounddevice's
+    ``overflowed``).
+
+    Attributes
+    ----------
+    position
+        The input frame ``data[0]`` is, counted from the stream's first cycle
+        (frame 0), lost frames included: the capture timeline, not a count of
+        frames read.
+    gaps
+        ``(offset, lost)`` pairs, in order: ``lost`` frames are missing
+        just before ``data[offset]`` (the ring was full, or the device lost
+        cycles). ``lost`` is 0 where the device reported a glitch that cost
+        no whole cycle (a restart or re-alignment of its directions): the
+        data is not continuous there, and in a duplex stream
+        ``stream.latency`` may have changed from that frame on. Empty when
+        the data is continuous with the previous read.
+    """
+
+    position: int
+    gaps: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def lost(self) -> int:
+        """Frames missing in and before this read's data, since the previous read."""
+        return sum(n for _, n in self.gaps)
+
+    def __bool__(self) -> bool:
+        return bool(self.gaps)
+
+
+@dataclass(frozen=True)
+class WriteStatus:
+    """What a `write()` met.
+
+    True when the output ran dry since the previous write (``if status:``
+    reads like sounddevice's ``underflowed``).
+
+    Attributes
+    ----------
+    position
+        The output frame ``data[0]`` will be played as, counted from the
+        stream's first frame: frames written before it plus the silence and
+        lost cycles played so far. Another underflow before it plays moves it
+        later by that much (the next write says so).
+    underflowed
+        Frames of silence played since the previous write because nothing
+        was written (plus frames the device lost): the output timeline moved
+        on without data.
+    xruns
+        Glitches the device reported since the previous write, whether or
+        not they cost whole cycles (``stream.stats.xruns`` counts them all):
+        what was played around them may have been disturbed.
+    """
+
+    position: int
+    underflowed: int = 0
+    xruns: int = 0
+
+    def __bool__(self) -> bool:
+        return self.underflowed > 0 or self.xruns > 0
+
+
+def ring_frames(seconds: object, sample_rate: int, frames: int) -> int:
+    """Frames a ring of ``seconds`` holds: at least two blocks."""
+    s = optional_seconds("ring_seconds", seconds)
+    wanted = math.ceil((DEFAULT_RING_SECONDS if s is None else s) * sample_rate)
+    return max(wanted, 2 * frames)
+
+
+class Rings:
+    """A blocking stream's rings, their positions and its waits.
+
+    ``failure`` and ``closed`` are the stream's, asked when no more cycles
+    will come: the error it ended with (raised to the reader or writer), and
+    whether it was closed (an error for read and write, the end for
+    iteration).
+    """
+
+    def __init__(
+        self,
+        params: StreamParams,
+        engine: Any,
+        keep: list[object],
+        failure: Callable[[], Error | None],
+        closed: Callable[[], bool],
+    ) -> None:
+        p = params
+        self.params, self.engine, self.failure, self.closed = p, engine, failure, closed
+        self.capacity = p.ring_frames
+
+        def make(channels: int, fmt: SampleFormat) -> Any:
+            if not channels:
+                return ffi.NULL
+            raw = lib.da_ring_new(self.capacity, channels * fmt.sample_size)
+            if raw == ffi.NULL:
+                raise Error(
+                    ErrorKind.RESOURCE_EXHAUSTED,
+                    f"cannot allocate a ring of {self.capacity} frames x {channels} channels "
+                    f"for the stream on '{p.device}'; ask for a shorter ring_seconds",
+                )
+            return owned(raw, lib.da_ring_free)
+
+        self.input = make(p.input_channels, p.input_format)
+        self.output = make(p.output_channels, p.output_format)
+        keep.extend([self.input, self.output])  # freed after the engine
+        if lib.da_engine_rings(engine, self.input, self.output) != 0:
+            raise Error(ErrorKind.OTHER, "the engine refused the stream's rings")
+        # One reader and one writer at a time: the rings are single-consumer,
+        # single-producer on the Python side.
+        self.read_lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.gap_next = 0  # the next gap number to fetch
+        self.lost_total = 0  # input frames lost before the last read's data ended
+        self.written = 0  # frames the user wrote
+        self.shift_seen = 0  # output_shift_frames at the last write
+        self.xruns_seen = 0  # device glitches at the last write
+        self.notify: tuple[int, int] | None = None  # asyncio's pipe, made once
+        # Event loops waiting on that pipe, and whether close() has come: the
+        # pipe outlives close() until the last of them has let go of it.
+        self.notify_lock = threading.Lock()
+        self.notify_waiters = 0
+        self.notify_closing = False
+
+    # -- status ----------------------------------------------------------
+
+    def status(self) -> Any:
+        st = ffi.new("da_ring_status *")
+        lib.da_engine_ring_status(self.engine, st)
+        return st
+
+    def read_available(self) -> int:
+        return int(lib.da_ring_readable(self._ring(self.input, "read_available")))
+
+    def write_available(self) -> int:
+        return int(lib.da_ring_writable(self._ring(self.output, "write_available")))
+
+    def queued(self) -> int:
+        """Frames written and not yet taken by the device (0 for an input stream)."""
+        return int(lib.da_ring_readable(self.output)) if self.output != ffi.NULL else 0
+
+    def _ring(self, ring: Any, what: str) -> Any:
+        if ring == ffi.NULL:
+            direction = "input" if ring is self.input else "output"
+            raise Error(
+                ErrorKind.UNSUPPORTED_OPERATION,
+                f"{what}: the stream on '{self.params.device}' has no {direction}",
+            )
+        return ring
+
+    # -- waiting ---------------------------------------------------------
+
+    def _wait(self, output: bool, frames: int, timeout: float | None, what: str) -> bool:
+        """Until the ring has ``frames`` to read (or room for them). False when the
+        stream stopped cleanly first; raises the stream's error, or TIMED_OUT."""
+        deadline = None if timeout is None else lib.da_now_ns() + timeout * 1e9
+        while True:
+            left = _WAIT_SLICE_NS if deadline is None else deadline - lib.da_now_ns()
+            got = lib.da_engine_ring_wait(
+                self.engine, int(output), frames, int(max(0, min(left, _WAIT_SLICE_NS)))
+            )
+            if got == 1:
+                return True
+            if got == -1:  # no cycles will come
+                err = self.failure()
+                if err is not None:
+                    raise err
+                return False
+            if deadline is not None and lib.da_now_ns() >= deadline:
+                raise Error(
+                    ErrorKind.TIMED_OUT,
+                    f"{what} of {frames} frames on '{self.params.device}' did not complete "
+                    f"within {timeout:g} s",
+                )
+
+    # -- reading ---------------------------------------------------------
+
+    def read(
+        self, frames: object, timeout: object, *, ended_ok: bool = False
+    ) -> tuple[np.ndarray[Any, Any], ReadStatus] | None:
+        """``frames`` frames from the input ring and where they sit; None when the
+        stream has stopped and ``ended_ok`` (iteration ends there)."""
+        ring = self._ring(self.input, "read")
+        n = whole("frames", frames, minimum=0, maximum=self.capacity, unit="frames")
+        wait = optional_seconds("timeout", timeout, zero=True)
+        p = self.params
+        with self.read_lock:
+            # Closed is closed: what the ring still holds is gone with it.
+            if self.closed() and ended_ok:
+                return None
+            if self.closed() or not self._wait(False, n, wait, "read"):
+                if ended_ok:
+                    return None
+                left = int(lib.da_ring_readable(ring))
+                raise self._not_running(f"read of {n} frames", f"{left} frames are left")
+            data = np.empty((n, p.input_channels), p.input_format.dtype)
+            first = int(lib.da_ring_read_total(ring))
+            lib.da_ring_read(ring, ffi.from_buffer(data), n)
+            return data, self._read_status(first, n)
+
+    def _read_status(self, first: int, n: int) -> ReadStatus:
+        """The gaps in ring frames [first, first + n) and data[0]'s position."""
+        gaps: list[tuple[int, int]] = []
+        logged = int(self.status().gaps)
+        # The engine keeps the last GAP_LOG gaps; older unread ones are gone.
+        self.gap_next = max(self.gap_next, logged - lib.DA_GAP_LOG)
+        buf = ffi.new("da_gap[]", _GAP_BATCH)
+        while n:
+            got = lib.da_engine_gaps(self.engine, self.gap_next, buf, _GAP_BATCH)
+            # In order: the first gap past this read's data belongs to a later read.
+            mine = [(int(g.at) - first, int(g.lost)) for g in buf[0:got] if g.at < first + n]
+            gaps.extend(mine)
+            self.gap_next += len(mine)
+            if len(mine) < _GAP_BATCH:
+                break
+        at_start = sum(lost for offset, lost in gaps if offset == 0)
+        status = ReadStatus(first + self.lost_total + at_start, tuple(gaps))
+        self.lost_total += status.lost
+        return status
+
+    # -- writing ---------------------------------------------------------
+
+    def write(self, data: object, timeout: object) -> WriteStatus:
+        """Queue ``data`` on the output ring, waiting for room as it plays."""
+        ring = self._ring(self.output, "write")
+        p = self.params
+        arr, fmt = as_frames(data)
+        if arr.shape[1] != p.output_channels:
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"data has {arr.shape[1]} channels; the stream on '{p.device}' plays "
+                f"{p.output_channels}",
+            )
+        wait = optional_seconds("timeout", timeout, zero=True)
+        if fmt is not p.output_format:
+            converted = np.empty(arr.shape, p.output_format.dtype)
+            lib.da_convert(
+                ffi.from_buffer(arr),
+                fmt.value,
+                ffi.from_buffer(converted),
+                p.output_format.value,
+                arr.size,
+            )
+            arr = converted
+        n = arr.shape[0]
+        with self.write_lock:
+            before = self.written
+            st = self.status()
+            shift, xruns = int(st.output_shift_frames), int(st.xruns)
+            status = WriteStatus(before + shift, shift - self.shift_seen, xruns - self.xruns_seen)
+            self.shift_seen, self.xruns_seen = shift, xruns
+            flat = ffi.from_buffer(arr)
+            frame_bytes = p.output_channels * p.output_format.sample_size
+            done = 0
+            deadline = None if wait is None else lib.da_now_ns() + wait * 1e9
+            while done < n:
+                done += int(lib.da_ring_write(ring, flat + done * frame_bytes, n - done))
+                self.written = before + done
+                if done == n:
+                    break
+                left = None if deadline is None else max(0.0, (deadline - lib.da_now_ns()) / 1e9)
+                # Room for the rest, or for a whole ring when the rest is longer.
+                need = min(n - done, self.capacity)
+                try:
+                    running = self._wait(True, need, left, "write")
+                except Error as err:
+                    if err.kind is ErrorKind.TIMED_OUT:
+                        err.message = f"{err.message}; {done} of {n} frames were queued"
+                        err.args = (err.message,)
+                    raise
+                if not running:
+                    raise self._not_running(
+                        f"write of {n} frames",
+                        f"its ring took {done} (it holds {self.capacity} before a start)",
+                    )
+            return status
+
+    def _not_running(self, what: str, detail: str) -> Error:
+        device = self.params.device
+        if self.closed():
+            return Error(
+                ErrorKind.STREAM_INVALIDATED, f"{what}: the stream on '{device}' is closed"
+            )
+        return Error(
+            ErrorKind.UNSUPPORTED_OPERATION,
+            f"{what}: the stream on '{device}' is not running and {detail}; start() it",
+        )
+
+    # -- iteration -------------------------------------------------------
+
+    def blocks(
+        self, frames: object, timeout: object
+    ) -> Iterator[tuple[np.ndarray[Any, Any], ReadStatus]]:
+        n = self.params.frames if frames is None else frames
+        whole("frames", n, maximum=self.capacity, unit="frames")  # checked before the first
+        while (got := self.read(n, timeout, ended_ok=True)) is not None:
+            yield got
+
+    async def aiter(
+        self, frames: object = None
+    ) -> AsyncIterator[tuple[np.ndarray[Any, Any], ReadStatus]]:
+        """Blocks as they come, the event loop woken by the engine through a pipe."""
+        self._ring(self.input, "async for")
+        n = whole("frames", self.params.frames if frames is None else frames,
+                  maximum=self.capacity, unit="frames")  # fmt: skip
+        loop = asyncio.get_running_loop()
+        while not self.closed():
+            while lib.da_ring_readable(self.input) < n:
+                if not self._cycles_come():
+                    err = self.failure()
+                    if err is not None:
+                        raise err
+                    return
+                rfd = self._hold_notify_fd()
+                if rfd is None:  # closed meanwhile
+                    return
+                woken = loop.create_future()
+                loop.add_reader(rfd, _wake, woken)
+                try:
+                    lib.da_engine_ring_arm(self.engine)
+                    # Armed before this look: a block after it writes the pipe,
+                    # and close() does too (from any thread, this loop's own
+                    # included).
+                    if lib.da_ring_readable(self.input) < n and self._cycles_come():
+                        await woken
+                finally:
+                    loop.remove_reader(rfd)
+                    _drain(rfd)
+                    self._release_notify_fd()
+            got = self.read(n, 0, ended_ok=True)
+            if got is None:  # closed meanwhile
+                return
+            yield got
+
+    def _cycles_come(self) -> bool:
+        state = lib.da_engine_state(self.engine)
+        return state in (lib.DA_STATE_RUNNING, lib.DA_STATE_DRAINING)
+
+    def _hold_notify_fd(self) -> int | None:
+        """The pipe the device thread writes to wake an event loop (made once, kept
+        until the stream closes), held for one wait; None once closed."""
+        with self.notify_lock:
+            if self.notify_closing:
+                return None
+            if self.notify is None:
+                rfd, wfd = os.pipe()
+                os.set_blocking(rfd, False)
+                os.set_blocking(wfd, False)
+                self.notify = (rfd, wfd)
+                lib.da_engine_ring_notify_fd(self.engine, wfd)
+            self.notify_waiters += 1
+            return self.notify[0]
+
+    def _release_notify_fd(self) -> None:
+        with self.notify_lock:
+            self.notify_waiters -= 1
+            if self.notify_closing and not self.notify_waiters:
+                self._close_pipe()
+
+    def close(self) -> None:
+        """After the device thread has stopped: wake every event loop waiting on
+        the pipe, and close it once none is (at once when none is)."""
+        with self.notify_lock:
+            self.notify_closing = True
+            if self.notify is None:
+                return
+            lib.da_engine_ring_notify_fd(self.engine, -1)
+            if self.notify_waiters:
+                with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending
+                    os.write(self.notify[1], b"\0")
+            else:
+                self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        assert self.notify is not None
+        for fd in self.notify:
+            os.close(fd)
+        self.notify = None
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except OSError:  # empty (BlockingIOError), or closed with the stream meanwhile
+        pass
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,509 @@
+"""The contract between duplexio and its hosts: read this first to write one.
+
+A host is one folder, ``duplexio/hosts/<name>/``:
+
+- ``__init__.py`` has the module functions of `HostModule`
+  (``is_available``, ``open_host``), a subclass of
+  `duplexio.host.Host` (whose hooks are `HostHooks`), a
+  subclass of `duplexio.host.Device` (hooks: `DeviceHooks`)
+  and, per stream, a `Backend` (usually a `HandleBackend`).
+- Where it has C: ``<name>.c`` holds the device thread, which includes the
+  engine's ``engine.h`` and calls ``da_engine_process`` once per cycle, and
+  ``<name>_api.h`` declares what Python may call, in the C subset cffi's
+  cdef parses. The build gathers every host's folder; nothing else changes.
+- One line in `duplexio.host.HostId` registers it.
+
+What a host may use: this module; `duplexio.host` (``Device``,
+``Host``, ``DeviceId``, ``DeviceDescription``, ``HostId``, ``host_from_id``
+to ask another host a declared question); the value types of
+`duplexio.config`, `duplexio.formats`,
+`duplexio.errors` and `duplexio.timing`; and
+`duplexio._engine` for its own C. Hosts never import each other
+(a test pins it), and override nothing of ``Device`` or ``Host`` that
+starts with an underscore unless it is declared here.
+
+The C boundary, one convention for every host (``engine.h`` says it in C):
+a function that can fail returns 0 (or a count) or a negative errno code
+and writes why into a message buffer its caller passes last
+(``char *msg, size_t len``); a text result goes into a caller's buffer and
+``-ENOSPC`` asks for a larger one. `call()` and `read_text()` make
+such calls, and `check()` turns the result into `Error` with the
+kind the code means (`ERRNO_KINDS`) and the host's own message.
+
+`duplexio.stream` and `duplexio.host` build on this module;
+it imports only the value types and the engine.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from duplexio._engine import ffi
+from duplexio._validate import checked_methods
+from duplexio.config import SupportedStreamConfigRange
+from duplexio.errors import Error, ErrorKind
+from duplexio.formats import SampleFormat
+from duplexio.timing import StreamLatency
+
+if TYPE_CHECKING:
+    from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
+
+#: A cffi pointer or struct of the engine or a host (its fields are the C
+#: headers'; the calls that take and return them are typed by _native.pyi).
+CData = Any
+
+__all__ = [
+    "ERRNO_KINDS",
+    "MESSAGE_BYTES",
+    "Backend",
+    "CData",
+    "DeviceHooks",
+    "Direction",
+    "HandleBackend",
+    "HostHooks",
+    "HostModule",
+    "StreamKind",
+    "StreamParams",
+    "c_text",
+    "call",
+    "check",
+    "owned",
+    "read_text",
+]
+
+#: A direction of a device.
+Direction = Literal["input", "output"]
+
+
+class StreamKind(enum.Enum):
+    """Which directions a stream runs."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+    DUPLEX = "duplex"
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    """A validated request for a stream, as a host's backend receives it.
+
+    Every value has been checked against the device's ranges before the
+    backend sees it (`duplexio.host`); a backend refuses only what
+    the device itself turns down when it is opened.
+
+    Attributes
+    ----------
+    kind
+        Input, output or duplex.
+    device
+        The device id, for messages.
+    input_channels, output_channels
+        Channel counts (0 for an absent direction).
+    input_format, output_format
+        The callback's sample formats (the engine converts; devices work in float32).
+    frames
+        Frames per block, agreed for the stream's life.
+    sample_rate
+        Hz.
+    pipelined
+        The callback's output plays one period later.
+    deadline
+        Fraction of the period the device thread waits for the callback.
+    timeout
+        Seconds without a device cycle before the stream reports ``TIMED_OUT``.
+    realtime
+        The Python worker asks for real-time scheduling.
+    ring_frames
+        A blocking stream's ring size per direction (frames); 0 for a
+        stream with a callback or a program.
+    """
+
+    kind: StreamKind
+    device: str
+    input_channels: int
+    output_channels: int
+    input_format: SampleFormat
+    output_format: SampleFormat
+    frames: int
+    sample_rate: int
+    pipelined: bool
+    deadline: float
+    timeout: float
+    realtime: bool = True
+    ring_frames: int = 0
+
+
+class Backend(Protocol):
+    """A host's side of one stream: the open device and its device thread.
+
+    What the device thread must guarantee, on every host:
+
+    - It calls ``da_engine_process`` once per device cycle, with timestamps
+      that advance by exactly ``frames * (1 + cycles lost)``: never 0, never
+      backwards, on ``CLOCK_MONOTONIC``.
+    - It reports lost, repeated or late frames on the block that follows
+      them (``device_xrun``, and ``lost_cycles`` in the cycle time), found
+      synchronously on the device thread (frame counters, ring positions),
+      not only from an asynchronous notification.
+    - It anchors the worker's deadline on its own wake-up for the cycle
+      (``deadline_anchor_ns``, recorded beside ``wakeup_ns``), never on an
+      estimate that can lie before it, and bounds it by what the device
+      allows (``deadline_limit_ns``).
+    - It never hands over a block of a size the stream did not agree to: a
+      buffer-size or rate change fails the engine first
+      (``DA_EV_BUFFER_SIZE_CHANGED``, ``DA_EV_SAMPLE_RATE_CHANGED``), a
+      device that is gone fails it with ``DA_EV_DEVICE_LOST``.
+    - It never allocates, takes a lock Python can hold, or calls into
+      Python; its C says so in one comment where it runs.
+
+    ``start`` and ``stop`` may be called repeatedly; the stream puts the
+    engine in its stopped state before ``stop``, so a device that keeps
+    cycling after ``stop`` (a JACK client stays active) only plays silence.
+    ``close`` releases everything, waits for the device thread, and is
+    called once; nothing the backend opened (thread, descriptor, server
+    connection) outlives it.
+
+    A backend with a thread of its own that the engine's cycles do not show
+    (an aggregate's input device) may add ``fault(now_ns, running_since_ns,
+    timeout_ns) -> Error | None``: the stream's supervisor asks it every
+    50 ms while the stream runs, and ends the stream with the `Error` it
+    returns.
+    """
+
+    @property
+    def latency(self) -> StreamLatency:
+        """Device latency in frames, (capture to callback, callback to playback).
+
+        Their sum is the round trip a loop from output to input measures;
+        it must equal what the timestamps handed to the engine say. Readable
+        after ``close`` (the last figure).
+        """
+        ...
+
+    def start(self) -> None:
+        """Start the device thread (raise `Error` on failure)."""
+        ...
+
+    def stop(self) -> None:
+        """Halt the device, or leave it cycling into the stopped engine."""
+        ...
+
+    def close(self) -> None:
+        """Release the device; the backend is not used again."""
+        ...
+
+
+class HandleBackend:
+    """What backends that own one C stream object share.
+
+    Calls on the handle are serialised and become no-ops once it is closed;
+    ``close`` releases it exactly once (its cffi destructor frees the C side
+    and joins its thread). Subclasses pass the C function that halts the
+    device, or None when the device keeps cycling into the stopped engine.
+    """
+
+    #: What `_with_handle()` returns once the handle is closed (C calls
+    #: may themselves return None).
+    CLOSED: Any = object()
+
+    def __init__(self, handle: CData, stop: Callable[[CData], object] | None) -> None:
+        self._lock = threading.Lock()
+        self._handle: CData | None = handle
+        self._stop_c = stop
+
+    def _with_handle(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(handle, *args)`` under the lock; `CLOSED` once it is closed."""
+        with self._lock:
+            return self.CLOSED if self._handle is None else fn(self._handle, *args)
+
+    def _call(
+        self,
+        fn: Callable[..., int],
+        *args: Any,
+        context: str,
+        default: ErrorKind = ErrorKind.BACKEND_ERROR,
+    ) -> int | None:
+        """`call()` of ``fn(handle, *args)`` under the lock; None once it is closed."""
+        with self._lock:
+            if self._handle is None:
+                return None
+            return call(fn, self._handle, *args, context=context, default=default)
+
+    def stop(self) -> None:
+        """Halt the device, or leave it cycling into the stopped engine."""
+        if self._stop_c is not None:
+            self._with_handle(self._stop_c)
+
+    def _before_release(self) -> None:
+        """Read what must outlive the handle (a last latency figure); no-op here."""
+
+    def close(self) -> None:
+        """Release the handle; the backend is not used again."""
+        self._before_release()
+        with self._lock:
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            ffi.release(handle)
+
+
+@checked_methods
+class DeviceHooks(ABC):
+    """What a host's `Device` implements.
+
+    ``Device`` builds everything a user calls (validation, defaults,
+    ``build_*_stream``) on these members, once for every host. The abstract
+    ones are required; the others have the default behaviour their
+    docstrings give. Public members of ``Device`` (``supports_input``,
+    ``name``...) may be overridden too; private ones may not.
+    """
+
+    @property
+    @abstractmethod
+    def id(self) -> DeviceId:
+        """The device's id, ``"<host>:<name>"``; stable across runs where the host allows."""
+
+    @property
+    @abstractmethod
+    def description(self) -> DeviceDescription:
+        """Name, driver, direction and details of the device."""
+
+    @abstractmethod
+    def supported_input_configs(self) -> list[SupportedStreamConfigRange]:
+        """The input configurations the device accepts (empty: no input)."""
+
+    @abstractmethod
+    def supported_output_configs(self) -> list[SupportedStreamConfigRange]:
+        """The output configurations the device accepts (empty: no output)."""
+
+    def _duplex_refusal(self) -> str | None:
+        """Why this device cannot run a duplex stream, or None when it can.
+
+        None only where input and output share one clock (a JACK client, a
+        sink and its own monitor, the two directions of one PCM): duplex is
+        never emulated across clocks. The reason ends up in the
+        ``UNSUPPORTED_OPERATION`` message. Default: it refuses.
+        """
+        return "its input and output do not share a clock"
+
+    def _direction_error(self, direction: Direction) -> Error | None:
+        """Why `direction` cannot be used now, or None.
+
+        Asked before a direction whose ranges are empty is reported as
+        absent (``UNSUPPORTED_OPERATION``, "has no input"): a direction that
+        failed to open for a reason (its server is gone, the device is busy)
+        says so instead. Default: None.
+        """
+        return None
+
+    def _preferred_sample_rate(self) -> int | None:
+        """The rate (Hz) default configurations use when the ranges allow it.
+
+        For a device with a native rate (a server's, a virtual device's
+        default). None, the default: the standard rate (48 kHz, else 44.1 kHz,
+        else the highest).
+        """
+        return None
+
+    @abstractmethod
+    def _default_frames(self, sample_rate: int) -> int:
+        """Frames per block when the user asks for ``BufferSize.DEFAULT``.
+
+        Must lie in the device's buffer-size range at ``sample_rate``.
+        """
+
+    @abstractmethod
+    def _open_backend(self, engine: CData, params: StreamParams) -> Backend:
+        """Open the device for a validated stream and bind it to the engine.
+
+        The backend's device thread must meet `Backend`'s guarantees;
+        it keeps ``engine`` alive for as long as that thread can run. Raise
+        `Error` (``DEVICE_NOT_AVAILABLE``, ``DEVICE_BUSY``,
+        ``UNSUPPORTED_CONFIG``...) when the device cannot be opened, after
+        releasing whatever was opened.
+        """
+
+
+@checked_methods
+class HostHooks(ABC):
+    """What a host's `Host` implements.
+
+    ``Host`` adds the filters and defaults users call; a host may also
+    override its public ``default_input_device``, ``default_output_device``
+    and ``device_by_id`` (for ids it can reach without listing them).
+    """
+
+    @property
+    @abstractmethod
+    def id(self) -> HostId:
+        """The host's id."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The host's human-readable name."""
+
+    @abstractmethod
+    def devices(self) -> list[Device]:
+        """All devices the host can reach now, inputs, outputs and duplex.
+
+        Never raises for a server that does not answer: it has no devices then.
+        """
+
+    def external_latency(
+        self, capture_ports: Sequence[str], playback_ports: Sequence[str]
+    ) -> StreamLatency:
+        """What this host's graph adds around ports that another host's plugin uses.
+
+        A question one host may ask another through the registry (the ALSA
+        host asks JACK about a ``type jack`` PCM's ports) instead of
+        importing it. ``capture_ports`` are read by a capture client,
+        ``playback_ports`` written by a playback client; the answer is
+        (capture side, playback side) in frames.
+
+        Raises
+        ------
+        Error
+            ``UNSUPPORTED_OPERATION`` for a host without ports (the default),
+            ``DEVICE_NOT_AVAILABLE`` when its server does not answer.
+        """
+        raise Error(ErrorKind.UNSUPPORTED_OPERATION, f"host '{self.id}' has no ports to ask about")
+
+
+class HostModule(Protocol):
+    """What each module ``duplexio.hosts.<name>`` provides."""
+
+    def is_available(self) -> bool:
+        """True when the host can be used now (its library loads, its server answers)."""
+        ...
+
+    def open_host(self) -> Host:
+        """The host (called once per process); ``HOST_UNAVAILABLE`` when it cannot be used."""
+        ...
+
+
+# -- the C boundary -------------------------------------------------------------
+
+
+def owned(handle: CData, free: Callable[[CData], object], keep: object = None) -> CData:
+    """``handle``, freed by ``free`` when it is released or collected.
+
+    ``keep`` (the engine a device thread points into) stays alive until then.
+    """
+
+    def release(h: CData, _keep: object = keep) -> None:
+        free(h)
+
+    return ffi.gc(handle, release)
+
+
+def c_text(chars: CData) -> str:
+    """A C string (``char *`` or ``char[]``) as text; undecodable bytes replaced."""
+    raw = ffi.string(chars)
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
+#: Bytes of the message buffer passed to every fallible C call.
+MESSAGE_BYTES = 512
+#: The largest text result a C call may grow its buffer to.
+TEXT_LIMIT = 64 << 20
+_FIRST_TEXT = 1 << 16
+
+#: The kind each errno code means; any other is ``BACKEND_ERROR`` (or the
+#: call's own default).
+ERRNO_KINDS: Mapping[int, ErrorKind] = {
+    errno.ENOENT: ErrorKind.DEVICE_NOT_AVAILABLE,
+    errno.ENODEV: ErrorKind.DEVICE_NOT_AVAILABLE,
+    errno.ECONNREFUSED: ErrorKind.DEVICE_NOT_AVAILABLE,
+    errno.ECONNRESET: ErrorKind.DEVICE_NOT_AVAILABLE,
+    errno.EHOSTUNREACH: ErrorKind.DEVICE_NOT_AVAILABLE,
+    errno.EBUSY: ErrorKind.DEVICE_BUSY,
+    errno.EACCES: ErrorKind.PERMISSION_DENIED,
+    errno.EPERM: ErrorKind.PERMISSION_DENIED,
+    errno.EINVAL: ErrorKind.UNSUPPORTED_CONFIG,
+    errno.ENOMEM: ErrorKind.RESOURCE_EXHAUSTED,
+    errno.EAGAIN: ErrorKind.RESOURCE_EXHAUSTED,
+    errno.ENOSPC: ErrorKind.RESOURCE_EXHAUSTED,
+    errno.ETIMEDOUT: ErrorKind.TIMED_OUT,
+    errno.ENOSYS: ErrorKind.UNSUPPORTED_OPERATION,
+    errno.EOPNOTSUPP: ErrorKind.UNSUPPORTED_OPERATION,
+}
+
+
+def check(
+    result: int,
+    msg: CData,
+    *,
+    context: str,
+    default: ErrorKind = ErrorKind.BACKEND_ERROR,
+) -> int:
+    """``result`` when it is not negative; else raise the `Error` it means.
+
+    Parameters
+    ----------
+    result
+        What the C function returned: >= 0, or a negative errno code.
+    msg
+        The ``char[]`` it wrote its message into.
+    context
+        What was being done, for the message (``"ALSA device 'alsa:x'"``).
+    default
+        The kind for a code `ERRNO_KINDS` does not list.
+
+    Raises
+    ------
+    Error
+        Of the code's kind, with ``f"{context}: {the C side's message}"`` and
+        ``code=result``.
+    """
+    if result >= 0:
+        return result
+    text = c_text(msg) or f"error {result}"
+    raise Error(ERRNO_KINDS.get(-result, default), f"{context}: {text}", code=result)
+
+
+def call(
+    fn: Callable[..., int],
+    *args: Any,
+    context: str,
+    default: ErrorKind = ErrorKind.BACKEND_ERROR,
+) -> int:
+    """``fn(*args, msg, len)`` with a fresh message buffer, through `check()`."""
+    msg = ffi.new("char[]", MESSAGE_BYTES)
+    return check(int(fn(*args, msg, MESSAGE_BYTES)), msg, context=context, default=default)
+
+
+def read_text(
+    fn: Callable[..., int],
+    *args: Any,
+    context: str,
+    default: ErrorKind = ErrorKind.BACKEND_ERROR,
+) -> tuple[int, str]:
+    """``fn(*args, buf, len, msg, len)``, growing ``buf`` while it answers ``-ENOSPC``.
+
+    Returns
+    -------
+    (int, str)
+        What ``fn`` returned (>= 0) and the text it wrote.
+
+    Raises
+    ------
+    Error
+        As `check()`; ``RESOURCE_EXHAUSTED`` when the text would need
+        more than `TEXT_LIMIT` bytes.
+    """
+    size = _FIRST_TEXT
+    msg = ffi.new("char[]", MESSAGE_BYTES)
+    while True:
+        buf = ffi.new("char[]", size)
+        result = int(fn(*args, buf, size, msg, MESSAGE_BYTES))
+        if result != -errno.ENOSPC or size >= TEXT_LIMIT:
+            break
+        size *= 4
+    check(result, msg, context=context, default=default)
+    return result, c_text(buf)
