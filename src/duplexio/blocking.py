@@ -23,9 +23,7 @@ methods.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -171,12 +169,6 @@ class Rings:
         self.written = 0  # frames the user wrote
         self.shift_seen = 0  # output_shift_frames at the last write
         self.xruns_seen = 0  # device glitches at the last write
-        self.notify: tuple[int, int] | None = None  # asyncio's pipe, made once
-        # Event loops waiting on that pipe, and whether close() has come: the
-        # pipe outlives close() until the last of them has let go of it.
-        self.notify_lock = threading.Lock()
-        self.notify_waiters = 0
-        self.notify_closing = False
 
     # -- status ----------------------------------------------------------
 
@@ -355,93 +347,32 @@ class Rings:
     async def aiter(
         self, frames: object = None
     ) -> AsyncIterator[tuple[np.ndarray[Any, Any], ReadStatus]]:
-        """Blocks as they come, the event loop woken by the engine through a pipe."""
+        """Blocks as they come. The device thread cannot call into Python, so while the
+        ring is short a thread of the loop's executor waits in C and the loop awaits it:
+        this works on every platform's default event loop (Windows' has no add_reader)."""
         self._ring(self.input, "async for")
         n = whole("frames", self.params.frames if frames is None else frames,
                   maximum=self.capacity, unit="frames")  # fmt: skip
         loop = asyncio.get_running_loop()
         while not self.closed():
-            while lib.da_ring_readable(self.input) < n:
-                if not self._cycles_come():
-                    err = self.failure()
-                    if err is not None:
-                        raise err
-                    return
-                rfd = self._hold_notify_fd()
-                if rfd is None:  # closed meanwhile
-                    return
-                woken = loop.create_future()
-                loop.add_reader(rfd, _wake, woken)
-                try:
-                    lib.da_engine_ring_arm(self.engine)
-                    # Armed before this look: a block after it writes the pipe,
-                    # and close() does too (from any thread, this loop's own
-                    # included).
-                    if lib.da_ring_readable(self.input) < n and self._cycles_come():
-                        await woken
-                finally:
-                    loop.remove_reader(rfd)
-                    _drain(rfd)
-                    self._release_notify_fd()
+            if lib.da_ring_readable(self.input) < n and not await loop.run_in_executor(
+                None, self._until_readable, n
+            ):
+                err = self.failure()
+                if err is not None:
+                    raise err
+                return
             got = self.read(n, 0, ended_ok=True)
             if got is None:  # closed meanwhile
                 return
             yield got
 
-    def _cycles_come(self) -> bool:
-        state = lib.da_engine_state(self.engine)
-        return state in (lib.DA_STATE_RUNNING, lib.DA_STATE_DRAINING)
-
-    def _hold_notify_fd(self) -> int | None:
-        """The pipe the device thread writes to wake an event loop (made once, kept
-        until the stream closes), held for one wait; None once closed."""
-        with self.notify_lock:
-            if self.notify_closing:
-                return None
-            if self.notify is None:
-                rfd, wfd = os.pipe()
-                os.set_blocking(rfd, False)
-                os.set_blocking(wfd, False)
-                self.notify = (rfd, wfd)
-                lib.da_engine_ring_notify_fd(self.engine, wfd)
-            self.notify_waiters += 1
-            return self.notify[0]
-
-    def _release_notify_fd(self) -> None:
-        with self.notify_lock:
-            self.notify_waiters -= 1
-            if self.notify_closing and not self.notify_waiters:
-                self._close_pipe()
-
-    def close(self) -> None:
-        """After the device thread has stopped: wake every event loop waiting on
-        the pipe, and close it once none is (at once when none is)."""
-        with self.notify_lock:
-            self.notify_closing = True
-            if self.notify is None:
-                return
-            lib.da_engine_ring_notify_fd(self.engine, -1)
-            if self.notify_waiters:
-                with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending
-                    os.write(self.notify[1], b"\0")
-            else:
-                self._close_pipe()
-
-    def _close_pipe(self) -> None:
-        assert self.notify is not None
-        for fd in self.notify:
-            os.close(fd)
-        self.notify = None
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except OSError:  # empty (BlockingIOError), or closed with the stream meanwhile
-        pass
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+    def _until_readable(self, frames: int) -> bool:
+        """In an executor's thread: until the input ring holds ``frames`` (True) or no
+        cycles will come (False: stopped, paused, failed or closed, from any thread;
+        each wakes the wait at once). Never longer than the stream runs, so an
+        abandoned wait (a cancelled ``async for``) ends with the next block."""
+        while True:
+            got = lib.da_engine_ring_wait(self.engine, 0, frames, _WAIT_SLICE_NS)
+            if got != 0:
+                return bool(got == 1)

@@ -23,10 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from duplexio._validate import checked, checked_methods, flag, positive, seconds, whole
+from duplexio.aggregate import aggregate
 from duplexio.config import DuplexStreamConfig, StreamConfig
 from duplexio.devices import DeviceLike, default, find_device
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat, as_frames
+from duplexio.host import Device
 from duplexio.stream import ProgramStream
 from duplexio.timing import DuplexCallbackInfo, frames_to_ns, ns_to_frames
 
@@ -524,6 +526,20 @@ class _ImpulseLoop:
                 self.remaining -= 1
 
 
+def _duplex_or_pair(device: DeviceArg) -> Device:
+    """``device`` as a duplex device; for None where the default host has no duplex
+    device, its default input and output as one aggregate."""
+    try:
+        return find_device(device, direction="duplex")
+    except Error as err:
+        if device is not None or err.kind is not ErrorKind.DEVICE_NOT_AVAILABLE:
+            raise
+        try:
+            return aggregate(None, None)
+        except Error:
+            raise err from None
+
+
 @checked
 def measure_latency(
     device: DeviceArg = None,
@@ -551,7 +567,9 @@ def measure_latency(
     ----------
     device
         A duplex device, its id, or None for the default host's default
-        duplex device.
+        duplex device; where that host has none (on Windows, WASAPI, MME and
+        DirectSound list inputs and outputs as separate devices), its
+        default input and output as one `aggregate`.
     sample_rate
         Hz; default ``dio.default.sample_rate``, else the device's default.
     buffer_size
@@ -586,7 +604,7 @@ def measure_latency(
     limit = seconds("timeout", timeout)
     if peak > 1:
         raise Error(ErrorKind.INVALID_INPUT, f"amplitude must be in (0, 1], got {shown(amplitude)}")
-    dev = find_device(device, direction="duplex")
+    dev = _duplex_or_pair(device)
     own = dev.default_duplex_config()
     rate = default._sample_rate_for(sample_rate, own.sample_rate)
     config = DuplexStreamConfig(

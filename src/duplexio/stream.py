@@ -885,8 +885,6 @@ class _Core:
             self.state = _State.CLOSED
             lib.da_engine_set_state(self.engine, lib.DA_STATE_STOPPED, 0)
             self.backend.close()
-            if self.rings is not None:
-                self.rings.close()  # the device thread is gone: its pipe can go
             lib.da_worker_quit(self.engine)
             lib.da_event_post(self.engine, lib.DA_EV_WAKE, 0)
             self.stopped.set()
@@ -1152,9 +1150,10 @@ class Stream:
     def __aiter__(self) -> AsyncIterator[tuple[np.ndarray[Any, np.dtype[Any]], ReadStatus]]:
         """``async for data, status in stream``: `blocks()` for asyncio.
 
-        The event loop is woken by the device thread (a pipe it writes to
-        once a block is there), never by polling. Ends and raises like
-        `blocks()`.
+        While too few frames are there, a thread of the event loop's executor
+        waits for them in the engine (no polling) and the loop awaits it, so
+        any event loop runs it, Windows' proactor included. Ends and raises
+        like `blocks()`.
         """
         return self._rings("async for").aiter()
 

@@ -1,20 +1,32 @@
-"""cffi build script for the native engine (API mode, compiled at install).
+"""The engine's build: a plain C shared library and cffi's ABI-mode module that loads it.
 
-Used by ``setup.py`` (``cffi_modules``); run it directly to build in place
-during development: ``python src/duplexio/_engine/build.py``. It needs a
-C compiler and Python's headers only: audio libraries are loaded at run time
-with ``dlopen``, so none of their headers or packages are needed to build.
+The engine (this folder) and every host's C (``hosts/<name>/*.c``, declared
+to Python by ``hosts/<name>/<name>_api.h``) compile into one shared library
+that includes no Python header (``libduplexio.so``, ``libduplexio.dylib``,
+``duplexio.dll``; ``library.py``). Python loads it with cffi's out-of-line ABI
+mode: ``_native.py``, generated from the same headers, holds the
+declarations, and ``__init__.py`` opens the library. So one wheel per
+platform serves every CPython and PyPy (tag ``py3-none-<platform>``).
 
-One extension module holds the engine (this folder) and every host's C
-(``hosts/<name>/*.c``, declared to Python by ``hosts/<name>/<name>_api.h``):
-adding a host adds its folder and touches nothing here.
+Used by ``setup.py`` (with the platform's C compiler, through setuptools)
+and by ``scripts/build-wheels`` (zig's, for every platform); run it directly
+to build in place during development: ``python src/duplexio/_engine/build.py``;
+``--stub`` writes the type stub. Audio libraries are loaded at run time with
+``dlopen``, so none of their packages are needed to build; adding a host adds
+its folder and touches nothing here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
+import runpy
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cffi import FFI
@@ -25,8 +37,10 @@ ENGINE_API = HERE / "engine_api.h"
 #: Hosts whose C is Linux's alone; left out of builds elsewhere (see
 #: ``duplexio.host.LINUX_ONLY``, which a test keeps equal to this).
 LINUX_ONLY_HOSTS = ("alsa", "jack", "pipewire", "pulse")
-_ON_LINUX = sys.platform.startswith("linux")
+#: The ABI-mode module cffi writes beside this file.
+MODULE = "duplexio._engine._native"
 
+library_file = runpy.run_path(str(HERE / "library.py"))["library_file"]
 
 #: Hosts whose C compiles against a library's headers (header-only helpers
 #: such as PipeWire's SPA), by pkg-config name; the library itself is still
@@ -46,89 +60,136 @@ def _pkg_config_cflags(package: str) -> list[str] | None:
     return found.stdout.split() if found.returncode == 0 else None
 
 
-HEADER_FLAGS = {
-    host: flags
-    for host, package in HEADER_HOSTS.items()
-    if _ON_LINUX and (flags := _pkg_config_cflags(package)) is not None
-}
+def header_flags(platform: str) -> dict[str, list[str]]:
+    """Per header host, its headers' flags when it is built for ``platform`` (Linux's hosts
+    are built only for Linux; their headers are this machine's, which are architecture-free)."""
+    if not platform.startswith("linux"):
+        return {}
+    return {
+        host: flags
+        for host, package in HEADER_HOSTS.items()
+        if (flags := _pkg_config_cflags(package)) is not None
+    }
 
 
-def _built(folder: Path) -> bool:
-    if folder.name in HEADER_HOSTS:
-        return folder.name in HEADER_FLAGS
-    return _ON_LINUX or folder.name not in LINUX_ONLY_HOSTS
+@dataclass
+class Plan:
+    """What the library is made of for one platform (a ``sys.platform`` value)."""
+
+    platform: str
+    #: The engine's interface first, then each built host's, in a stable order.
+    api_headers: list[Path] = field(default_factory=list)
+    sources: list[Path] = field(default_factory=list)
+    include_dirs: list[Path] = field(default_factory=list)
+    #: A header host's library headers, as system headers (their warnings are not ours).
+    system_flags: list[str] = field(default_factory=list)
+    #: What the C needs from the system (never an audio library: those load at run time).
+    libraries: list[str] = field(default_factory=list)
+
+    @property
+    def library(self) -> str:
+        """The shared library's file name."""
+        return str(library_file(self.platform))
+
+    def gcc_flags(self) -> list[str]:
+        """Compile flags for gcc, clang and zig cc. C11 with <stdatomic.h>; only the API is
+        exported (DA_EXPORT), so the library's internals cannot clash with the process's."""
+        std = "-std=gnu11" if self.platform.startswith("linux") else "-std=c11"
+        hidden = [] if self.platform == "win32" else ["-fPIC", "-fvisibility=hidden"]
+        return [std, "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", *hidden]
+
+    @staticmethod
+    def msvc_flags() -> list[str]:
+        """Compile flags for MSVC, which takes C11 atomics from Visual Studio 2022 17.5."""
+        return ["/O2", "/std:c11", "/experimental:c11atomics"]
 
 
-# The engine's interface first, then each host's, in a stable order.
-API_HEADERS = [ENGINE_API, *(h for h in sorted(HOSTS.glob("*/*_api.h")) if _built(h.parent))]
-# (_native.c is what cffi generates here, not a source.)
-SOURCES = [p for p in sorted(HERE.glob("*.c")) if not p.name.startswith("_")] + [
-    p for p in sorted(HOSTS.glob("*/*.c")) if _built(p.parent)
-]
-# What the C needs from the system, per platform (never an audio library:
-# those are loaded at run time). The engine's C is C11 with <stdatomic.h>:
-# MSVC takes it from Visual Studio 2022 17.5 with the flags below. Only the
-# Linux build is exercised here; macOS and Windows are compiled by zig in
-# scripts/cross-check, never by this build.
-if sys.platform == "win32":
-    LIBRARIES: list[str] = []
-    COMPILE_ARGS = ["/O2", "/std:c11", "/experimental:c11atomics"]
-elif sys.platform == "darwin":
-    LIBRARIES = []
-    COMPILE_ARGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
-else:
-    LIBRARIES = ["m", "pthread", "dl"]
-    COMPILE_ARGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+def plan(platform: str = sys.platform) -> Plan:
+    """The sources, headers and flags of the library for ``platform``."""
+    flags = header_flags(platform)
 
+    def built(folder: Path) -> bool:
+        if folder.name in HEADER_HOSTS:
+            return folder.name in flags
+        return platform.startswith("linux") or folder.name not in LINUX_ONLY_HOSTS
 
-def make_builder() -> FFI:
-    """The cffi builder; setuptools wants source paths relative to the working directory."""
-
-    def path(full: Path) -> str:
-        return os.path.relpath(full)
-
-    builder = FFI()
-    builder.cdef(cdef_text())
-    builder.set_source(
-        "duplexio._engine._native",
-        "\n".join(['#include "engine.h"'] + [f'#include "{h.name}"' for h in API_HEADERS[1:]]),
-        sources=[path(source) for source in SOURCES],
-        include_dirs=[path(HERE)] + [path(h.parent) for h in API_HEADERS[1:]],
-        libraries=LIBRARIES,
-        # A library's headers as system headers: their own warnings are not ours.
-        extra_compile_args=COMPILE_ARGS
-        + [
-            "-isystem" + f[2:] if f.startswith("-I") else f
-            for flags in HEADER_FLAGS.values()
-            for f in flags
+    hosts = [h for h in sorted(HOSTS.glob("*/*_api.h")) if built(h.parent)]
+    return Plan(
+        platform=platform,
+        api_headers=[ENGINE_API, *hosts],
+        sources=sorted(HERE.glob("*.c"))
+        + [p for p in sorted(HOSTS.glob("*/*.c")) if built(p.parent)],
+        include_dirs=[HERE, *(h.parent for h in hosts)],
+        system_flags=[
+            "-isystem" + f[2:] if f.startswith("-I") else f for fl in flags.values() for f in fl
         ],
+        libraries=["m", "pthread", "dl"] if platform.startswith("linux") else [],
     )
+
+
+def cdef_text(platform: str = sys.platform) -> str:
+    """Every header Python sees, in order, as cffi declares them (DA_EXPORT removed)."""
+    text = "\n".join(header.read_text() for header in plan(platform).api_headers)
+    return re.sub(r"\bDA_EXPORT\s+", "", text)
+
+
+def make_builder(platform: str = sys.platform) -> FFI:
+    """The cffi builder of the ABI-mode module (declarations only, no C)."""
+    builder = FFI()
+    builder.cdef(cdef_text(platform))
+    builder.set_source(MODULE, None)
     return builder
 
 
-def cdef_text() -> str:
-    """Every header Python sees, in order: what cffi declares."""
-    return "\n".join(header.read_text() for header in API_HEADERS)
+def emit_module(folder: Path, platform: str = sys.platform) -> Path:
+    """Write ``_native.py`` (pure Python) into ``folder``; its path."""
+    target = folder / "_native.py"
+    with contextlib.redirect_stdout(io.StringIO()):  # cffi says "generating <path>"
+        make_builder(platform).emit_python_code(str(target))
+    return target
+
+
+def compile_library(folder: Path, compiler: object = None) -> Path:
+    """Build this platform's library into ``folder`` with setuptools' C compiler
+    (MSVC on Windows, the system's cc elsewhere; ``CC`` is honoured); its path."""
+    from distutils.ccompiler import new_compiler
+    from distutils.sysconfig import customize_compiler
+
+    import setuptools  # noqa: F401  (provides distutils on Python 3.12 and later)
+
+    p = plan()
+    cc = compiler or new_compiler()
+    customize_compiler(cc)  # type: ignore[arg-type]
+    msvc = getattr(cc, "compiler_type", "") == "msvc"
+    if sys.platform == "darwin":
+        # Python's LDSHARED makes a bundle for extension modules: a library is a dylib.
+        linker = [a for a in cc.linker_so if a not in ("-bundle", "-undefined", "dynamic_lookup")]  # type: ignore[attr-defined]
+        cc.linker_so = [*linker, "-dynamiclib"]  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory() as tmp:
+        objects = cc.compile(  # type: ignore[attr-defined]
+            [os.fspath(s) for s in p.sources],
+            output_dir=tmp,
+            include_dirs=[os.fspath(d) for d in p.include_dirs],
+            extra_postargs=p.msvc_flags() if msvc else p.gcc_flags() + p.system_flags,
+        )
+        target = folder / p.library
+        cc.link_shared_object(objects, os.fspath(target), libraries=p.libraries)  # type: ignore[attr-defined]
+    return target
 
 
 STUB = HERE / "_native.pyi"
 
 
-def stub_text() -> str:
-    """The type stub of the compiled module, from the headers and the built module.
+def declared_functions(platform: str = sys.platform) -> dict[str, list[str]]:
+    """Each function the headers declare for ``platform``: its parameters' names.
 
-    Parameter names come from the headers (parsed with pycparser, which
-    cffi itself uses), types from the compiled functions, so mypy checks
-    every call into C. A test keeps the committed stub equal to this.
+    Parsed with pycparser (which cffi itself uses): what the library must
+    export, and the names the type stub gives the parameters.
     """
-    import re
-
     import pycparser  # type: ignore[import-untyped]
     from pycparser import c_ast
 
-    from duplexio._engine._native import ffi, lib
-
-    code = re.sub(r"/\*.*?\*/", "", cdef_text(), flags=re.S)
+    code = re.sub(r"/\*.*?\*/", "", cdef_text(platform), flags=re.S)
     code = "\n".join(line for line in code.splitlines() if not line.startswith("#"))
     scalars = "uint8_t uint32_t int32_t uint64_t int64_t size_t uint_fast64_t"
     preamble = "".join(f"typedef int {name};" for name in scalars.split())
@@ -137,6 +198,20 @@ def stub_text() -> str:
         if isinstance(node, c_ast.Decl) and isinstance(node.type, c_ast.FuncDecl):
             params = node.type.args.params if node.type.args else []
             names[node.name] = [p.name for p in params if p.name]
+    return names
+
+
+def stub_text() -> str:
+    """The type stub of the ABI-mode module, from the headers and the built library.
+
+    Parameter names come from the headers (parsed with pycparser, which
+    cffi itself uses), types from the compiled functions, so mypy checks
+    every call into C. A test keeps the committed stub equal to this.
+    """
+
+    from duplexio._engine import ffi, lib
+
+    names = declared_functions()
 
     def annotation(ctype: object, *, result: bool) -> str:
         kind, cname = ctype.kind, ctype.cname  # type: ignore[attr-defined]
@@ -149,8 +224,9 @@ def stub_text() -> str:
         return "CData"
 
     lines = [
-        "# The compiled engine's interface, made by `python src/duplexio/_engine/build.py",
-        "# --stub` from the headers; tests/_engine/test_native_stub.py keeps it current.",
+        "# The engine's interface (the ABI-mode module and the library it opens), made by",
+        "# `python src/duplexio/_engine/build.py --stub` from the headers;",
+        "# tests/_engine/test_native_stub.py keeps it current.",
         "from collections.abc import Callable",
         "from typing import Any",
         "",
@@ -168,6 +244,7 @@ def stub_text() -> str:
         "    def string(self, cdata: CData, maxlen: int = ..., /) -> bytes | str: ...",
         "    def buffer(self, cdata: CData, size: int = ..., /) -> Any: ...",
         "    def typeof(self, cdecl: object, /) -> Any: ...",
+        "    def dlopen(self, name: str, flags: int = ..., /) -> _Lib: ...",
         "",
         "ffi: _FFI",
         "",
@@ -189,7 +266,7 @@ def stub_text() -> str:
         signature = ", ".join(["self", *params, "/"])
         functions.append(f"    def {name}({signature}) -> {result}: ...")
     lines.extend(functions)
-    lines += ["", "lib: _Lib", ""]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -197,9 +274,6 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--stub"]:
         STUB.write_text(stub_text())
         sys.exit(0)
-    # From src/, so the module lands in the package and objects beside their
-    # sources (git ignores both).
-    os.chdir(HERE.parent.parent)
-    make_builder().compile(verbose=False)
-else:
-    ffibuilder = make_builder()
+    # In place, beside the sources (git ignores both outputs).
+    emit_module(HERE)
+    compile_library(HERE)

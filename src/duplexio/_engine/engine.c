@@ -86,7 +86,6 @@ struct da_engine {
     atomic_uint_fast64_t input_lost, output_shift;
     da_sem *ring_sem;                  /* posted when a reader or writer waits */
     atomic_int ring_waiting;
-    atomic_int notify_fd, notify_armed;
 
     /* worker only */
     uint64_t working_seq;
@@ -155,7 +154,6 @@ da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
         da_engine_free(e);
         return NULL;
     }
-    atomic_init(&e->notify_fd, -1);
     atomic_init(&e->state, DA_STATE_STOPPED);
     return e;
 }
@@ -324,16 +322,11 @@ size_t da_engine_gaps(da_engine *e, uint64_t first, da_gap *out, size_t max) {
     return count;
 }
 
-/* Wake a blocked reader or writer (it re-checks), and an armed asyncio loop.
- * Both are flags exchanged to 0, so a cycle nobody waits on costs two
- * atomic operations and no system call. */
+/* Wake a blocked reader or writer (it re-checks): a flag exchanged to 0, so
+ * a cycle nobody waits on costs one atomic operation and no system call. */
 static void ring_wake(da_engine *e) {
     if (atomic_exchange(&e->ring_waiting, 0)) da_sem_post(e->ring_sem);
-    if (atomic_exchange(&e->notify_armed, 0)) da_fd_poke(atomic_load(&e->notify_fd));
 }
-
-void da_engine_ring_notify_fd(da_engine *e, int fd) { atomic_store(&e->notify_fd, fd); }
-void da_engine_ring_arm(da_engine *e) { atomic_store(&e->notify_armed, 1); }
 
 int da_engine_ring_wait(da_engine *e, int output, uint64_t frames, int64_t timeout_ns) {
     da_ring *r = output ? e->out_ring : e->in_ring;

@@ -17,6 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Every function of the *_api.h headers is the shared library's interface
+ * (loaded by Python with cffi's ABI mode); nothing else is exported. */
+#if defined(_WIN32)
+#define DA_EXPORT __declspec(dllexport)
+#else
+#define DA_EXPORT __attribute__((visibility("default")))
+#endif
+
 #include "engine_api.h"
 #include "platform.h"
 

@@ -1,7 +1,8 @@
 /* The engine's interface to Python, in the subset of C that cffi's cdef
- * parses: no includes, no guards, no macros but integer constants.
- * build.py feeds this file to cdef verbatim and engine.h includes it, so the
- * two sides can never disagree. */
+ * parses: no includes, no guards, no macros but integer constants, and
+ * DA_EXPORT (engine.h) before each function: the shared library exports it.
+ * build.py feeds this file to cdef (DA_EXPORT removed) and engine.h includes
+ * it, so the two sides can never disagree. */
 
 /* Engine states, set by Python, read by the real-time side every cycle. */
 #define DA_STATE_STOPPED 0
@@ -79,15 +80,15 @@ typedef struct {
 
 /* The blocks are the Python side's numpy arrays (frames x channels, the
  * user's formats); they must outlive the engine. */
-da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
+DA_EXPORT da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
                          uint32_t out_channels, int out_format, void *out_block,
                          uint32_t frames, uint32_t sample_rate,
                          int pipelined, double deadline);
-void da_engine_free(da_engine *e);
-void da_engine_set_state(da_engine *e, int state, uint32_t drain_cycles);
-int da_engine_state(da_engine *e);
-void da_engine_stats(da_engine *e, da_stats *out);
-size_t da_engine_handoff_log(da_engine *e, uint32_t *out, size_t max);
+DA_EXPORT void da_engine_free(da_engine *e);
+DA_EXPORT void da_engine_set_state(da_engine *e, int state, uint32_t drain_cycles);
+DA_EXPORT int da_engine_state(da_engine *e);
+DA_EXPORT void da_engine_stats(da_engine *e, da_stats *out);
+DA_EXPORT size_t da_engine_handoff_log(da_engine *e, uint32_t *out, size_t max);
 
 /* Program streams: the device thread itself plays from and records into
  * arrays (the user's formats, frames x channels, interleaved), with no
@@ -105,24 +106,24 @@ typedef struct {
     int32_t finished;
 } da_program_status;
 
-int da_engine_program(da_engine *e, const void *play, uint64_t play_frames,
+DA_EXPORT int da_engine_program(da_engine *e, const void *play, uint64_t play_frames,
                       void *record, uint64_t record_frames, uint64_t total_frames);
-void da_engine_program_status(da_engine *e, da_program_status *out);
+DA_EXPORT void da_engine_program_status(da_engine *e, da_program_status *out);
 
 /* Blocking streams (ring.c): a lock-free single-producer single-consumer
  * ring of whole frames. For a stream built without a callback the device
  * thread fills the input ring and drains the output ring itself; Python
  * reads and writes the other ends. Totals are running frame counts. */
 typedef struct da_ring da_ring;
-da_ring *da_ring_new(uint64_t capacity_frames, uint32_t frame_bytes);
-void da_ring_free(da_ring *r);
-uint64_t da_ring_capacity(const da_ring *r);
-uint64_t da_ring_readable(da_ring *r);
-uint64_t da_ring_writable(da_ring *r);
-uint64_t da_ring_read(da_ring *r, void *dst, uint64_t frames);
-uint64_t da_ring_write(da_ring *r, const void *src, uint64_t frames);
-uint64_t da_ring_read_total(da_ring *r);
-uint64_t da_ring_write_total(da_ring *r);
+DA_EXPORT da_ring *da_ring_new(uint64_t capacity_frames, uint32_t frame_bytes);
+DA_EXPORT void da_ring_free(da_ring *r);
+DA_EXPORT uint64_t da_ring_capacity(const da_ring *r);
+DA_EXPORT uint64_t da_ring_readable(da_ring *r);
+DA_EXPORT uint64_t da_ring_writable(da_ring *r);
+DA_EXPORT uint64_t da_ring_read(da_ring *r, void *dst, uint64_t frames);
+DA_EXPORT uint64_t da_ring_write(da_ring *r, const void *src, uint64_t frames);
+DA_EXPORT uint64_t da_ring_read_total(da_ring *r);
+DA_EXPORT uint64_t da_ring_write_total(da_ring *r);
 
 /* Input frames missing from the ring before ring frame `at` (its running
  * position): dropped because the ring was full, or lost by the device. A
@@ -151,21 +152,17 @@ typedef struct {
  * engine then runs no worker: each cycle's input goes into `in`, the output
  * comes from `out` (silence where it runs short). The rings must outlive
  * the engine's device use. 0, or -EINVAL (a program stream, or none). */
-int da_engine_rings(da_engine *e, da_ring *input_ring, da_ring *output_ring);
-void da_engine_ring_status(da_engine *e, da_ring_status *out);
+DA_EXPORT int da_engine_rings(da_engine *e, da_ring *input_ring, da_ring *output_ring);
+DA_EXPORT void da_engine_ring_status(da_engine *e, da_ring_status *out);
 /* Gaps number `first` onwards (oldest first) into out; returns how many.
  * Only the last DA_GAP_LOG are kept: older ones are gone (the totals still count). */
 #define DA_GAP_LOG 4096
-size_t da_engine_gaps(da_engine *e, uint64_t first, da_gap *out, size_t max);
+DA_EXPORT size_t da_engine_gaps(da_engine *e, uint64_t first, da_gap *out, size_t max);
 /* Wait until the input ring holds `frames` (output=0) or the output ring
  * has room for them (output=1), for timeout_ns at most (< 0: forever).
  * 1: there; 0: timed out; -1: the stream is not running (stopped, paused,
  * failed or closed), so waiting would not help. */
-int da_engine_ring_wait(da_engine *e, int output, uint64_t frames, int64_t timeout_ns);
-/* asyncio: after da_engine_ring_arm, the device thread writes one byte to
- * fd at its next cycle (and on any state change); then disarms. -1: none. */
-void da_engine_ring_notify_fd(da_engine *e, int fd);
-void da_engine_ring_arm(da_engine *e);
+DA_EXPORT int da_engine_ring_wait(da_engine *e, int output, uint64_t frames, int64_t timeout_ns);
 
 /* Two devices made one duplex device (aggregate.c). The output device's
  * clock is the master: its device thread pulls the input from a ring the
@@ -188,38 +185,38 @@ typedef struct {
     int32_t clocks_settled;   /* drift_ppm is past the clock loops' first second */
     double max_drift_ppm;     /* the most drift the loop follows; beyond it the stream fails */
 } da_agg_status;
-da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frames,
+DA_EXPORT da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frames,
                    uint32_t output_frames, uint32_t fill_frames);
-void da_agg_free(da_agg *a);
-void da_agg_status_get(da_agg *a, da_agg_status *out);
+DA_EXPORT void da_agg_free(da_agg *a);
+DA_EXPORT void da_agg_status_get(da_agg *a, da_agg_status *out);
 /* input_side's cycles feed the aggregate; its events and failure go to
  * `stream` (the stream's engine). output_side: its input comes from the
  * aggregate. Before the first start; 0, or -EINVAL. */
-int da_engine_feed(da_engine *input_side, da_agg *a, da_engine *stream);
-int da_engine_pull(da_engine *stream, da_agg *a);
+DA_EXPORT int da_engine_feed(da_engine *input_side, da_agg *a, da_engine *stream);
+DA_EXPORT int da_engine_pull(da_engine *stream, da_agg *a);
 /* The engine's interpolator over a whole array (tests and benchmarks): out[k]
  * is x at fractional position positions[k]; -EINVAL when a position's
  * kernel would reach outside x. */
-int da_interpolate(const float *x, uint64_t n, const double *positions, float *out, uint64_t m);
+DA_EXPORT int da_interpolate(const float *x, uint64_t n, const double *positions, float *out, uint64_t m);
 
-int da_worker_next(da_engine *e, int status, da_block_info *info);
-void da_worker_quit(da_engine *e);
+DA_EXPORT int da_worker_next(da_engine *e, int status, da_block_info *info);
+DA_EXPORT void da_worker_quit(da_engine *e);
 /* Called on the worker thread itself: SCHED_FIFO at `priority` (below the
  * device thread's). 0, or a negative errno (-EPERM: not allowed) with why.
  * Granted on a same-cycle stream, the worker then runs on the device
  * thread's CPU, following it when it moves (engine.c, follow_device_cpu). */
-int da_worker_realtime(da_engine *e, int priority, char *msg, size_t len);
+DA_EXPORT int da_worker_realtime(da_engine *e, int priority, char *msg, size_t len);
 /* The last blocks' deadline anchors and the device thread's wake-ups (ns,
  * pairs, oldest first), for tests and benchmarks; returns how many. */
-size_t da_engine_timing_log(da_engine *e, int64_t *anchor, int64_t *wakeup, size_t max);
+DA_EXPORT size_t da_engine_timing_log(da_engine *e, int64_t *anchor, int64_t *wakeup, size_t max);
 
-void da_event_post(da_engine *e, int code, int64_t value);
-int da_event_wait(da_engine *e, int64_t timeout_ns, da_event *ev);
+DA_EXPORT void da_event_post(da_engine *e, int code, int64_t value);
+DA_EXPORT int da_event_wait(da_engine *e, int64_t timeout_ns, da_event *ev);
 
-int64_t da_now_ns(void);
+DA_EXPORT int64_t da_now_ns(void);
 /* frames -> ns, rounded half up like duplexio.timing.frames_to_ns, exact
  * for any stream length (no overflow for centuries at any rate). */
-int64_t da_frames_to_ns(int64_t frames, uint32_t rate);
+DA_EXPORT int64_t da_frames_to_ns(int64_t frames, uint32_t rate);
 /* n samples from one format to another by the engine's rules (samples.c);
  * 0, or -EINVAL for an unknown format. */
-int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n);
+DA_EXPORT int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n);

@@ -81,12 +81,6 @@ static inline int da_cpus_has(const da_cpus *set, int cpu) {
     return cpu >= 0 && cpu < DA_CPU_MAX && (set->bits[cpu / 64] >> (cpu % 64)) & 1u;
 }
 
-/* ---- waking an event loop ------------------------------------------------------ */
-
-/* Write one byte to a file descriptor (a pipe an event loop watches);
- * never blocks on a non-blocking descriptor, ignores a full or closed one. */
-void da_fd_poke(int fd);
-
 /* ---- run-time linking ---------------------------------------------------------- */
 
 /* Load the library at `name` (a soname, a file path) once per process and

@@ -10,9 +10,9 @@
 #if !defined(_WIN32)
 
 #if defined(__linux__)
-#define _GNU_SOURCE /* sched_getcpu, sched_setaffinity, sem_clockwait */
+#define _GNU_SOURCE /* sched_getcpu, sched_setaffinity, RTLD_DEFAULT */
 #endif
-#include "platform.h"
+#include "engine.h" /* platform.h, and the exported declarations of engine_api.h */
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -111,7 +111,23 @@ struct da_sem {
     sem_t sem;
 };
 
+/* sem_clockwait (glibc 2.30, musl 1.2.5) waits on CLOCK_MONOTONIC, so a
+ * change of the wall clock cannot stretch or cut a deadline. It is looked up
+ * at run time, so one build runs on older C libraries too; there the wait is
+ * sem_timedwait's on the wall clock, its deadline converted once (a step of
+ * the wall clock during one wait moves that wait's end by as much). */
+typedef int (*sem_clockwait_fn)(sem_t *, clockid_t, const struct timespec *);
+static sem_clockwait_fn clockwait;
+static pthread_once_t clockwait_once = PTHREAD_ONCE_INIT;
+static void find_clockwait(void) {
+#if !defined(DA_WITHOUT_CLOCKWAIT) /* defined by the self-test of the fallback */
+    void *address = dlsym(RTLD_DEFAULT, "sem_clockwait");
+    memcpy(&clockwait, &address, sizeof address); /* function pointer from void * */
+#endif
+}
+
 da_sem *da_sem_new(void) {
+    pthread_once(&clockwait_once, find_clockwait);
     da_sem *s = calloc(1, sizeof *s);
     if (s && sem_init(&s->sem, 0, 0) != 0) {
         free(s);
@@ -127,10 +143,14 @@ void da_sem_free(da_sem *s) {
 void da_sem_post(da_sem *s) { sem_post(&s->sem); }
 int da_sem_wait(da_sem *s) { return sem_wait(&s->sem) == 0 ? 0 : -EINTR; }
 int da_sem_wait_until(da_sem *s, int64_t until_ns) {
-    /* sem_clockwait (glibc 2.30) waits on CLOCK_MONOTONIC, so a change of
-     * the wall clock cannot stretch or cut a deadline. */
-    struct timespec until = timespec_of(until_ns);
-    while (sem_clockwait(&s->sem, CLOCK_MONOTONIC, &until) != 0)
+    if (clockwait) { /* looked up by da_sem_new */
+        struct timespec until = timespec_of(until_ns);
+        while (clockwait(&s->sem, CLOCK_MONOTONIC, &until) != 0)
+            if (errno != EINTR) return -ETIMEDOUT;
+        return 0;
+    }
+    struct timespec until = timespec_of(clock_ns(CLOCK_REALTIME) + (until_ns - da_now_ns()));
+    while (sem_timedwait(&s->sem, &until) != 0)
         if (errno != EINTR) return -ETIMEDOUT;
     return 0;
 }
@@ -218,15 +238,6 @@ int da_cpu_allowed(da_cpus *out) {
 }
 int da_cpu_pin(int cpu) { return -ENOSYS; }
 #endif
-
-/* ---- waking an event loop ------------------------------------------------------ */
-
-void da_fd_poke(int fd) {
-    char byte = 1;
-    if (fd >= 0 && write(fd, &byte, 1) < 0) {
-        /* Full pipe (the loop has bytes to read already) or closed: nothing to do. */
-    }
-}
 
 /* ---- run-time linking ---------------------------------------------------------- */
 

@@ -8,7 +8,7 @@
 #if defined(_WIN32)
 
 #define WIN32_LEAN_AND_MEAN
-#include "platform.h"
+#include "engine.h" /* platform.h, and the exported declarations of engine_api.h */
 
 #include <errno.h>
 #include <io.h>
@@ -145,15 +145,6 @@ int da_cpu_allowed(da_cpus *out) {
 int da_cpu_pin(int cpu) {
     if (cpu < 0 || cpu >= (int)(8 * sizeof(DWORD_PTR))) return -EINVAL;
     return SetThreadAffinityMask(GetCurrentThread(), (DWORD_PTR)1 << cpu) ? 0 : -EPERM;
-}
-
-/* ---- waking an event loop ------------------------------------------------------ */
-
-void da_fd_poke(int fd) {
-    char byte = 1;
-    if (fd >= 0 && _write(fd, &byte, 1) < 0) {
-        /* Full or closed: nothing to do. */
-    }
 }
 
 /* ---- run-time linking ---------------------------------------------------------- */

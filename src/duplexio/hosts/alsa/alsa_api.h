@@ -17,14 +17,14 @@ typedef struct {
 #define DA_ALSA_FMT_S32 2
 #define DA_ALSA_FMT_S16 4
 
-int da_alsa_load(char *msg, size_t len);
+DA_EXPORT int da_alsa_load(char *msg, size_t len);
 /* Forget the loaded configuration: the next call re-reads ALSA_CONFIG_PATH. */
-void da_alsa_reload_config(void);
+DA_EXPORT void da_alsa_reload_config(void);
 /* PCM hints as records "name\x01description\x01ioid\x02" (ioid empty: both
  * ways). Returns the count, -ENOSPC when buf is too small, or a negative errno. */
-int da_alsa_hints(char *buf, size_t len, char *msg, size_t msg_len);
+DA_EXPORT int da_alsa_hints(char *buf, size_t len, char *msg, size_t msg_len);
 /* Open one direction (capture: 1), read its hw params, close. 0 or -errno. */
-int da_alsa_probe(const char *name, int capture, da_alsa_caps *out, char *msg, size_t len);
+DA_EXPORT int da_alsa_probe(const char *name, int capture, da_alsa_caps *out, char *msg, size_t len);
 
 #define DA_ALSA_SERVED_JACK 1
 #define DA_ALSA_SERVED_PULSE 2
@@ -33,19 +33,19 @@ int da_alsa_probe(const char *name, int capture, da_alsa_caps *out, char *msg, s
  * with the JACK ports it connects to in buf (each name ended by \x01, in
  * channel order); DA_ALSA_SERVED_PULSE when it is a `type pulse` PCM; 0 for
  * any other; -ENOSPC when buf is short; or a negative errno. */
-int da_alsa_served_by(const char *name, int capture, char *buf, size_t len, char *msg,
+DA_EXPORT int da_alsa_served_by(const char *name, int capture, char *buf, size_t len, char *msg,
                       size_t msg_len);
 
 /* A stream on one PCM name: capture and/or playback, one I/O thread. */
-int da_alsa_new(da_alsa **out, da_engine *e, const char *name, uint32_t in_ch, uint32_t out_ch,
+DA_EXPORT int da_alsa_new(da_alsa **out, da_engine *e, const char *name, uint32_t in_ch, uint32_t out_ch,
                 uint32_t rate, uint32_t frames, char *msg, size_t len);
-int da_alsa_start(da_alsa *a, char *msg, size_t len);
-void da_alsa_stop(da_alsa *a);
-void da_alsa_free(da_alsa *a);
+DA_EXPORT int da_alsa_start(da_alsa *a, char *msg, size_t len);
+DA_EXPORT void da_alsa_stop(da_alsa *a);
+DA_EXPORT void da_alsa_free(da_alsa *a);
 /* Frames: capture delay and playback delay as last measured (-1: not yet). */
-void da_alsa_latency(da_alsa *a, int64_t *capture, int64_t *playback);
+DA_EXPORT void da_alsa_latency(da_alsa *a, int64_t *capture, int64_t *playback);
 /* 1 when snd_pcm_link joined capture and playback (they start as one). */
-int da_alsa_linked(da_alsa *a);
+DA_EXPORT int da_alsa_linked(da_alsa *a);
 /* How the round trip is measured, set before start. by_position: from the
  * ring positions (avail), which a server plugin keeps in step with its
  * stream positions, rather than from its delay estimates; play_ahead: how far
@@ -53,5 +53,5 @@ int da_alsa_linked(da_alsa *a);
  * figures are what lies beyond the PCM (a server's ports), added to each
  * direction. replays_on_drop: the playback PCM repeats what it last played
  * once dropped (the jack PCM), so stopping lets it play silence first. */
-void da_alsa_set_model(da_alsa *a, int by_position, int64_t play_ahead, int64_t capture_outside,
+DA_EXPORT void da_alsa_set_model(da_alsa *a, int by_position, int64_t play_ahead, int64_t capture_outside,
                        int64_t playback_outside, int replays_on_drop);

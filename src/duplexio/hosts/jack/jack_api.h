@@ -5,33 +5,33 @@
 /* The JACK host: libjack is loaded on first use; one client per stream. */
 typedef struct da_jack da_jack;
 
-int da_jack_load(char *msg, size_t len);
+DA_EXPORT int da_jack_load(char *msg, size_t len);
 /* A client on `server` (NULL: libjack's default), never starting a server. */
-int da_jack_open(da_jack **out, const char *client_name, const char *server, char *msg,
+DA_EXPORT int da_jack_open(da_jack **out, const char *client_name, const char *server, char *msg,
                  size_t len);
-uint32_t da_jack_buffer_size(da_jack *j);
-uint32_t da_jack_sample_rate(da_jack *j);
-const char *da_jack_client_name(da_jack *j);
+DA_EXPORT uint32_t da_jack_buffer_size(da_jack *j);
+DA_EXPORT uint32_t da_jack_sample_rate(da_jack *j);
+DA_EXPORT const char *da_jack_client_name(da_jack *j);
 /* Port names, newline-joined into buf: the count, or -ENOSPC when buf is short. */
-int da_jack_ports(da_jack *j, const char *pattern, unsigned long flags, char *buf, size_t len,
+DA_EXPORT int da_jack_ports(da_jack *j, const char *pattern, unsigned long flags, char *buf, size_t len,
                   char *msg, size_t msg_len);
-int da_jack_bind(da_jack *j, da_engine *e, uint32_t n_in, uint32_t n_out, char *msg, size_t len);
+DA_EXPORT int da_jack_bind(da_jack *j, da_engine *e, uint32_t n_in, uint32_t n_out, char *msg, size_t len);
 /* The full name of the stream's port `index` (output: 1), NULL beyond them. */
-const char *da_jack_port_name(da_jack *j, int output, uint32_t index);
-int da_jack_connect(da_jack *j, const char *source, const char *destination, char *msg,
+DA_EXPORT const char *da_jack_port_name(da_jack *j, int output, uint32_t index);
+DA_EXPORT int da_jack_connect(da_jack *j, const char *source, const char *destination, char *msg,
                     size_t len);
-int da_jack_activate(da_jack *j, char *msg, size_t len);
+DA_EXPORT int da_jack_activate(da_jack *j, char *msg, size_t len);
 /* Frames: capture to cycle start, cycle start to playback (see jack.c). */
-void da_jack_latency(da_jack *j, uint32_t *capture, uint32_t *playback);
-void da_jack_set_graph_loop(da_jack *j, int graph_loop);
+DA_EXPORT void da_jack_latency(da_jack *j, uint32_t *capture, uint32_t *playback);
+DA_EXPORT void da_jack_set_graph_loop(da_jack *j, int graph_loop);
 /* The latency range maximum of any port on the server, by full name: the
  * playback latency (playback: 1) or the capture latency. 0 or -ENOENT. */
-int da_jack_named_port_latency(da_jack *j, const char *port, int playback, uint32_t *frames,
+DA_EXPORT int da_jack_named_port_latency(da_jack *j, const char *port, int playback, uint32_t *frames,
                                char *msg, size_t len);
 /* Close on a helper thread, waiting at most timeout_ms: 0, or -ETIMEDOUT
  * when libjack did not return (the client is abandoned, still bound to its
  * engine, which must then stay alive). */
-int da_jack_close_within(da_jack *j, int timeout_ms, char *msg, size_t len);
+DA_EXPORT int da_jack_close_within(da_jack *j, int timeout_ms, char *msg, size_t len);
 
 /* Port flags for da_jack_ports (JackPortIsInput, JackPortIsOutput). */
 #define DA_JACK_PORT_INPUT 1

@@ -1,8 +1,9 @@
 """The PortAudio host: CoreAudio, WASAPI and ASIO where they run, and JACK and ALSA here.
 
 libportaudio is loaded at run time: ``$DUPLEXIO_PORTAUDIO`` when set (a
-file), else the copy inside sounddevice's wheels (``_sounddevice_data``, on
-macOS and Windows), else the system's (``libportaudio.so.2``,
+file), else the copy duplexio's macOS and Windows wheels carry (``bundled/``
+beside this file, with its license), else the copy inside sounddevice's
+wheels (``_sounddevice_data``), else the system's (``libportaudio.so.2``,
 ``libportaudio.2.dylib``, ``portaudio.dll``). A machine without any simply
 has no PortAudio host.
 
@@ -79,6 +80,7 @@ def library_candidates() -> list[str]:
     found: list[str] = []
     if os.environ.get(_ENV):
         return [os.environ[_ENV]]
+    found += sorted(str(p) for p in _BUNDLED.glob("*portaudio*") if p.suffix in (".dll", ".dylib"))
     spec = importlib.util.find_spec("_sounddevice_data")
     if spec is not None and spec.submodule_search_locations:
         for folder in spec.submodule_search_locations:
@@ -92,6 +94,8 @@ def library_candidates() -> list[str]:
     return found
 
 
+#: Where a wheel for macOS or Windows puts its PortAudio (scripts/build-wheels).
+_BUNDLED = Path(__file__).with_name("bundled")
 _load_lock = threading.Lock()
 _loaded_from: str | None = None
 

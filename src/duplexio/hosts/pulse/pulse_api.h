@@ -4,17 +4,17 @@
 
 typedef struct da_pulse da_pulse;
 
-int da_pulse_load(char *msg, size_t len);
+DA_EXPORT int da_pulse_load(char *msg, size_t len);
 /* Server, sinks and sources as tab-separated lines (see pulse.c) into buf:
  * 0, -ENOSPC when buf is short, or another negative errno. */
-int da_pulse_list(const char *server, int timeout_ms, char *buf, size_t len, char *msg,
+DA_EXPORT int da_pulse_list(const char *server, int timeout_ms, char *buf, size_t len, char *msg,
                   size_t msg_len);
 /* sink/source NULL: the server's default; follow_default: report moves. */
-int da_pulse_new(da_pulse **out, da_engine *e, const char *server, const char *sink,
+DA_EXPORT int da_pulse_new(da_pulse **out, da_engine *e, const char *server, const char *sink,
                  const char *source, uint32_t in_ch, uint32_t out_ch, uint32_t rate, uint32_t frames,
                  int follow_default, char *msg, size_t len);
-int da_pulse_start(da_pulse *p, char *msg, size_t len);
-void da_pulse_stop(da_pulse *p);
-void da_pulse_free(da_pulse *p);
+DA_EXPORT int da_pulse_start(da_pulse *p, char *msg, size_t len);
+DA_EXPORT void da_pulse_stop(da_pulse *p);
+DA_EXPORT void da_pulse_free(da_pulse *p);
 /* Frames: capture to first callback; round trip (-1 until the server's timing is read). */
-void da_pulse_latency(da_pulse *p, int64_t *capture, int64_t *round_trip, int64_t *playback);
+DA_EXPORT void da_pulse_latency(da_pulse *p, int64_t *capture, int64_t *round_trip, int64_t *playback);

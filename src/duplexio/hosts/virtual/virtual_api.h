@@ -18,8 +18,8 @@ typedef struct da_virtual da_virtual;
  * through the engine's band-limited interpolator. One output stream writes
  * at a time; any number of input streams read. */
 typedef struct da_wire da_wire;
-da_wire *da_wire_new(uint32_t channels);
-void da_wire_free(da_wire *w);
+DA_EXPORT da_wire *da_wire_new(uint32_t channels);
+DA_EXPORT void da_wire_free(da_wire *w);
 
 typedef struct {
     int kind;
@@ -40,10 +40,10 @@ typedef struct {
 } da_virtual_params;
 
 /* Output: -EBUSY when the wire already has a writer (another stream). */
-int da_virtual_new(da_virtual **out, da_engine *e, const da_virtual_params *p, char *msg,
+DA_EXPORT int da_virtual_new(da_virtual **out, da_engine *e, const da_virtual_params *p, char *msg,
                    size_t len);
-int da_virtual_start(da_virtual *v, char *msg, size_t len);
-void da_virtual_stop(da_virtual *v);
-void da_virtual_free(da_virtual *v);
-void da_virtual_fault(da_virtual *v, int fault, int64_t value);
-void da_virtual_stall(da_virtual *v, int64_t until_ns);
+DA_EXPORT int da_virtual_start(da_virtual *v, char *msg, size_t len);
+DA_EXPORT void da_virtual_stop(da_virtual *v);
+DA_EXPORT void da_virtual_free(da_virtual *v);
+DA_EXPORT void da_virtual_fault(da_virtual *v, int fault, int64_t value);
+DA_EXPORT void da_virtual_stall(da_virtual *v, int64_t until_ns);
