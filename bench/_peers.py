@@ -4,7 +4,7 @@ A monitor client that counts the server's xruns, and copy-through streams of
 the two libraries Python users pick today: JACK-Client (``jack``) and
 python-sounddevice (PortAudio's JACK host API). Both run the Python callback
 on the server's process thread. The server itself is a private jackd from
-``tests/servers.py``; its name reaches these functions through
+``support/servers.py``; its name reaches these functions through
 ``JACK_DEFAULT_SERVER`` (or ``servername`` for the monitor).
 
 The peer packages are imported only when a peer stream or the monitor is

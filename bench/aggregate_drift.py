@@ -42,8 +42,8 @@ from duplexio.cli import FeedbackRun, run_feedback
 from duplexio.hosts.virtual import VirtualHost
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.servers: the one place servers are started
-from tests import servers  # noqa: E402
+sys.path.insert(0, str(ROOT))  # support.servers: the one place servers are started
+from support import servers  # noqa: E402
 
 RATE = 48000
 FRAMES = 128

@@ -3,7 +3,7 @@
 The loop every speech and live-model script starts with: ``data =
 stream.read(256)`` in a ``while`` loop, 2 channels at 48 kHz on one private
 jackd (256 frames, dummy driver), while another thread calls a C busy loop
-that holds the GIL 50 ms out of every 100 ms (``tests/gil_hog.py``).
+that holds the GIL 50 ms out of every 100 ms (``support/gil_hog.py``).
 
 What is read is a ramp (frame k of the server's timeline carries
 ``(k mod 2**20) / 2**20``, exact in float32) that a C client (``c_ramp.c``)
@@ -53,8 +53,8 @@ from _docs import publish  # noqa: E402
 from _peers import compile_c, xrun_monitor  # noqa: E402
 
 import duplexio as dio  # noqa: E402
-from tests import servers  # noqa: E402
-from tests.gil_hog import GilHog  # noqa: E402
+from support import servers  # noqa: E402
+from support.gil_hog import GilHog  # noqa: E402
 
 RATE = 48000
 FRAMES = 256

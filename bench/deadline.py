@@ -27,7 +27,7 @@ import jack_vs_peers as jvp
 from _docs import publish
 from _peers import xrun_monitor
 
-from tests import servers
+from support import servers
 
 FRAMES = 128
 LOADS = ("processes", "both")

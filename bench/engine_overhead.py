@@ -8,7 +8,7 @@ trivial callback (``out[:] = inp``) for N seconds, same-cycle and pipelined,
 without and then with a second Python thread busy in a pure-Python loop. In
 the same run the peers, JACK-Client and python-sounddevice (``_peers.py``),
 run the same copy-through callback on a private jackd (dummy driver) that the
-script starts and stops itself (``tests/servers.py``); they run with Python's
+script starts and stops itself (``support/servers.py``); they run with Python's
 default switch interval and, under load, also with duplexio's 0.1 ms.
 Every measurement runs in a fresh
 interpreter (this script with ``--worker``), so its process CPU time is that
@@ -45,7 +45,7 @@ from _peers import open_jack_client, open_sounddevice, xrun_monitor
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests import servers  # noqa: E402 - the project's private servers, shared with the tests
+from support import servers  # noqa: E402 - the project's private servers, shared with the tests
 
 DOCS = REPO / "docs" / "benchmarks.md"
 

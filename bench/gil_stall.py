@@ -1,7 +1,7 @@
 """playrec under a GIL-holding C extension: duplexio against sounddevice.
 
 A thread calls a C busy loop that holds the GIL for 50 ms every 100 ms (see
-``tests/gil_hog.py``) while ``playrec`` plays a noise burst through a
+``support/gil_hog.py``) while ``playrec`` plays a noise burst through a
 private jackd's loopback ports (128 frames, 48 kHz) and records it back.
 Each library makes ten calls with no load and ten under the load; for each
 call we record:
@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import duplexio as dio  # noqa: E402
-from tests import servers  # noqa: E402
-from tests.gil_hog import GilHog  # noqa: E402
+from support import servers  # noqa: E402
+from support.gil_hog import GilHog  # noqa: E402
 
 RATE = 48000
 FRAMES = 128

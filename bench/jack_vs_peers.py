@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # tests.servers: the one jackd launcher
+sys.path.insert(0, str(REPO))  # support.servers: the one jackd launcher
 
 from _docs import publish  # noqa: E402
 from _peers import (  # noqa: E402
@@ -63,7 +63,7 @@ from _peers import (  # noqa: E402
     xrun_monitor,
 )
 
-from tests import servers  # noqa: E402
+from support import servers  # noqa: E402
 
 RATE = 48000
 CHANNELS = 2

@@ -29,7 +29,7 @@ from typing import Any
 import jack_vs_peers as jvp
 from _docs import publish
 
-from tests import servers
+from support import servers
 
 SINK = "da_sink"
 #: Row label -> the duplex device it runs on.

@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from _docs import publish  # noqa: E402
 
-from tests import servers  # noqa: E402
+from support import servers  # noqa: E402
 
 RATE = 48000
 

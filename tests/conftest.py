@@ -17,7 +17,7 @@ import pytest
 import duplexio as dio
 from duplexio.hosts import portaudio
 from duplexio.hosts.virtual import VirtualDevice, VirtualHost
-from tests import servers
+from support import servers
 
 #: Windows' own tests run under wine, on the installed wheel (scripts/windows-check).
 collect_ignore = ["windows"]

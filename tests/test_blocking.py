@@ -20,9 +20,9 @@ import pytest
 
 import duplexio as dio
 from duplexio.hosts.virtual import VirtualDevice, VirtualHost
+from support.gil_hog import hold_gil
 from tests.blocking import blocking_round_trips, timeline
 from tests.conftest import open_fds
-from tests.gil_hog import hold_gil
 
 RATE = 48000
 #: The ramp: frame k captures k / SCALE, exact in float32 for k < SCALE.

@@ -13,7 +13,7 @@ import pytest
 import duplexio as dio
 from duplexio.devices import find_device
 from duplexio.hosts.virtual import VirtualHost
-from tests.servers import JackServer, PulseServer
+from support.servers import JackServer, PulseServer
 
 RATE = 48000
 

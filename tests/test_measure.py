@@ -14,8 +14,8 @@ import pytest
 
 import duplexio as dio
 from duplexio.measure import LatencyReport, measure_latency
-from tests.gil_hog import GilHog
-from tests.servers import JackServer
+from support.gil_hog import GilHog
+from support.servers import JackServer
 
 
 def clean(measure: Callable[[], LatencyReport], tries: int = 8) -> LatencyReport:

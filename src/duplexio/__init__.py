@@ -24,6 +24,7 @@ from duplexio.config import (
     BufferSize,
     DuplexStreamConfig,
     StreamConfig,
+    StreamKind,
     SupportedBufferSize,
     SupportedStreamConfig,
     SupportedStreamConfigRange,
@@ -43,15 +44,13 @@ from duplexio.host import (
     host_from_id,
 )
 from duplexio.measure import LatencyReport, measure_latency, play, playrec, rec, stop, wait
+from duplexio.stats import AggregateStatus, StreamStats
 from duplexio.stream import (
-    AggregateStatus,
     CallbackAbort,
     CallbackStop,
     ProgramStatus,
     ProgramStream,
     Stream,
-    StreamKind,
-    StreamStats,
     set_switch_interval,
 )
 from duplexio.timing import CallbackInfo, CallbackTimestamp, DuplexCallbackInfo, StreamLatency

@@ -22,13 +22,13 @@ import numpy as np
 
 from duplexio._engine import ffi, lib
 from duplexio._validate import checked, optional_seconds
-from duplexio.config import SupportedStreamConfigRange
+from duplexio.config import StreamKind, SupportedStreamConfigRange
+from duplexio.contract import Backend, CData, StreamParams, owned
 from duplexio.devices import DeviceLike, find_device
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId
-from duplexio.hosts._contract import Backend, CData, StreamKind, StreamParams, owned
-from duplexio.stream import AggregateStatus
+from duplexio.stats import AggregateStatus
 from duplexio.timing import StreamLatency, ns_to_frames
 
 __all__ = ["AggregateDevice", "aggregate"]

@@ -33,9 +33,9 @@ import numpy as np
 
 from duplexio._engine import ffi, lib
 from duplexio._validate import optional_seconds, whole
+from duplexio.contract import StreamParams, owned
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat, as_frames
-from duplexio.hosts._contract import StreamParams, owned
 
 __all__ = ["DEFAULT_RING_SECONDS", "ReadStatus", "Rings", "WriteStatus"]
 

@@ -15,6 +15,7 @@ What does not live here: sample formats and conversions
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Sequence
 from typing import ClassVar, NoReturn, final
 
@@ -28,6 +29,7 @@ __all__ = [
     "BufferSize",
     "DuplexStreamConfig",
     "StreamConfig",
+    "StreamKind",
     "SupportedBufferSize",
     "SupportedStreamConfig",
     "SupportedStreamConfigRange",
@@ -592,3 +594,11 @@ def check_config(
 
 def _plural(n: int, word: str) -> str:
     return word if n == 1 else word + "s"
+
+
+class StreamKind(enum.Enum):
+    """Which directions a stream runs."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+    DUPLEX = "duplex"

@@ -3,8 +3,9 @@
 A *host* is an audio API (the virtual host, JACK, ALSA, PulseAudio); it lists
 *devices*; a device builds *streams*. This module gives `Host` and
 `Device` everything a user calls, built once on the hooks each host
-implements (declared in `duplexio.hosts._contract`, which a host
-author reads first), plus device ids and which hosts exist. It validates
+implements (`DeviceHooks`, `HostHooks`, `HostModule`, here; the stream's
+side in `duplexio.contract`, which a host author reads first), plus device
+ids and which hosts exist. It validates
 everything a user passes to ``build_*_stream`` before any host code runs, so
 every host rejects bad input the same way. What a stream does once built
 lives in `duplexio.stream`; each host's own code lives in its folder
@@ -19,9 +20,10 @@ import logging
 import sys
 import threading
 import unicodedata
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from duplexio._validate import checked, checked_methods, flag, optional_seconds, whole
 from duplexio.blocking import ring_frames
@@ -29,21 +31,16 @@ from duplexio.config import (
     STANDARD_SAMPLE_RATES,
     DuplexStreamConfig,
     StreamConfig,
+    StreamKind,
     SupportedStreamConfig,
     SupportedStreamConfigRange,
     check_config,
 )
+from duplexio.contract import Backend, CData, StreamParams
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat, as_frames
-from duplexio.hosts._contract import (
-    DeviceHooks,
-    Direction,
-    HostHooks,
-    HostModule,
-    StreamKind,
-    StreamParams,
-)
 from duplexio.stream import ErrorCallback, ProgramSpec, ProgramStream, Stream
+from duplexio.timing import StreamLatency
 
 logger = logging.getLogger("duplexio")
 
@@ -224,6 +221,145 @@ def _check_deadline(deadline: float | None) -> float:
             f"deadline is a fraction of the period in (0, 1], got {shown(deadline)}",
         )
     return float(deadline)
+
+
+#: A direction of a device.
+Direction = Literal["input", "output"]
+
+
+@checked_methods
+class DeviceHooks(ABC):
+    """What a host's `Device` implements.
+
+    ``Device`` builds everything a user calls (validation, defaults,
+    ``build_*_stream``) on these members, once for every host. The abstract
+    ones are required; the others have the default behaviour their
+    docstrings give. Public members of ``Device`` (``supports_input``,
+    ``name``...) may be overridden too; private ones may not.
+    """
+
+    @property
+    @abstractmethod
+    def id(self) -> DeviceId:
+        """The device's id, ``"<host>:<name>"``; stable across runs where the host allows."""
+
+    @property
+    @abstractmethod
+    def description(self) -> DeviceDescription:
+        """Name, driver, direction and details of the device."""
+
+    @abstractmethod
+    def supported_input_configs(self) -> list[SupportedStreamConfigRange]:
+        """The input configurations the device accepts (empty: no input)."""
+
+    @abstractmethod
+    def supported_output_configs(self) -> list[SupportedStreamConfigRange]:
+        """The output configurations the device accepts (empty: no output)."""
+
+    def _duplex_refusal(self) -> str | None:
+        """Why this device cannot run a duplex stream, or None when it can.
+
+        None only where input and output share one clock (a JACK client, a
+        sink and its own monitor, the two directions of one PCM): duplex is
+        never emulated across clocks. The reason ends up in the
+        ``UNSUPPORTED_OPERATION`` message. Default: it refuses.
+        """
+        return "its input and output do not share a clock"
+
+    def _direction_error(self, direction: Direction) -> Error | None:
+        """Why `direction` cannot be used now, or None.
+
+        Asked before a direction whose ranges are empty is reported as
+        absent (``UNSUPPORTED_OPERATION``, "has no input"): a direction that
+        failed to open for a reason (its server is gone, the device is busy)
+        says so instead. Default: None.
+        """
+        return None
+
+    def _preferred_sample_rate(self) -> int | None:
+        """The rate (Hz) default configurations use when the ranges allow it.
+
+        For a device with a native rate (a server's, a virtual device's
+        default). None, the default: the standard rate (48 kHz, else 44.1 kHz,
+        else the highest).
+        """
+        return None
+
+    @abstractmethod
+    def _default_frames(self, sample_rate: int) -> int:
+        """Frames per block when the user asks for ``BufferSize.DEFAULT``.
+
+        Must lie in the device's buffer-size range at ``sample_rate``.
+        """
+
+    @abstractmethod
+    def _open_backend(self, engine: CData, params: StreamParams) -> Backend:
+        """Open the device for a validated stream and bind it to the engine.
+
+        The backend's device thread must meet `Backend`'s guarantees;
+        it keeps ``engine`` alive for as long as that thread can run. Raise
+        `Error` (``DEVICE_NOT_AVAILABLE``, ``DEVICE_BUSY``,
+        ``UNSUPPORTED_CONFIG``...) when the device cannot be opened, after
+        releasing whatever was opened.
+        """
+
+
+@checked_methods
+class HostHooks(ABC):
+    """What a host's `Host` implements.
+
+    ``Host`` adds the filters and defaults users call; a host may also
+    override its public ``default_input_device``, ``default_output_device``
+    and ``device_by_id`` (for ids it can reach without listing them).
+    """
+
+    @property
+    @abstractmethod
+    def id(self) -> HostId:
+        """The host's id."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The host's human-readable name."""
+
+    @abstractmethod
+    def devices(self) -> list[Device]:
+        """All devices the host can reach now, inputs, outputs and duplex.
+
+        Never raises for a server that does not answer: it has no devices then.
+        """
+
+    def external_latency(
+        self, capture_ports: Sequence[str], playback_ports: Sequence[str]
+    ) -> StreamLatency:
+        """What this host's graph adds around ports that another host's plugin uses.
+
+        A question one host may ask another through the registry (the ALSA
+        host asks JACK about a ``type jack`` PCM's ports) instead of
+        importing it. ``capture_ports`` are read by a capture client,
+        ``playback_ports`` written by a playback client; the answer is
+        (capture side, playback side) in frames.
+
+        Raises
+        ------
+        Error
+            ``UNSUPPORTED_OPERATION`` for a host without ports (the default),
+            ``DEVICE_NOT_AVAILABLE`` when its server does not answer.
+        """
+        raise Error(ErrorKind.UNSUPPORTED_OPERATION, f"host '{self.id}' has no ports to ask about")
+
+
+class HostModule(Protocol):
+    """What each module ``duplexio.hosts.<name>`` provides."""
+
+    def is_available(self) -> bool:
+        """True when the host can be used now (its library loads, its server answers)."""
+        ...
+
+    def open_host(self) -> Host:
+        """The host (called once per process); ``HOST_UNAVAILABLE`` when it cannot be used."""
+        ...
 
 
 @checked_methods

@@ -8,7 +8,7 @@ statistics, and the process-wide switch-interval policy. Program streams
 no callback) share all of it except the worker. Hosts provide a
 `Backend` (open device, start, stop, close, latency); nothing here
 knows which host it is talking to. What a backend must guarantee is written
-in `duplexio.hosts._contract`. Validation of user input happens
+in `duplexio.contract`. Validation of user input happens
 before a stream exists, in `duplexio.host`.
 """
 
@@ -31,9 +31,11 @@ import numpy as np
 from duplexio._engine import ffi, lib
 from duplexio._validate import checked, checked_methods, optional_seconds
 from duplexio.blocking import ReadStatus, Rings, WriteStatus
+from duplexio.config import StreamKind
+from duplexio.contract import Backend, StreamParams, c_text, owned
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import silent_frames
-from duplexio.hosts._contract import Backend, StreamKind, StreamParams, c_text, owned
+from duplexio.stats import StreamStats
 from duplexio.timing import (
     CallbackInfo,
     CallbackTimestamp,
@@ -43,7 +45,6 @@ from duplexio.timing import (
 )
 
 __all__ = [
-    "AggregateStatus",
     "CallbackAbort",
     "CallbackStop",
     "ErrorCallback",
@@ -51,139 +52,12 @@ __all__ = [
     "ProgramStatus",
     "ProgramStream",
     "Stream",
-    "StreamKind",
-    "StreamStats",
     "set_switch_interval",
 ]
 
 logger = logging.getLogger("duplexio")
 
 ErrorCallback = Callable[[Error], None]
-
-
-@dataclass(frozen=True)
-class AggregateStatus:
-    """The clock loop of a stream on an `aggregate()` device.
-
-    Attributes
-    ----------
-    drift_ppm
-        How much faster the input device's clock runs than the output's
-        (ppm; negative: slower), as measured from both devices' timestamps.
-    error_frames
-        Where the resampler read the input at the last cycle, against
-        where it should have (frames): within one once locked.
-    locked
-        Within a frame of the target for a quarter second (and the clocks'
-        loops settled); a lock lost shows here and in `locks`.
-    lock_seconds
-        From the first cycle to the first lock; None before it.
-    locks
-        Times the lock was gained (more than 1: it was lost and regained).
-    jumps
-        Times the read position was set afresh: at the start, and after an
-        input gap, a stall or a stop. Each jump is flagged on its block.
-    underruns
-        Output cycles that found too little input (the fill too short for
-        the devices' jitter, or the input stalled): zeros filled in, flagged.
-    overruns
-        Input blocks dropped because the ring was full (the output not
-        reading).
-    """
-
-    drift_ppm: float
-    error_frames: float
-    locked: bool
-    lock_seconds: float | None
-    locks: int
-    jumps: int
-    underruns: int
-    overruns: int
-
-
-@dataclass(frozen=True)
-class StreamStats:
-    """Counters of a stream since it was built.
-
-    Attributes
-    ----------
-    cycles
-        Device cycles while the stream ran.
-    callbacks
-        Blocks whose callback finished before the deadline and were played.
-    late_blocks
-        Blocks whose callback missed the deadline; their output was played as
-        silence and the next callback saw ``info.xrun``.
-    skipped_blocks
-        Cycles not handed to the callback because it was still busy with an
-        earlier one (their input is lost, their output silent).
-    xruns
-        Glitches reported by the device or server itself (each flagged on
-        the block after it).
-    lost_cycles
-        Whole device cycles those glitches lost, where the host can count
-        them (a jump of its frame counter, a clock that woke late).
-    callback_mean_ns, callback_max_ns
-        The worker's turn per block (ns), mean and worst: from its wake-up to
-        its result, so the wait for the GIL and the dispatch are included, not
-        only your callback's own time.
-    handoff_mean_ns, handoff_max_ns
-        Device thread's wait from handing a block over to getting its result
-        (ns): the whole round through the worker, GIL included. Only blocks
-        that made the deadline count (a late one is in ``late_blocks``).
-    load, max_load
-        ``callback_mean_ns`` and ``callback_max_ns`` as a fraction of the period.
-    realtime
-        The device thread runs with real-time scheduling.
-    worker_realtime
-        The Python worker that runs the callback runs with real-time
-        scheduling (``SCHED_FIFO`` below the device thread); False when the
-        stream was built with ``realtime=False``, when the system refused it
-        (a ``REALTIME_DENIED`` warning on the ``duplexio`` logger said so
-        once), and for callback-free streams, which have no worker.
-    events_dropped
-        Events lost because nobody read them (should stay 0).
-    overflows, overflow_frames
-        A blocking stream's input ring was full: runs of blocks dropped, and
-        their frames (each met by a read as a gap).
-    underflows, underflow_frames
-        A blocking stream's output ring ran short: blocks filled with
-        silence, and the frames of silence (each reported by the next write).
-    aggregate
-        On an `aggregate()` device, its clock loop's figures; None elsewhere.
-        ``drift_ppm`` and ``locked`` are its two most asked for.
-    """
-
-    cycles: int
-    callbacks: int
-    late_blocks: int
-    skipped_blocks: int
-    xruns: int
-    lost_cycles: int
-    callback_mean_ns: float
-    callback_max_ns: int
-    handoff_mean_ns: float
-    handoff_max_ns: int
-    load: float
-    max_load: float
-    realtime: bool
-    worker_realtime: bool
-    events_dropped: int
-    overflows: int = 0
-    overflow_frames: int = 0
-    underflows: int = 0
-    underflow_frames: int = 0
-    aggregate: AggregateStatus | None = None
-
-    @property
-    def drift_ppm(self) -> float | None:
-        """An aggregate's measured drift (`AggregateStatus.drift_ppm`); None elsewhere."""
-        return self.aggregate.drift_ppm if self.aggregate else None
-
-    @property
-    def locked(self) -> bool | None:
-        """Whether an aggregate's clock loop holds (`AggregateStatus.locked`); None elsewhere."""
-        return self.aggregate.locked if self.aggregate else None
 
 
 @dataclass(frozen=True)
@@ -653,8 +527,6 @@ class _Core:
         ev = ffi.new("da_event *")
         stats = ffi.new("da_stats *")
         timeout_ns = self.params.timeout * 1e9  # float: any finite timeout compares
-        # What a backend watches beyond the cycles (an aggregate's input side).
-        fault = getattr(self.backend, "fault", None)
         running_since = 0
         while True:
             got = lib.da_event_wait(engine, 50_000_000, ev)
@@ -680,8 +552,8 @@ class _Core:
                     f"{(now - last) / 1e9:.2f} s (timeout {self.params.timeout:g} s); "
                     "the stream stopped",
                 )
-            elif fault is not None:
-                failed = fault(now, running_since, timeout_ns)
+            else:  # what the backend watches beyond the cycles (an aggregate's input side)
+                failed = self.backend.fault(now, running_since, timeout_ns)
             if failed is not None:
                 lib.da_engine_set_state(engine, lib.DA_STATE_FAILED, 0)
                 self._end(failed)
@@ -943,12 +815,8 @@ class _Core:
             overflow_frames=int(r.overflow_frames) if r else 0,
             underflows=int(r.underflows) if r else 0,
             underflow_frames=int(r.underflow_frames) if r else 0,
-            aggregate=self._aggregate_status(),
+            aggregate=self.backend.aggregate_status(),
         )
-
-    def _aggregate_status(self) -> AggregateStatus | None:
-        report = getattr(self.backend, "aggregate_status", None)
-        return report() if callable(report) else None
 
 
 @checked_methods

@@ -13,8 +13,8 @@ import pytest
 
 import duplexio as dio
 from duplexio.hosts.virtual import VirtualHost
+from support.servers import ALSA_JACK_CONFIG, JackServer
 from tests.conftest import session_server_device
-from tests.servers import ALSA_JACK_CONFIG, JackServer
 
 #: The ALSA PCM of type jack that ALSA_JACK_CONFIG defines on jackd's loopback.
 JACK_PCM = "daloop"

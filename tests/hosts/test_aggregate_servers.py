@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import duplexio as dio
-from tests.servers import JackServer, PulseServer
+from support.servers import JackServer, PulseServer
 from tests.test_aggregate import first_clean, sine_fit_residual_db
 
 RATE = 48000

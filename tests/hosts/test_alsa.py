@@ -21,17 +21,17 @@ import numpy as np
 import pytest
 
 import duplexio as dio
+from duplexio import contract
 from duplexio._engine import lib
-from duplexio.hosts import _contract
 from duplexio.hosts.alsa import AlsaBackend, AlsaDevice, AlsaHost, _hints, _served_by
 from duplexio.hosts.jack import JackBackend, JackDevice
 from duplexio.timing import ns_to_frames
+from support.servers import ALSA_JACK_CONFIG, JackServer, PulseServer
 from tests.blocking import FLAG_LAG_BLOCKS, blocking_round_trips
 from tests.conftest import server_unavailable
 from tests.hosts.devices import JACK_PCM
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
-from tests.servers import ALSA_JACK_CONFIG, JackServer, PulseServer
 
 RATE = 48000
 
@@ -214,12 +214,12 @@ def test_text_from_c_grows_its_buffer_until_it_fits_or_fails_loudly(
     alsa_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dio.host_from_id("alsa")  # loads libasound
-    monkeypatch.setattr(_contract, "_FIRST_TEXT", 8)  # every answer is longer
+    monkeypatch.setattr(contract, "_FIRST_TEXT", 8)  # every answer is longer
     assert _served_by(JACK_PCM, False) == (
         lib.DA_ALSA_SERVED_JACK, ["loopback:playback_1", "loopback:playback_2"]
     )  # fmt: skip
     assert JACK_PCM in [name for name, _, _ in _hints()]
-    monkeypatch.setattr(_contract, "TEXT_LIMIT", 32)
+    monkeypatch.setattr(contract, "TEXT_LIMIT", 32)
     with pytest.raises(dio.Error) as raised:
         _served_by(JACK_PCM, False)
     assert raised.value.kind is dio.ErrorKind.RESOURCE_EXHAUSTED

@@ -1,4 +1,4 @@
-"""The host contract (hosts/_contract.py) and the layout rules it states."""
+"""The host contract (contract.py, and the hooks in host.py) and the layout rules it states."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import duplexio as dio
+from duplexio import contract
 from duplexio._engine import ffi
-from duplexio.host import Device, Host
-from duplexio.hosts import _contract
-from duplexio.hosts._contract import DeviceHooks, HandleBackend, HostHooks, check
+from duplexio.contract import HandleBackend, check
+from duplexio.host import Device, DeviceHooks, Host, HostHooks
 
-HOSTS = Path(_contract.__file__).parent
+HOSTS = Path(contract.__file__).parent / "hosts"
 HOST_NAMES = sorted(p.name for p in HOSTS.iterdir() if (p / "__init__.py").exists())
 # What a host's C may include of ours: its own folder, and the engine.
 ENGINE_HEADERS = {"engine.h", "engine_api.h"}
@@ -27,9 +27,10 @@ def test_every_registered_host_has_a_folder_of_its_own() -> None:
     assert sorted(h.value for h in dio.HostId) == HOST_NAMES
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Absolute names of the modules a Python file imports (relative ones resolved)."""
-    package = "duplexio.hosts." + path.parent.name
+def imported_modules(path: Path, package: str | None = None) -> set[str]:
+    """Absolute names of the modules a Python file imports (relative ones resolved),
+    wherever the import is: in a function, or under ``if TYPE_CHECKING``."""
+    package = package or "duplexio.hosts." + path.parent.name
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -59,6 +60,102 @@ def test_no_host_imports_another(host: str) -> None:
             assert not any(module == o or module.startswith(o + ".") for o in others), (
                 f"{path.relative_to(HOSTS)} imports {module}"
             )
+
+
+#: The package's layers, top to bottom (docs/architecture.md): a module imports
+#: only from its own layer or lower ones. ``duplexio/__init__.py``, the facade,
+#: re-exports from every layer and is imported by none.
+LAYERS: list[tuple[str, ...]] = [
+    ("cli", "__main__"),
+    ("files", "measure"),
+    ("aggregate",),
+    ("devices",),
+    ("hosts",),
+    ("host",),
+    ("stream",),
+    ("blocking",),
+    ("contract",),
+    ("_engine",),
+    ("config", "formats", "errors", "timing", "stats", "_validate"),
+]
+PACKAGE = HOSTS.parent
+
+
+def package_modules() -> dict[str, Path]:
+    """Every module of the package by its name below ``duplexio``, the facade aside."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        if parts and "__pycache__" not in parts and parts != ("_engine", "_native"):
+            found[".".join(parts)] = path
+    return found
+
+
+def layer_of(module: str) -> int:
+    head = module.split(".")[0]
+    return next(i for i, layer in enumerate(LAYERS) if head in layer)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (the nearest that exists)."""
+    modules = package_modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        package = "duplexio." + (name if is_package else name.rpartition(".")[0])
+        edges = set()
+        for imported in imported_modules(path, package.rstrip(".")):
+            if imported == "duplexio":
+                edges.add("")  # the facade
+            elif imported.startswith("duplexio."):
+                target = imported.removeprefix("duplexio.")
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    for module in package_modules():
+        layer_of(module)  # StopIteration: a module the layers do not name
+
+
+def test_imports_run_down_the_layers_only() -> None:
+    """Nothing below ``hosts/`` imports from it, ``host`` and ``stream`` never reach up to
+    the devices or the aggregate, nothing imports the facade; type-only imports count."""
+    for module, edges in import_graph().items():
+        for target in edges:
+            assert target, f"{module} imports the duplexio package itself"
+            assert layer_of(target) >= layer_of(module), f"{module} imports {target}, a layer up"
+
+
+def test_the_import_graph_has_no_circle() -> None:
+    graph = import_graph()
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            circle = " -> ".join([*path[path.index(module) :], module])
+            raise AssertionError(f"import circle: {circle}")
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            visit(target, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_the_benchmarks_use_the_shared_support_not_the_tests() -> None:
+    """Private servers and the GIL hog live in support/, which both import."""
+    root = PACKAGE.parents[1]
+    for path in [*(root / "bench").glob("*.py"), *(root / "support").glob("*.py")]:
+        for module in imported_modules(path, "bench"):
+            assert module != "tests" and not module.startswith("tests."), f"{path.name}: {module}"
 
 
 @pytest.mark.parametrize("host", HOST_NAMES)
@@ -118,7 +215,7 @@ def test_hosts_override_only_declared_hooks(base: type, hooks: type) -> None:
 
 
 def test_every_hook_says_what_it_must_guarantee() -> None:
-    for hooks in (DeviceHooks, HostHooks, _contract.Backend):
+    for hooks in (DeviceHooks, HostHooks, contract.Backend):
         for name, member in vars(hooks).items():
             if callable(member) or isinstance(member, property):
                 if name.startswith("__"):

@@ -19,10 +19,10 @@ import soundfile as sf
 
 import duplexio as dio
 from duplexio.hosts.jack import JackBackend, JackDevice, JackHost
+from support.servers import JackServer
 from tests.blocking import blocking_round_trips, timeline
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
-from tests.servers import JackServer
 from tests.signals import frequency, tone
 
 RATE = 48000

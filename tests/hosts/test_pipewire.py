@@ -17,11 +17,11 @@ import pytest
 
 import duplexio as dio
 from duplexio.hosts.pipewire import PipeWireDevice, PipeWireHost
+from support.servers import PipeWire, start_pipewire
 from tests.blocking import blocking_round_trips
 from tests.conftest import open_fds
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
-from tests.servers import PipeWire, start_pipewire
 
 RATE = 48000
 

@@ -26,11 +26,11 @@ import pytest
 import duplexio as dio
 from duplexio.hosts import portaudio
 from duplexio.hosts.portaudio import PortAudioBackend, PortAudioDevice, PortAudioHost
+from support.servers import ALSA_JACK_CONFIG, JackServer, PulseServer
 from tests.blocking import blocking_round_trips
 from tests.conftest import server_unavailable
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
-from tests.servers import ALSA_JACK_CONFIG, JackServer, PulseServer
 from tests.signals import frequency, tone
 
 RATE = 48000

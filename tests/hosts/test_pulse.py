@@ -15,10 +15,10 @@ import pytest
 
 import duplexio as dio
 from duplexio.hosts.pulse import PulseDevice
+from support.servers import PipeWire, PulseServer
 from tests.blocking import blocking_round_trips
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
 from tests.recorders import Errors
-from tests.servers import PipeWire, PulseServer
 
 RATE = 48000
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 import duplexio as dio
+from support.servers import JackServer
 from tests.blocking import timeline
 from tests.hosts.devices import duplex_device
-from tests.servers import JackServer
 
 RATE = 48000
 

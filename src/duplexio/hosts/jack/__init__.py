@@ -34,10 +34,7 @@ from dataclasses import dataclass
 
 from duplexio._engine import ffi, lib
 from duplexio.config import SupportedBufferSize, SupportedStreamConfigRange
-from duplexio.errors import Error, ErrorKind, shown
-from duplexio.formats import SampleFormat
-from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexio.hosts._contract import (
+from duplexio.contract import (
     MESSAGE_BYTES,
     CData,
     HandleBackend,
@@ -47,6 +44,9 @@ from duplexio.hosts._contract import (
     owned,
     read_text,
 )
+from duplexio.errors import Error, ErrorKind, shown
+from duplexio.formats import SampleFormat
+from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
 from duplexio.timing import StreamLatency
 
 logger = logging.getLogger("duplexio")

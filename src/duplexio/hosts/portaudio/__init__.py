@@ -39,19 +39,26 @@ from pathlib import Path
 
 from duplexio._engine import ffi, lib
 from duplexio.config import SupportedBufferSize, SupportedStreamConfigRange
-from duplexio.errors import Error, ErrorKind
-from duplexio.formats import SampleFormat
-from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId, host_from_id
-from duplexio.hosts._contract import (
+from duplexio.contract import (
     MESSAGE_BYTES,
     CData,
-    Direction,
     HandleBackend,
     StreamParams,
     c_text,
     call,
     owned,
     read_text,
+)
+from duplexio.errors import Error, ErrorKind
+from duplexio.formats import SampleFormat
+from duplexio.host import (
+    Device,
+    DeviceDescription,
+    DeviceId,
+    Direction,
+    Host,
+    HostId,
+    host_from_id,
 )
 from duplexio.timing import StreamLatency
 

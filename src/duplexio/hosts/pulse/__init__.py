@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from duplexio._engine import ffi, lib
 from duplexio.config import SupportedBufferSize, SupportedStreamConfigRange
+from duplexio.contract import CData, HandleBackend, StreamParams, call, owned, read_text
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexio.hosts._contract import CData, HandleBackend, StreamParams, call, owned, read_text
 from duplexio.timing import StreamLatency
 
 DEFAULT_SINK = "@DEFAULT_SINK@"

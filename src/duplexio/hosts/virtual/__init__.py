@@ -37,10 +37,10 @@ from duplexio.config import (
     SupportedBufferSize,
     SupportedStreamConfigRange,
 )
+from duplexio.contract import CData, HandleBackend, StreamParams, call, owned
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
-from duplexio.hosts._contract import CData, HandleBackend, StreamParams, call, owned
 from duplexio.timing import StreamLatency
 
 _KINDS = {

@@ -2,11 +2,11 @@
 
 A host is one folder, ``duplexio/hosts/<name>/``:
 
-- ``__init__.py`` has the module functions of `HostModule`
+- ``__init__.py`` has the module functions of `duplexio.host.HostModule`
   (``is_available``, ``open_host``), a subclass of
-  `duplexio.host.Host` (whose hooks are `HostHooks`), a
-  subclass of `duplexio.host.Device` (hooks: `DeviceHooks`)
-  and, per stream, a `Backend` (usually a `HandleBackend`).
+  `duplexio.host.Host` (whose hooks are `duplexio.host.HostHooks`), a
+  subclass of `duplexio.host.Device` (hooks: `duplexio.host.DeviceHooks`)
+  and, per stream, a `Backend` (usually a `HandleBackend`), declared here.
 - Where it has C: ``<name>.c`` holds the device thread, which includes the
   engine's ``engine.h`` and calls ``da_engine_process`` once per cycle, and
   ``<name>_api.h`` declares what Python may call, in the C subset cffi's
@@ -17,10 +17,10 @@ What a host may use: this module; `duplexio.host` (``Device``,
 ``Host``, ``DeviceId``, ``DeviceDescription``, ``HostId``, ``host_from_id``
 to ask another host a declared question); the value types of
 `duplexio.config`, `duplexio.formats`,
-`duplexio.errors` and `duplexio.timing`; and
+`duplexio.errors`, `duplexio.timing` and `duplexio.stats`; and
 `duplexio._engine` for its own C. Hosts never import each other
 (a test pins it), and override nothing of ``Device`` or ``Host`` that
-starts with an underscore unless it is declared here.
+starts with an underscore unless it is declared a hook.
 
 The C boundary, one convention for every host (``engine.h`` says it in C):
 a function that can fail returns 0 (or a count) or a negative errno code
@@ -30,29 +30,24 @@ and writes why into a message buffer its caller passes last
 such calls, and `check()` turns the result into `Error` with the
 kind the code means (`ERRNO_KINDS`) and the host's own message.
 
-`duplexio.stream` and `duplexio.host` build on this module;
-it imports only the value types and the engine.
+It sits below `duplexio.blocking`, `duplexio.stream` and `duplexio.host`,
+which build on it, and imports only the value types and the engine.
 """
 
 from __future__ import annotations
 
-import enum
 import errno
 import threading
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Protocol
 
 from duplexio._engine import ffi
-from duplexio._validate import checked_methods
-from duplexio.config import SupportedStreamConfigRange
+from duplexio.config import StreamKind
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat
+from duplexio.stats import AggregateStatus
 from duplexio.timing import StreamLatency
-
-if TYPE_CHECKING:
-    from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
 
 #: A cffi pointer or struct of the engine or a host (its fields are the C
 #: headers'; the calls that take and return them are typed by _native.pyi).
@@ -63,12 +58,7 @@ __all__ = [
     "MESSAGE_BYTES",
     "Backend",
     "CData",
-    "DeviceHooks",
-    "Direction",
     "HandleBackend",
-    "HostHooks",
-    "HostModule",
-    "StreamKind",
     "StreamParams",
     "c_text",
     "call",
@@ -76,17 +66,6 @@ __all__ = [
     "owned",
     "read_text",
 ]
-
-#: A direction of a device.
-Direction = Literal["input", "output"]
-
-
-class StreamKind(enum.Enum):
-    """Which directions a stream runs."""
-
-    INPUT = "input"
-    OUTPUT = "output"
-    DUPLEX = "duplex"
 
 
 @dataclass(frozen=True)
@@ -169,11 +148,8 @@ class Backend(Protocol):
     called once; nothing the backend opened (thread, descriptor, server
     connection) outlives it.
 
-    A backend with a thread of its own that the engine's cycles do not show
-    (an aggregate's input device) may add ``fault(now_ns, running_since_ns,
-    timeout_ns) -> Error | None``: the stream's supervisor asks it every
-    50 ms while the stream runs, and ends the stream with the `Error` it
-    returns.
+    `HandleBackend` gives the two questions only an aggregate answers
+    (`fault`, `aggregate_status`) their answer for every other backend.
     """
 
     @property
@@ -196,6 +172,19 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release the device; the backend is not used again."""
+        ...
+
+    def fault(self, now_ns: int, running_since_ns: int, timeout_ns: float) -> Error | None:
+        """A failure the engine's cycles cannot show, or None.
+
+        For a backend with a thread of its own (an aggregate's input device):
+        the stream's supervisor asks every 50 ms while the stream runs, and
+        ends the stream with the `Error` returned.
+        """
+        ...
+
+    def aggregate_status(self) -> AggregateStatus | None:
+        """The clock loop's state for a stream on an aggregate device; None elsewhere."""
         ...
 
 
@@ -240,6 +229,14 @@ class HandleBackend:
         if self._stop_c is not None:
             self._with_handle(self._stop_c)
 
+    def fault(self, now_ns: int, running_since_ns: int, timeout_ns: float) -> Error | None:
+        """None: the engine's cycles show everything of one device."""
+        return None
+
+    def aggregate_status(self) -> AggregateStatus | None:
+        """None: not an aggregate."""
+        return None
+
     def _before_release(self) -> None:
         """Read what must outlive the handle (a last latency figure); no-op here."""
 
@@ -250,141 +247,6 @@ class HandleBackend:
             handle, self._handle = self._handle, None
         if handle is not None:
             ffi.release(handle)
-
-
-@checked_methods
-class DeviceHooks(ABC):
-    """What a host's `Device` implements.
-
-    ``Device`` builds everything a user calls (validation, defaults,
-    ``build_*_stream``) on these members, once for every host. The abstract
-    ones are required; the others have the default behaviour their
-    docstrings give. Public members of ``Device`` (``supports_input``,
-    ``name``...) may be overridden too; private ones may not.
-    """
-
-    @property
-    @abstractmethod
-    def id(self) -> DeviceId:
-        """The device's id, ``"<host>:<name>"``; stable across runs where the host allows."""
-
-    @property
-    @abstractmethod
-    def description(self) -> DeviceDescription:
-        """Name, driver, direction and details of the device."""
-
-    @abstractmethod
-    def supported_input_configs(self) -> list[SupportedStreamConfigRange]:
-        """The input configurations the device accepts (empty: no input)."""
-
-    @abstractmethod
-    def supported_output_configs(self) -> list[SupportedStreamConfigRange]:
-        """The output configurations the device accepts (empty: no output)."""
-
-    def _duplex_refusal(self) -> str | None:
-        """Why this device cannot run a duplex stream, or None when it can.
-
-        None only where input and output share one clock (a JACK client, a
-        sink and its own monitor, the two directions of one PCM): duplex is
-        never emulated across clocks. The reason ends up in the
-        ``UNSUPPORTED_OPERATION`` message. Default: it refuses.
-        """
-        return "its input and output do not share a clock"
-
-    def _direction_error(self, direction: Direction) -> Error | None:
-        """Why `direction` cannot be used now, or None.
-
-        Asked before a direction whose ranges are empty is reported as
-        absent (``UNSUPPORTED_OPERATION``, "has no input"): a direction that
-        failed to open for a reason (its server is gone, the device is busy)
-        says so instead. Default: None.
-        """
-        return None
-
-    def _preferred_sample_rate(self) -> int | None:
-        """The rate (Hz) default configurations use when the ranges allow it.
-
-        For a device with a native rate (a server's, a virtual device's
-        default). None, the default: the standard rate (48 kHz, else 44.1 kHz,
-        else the highest).
-        """
-        return None
-
-    @abstractmethod
-    def _default_frames(self, sample_rate: int) -> int:
-        """Frames per block when the user asks for ``BufferSize.DEFAULT``.
-
-        Must lie in the device's buffer-size range at ``sample_rate``.
-        """
-
-    @abstractmethod
-    def _open_backend(self, engine: CData, params: StreamParams) -> Backend:
-        """Open the device for a validated stream and bind it to the engine.
-
-        The backend's device thread must meet `Backend`'s guarantees;
-        it keeps ``engine`` alive for as long as that thread can run. Raise
-        `Error` (``DEVICE_NOT_AVAILABLE``, ``DEVICE_BUSY``,
-        ``UNSUPPORTED_CONFIG``...) when the device cannot be opened, after
-        releasing whatever was opened.
-        """
-
-
-@checked_methods
-class HostHooks(ABC):
-    """What a host's `Host` implements.
-
-    ``Host`` adds the filters and defaults users call; a host may also
-    override its public ``default_input_device``, ``default_output_device``
-    and ``device_by_id`` (for ids it can reach without listing them).
-    """
-
-    @property
-    @abstractmethod
-    def id(self) -> HostId:
-        """The host's id."""
-
-    @property
-    @abstractmethod
-    def name(self) -> str:
-        """The host's human-readable name."""
-
-    @abstractmethod
-    def devices(self) -> list[Device]:
-        """All devices the host can reach now, inputs, outputs and duplex.
-
-        Never raises for a server that does not answer: it has no devices then.
-        """
-
-    def external_latency(
-        self, capture_ports: Sequence[str], playback_ports: Sequence[str]
-    ) -> StreamLatency:
-        """What this host's graph adds around ports that another host's plugin uses.
-
-        A question one host may ask another through the registry (the ALSA
-        host asks JACK about a ``type jack`` PCM's ports) instead of
-        importing it. ``capture_ports`` are read by a capture client,
-        ``playback_ports`` written by a playback client; the answer is
-        (capture side, playback side) in frames.
-
-        Raises
-        ------
-        Error
-            ``UNSUPPORTED_OPERATION`` for a host without ports (the default),
-            ``DEVICE_NOT_AVAILABLE`` when its server does not answer.
-        """
-        raise Error(ErrorKind.UNSUPPORTED_OPERATION, f"host '{self.id}' has no ports to ask about")
-
-
-class HostModule(Protocol):
-    """What each module ``duplexio.hosts.<name>`` provides."""
-
-    def is_available(self) -> bool:
-        """True when the host can be used now (its library loads, its server answers)."""
-        ...
-
-    def open_host(self) -> Host:
-        """The host (called once per process); ``HOST_UNAVAILABLE`` when it cannot be used."""
-        ...
 
 
 # -- the C boundary -------------------------------------------------------------

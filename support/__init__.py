@@ -1,0 +1,1 @@
+"""What the tests and the benchmarks share: private servers (`servers`) and a GIL hog."""
