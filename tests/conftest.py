@@ -15,9 +15,13 @@ from typing import Protocol, TypeVar
 import pytest
 
 import duplexio as dio
+from duplexio.declarations import declared_hosts
 from duplexio.hosts import portaudio
 from duplexio.hosts.virtual import VirtualDevice, VirtualHost
 from support import servers
+
+#: The hosts with a server or library the tests start: all but the in-process fallback.
+SERVER_HOSTS = [d.name for d in declared_hosts() if not d.fallback]
 
 #: Windows' own tests run under wine, on the installed wheel (scripts/windows-check).
 collect_ignore = ["windows"]

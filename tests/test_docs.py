@@ -55,3 +55,22 @@ def test_each_block_runs(code: str) -> None:
 )
 def test_each_block_of_the_first_pages_runs(page: str, code: str) -> None:
     exec(compile(code, str(DOCS / page), "exec"), {"__name__": "__docs__"})
+
+
+def test_the_architecture_pages_layout_is_the_trees() -> None:
+    """Every module, folder and file of the engine the page's layout names exists,
+    it names every one there is (the build's output aside), and every host."""
+    layout = (DOCS / "architecture.md").read_text().split("```", 2)[1]
+    named = set(re.findall(r"\w+(?:\.pyi|\.py|\.[ch](?!\w)|/(?=[\s<]))", layout))
+    package = DOCS.parent / "src" / "duplexio"
+    there = {p.name for p in package.iterdir() if p.suffix == ".py"}
+    there |= {p.name + "/" for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    engine = package / "_engine"
+    there |= {p.name for p in engine.iterdir() if p.suffix in (".py", ".pyi", ".c", ".h")}
+    there -= {"_native.py"}  # written by the build
+    assert not there - named, f"not on the page: {sorted(there - named)}"
+    # The layout's own names for kinds of file, and what the build writes.
+    generic = {"duplexio/", "hosts/", "_api.h", "_native.py"}
+    assert not named - there - generic, f"not in the tree: {sorted(named - there - generic)}"
+    for host in (package / "hosts").glob("*/host.json"):
+        assert host.parent.name in layout, host.parent.name

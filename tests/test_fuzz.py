@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 import duplexio as dio
 import duplexio.stream as stream_module
 from duplexio.hosts.virtual import VirtualDevice, VirtualHost
-from tests.conftest import open_fds, session_server_device
+from tests.conftest import SERVER_HOSTS, open_fds, session_server_device
 
 EXAMPLES = int(os.environ.get("DUPLEXIO_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
@@ -346,7 +346,7 @@ SERVER_METHODS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(params=["jack", "pulse", "alsa", "pipewire", "portaudio"])
+@pytest.fixture(params=SERVER_HOSTS)
 def server_device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dio.Device:
     """A device of each real host: jackd's loopback client, PulseAudio's null sink
     monitor, ALSA's null PCM, PipeWire's null sink, PortAudio's JACK client."""

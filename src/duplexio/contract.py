@@ -11,7 +11,11 @@ A host is one folder, ``duplexio/hosts/<name>/``:
   engine's ``engine.h`` and calls ``da_engine_process`` once per cycle, and
   ``<name>_api.h`` declares what Python may call, in the C subset cffi's
   cdef parses. The build gathers every host's folder; nothing else changes.
-- One line in `duplexio.host.HostId` registers it.
+- ``host.json`` declares where it runs, the headers its C compiles
+  against and its preference for `duplexio.host.default_host`
+  (`duplexio.declarations`); the build, the registry, ``scripts/cross-check``
+  and the tests read it.
+- One line in `duplexio.host.HostId` names it.
 
 What a host may use: this module; `duplexio.host` (``Device``,
 ``Host``, ``DeviceId``, ``DeviceDescription``, ``HostId``, ``host_from_id``

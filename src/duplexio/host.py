@@ -37,6 +37,7 @@ from duplexio.config import (
     check_config,
 )
 from duplexio.contract import Backend, CData, StreamParams
+from duplexio.declarations import declared_hosts
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat, as_frames
 from duplexio.stream import ErrorCallback, ProgramSpec, ProgramStream, Stream
@@ -48,11 +49,13 @@ DataCallback = Callable[..., None]
 
 
 class HostId(str, enum.Enum):
-    """The hosts duplexio knows, in order of preference for `default_host()`.
+    """The hosts duplexio knows.
 
     The value is the prefix of device ids (``"virtual:loopback"``) and the
-    name of the host's module under `duplexio.hosts`. Adding a host
-    is one line here plus its module.
+    name of the host's folder under `duplexio.hosts`. Adding a host is its
+    folder (which declares where it runs and its preference for
+    `default_host()`: ``host.json``, `duplexio.declarations`) and one line
+    here.
     """
 
     PIPEWIRE = "pipewire"
@@ -66,23 +69,14 @@ class HostId(str, enum.Enum):
         return self.value
 
 
+#: Each host as its folder declares it, in order of preference.
+_DECLARED = {HostId(d.name): d for d in declared_hosts()}
 #: The host that works everywhere, used when no real host has devices.
-_FALLBACK = HostId.VIRTUAL
-#: Hosts `default_host()` passes over on Linux: there the native hosts reach
-#: every device PortAudio does (through the same servers and PCMs), with
-#: exact timing; PortAudio is the default where they do not run.
-_NOT_DEFAULT_ON_LINUX = frozenset({HostId.PORTAUDIO})
-
-
-#: Hosts whose C is Linux's alone (ALSA's poll loop, the sonames and ABIs
-#: of libjack and libpulse as Linux ships them): the build leaves them out
-#: elsewhere (``_engine/build.py``, ``LINUX_ONLY_HOSTS``; a test keeps the two
-#: lists equal), and there they are unavailable.
-LINUX_ONLY = frozenset({HostId.ALSA, HostId.JACK, HostId.PIPEWIRE, HostId.PULSE})
+_FALLBACK = next(h for h, d in _DECLARED.items() if d.fallback)
 
 
 def _built_here(host_id: HostId) -> bool:
-    return host_id not in LINUX_ONLY or sys.platform.startswith("linux")
+    return _DECLARED[host_id].builds_on(sys.platform)
 
 
 def _host_module(host_id: HostId) -> HostModule:
@@ -942,15 +936,15 @@ _fallback_noted = False
 @checked
 def available_hosts() -> list[HostId]:
     """The hosts usable on this machine now (their library loads, their server answers)."""
-    return [h for h in HostId if _built_here(h) and _host_module(h).is_available()]
+    return [h for h in _DECLARED if _built_here(h) and _host_module(h).is_available()]
 
 
 def considered_hosts() -> list[HostId]:
     """The usable hosts that default choices and the all-hosts device table
-    consider, in `HostId` order: `available_hosts()` less PortAudio on Linux
-    (`_NOT_DEFAULT_ON_LINUX`), whose devices the native hosts already list."""
-    linux = sys.platform.startswith("linux")
-    return [h for h in available_hosts() if not (linux and h in _NOT_DEFAULT_ON_LINUX)]
+    consider, in order of preference: `available_hosts()` less those whose
+    folder says they are not a default here (PortAudio on Linux, whose
+    devices the native hosts already list)."""
+    return [h for h in available_hosts() if _DECLARED[h].default_on(sys.platform)]
 
 
 @checked
@@ -965,7 +959,8 @@ def host_from_id(host_id: HostId | str) -> Host:
     """
     hid = _parse_host_id(host_id)
     if not _built_here(hid):
-        message = f"the {hid.value} host runs on Linux only, not {sys.platform}"
+        where = ", ".join(_DECLARED[hid].platforms)
+        message = f"the {hid.value} host runs on {where} only, not {sys.platform}"
         raise Error(ErrorKind.HOST_UNAVAILABLE, message)
     with _hosts_lock:
         if hid not in _hosts:

@@ -155,8 +155,8 @@ def set_switch_interval(seconds: float | None) -> None:
         The interval (s) applied by ``sys.setswitchinterval`` when the first
         stream starts and restored when the last started stream closes.
         ``None`` opts out: duplexio never touches the interval. Default
-        ``1e-4``: measured, the default 5 ms let a worker make no block on
-        time at 128 frames while another Python thread was busy.
+        ``1e-4``: with Python's 5 ms, a worker sharing the GIL with a busy
+        thread misses every short period (docs/benchmarks.md has the figures).
 
     Raises
     ------
@@ -191,9 +191,9 @@ def _switch_release() -> None:
 
 # -- a real-time worker --------------------------------------------------------
 # Under CPU load from other processes, a worker at normal priority misses
-# whole periods while it waits for a CPU: measured with two busy processes
-# at 128 frames, 3 to 561 late blocks of ~3,000; SCHED_FIFO (below the device
-# thread's priority) with the deadline on the real wake-up gave 0 to 1.
+# whole periods while it waits for a CPU; SCHED_FIFO (below the device
+# thread's priority), with the deadline on the real wake-up, does not
+# (docs/benchmarks.md, "deadline").
 
 #: The worker's SCHED_FIFO priority: below every device thread's (JACK's
 #: client threads, the engine's own at 60), above every ordinary thread.

@@ -76,7 +76,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("blocking",),
     ("contract",),
     ("_engine",),
-    ("config", "formats", "errors", "timing", "stats", "_validate"),
+    ("config", "formats", "errors", "timing", "stats", "declarations", "_validate"),
 ]
 PACKAGE = HOSTS.parent
 

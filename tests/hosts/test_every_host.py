@@ -23,11 +23,13 @@ import numpy as np
 import pytest
 
 import duplexio as dio
+from duplexio.declarations import declared_hosts
 from duplexio.hosts.jack import JackBackend, JackDevice
 from duplexio.hosts.virtual import VirtualDevice, VirtualHost
 from tests.hosts.devices import duplex_device
 
-HOSTS = ["virtual", "jack", "pulse", "alsa", "pipewire", "portaudio"]
+#: Every host the tree declares (hosts/<name>/host.json).
+HOSTS = [d.name for d in declared_hosts()]
 #: Hosts whose test device here plays through jackd's loopback driver.
 JACK_SERVED = {"jack", "alsa", "portaudio"}
 

@@ -22,12 +22,13 @@ import pytest
 import duplexio as dio
 from support.servers import JackServer
 from tests.blocking import timeline
+from tests.conftest import SERVER_HOSTS
 from tests.hosts.devices import duplex_device
 
 RATE = 48000
 
 
-@pytest.fixture(params=["jack", "pulse", "alsa", "pipewire", "portaudio"])
+@pytest.fixture(params=SERVER_HOSTS)
 def device(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[dio.Device]:

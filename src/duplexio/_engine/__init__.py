@@ -1,14 +1,18 @@
 """The native real-time engine: a plain C shared library, loaded with cffi's ABI mode.
 
-Exposes ``ffi`` (the declarations, ``_native.py``, generated from the
-headers at build time) and ``lib`` (the library, ``library.py`` names its
-file) and nothing else; the Python side of streams is `duplexio.stream`.
-Next to this file is only what every host shares: ``engine.c`` (the
-hand-over between a device thread and the Python worker, events, threads,
-run-time library loading), ``samples.c`` (the one sample converter), their
-headers (``engine_api.h`` for Python, ``engine.h`` for the hosts' C),
-``build.py`` (which gathers each host's C from ``hosts/<name>/``) and
-``_native.pyi`` (the library's types, generated from the headers).
+Exposes ``ffi`` (the declarations: ``_native.py``, written by the build from
+the headers) and ``lib`` (the library, whose file ``library.py`` names) and
+nothing else; the Python side of streams is `duplexio.stream`. Next to this
+file is what every host's C shares: ``engine.c`` (the hand-over between a
+device thread and the Python worker, events, the rings' engine side),
+``ring.c``, ``samples.c`` (the one sample converter), ``resample.c`` and
+``aggregate.c`` (two devices' clocks made one), the platform layer
+(``platform.h``, ``platform_posix.c``, ``platform_win32.c``: threads,
+semaphores, the clock, run-time library loading), the headers
+(``engine_api.h`` for Python, ``engine.h`` for the hosts' C), ``build.py``
+(the library from these and each host's C) and ``_native.pyi`` (its types,
+generated from the headers). docs/architecture.md has the same list, kept
+to the tree by a test.
 """
 
 from __future__ import annotations

@@ -249,8 +249,8 @@ void da_agg_push(da_agg *a, const float *const *in, size_t in_stride, uint32_t f
     da_ring_write(a->ring, a->scratch, frames);
     dll_update(&a->in_dll, at, (double)t->callback_ns, a->nominal_pf);
     /* The input's latency as its first block gives it, kept: a host whose
-     * figure moves by a block now and then (PulseAudio's, seen: 128 frames
-     * either way) would otherwise move the round trip, which must hold. */
+     * figure moves by a block now and then (PulseAudio's) would otherwise
+     * move the round trip, which must hold. */
     if (atomic_load_explicit(&a->input_latency_ns, memory_order_relaxed) <= 0)
         atomic_store_explicit(&a->input_latency_ns, t->callback_ns - t->input_device_ns,
                               memory_order_relaxed);

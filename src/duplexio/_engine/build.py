@@ -34,19 +34,15 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 HOSTS = HERE.parent / "hosts"
 ENGINE_API = HERE / "engine_api.h"
-#: Hosts whose C is Linux's alone; left out of builds elsewhere (see
-#: ``duplexio.host.LINUX_ONLY``, which a test keeps equal to this).
-LINUX_ONLY_HOSTS = ("alsa", "jack", "pipewire", "pulse")
 #: The ABI-mode module cffi writes beside this file.
 MODULE = "duplexio._engine._native"
 
 library_file = runpy.run_path(str(HERE / "library.py"))["library_file"]
-
-#: Hosts whose C compiles against a library's headers (header-only helpers
-#: such as PipeWire's SPA), by pkg-config name; the library itself is still
-#: loaded at run time. Without the headers the host is left out of the
-#: build, and says so when asked for.
-HEADER_HOSTS = {"pipewire": "libpipewire-0.3"}
+#: What each host folder declares (hosts/<name>/host.json): where its C builds,
+#: and the headers it compiles against (header-only helpers such as PipeWire's
+#: SPA; the library itself is still loaded at run time). Without those headers
+#: the host is left out of the build, and says so when asked for.
+declared_hosts = runpy.run_path(str(HERE.parent / "declarations.py"))["declared_hosts"]
 
 
 def _pkg_config_cflags(package: str) -> list[str] | None:
@@ -60,16 +56,18 @@ def _pkg_config_cflags(package: str) -> list[str] | None:
     return found.stdout.split() if found.returncode == 0 else None
 
 
-def header_flags(platform: str) -> dict[str, list[str]]:
-    """Per header host, its headers' flags when it is built for ``platform`` (Linux's hosts
-    are built only for Linux; their headers are this machine's, which are architecture-free)."""
-    if not platform.startswith("linux"):
-        return {}
-    return {
-        host: flags
-        for host, package in HEADER_HOSTS.items()
-        if (flags := _pkg_config_cflags(package)) is not None
-    }
+def built_hosts(platform: str) -> dict[str, list[str]]:
+    """The hosts whose C is built for ``platform``, each with its headers' flags (the
+    headers are this machine's: the hosts that need them are architecture-free C)."""
+    built: dict[str, list[str]] = {}
+    for host in declared_hosts(HOSTS):
+        if not host.builds_on(platform):
+            continue
+        if host.pkg_config is None:
+            built[host.name] = []
+        elif (flags := _pkg_config_cflags(host.pkg_config)) is not None:
+            built[host.name] = flags
+    return built
 
 
 @dataclass
@@ -106,19 +104,13 @@ class Plan:
 
 def plan(platform: str = sys.platform) -> Plan:
     """The sources, headers and flags of the library for ``platform``."""
-    flags = header_flags(platform)
-
-    def built(folder: Path) -> bool:
-        if folder.name in HEADER_HOSTS:
-            return folder.name in flags
-        return platform.startswith("linux") or folder.name not in LINUX_ONLY_HOSTS
-
-    hosts = [h for h in sorted(HOSTS.glob("*/*_api.h")) if built(h.parent)]
+    flags = built_hosts(platform)
+    hosts = [h for h in sorted(HOSTS.glob("*/*_api.h")) if h.parent.name in flags]
     return Plan(
         platform=platform,
         api_headers=[ENGINE_API, *hosts],
         sources=sorted(HERE.glob("*.c"))
-        + [p for p in sorted(HOSTS.glob("*/*.c")) if built(p.parent)],
+        + [p for p in sorted(HOSTS.glob("*/*.c")) if p.parent.name in flags],
         include_dirs=[HERE, *(h.parent for h in hosts)],
         system_flags=[
             "-isystem" + f[2:] if f.startswith("-I") else f for fl in flags.values() for f in fl

@@ -386,9 +386,8 @@ static void max_store(atomic_uint_fast64_t *m, uint64_t v) {
 /* A same-cycle hand-over is a strict relay: the device thread posts the
  * block and sleeps until the worker answers, so the two never run at once.
  * On the same CPU that relay is two local context switches; across CPUs
- * each wake-up is an inter-processor interrupt to an idle CPU, which on
- * this project's 2-CPU VM cost ~20 µs of device-thread CPU and ~30 µs of
- * hand-over time per block (jackd, 128 frames). So a real-time
+ * each wake-up is an inter-processor interrupt to an idle CPU, which costs
+ * device-thread CPU and hand-over time on every block. So a real-time
  * worker moves to the device thread's CPU when that changes (one syscall
  * per migration, none per block), within the CPUs it was allowed. A
  * normal-priority worker stays free: pinned, it could not escape a busy

@@ -1,8 +1,10 @@
 /* The platform layer: everything the engine and the hosts' device threads
- * need from the operating system, behind one small interface. Nothing
- * outside platform_*.c includes an OS header; this file includes only
- * standard C, so the engine, the rings, the converters and the portable
- * hosts (virtual, portaudio) compile unchanged for every target.
+ * need from the operating system, behind one small interface. Of the
+ * engine and the portable hosts (virtual, portaudio), nothing outside
+ * platform_*.c includes an OS header, and this file includes only standard
+ * C, so they compile unchanged for every target. The Linux-only hosts
+ * include what their libraries need (ALSA's poll loop: <poll.h>, <unistd.h>;
+ * PipeWire's SPA headers).
  *
  * Implementations: platform_posix.c (Linux, and Darwin where it differs:
  * no sem_clockwait, no unnamed POSIX semaphores, no CPU affinity) and

@@ -185,9 +185,8 @@ def _latency_model(name: str, params: StreamParams) -> _Model:
     A duplex stream on a ``type pulse`` PCM is measured from the ring
     positions, which the plugin moves as the server's stream positions move;
     its playback position runs one period ahead of the server's read
-    position, less one frame (measured at 128 to 1024-frame periods against
-    PulseAudio 16; the plugin asks for early requests of one period, and
-    holds one frame back from a full buffer). Its delays instead add the
+    position, less one frame (the plugin asks for early requests of one
+    period, and holds one frame back from a full buffer). Its delays instead add the
     server's latency estimates, which jitter and count the sink's latency,
     which a loop through the sink's monitor never waits for.
     """

@@ -768,8 +768,8 @@ static void *io_thread(void *arg) {
                 if (glitched) {
                     /* After a restart the time the glitch took becomes whole
                      * lost periods and the origin stays: timestamps keep to
-                     * the block grid (DESIGN.md §2), within half a period of
-                     * what the PCM says. */
+                     * the block grid (docs/concepts.md, "Lost cycles are
+                     * flagged"), within half a period of what the PCM says. */
                     int64_t gap = origin - a->origin_ns, period = da_frames_to_ns(F, a->rate);
                     lost = gap > period / 2 ? (uint32_t)((gap + period / 2) / period) : 0;
                     a->elapsed += (int64_t)lost * F;

@@ -329,8 +329,8 @@ static int on_process(jack_nframes_t n, void *arg) {
     int64_t cycle = j->origin_ns + da_frames_to_ns(j->elapsed, j->rate);
     t.callback_ns = cycle;
     /* The deadline runs from this thread's own wake-up: JACK's smoothed cycle
-     * start settles up to ~2 ms early under load, which left the worker no
-     * time. The server allows the client until the next cycle (asynchronous
+     * start can lie well before it under load, which would leave the worker
+     * no time. The server allows the client until the next cycle (asynchronous
      * mode), so the engine's limit of one period is the bound. */
     t.wakeup_ns = now;
     t.deadline_anchor_ns = now;

@@ -565,8 +565,9 @@ static void on_process(void *data, struct spa_io_position *pos) {
                                                           p->rate);
     t.lost_cycles = lost;
     da_engine_process(p->e, p->in_bufs, 1, p->out_bufs, 1, n, &t, glitch);
-    /* Seen under load: woken 1.27 ms into a 1.33 ms cycle, done at 1.44 ms.
-     * The output missed this cycle; the next block says so. */
+    /* Under load this thread can be woken so late in its cycle that it
+     * finishes after the next one began: the output missed this cycle, and
+     * the next block says so. */
     p->finished_late = next_nsec && da_now_ns() > (int64_t)next_nsec;
     p->timeline += n;
 }
@@ -774,7 +775,7 @@ int da_pw_open(da_pw **out, da_engine *e, const char *sink, const char *source,
     if (r == 0) r = roundtrip(c, 5); /* the links exist before the stream starts */
     if (r) goto fail;
     /* And the graph has settled around the new node: right after linking,
-     * its first cycles can repeat a position (seen here), which a stream
+     * its first cycles can repeat a position, which a stream
      * started then would see as glitches. Eight cycles that follow on, or
      * two seconds (a stream that starts anyway flags what it meets). */
     for (int waited = 0; waited < 200 && atomic_load(&p->steady) < 8; waited++) {

@@ -476,8 +476,8 @@ static int streams_ready(da_pulse *p, char *msg, size_t len) {
  * fell so far behind the server (held off the CPU for FIFO_BLOCKS blocks)
  * that the FIFO would overflow, the oldest frames go, in
  * whole blocks: positions stay on the block grid, so the next block's
- * timestamps step by whole periods (DESIGN.md §2), counted in lost_blocks
- * and flagged. */
+ * timestamps step by whole periods (docs/concepts.md, "Lost cycles are
+ * flagged"), counted in lost_blocks and flagged. */
 static void pull_record(da_pulse *p) {
     const size_t frame = p->in_ch * sizeof(float), F = p->frames;
     const size_t cap = (size_t)FIFO_BLOCKS * F;
@@ -550,9 +550,9 @@ static void measure_offset(da_pulse *p) {
             for (int i = 1; i < 8; i++)
                 if (p->offset_counts[i] > p->offset_counts[top]) top = i;
             /* pipewire-pulse's monitor reaches the record stream one graph
-             * cycle later than its counters say (measured with quanta 64, 128
-             * and 256), and the quantum is not visible through the protocol:
-             * the round trip reported there is one quantum short. */
+             * cycle later than its counters say, whatever the quantum, and
+             * the quantum is not visible through the protocol: the round
+             * trip reported there is one quantum short. */
             atomic_store(&p->round_trip, (int64_t)p->prefill - p->offset_votes[top]);
             return;
         }
