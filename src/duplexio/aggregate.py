@@ -23,7 +23,7 @@ import numpy as np
 from duplexio._engine import ffi, lib
 from duplexio._validate import checked, optional_seconds
 from duplexio.config import StreamKind, SupportedStreamConfigRange
-from duplexio.contract import Backend, CData, StreamParams, owned
+from duplexio.contract import Backend, CData, StreamParams, clib, owned
 from duplexio.devices import DeviceLike, find_device
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat
@@ -218,31 +218,54 @@ class AggregateBackend:
         # The input side: an engine of its own (float32, no worker, no
         # Python) that only feeds the aggregate.
         self._in_block = np.zeros((in_frames, channels), np.float32)
-        handle = lib.da_engine_new(
-            channels, lib.DA_FMT_F32, ffi.from_buffer(self._in_block), 0, lib.DA_FMT_F32,
-            ffi.NULL, in_frames, rate, 0, 1.0,
-        )  # fmt: skip
-        if handle == ffi.NULL:
-            raise Error(ErrorKind.RESOURCE_EXHAUSTED, "out of memory for the aggregate's input")
-        self._in_engine = owned(handle, lib.da_engine_free, self._in_block)
+        made = ffi.new("da_engine **")
+        context = f"the aggregate '{device.id}'"
+        clib.da_engine_new(
+            made,
+            channels,
+            lib.DA_FMT_F32,
+            ffi.from_buffer(self._in_block),
+            0,
+            lib.DA_FMT_F32,
+            ffi.NULL,
+            in_frames,
+            rate,
+            0,
+            1.0,
+            context=context,
+        )
+        self._in_engine = owned(made[0], lib.da_engine_free, self._in_block)
         self._input = inp._open_backend(
             self._in_engine,
             StreamParams(
-                kind=StreamKind.INPUT, device=str(inp.id), input_channels=channels,
-                output_channels=0, input_format=SampleFormat.F32,
-                output_format=SampleFormat.F32, frames=in_frames, sample_rate=rate,
-                pipelined=False, deadline=1.0, timeout=params.timeout, realtime=False,
+                kind=StreamKind.INPUT,
+                device=str(inp.id),
+                input_channels=channels,
+                output_channels=0,
+                input_format=SampleFormat.F32,
+                output_format=SampleFormat.F32,
+                frames=in_frames,
+                sample_rate=rate,
+                pipelined=False,
+                deadline=1.0,
+                timeout=params.timeout,
+                realtime=False,
             ),
-        )  # fmt: skip
+        )
         try:
-            agg = lib.da_agg_new(channels, rate, in_frames, params.frames, self._fill)
-            if agg == ffi.NULL:
-                raise Error(ErrorKind.RESOURCE_EXHAUSTED, "out of memory for the aggregate")
-            self._agg = owned(agg, lib.da_agg_free)
-            if lib.da_engine_feed(self._in_engine, self._agg, engine) or lib.da_engine_pull(
-                engine, self._agg
-            ):
-                raise Error(ErrorKind.BACKEND_ERROR, "the aggregate could not be set up")
+            agg = ffi.new("da_agg **")
+            clib.da_agg_new(
+                agg,
+                channels,
+                rate,
+                in_frames,
+                params.frames,
+                self._fill,
+                context=context,
+            )
+            self._agg = owned(agg[0], lib.da_agg_free)
+            clib.da_engine_feed(self._in_engine, self._agg, engine, context=context)
+            clib.da_engine_pull(engine, self._agg, context=context)
             self._output = out._open_backend(
                 engine,
                 dataclasses.replace(

@@ -33,7 +33,7 @@ import numpy as np
 
 from duplexio._engine import ffi, lib
 from duplexio._validate import optional_seconds, whole
-from duplexio.contract import StreamParams, owned
+from duplexio.contract import StreamParams, clib, owned
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat, as_frames
 
@@ -146,20 +146,24 @@ class Rings:
         def make(channels: int, fmt: SampleFormat) -> Any:
             if not channels:
                 return ffi.NULL
-            raw = lib.da_ring_new(self.capacity, channels * fmt.sample_size)
-            if raw == ffi.NULL:
-                raise Error(
-                    ErrorKind.RESOURCE_EXHAUSTED,
-                    f"cannot allocate a ring of {self.capacity} frames x {channels} channels "
-                    f"for the stream on '{p.device}'; ask for a shorter ring_seconds",
-                )
-            return owned(raw, lib.da_ring_free)
+            made = ffi.new("da_ring **")
+            clib.da_ring_new(
+                made,
+                self.capacity,
+                channels * fmt.sample_size,
+                context=f"the stream on '{p.device}' (a shorter ring_seconds needs less)",
+            )
+            return owned(made[0], lib.da_ring_free)
 
         self.input = make(p.input_channels, p.input_format)
         self.output = make(p.output_channels, p.output_format)
         keep.extend([self.input, self.output])  # freed after the engine
-        if lib.da_engine_rings(engine, self.input, self.output) != 0:
-            raise Error(ErrorKind.OTHER, "the engine refused the stream's rings")
+        clib.da_engine_rings(
+            engine,
+            self.input,
+            self.output,
+            context=f"the stream on '{p.device}'",
+        )
         # One reader and one writer at a time: the rings are single-consumer,
         # single-producer on the Python side.
         self.read_lock = threading.Lock()
@@ -209,7 +213,7 @@ class Rings:
             )
             if got == 1:
                 return True
-            if got == -1:  # no cycles will come
+            if got < 0:  # -EPIPE: no cycles will come
                 err = self.failure()
                 if err is not None:
                     raise err
@@ -282,12 +286,13 @@ class Rings:
         wait = optional_seconds("timeout", timeout, zero=True)
         if fmt is not p.output_format:
             converted = np.empty(arr.shape, p.output_format.dtype)
-            lib.da_convert(
+            clib.da_convert(
                 ffi.from_buffer(arr),
                 fmt.value,
                 ffi.from_buffer(converted),
                 p.output_format.value,
                 arr.size,
+                context=f"data for the stream on '{p.device}'",
             )
             arr = converted
         n = arr.shape[0]
@@ -374,5 +379,5 @@ class Rings:
         abandoned wait (a cancelled ``async for``) ends with the next block."""
         while True:
             got = lib.da_engine_ring_wait(self.engine, 0, frames, _WAIT_SLICE_NS)
-            if got != 0:
+            if got != 0:  # 1: there; -EPIPE: no cycles will come
                 return bool(got == 1)

@@ -26,13 +26,15 @@ to ask another host a declared question); the value types of
 (a test pins it), and override nothing of ``Device`` or ``Host`` that
 starts with an underscore unless it is declared a hook.
 
-The C boundary, one convention for every host (``engine.h`` says it in C):
-a function that can fail returns 0 (or a count) or a negative errno code
-and writes why into a message buffer its caller passes last
-(``char *msg, size_t len``); a text result goes into a caller's buffer and
-``-ENOSPC`` asks for a larger one. `call()` and `read_text()` make
-such calls, and `check()` turns the result into `Error` with the
-kind the code means (`ERRNO_KINDS`) and the host's own message.
+The C boundary, one convention for the engine and every host (``engine.h``
+says it in C): a function that can fail returns 0 (or a count) or a
+negative errno code and writes why into a message buffer its caller passes
+last (``char *msg, size_t len``); a constructor returns its object through
+its first parameter; a text result goes into a caller's buffer and
+``-ENOSPC`` asks for a larger one. `call()` and `read_text()` make such
+calls, and `check()` turns the result into `Error` with the kind the code
+means (`ERRNO_KINDS`, the one mapping) and the C side's own message;
+`attempt()` makes one whose failure is only noted.
 
 It sits below `duplexio.blocking`, `duplexio.stream` and `duplexio.host`,
 which build on it, and imports only the value types and the engine.
@@ -41,17 +43,23 @@ which build on it, and imports only the value types and the engine.
 from __future__ import annotations
 
 import errno
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, cast
 
-from duplexio._engine import ffi
+from duplexio._engine import ffi, lib
 from duplexio.config import StreamKind
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat
 from duplexio.stats import AggregateStatus
 from duplexio.timing import StreamLatency
+
+if TYPE_CHECKING:
+    from duplexio._engine._native import _Checked
+
+P = ParamSpec("P")
 
 #: A cffi pointer or struct of the engine or a host (its fields are the C
 #: headers'; the calls that take and return them are typed by _native.pyi).
@@ -64,9 +72,11 @@ __all__ = [
     "CData",
     "HandleBackend",
     "StreamParams",
+    "attempt",
     "c_text",
     "call",
     "check",
+    "clib",
     "owned",
     "read_text",
 ]
@@ -216,17 +226,14 @@ class HandleBackend:
             return self.CLOSED if self._handle is None else fn(self._handle, *args)
 
     def _call(
-        self,
-        fn: Callable[..., int],
-        *args: Any,
-        context: str,
-        default: ErrorKind = ErrorKind.BACKEND_ERROR,
+        self, fn: Callable[Concatenate[CData, P], int], *args: P.args, **kwargs: P.kwargs
     ) -> int | None:
-        """`call()` of ``fn(handle, *args)`` under the lock; None once it is closed."""
+        """``fn(handle, *args, **kwargs)`` (a `clib` function) under the lock; None once
+        the handle is closed."""
         with self._lock:
             if self._handle is None:
                 return None
-            return call(fn, self._handle, *args, context=context, default=default)
+            return fn(self._handle, *args, **kwargs)
 
     def stop(self) -> None:
         """Halt the device, or leave it cycling into the stopped engine."""
@@ -342,6 +349,31 @@ def call(
     """``fn(*args, msg, len)`` with a fresh message buffer, through `check()`."""
     msg = ffi.new("char[]", MESSAGE_BYTES)
     return check(int(fn(*args, msg, MESSAGE_BYTES)), msg, context=context, default=default)
+
+
+class _CheckedLib:
+    """The engine's and the hosts' fallible C functions, each made `call()`'s way:
+    ``clib.da_x(*args, context=...)`` is ``call(lib.da_x, *args, context=...)``,
+    with the arguments typed by the stub (``_native.pyi``'s ``_Checked``)."""
+
+    def __getattr__(self, name: str) -> Callable[..., int]:
+        return functools.partial(call, getattr(lib, name))
+
+
+#: The C functions that can fail, their message buffer supplied and their result
+#: checked (`call`), typed one by one.
+clib: _Checked = cast("_Checked", _CheckedLib())
+
+
+def attempt(fn: Callable[..., int], *args: Any) -> tuple[int, str]:
+    """``fn(*args, msg, len)``: its result, and its message when it failed ("" when not).
+
+    For a failure the caller notes and goes on from (a real-time request
+    denied, a close that took too long) rather than raises.
+    """
+    msg = ffi.new("char[]", MESSAGE_BYTES)
+    result = int(fn(*args, msg, MESSAGE_BYTES))
+    return result, (c_text(msg) if result < 0 else "")
 
 
 def read_text(

@@ -32,7 +32,7 @@ from duplexio._engine import ffi, lib
 from duplexio._validate import checked, checked_methods, optional_seconds
 from duplexio.blocking import ReadStatus, Rings, WriteStatus
 from duplexio.config import StreamKind
-from duplexio.contract import Backend, StreamParams, c_text, owned
+from duplexio.contract import Backend, StreamParams, attempt, clib, owned
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import silent_frames
 from duplexio.stats import StreamStats
@@ -205,13 +205,13 @@ _denial_noted = False
 def _ask_realtime(engine: Any, device: str) -> None:
     """Make the calling worker thread SCHED_FIFO; refused, say so once per process."""
     global _denial_noted
-    msg = ffi.new("char[]", 256)
-    if lib.da_worker_realtime(engine, WORKER_PRIORITY, msg, 256) == 0 or _denial_noted:
+    result, why = attempt(lib.da_worker_realtime, engine, WORKER_PRIORITY)
+    if result == 0 or _denial_noted:
         return
     _denial_noted = True
     denied = Error(
         ErrorKind.REALTIME_DENIED,
-        f"stream on '{device}': {c_text(msg)}; the worker "
+        f"stream on '{device}': {why}; the worker "
         "runs at normal priority (late blocks are likelier on a busy machine). Allow it "
         "with RLIMIT_RTPRIO (ulimit -r) or CAP_SYS_NICE, or pass realtime=False",
     )
@@ -315,7 +315,9 @@ class _Core:
         )
         in_ptr = ffi.from_buffer(self.input) if p.input_channels else ffi.NULL
         out_ptr = ffi.from_buffer(self.output) if p.output_channels else ffi.NULL
-        raw = lib.da_engine_new(
+        made = ffi.new("da_engine **")
+        clib.da_engine_new(
+            made,
             p.input_channels,
             p.input_format.value,
             in_ptr,
@@ -326,13 +328,12 @@ class _Core:
             p.sample_rate,
             int(p.pipelined),
             p.deadline,
+            context=f"the engine of the stream on '{p.device}'",
         )
-        if raw == ffi.NULL:
-            raise Error(ErrorKind.RESOURCE_EXHAUSTED, "could not allocate the stream's engine")
         # The engine points into the arrays: the destructor keeps them alive
         # (program arrays join the list once they exist).
         keep: list[object] = [self.input, self.output, in_ptr, out_ptr]
-        self.engine = owned(raw, lib.da_engine_free, keep)
+        self.engine = owned(made[0], lib.da_engine_free, keep)
         # No callback and no program: a blocking stream, the engine's rings
         # made before the device opens (a ring too big for memory costs none).
         self.rings = (
@@ -395,8 +396,15 @@ class _Core:
         play_ptr = ffi.from_buffer(program.play) if program.play is not None else ffi.NULL
         rec_ptr = ffi.from_buffer(self.record) if self.record is not None else ffi.NULL
         keep.extend((program.play, self.record, play_ptr, rec_ptr))
-        if lib.da_engine_program(self.engine, play_ptr, play_frames, rec_ptr, record_frames, total):
-            raise Error(ErrorKind.INVALID_INPUT, f"the engine refused a program of {total} frames")
+        clib.da_engine_program(
+            self.engine,
+            play_ptr,
+            play_frames,
+            rec_ptr,
+            record_frames,
+            total,
+            context=f"the stream on '{self.params.device}'",
+        )
 
     def program_status(self) -> ProgramStatus:
         st = ffi.new("da_program_status *")

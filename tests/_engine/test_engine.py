@@ -10,14 +10,19 @@ from hypothesis.extra import numpy as hnp
 
 import duplexio as dio
 from duplexio._engine import ffi, lib
+from duplexio.contract import clib
 
 
 def c_convert(data: np.ndarray, src: dio.SampleFormat, dst: dio.SampleFormat) -> np.ndarray:
     data = np.ascontiguousarray(data, dtype=src.dtype)
     out = np.empty(data.shape, dtype=dst.dtype)
-    assert (
-        lib.da_convert(ffi.from_buffer(data), src.value, ffi.from_buffer(out), dst.value, data.size)
-        == 0
+    clib.da_convert(
+        ffi.from_buffer(data),
+        src.value,
+        ffi.from_buffer(out),
+        dst.value,
+        data.size,
+        context="conversion",
     )
     return out
 
@@ -55,15 +60,22 @@ def test_c_conversion_maps_nan_to_equilibrium() -> None:
 
 def test_c_conversion_rejects_unknown_format_codes() -> None:
     buf = np.zeros(4)
-    assert lib.da_convert(ffi.from_buffer(buf), 99, ffi.from_buffer(buf), 11, 1) < 0
+    with pytest.raises(dio.Error, match="no conversion from format 99 to 11") as caught:
+        clib.da_convert(ffi.from_buffer(buf), 99, ffi.from_buffer(buf), 11, 1, context="x")
+    assert caught.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
 
 
-def test_engine_refuses_impossible_parameters() -> None:
+@pytest.mark.parametrize(
+    ("frames", "deadline", "blocks"), [(0, 0.8, True), (64, 1.5, True), (64, 0.8, False)]
+)
+def test_engine_refuses_impossible_parameters(frames: int, deadline: float, blocks: bool) -> None:
     block = np.zeros(64, np.float32)
-    ptr = ffi.from_buffer(block)
-    assert lib.da_engine_new(1, 10, ptr, 1, 10, ptr, 0, 48000, 0, 0.8) == ffi.NULL
-    assert lib.da_engine_new(1, 10, ptr, 1, 10, ptr, 64, 48000, 0, 1.5) == ffi.NULL
-    assert lib.da_engine_new(1, 10, ffi.NULL, 0, 10, ffi.NULL, 64, 48000, 0, 0.8) == ffi.NULL
+    ptr = ffi.from_buffer(block) if blocks else ffi.NULL
+    made = ffi.new("da_engine **")
+    with pytest.raises(dio.Error, match="engine: no engine for") as caught:
+        clib.da_engine_new(made, 1, 10, ptr, 1 if blocks else 0, 10, ptr, frames, 48000,
+             0, deadline, context="engine")  # fmt: skip
+    assert caught.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG and made[0] == ffi.NULL
 
 
 def test_frames_to_ns_in_c_matches_python() -> None:
@@ -78,7 +90,9 @@ def test_frames_to_ns_in_c_matches_python() -> None:
 
 
 def test_the_ring_keeps_frames_in_order_across_the_wrap_and_never_overfills() -> None:
-    ring = ffi.gc(lib.da_ring_new(10, 8), lib.da_ring_free)  # 10 frames of 8 bytes
+    made = ffi.new("da_ring **")
+    clib.da_ring_new(made, 10, 8, context="ring")  # 10 frames of 8 bytes
+    ring = ffi.gc(made[0], lib.da_ring_free)
     frames = np.arange(40, dtype=np.float32).reshape(20, 2)  # 8-byte frames
     out = np.zeros((20, 2), np.float32)
     assert lib.da_ring_write(ring, ffi.from_buffer(frames), 7) == 7
@@ -94,5 +108,10 @@ def test_the_ring_keeps_frames_in_order_across_the_wrap_and_never_overfills() ->
 
 
 def test_a_ring_too_big_for_memory_is_refused_not_crashed() -> None:
-    assert lib.da_ring_new(2**62, 8) == ffi.NULL
-    assert lib.da_ring_new(0, 8) == ffi.NULL
+    made = ffi.new("da_ring **")
+    with pytest.raises(dio.Error, match="no memory for a ring") as caught:
+        clib.da_ring_new(made, 2**62, 8, context="ring")
+    assert caught.value.kind is dio.ErrorKind.RESOURCE_EXHAUSTED and made[0] == ffi.NULL
+    with pytest.raises(dio.Error, match="holds nothing") as caught:
+        clib.da_ring_new(made, 0, 8, context="ring")
+    assert caught.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG

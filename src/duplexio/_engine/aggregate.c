@@ -139,11 +139,15 @@ struct da_agg {
     atomic_int_fast64_t first_lock_ns;
 };
 
-da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frames,
-                   uint32_t output_frames, uint32_t fill_frames) {
-    if (!channels || !sample_rate || !input_frames || !output_frames || !fill_frames) return NULL;
+int da_agg_new(da_agg **out, uint32_t channels, uint32_t sample_rate, uint32_t input_frames,
+               uint32_t output_frames, uint32_t fill_frames, char *msg, size_t len) {
+    *out = NULL;
+    if (!channels || !sample_rate || !input_frames || !output_frames || !fill_frames)
+        return da_say(msg, len, -EINVAL,
+                      "no aggregate of %u channels at %u Hz, blocks %u/%u, fill %u", channels,
+                      sample_rate, input_frames, output_frames, fill_frames);
     da_agg *a = calloc(1, sizeof *a);
-    if (!a) return NULL;
+    if (!a) return da_say(msg, len, -ENOMEM, "no memory for the aggregate");
     a->ch = channels;
     a->rate = sample_rate;
     a->in_frames = input_frames;
@@ -154,7 +158,7 @@ da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frame
     /* The ring holds the fill several times over: what is in flight, and
      * slack for an output thread that woke late. */
     uint64_t cap = 4 * ((uint64_t)fill_frames + input_frames + output_frames);
-    a->ring = da_ring_new(cap, channels * (uint32_t)sizeof(float));
+    a->ring = da_ring_alloc(cap, channels * (uint32_t)sizeof(float));
     a->scratch = calloc((size_t)input_frames * channels, sizeof(float));
     a->zeros = calloc((size_t)input_frames * channels, sizeof(float));
     /* The window of one output block at the fastest ratio, the kernel on
@@ -165,14 +169,15 @@ da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frame
     a->ptrs = calloc(channels, sizeof(float *));
     if (!a->ring || !a->scratch || !a->zeros || !a->hist || !a->planar || !a->ptrs) {
         da_agg_free(a);
-        return NULL;
+        return da_say(msg, len, -ENOMEM, "no memory for the aggregate's buffers");
     }
     for (uint32_t c = 0; c < channels; c++) a->ptrs[c] = a->planar + (size_t)c * output_frames;
     atomic_init(&a->first_lock_ns, -1);
     a->first_pull_ns = -1;
     a->last_ratio = 1.0;
     da_rs_prepare();
-    return a;
+    *out = a;
+    return 0;
 }
 
 void da_agg_free(da_agg *a) {

@@ -222,6 +222,8 @@ def stub_text() -> str:
         "from collections.abc import Callable",
         "from typing import Any",
         "",
+        "from duplexio.errors import ErrorKind",
+        "",
         "# A pointer or struct: its fields are the C headers' (mypy checks the calls).",
         "CData = Any",
         "",
@@ -242,7 +244,7 @@ def stub_text() -> str:
         "",
         "class _Lib:",
     ]
-    functions = []
+    functions, checked = [], []
     for name in sorted(dir(lib)):
         value = getattr(lib, name)
         if isinstance(value, int):
@@ -257,8 +259,22 @@ def stub_text() -> str:
         # Positional-only, as C's parameters are.
         signature = ", ".join(["self", *params, "/"])
         functions.append(f"    def {name}({signature}) -> {result}: ...")
+        if names[name][-2:] == ["msg", "len"]:
+            # The C boundary's convention: the message buffer is supplied and
+            # the result checked (duplexio.contract.clib).
+            kept = ", ".join(
+                ["self", *params[:-2], "/", "*", "context: str", "default: ErrorKind = ..."]
+            )
+            checked.append(f"    def {name}({kept}) -> int: ...")
     lines.extend(functions)
-    lines.append("")
+    lines += [
+        "",
+        "class _Checked:",
+        "    # Each function that can fail, as duplexio.contract.clib calls it: its",
+        "    # message buffer supplied, a negative result raised as Error.",
+        *checked,
+        "",
+    ]
     return "\n".join(lines)
 
 

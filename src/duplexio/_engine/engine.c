@@ -16,6 +16,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,17 +120,19 @@ int64_t da_frames_to_ns(int64_t frames, uint32_t rate) {
 
 /* ---- lifetime ------------------------------------------------------- */
 
-da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
-                         uint32_t out_channels, int out_format, void *out_block,
-                         uint32_t frames, uint32_t sample_rate,
-                         int pipelined, double deadline) {
+int da_engine_new(da_engine **out, uint32_t in_channels, int in_format, void *in_block,
+                  uint32_t out_channels, int out_format, void *out_block, uint32_t frames,
+                  uint32_t sample_rate, int pipelined, double deadline, char *msg, size_t len) {
+    *out = NULL;
     if (frames == 0 || sample_rate == 0 ||
         (in_channels && (!da_format_bytes(in_format) || !in_block)) ||
         (out_channels && (!da_format_bytes(out_format) || !out_block)) ||
         !(deadline > 0.0 && deadline <= 1.0))
-        return NULL;
+        return da_say(msg, len, -EINVAL,
+                      "no engine for %u frames at %u Hz, formats %d/%d, deadline %g", frames,
+                      sample_rate, in_format, out_format, deadline);
     da_engine *e = calloc(1, sizeof *e);
-    if (!e) return NULL;
+    if (!e) return da_say(msg, len, -ENOMEM, "no memory for the stream's engine");
     e->in_ch = in_channels;
     e->out_ch = out_channels;
     e->in_fmt = in_format;
@@ -152,10 +155,21 @@ da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
     if (!e->handoff_log || !e->timing_log || !e->work_sem || !e->done_sem || !e->ev_sem ||
         !e->ring_sem) {
         da_engine_free(e);
-        return NULL;
+        return da_say(msg, len, -ENOMEM, "no memory or semaphores for the stream's engine");
     }
     atomic_init(&e->state, DA_STATE_STOPPED);
-    return e;
+    *out = e;
+    return 0;
+}
+
+int da_say(char *msg, size_t len, int code, const char *fmt, ...) {
+    if (msg && len) {
+        va_list args;
+        va_start(args, fmt);
+        vsnprintf(msg, len, fmt, args);
+        va_end(args);
+    }
+    return code;
 }
 
 void da_engine_free(da_engine *e) {
@@ -274,27 +288,29 @@ void da_engine_fail(da_engine *e, int event, int64_t value) {
 
 /* ---- aggregates ----------------------------------------------------- */
 
-int da_engine_feed(da_engine *input_side, da_agg *a, da_engine *stream) {
+int da_engine_feed(da_engine *input_side, da_agg *a, da_engine *stream, char *msg, size_t len) {
     if (!a || !stream || stream == input_side || !input_side->in_ch || input_side->out_ch ||
         input_side->program || input_side->rings)
-        return -EINVAL;
+        return da_say(msg, len, -EINVAL, "only an input-only engine feeds an aggregate");
     input_side->feed = a;
     input_side->forward = stream;
     return 0;
 }
 
-int da_engine_pull(da_engine *stream, da_agg *a) {
-    if (!a || !stream->in_ch || stream->feed) return -EINVAL;
+int da_engine_pull(da_engine *stream, da_agg *a, char *msg, size_t len) {
+    if (!a || !stream->in_ch || stream->feed)
+        return da_say(msg, len, -EINVAL, "only a stream with input pulls from an aggregate");
     stream->pull = a;
     return 0;
 }
 
 /* ---- blocking streams: the rings' engine side ------------------------ */
 
-int da_engine_rings(da_engine *e, da_ring *input_ring, da_ring *output_ring) {
+int da_engine_rings(da_engine *e, da_ring *input_ring, da_ring *output_ring, char *msg,
+                    size_t len) {
     if (e->program || (!input_ring && !output_ring) || (input_ring && !e->in_ch) ||
         (output_ring && !e->out_ch))
-        return -EINVAL;
+        return da_say(msg, len, -EINVAL, "rings that do not match the stream's directions");
     e->in_ring = input_ring;
     e->out_ring = output_ring;
     e->rings = 1;
@@ -330,14 +346,14 @@ static void ring_wake(da_engine *e) {
 
 int da_engine_ring_wait(da_engine *e, int output, uint64_t frames, int64_t timeout_ns) {
     da_ring *r = output ? e->out_ring : e->in_ring;
-    if (!r) return -1;
+    if (!r) return -EPIPE;
     const int64_t until = timeout_ns < 0 ? 0 : da_now_ns() + timeout_ns;
     for (;;) {
         /* Flag first, then look: a cycle after the look sees the flag. */
         atomic_store(&e->ring_waiting, 1);
         if ((output ? da_ring_writable(r) : da_ring_readable(r)) >= frames) return 1;
         int state = atomic_load(&e->state);
-        if (state != DA_STATE_RUNNING && state != DA_STATE_DRAINING) return -1;
+        if (state != DA_STATE_RUNNING && state != DA_STATE_DRAINING) return -EPIPE;
         if (timeout_ns < 0) {
             if (da_sem_wait(e->ring_sem) != 0) return 0; /* a signal: the caller looks again */
         } else if (da_sem_wait_until(e->ring_sem, until) != 0) {
@@ -348,11 +364,13 @@ int da_engine_ring_wait(da_engine *e, int output, uint64_t frames, int64_t timeo
 
 /* ---- program streams ------------------------------------------------ */
 
-int da_engine_program(da_engine *e, const void *play, uint64_t play_frames,
-                      void *record, uint64_t record_frames, uint64_t total_frames) {
+int da_engine_program(da_engine *e, const void *play, uint64_t play_frames, void *record,
+                      uint64_t record_frames, uint64_t total_frames, char *msg, size_t len) {
     if ((e->out_ch && play_frames && !play) || (e->in_ch && record_frames && !record) ||
         total_frames == 0 || total_frames < play_frames || total_frames < record_frames)
-        return -EINVAL;
+        return da_say(msg, len, -EINVAL, "a program of %llu frames (%llu played, %llu recorded)",
+                      (unsigned long long)total_frames, (unsigned long long)play_frames,
+                      (unsigned long long)record_frames);
     e->play = e->out_ch ? play : NULL;
     e->play_frames = e->out_ch ? play_frames : 0;
     e->record = e->in_ch ? record : NULL;

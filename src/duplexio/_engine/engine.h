@@ -4,10 +4,11 @@
  * this includes). Python sees only engine_api.h, which this includes, and
  * each host's own <name>_api.h.
  *
- * The C boundary, for every host: a function that can fail returns 0 (or a
- * count) on success and a negative errno code on failure, and writes why
- * into a buffer its caller passes as its last two parameters (char *msg,
- * size_t len). A function that writes text into a caller's buffer returns
+ * The C boundary, for the engine and every host: a function that can fail
+ * returns 0 (or a count) on success and a negative errno code on failure,
+ * and writes why into a buffer its caller passes as its last two
+ * parameters (char *msg, size_t len; da_say writes it); a constructor
+ * returns its object through its first parameter. A function that writes text into a caller's buffer returns
  * -ENOSPC when the buffer is short, so the caller can grow it. A function
  * that cannot fail returns void. No host keeps a message in a file-scope
  * buffer. */
@@ -62,6 +63,14 @@ uint32_t da_engine_frames(const da_engine *e);
  * blocks to Python, so no block of a changed size ever reaches the user. */
 void da_engine_fail(da_engine *e, int event, int64_t value);
 
+/* Write why a call failed into the caller's (msg, len), printf-style, and
+ * return `code` (a negative errno): `return da_say(msg, len, -EINVAL, ...)`. */
+int da_say(char *msg, size_t len, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
 /* Run fn(arg) on a helper thread and wait until timeout_ms at most: 0 when
  * it returned (or ran here, when no thread could be started), -ETIMEDOUT
  * when it did not: it is abandoned and goes on alone, so fn must own arg
@@ -80,6 +89,12 @@ void da_rs_prepare(void);
  * i and samples are `stride` floats apart: reads x[(1 - DA_RS_HALF) * stride]
  * to x[DA_RS_HALF * stride]. Allocates nothing, takes no lock. */
 float da_rs_value(const float *x, size_t stride, double frac);
+
+/* ---- rings (ring.c) ---------------------------------------------------------- */
+
+/* A ring for the engine's own use (the aggregate's); NULL when the sizes are
+ * zero or memory is short. da_ring_new is the same for Python. */
+da_ring *da_ring_alloc(uint64_t capacity_frames, uint32_t frame_bytes);
 
 /* ---- two devices as one duplex device (aggregate.c) ------------------------ */
 

@@ -78,12 +78,17 @@ typedef struct {
     int64_t value;
 } da_event;
 
+/* Every function here that can fail returns 0 (or a count) or a negative
+ * errno code and writes why into the (msg, len) its caller passes last, as
+ * every host's do (engine.h); a constructor returns its object through its
+ * first parameter. */
+
 /* The blocks are the Python side's numpy arrays (frames x channels, the
  * user's formats); they must outlive the engine. */
-DA_EXPORT da_engine *da_engine_new(uint32_t in_channels, int in_format, void *in_block,
-                         uint32_t out_channels, int out_format, void *out_block,
-                         uint32_t frames, uint32_t sample_rate,
-                         int pipelined, double deadline);
+DA_EXPORT int da_engine_new(da_engine **out, uint32_t in_channels, int in_format, void *in_block,
+                            uint32_t out_channels, int out_format, void *out_block,
+                            uint32_t frames, uint32_t sample_rate, int pipelined,
+                            double deadline, char *msg, size_t len);
 DA_EXPORT void da_engine_free(da_engine *e);
 DA_EXPORT void da_engine_set_state(da_engine *e, int state, uint32_t drain_cycles);
 DA_EXPORT int da_engine_state(da_engine *e);
@@ -95,7 +100,7 @@ DA_EXPORT size_t da_engine_handoff_log(da_engine *e, uint32_t *out, size_t max);
  * Python per block. Set before the first start; the arrays must outlive the
  * engine. The program runs total_frames (>= both lengths: the rest is
  * silence, e.g. for output still in flight), then posts DA_EV_FINISHED and
- * plays silence. Returns 0, or -EINVAL for a missing array or short total. */
+ * plays silence. -EINVAL for a missing array or a short total. */
 typedef struct {
     uint64_t frames_done;      /* of total_frames; moves a block at a time */
     uint64_t total_frames;
@@ -107,7 +112,8 @@ typedef struct {
 } da_program_status;
 
 DA_EXPORT int da_engine_program(da_engine *e, const void *play, uint64_t play_frames,
-                      void *record, uint64_t record_frames, uint64_t total_frames);
+                                void *record, uint64_t record_frames, uint64_t total_frames,
+                                char *msg, size_t len);
 DA_EXPORT void da_engine_program_status(da_engine *e, da_program_status *out);
 
 /* Blocking streams (ring.c): a lock-free single-producer single-consumer
@@ -115,7 +121,8 @@ DA_EXPORT void da_engine_program_status(da_engine *e, da_program_status *out);
  * thread fills the input ring and drains the output ring itself; Python
  * reads and writes the other ends. Totals are running frame counts. */
 typedef struct da_ring da_ring;
-DA_EXPORT da_ring *da_ring_new(uint64_t capacity_frames, uint32_t frame_bytes);
+DA_EXPORT int da_ring_new(da_ring **out, uint64_t capacity_frames, uint32_t frame_bytes,
+                          char *msg, size_t len);
 DA_EXPORT void da_ring_free(da_ring *r);
 DA_EXPORT uint64_t da_ring_capacity(const da_ring *r);
 DA_EXPORT uint64_t da_ring_readable(da_ring *r);
@@ -151,8 +158,9 @@ typedef struct {
 /* Give a stream its rings (either may be NULL) before its first start. The
  * engine then runs no worker: each cycle's input goes into `in`, the output
  * comes from `out` (silence where it runs short). The rings must outlive
- * the engine's device use. 0, or -EINVAL (a program stream, or none). */
-DA_EXPORT int da_engine_rings(da_engine *e, da_ring *input_ring, da_ring *output_ring);
+ * the engine's device use. -EINVAL for a program stream, or no ring. */
+DA_EXPORT int da_engine_rings(da_engine *e, da_ring *input_ring, da_ring *output_ring, char *msg,
+                              size_t len);
 DA_EXPORT void da_engine_ring_status(da_engine *e, da_ring_status *out);
 /* Gaps number `first` onwards (oldest first) into out; returns how many.
  * Only the last DA_GAP_LOG are kept: older ones are gone (the totals still count). */
@@ -160,8 +168,9 @@ DA_EXPORT void da_engine_ring_status(da_engine *e, da_ring_status *out);
 DA_EXPORT size_t da_engine_gaps(da_engine *e, uint64_t first, da_gap *out, size_t max);
 /* Wait until the input ring holds `frames` (output=0) or the output ring
  * has room for them (output=1), for timeout_ns at most (< 0: forever).
- * 1: there; 0: timed out; -1: the stream is not running (stopped, paused,
- * failed or closed), so waiting would not help. */
+ * 1: there; 0: timed out; -EPIPE: the stream is not running (stopped,
+ * paused, failed or closed), so waiting would not help. Nothing to say
+ * beyond that, so no message. */
 DA_EXPORT int da_engine_ring_wait(da_engine *e, int output, uint64_t frames, int64_t timeout_ns);
 
 /* Two devices made one duplex device (aggregate.c). The output device's
@@ -185,19 +194,17 @@ typedef struct {
     int32_t clocks_settled;   /* drift_ppm is past the clock loops' first second */
     double max_drift_ppm;     /* the most drift the loop follows; beyond it the stream fails */
 } da_agg_status;
-DA_EXPORT da_agg *da_agg_new(uint32_t channels, uint32_t sample_rate, uint32_t input_frames,
-                   uint32_t output_frames, uint32_t fill_frames);
+DA_EXPORT int da_agg_new(da_agg **out, uint32_t channels, uint32_t sample_rate,
+                         uint32_t input_frames, uint32_t output_frames, uint32_t fill_frames,
+                         char *msg, size_t len);
 DA_EXPORT void da_agg_free(da_agg *a);
 DA_EXPORT void da_agg_status_get(da_agg *a, da_agg_status *out);
 /* input_side's cycles feed the aggregate; its events and failure go to
  * `stream` (the stream's engine). output_side: its input comes from the
- * aggregate. Before the first start; 0, or -EINVAL. */
-DA_EXPORT int da_engine_feed(da_engine *input_side, da_agg *a, da_engine *stream);
-DA_EXPORT int da_engine_pull(da_engine *stream, da_agg *a);
-/* The engine's interpolator over a whole array (tests and benchmarks): out[k]
- * is x at fractional position positions[k]; -EINVAL when a position's
- * kernel would reach outside x. */
-DA_EXPORT int da_interpolate(const float *x, uint64_t n, const double *positions, float *out, uint64_t m);
+ * aggregate. Before the first start; -EINVAL for engines that cannot. */
+DA_EXPORT int da_engine_feed(da_engine *input_side, da_agg *a, da_engine *stream, char *msg,
+                             size_t len);
+DA_EXPORT int da_engine_pull(da_engine *stream, da_agg *a, char *msg, size_t len);
 
 DA_EXPORT int da_worker_next(da_engine *e, int status, da_block_info *info);
 DA_EXPORT void da_worker_quit(da_engine *e);
@@ -218,5 +225,6 @@ DA_EXPORT int64_t da_now_ns(void);
  * for any stream length (no overflow for centuries at any rate). */
 DA_EXPORT int64_t da_frames_to_ns(int64_t frames, uint32_t rate);
 /* n samples from one format to another by the engine's rules (samples.c);
- * 0, or -EINVAL for an unknown format. */
-DA_EXPORT int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n);
+ * -EINVAL for an unknown format. */
+DA_EXPORT int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n,
+                         char *msg, size_t len);

@@ -77,14 +77,3 @@ float da_rs_value(const float *x, size_t stride, double frac) {
     }
     return sum_lo + a * (sum_hi - sum_lo);
 }
-
-int da_interpolate(const float *x, uint64_t n, const double *positions, float *out, uint64_t m) {
-    da_rs_prepare();
-    for (uint64_t k = 0; k < m; k++) {
-        const double p = positions[k];
-        const double i = floor(p);
-        if (!(i >= DA_RS_HALF - 1) || i + DA_RS_HALF >= (double)n) return -EINVAL;
-        out[k] = da_rs_value(x + (uint64_t)i, 1, p - i);
-    }
-    return 0;
-}

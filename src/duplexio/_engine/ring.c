@@ -10,6 +10,7 @@
  * before trusting the frames it covers. */
 #include "engine.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@ struct da_ring {
     atomic_uint_fast64_t read;      /* consumer's total */
 };
 
-da_ring *da_ring_new(uint64_t capacity_frames, uint32_t frame_bytes) {
+da_ring *da_ring_alloc(uint64_t capacity_frames, uint32_t frame_bytes) {
     if (capacity_frames == 0 || frame_bytes == 0 || capacity_frames > SIZE_MAX / frame_bytes)
         return NULL;
     da_ring *r = calloc(1, sizeof *r);
@@ -37,6 +38,19 @@ da_ring *da_ring_new(uint64_t capacity_frames, uint32_t frame_bytes) {
     atomic_init(&r->written, 0);
     atomic_init(&r->read, 0);
     return r;
+}
+
+int da_ring_new(da_ring **out, uint64_t capacity_frames, uint32_t frame_bytes, char *msg,
+                size_t len) {
+    *out = NULL;
+    if (capacity_frames == 0 || frame_bytes == 0)
+        return da_say(msg, len, -EINVAL, "a ring of %llu frames of %u bytes holds nothing",
+                      (unsigned long long)capacity_frames, frame_bytes);
+    *out = da_ring_alloc(capacity_frames, frame_bytes);
+    if (!*out)
+        return da_say(msg, len, -ENOMEM, "no memory for a ring of %llu frames of %u bytes",
+                      (unsigned long long)capacity_frames, frame_bytes);
+    return 0;
 }
 
 void da_ring_free(da_ring *r) {

@@ -121,8 +121,11 @@ void da_fill_equilibrium(int fmt, void *dst, size_t n) {
     for (size_t i = 0; i < n; i++) store_double(fmt, dst, i, 1, &zero, 0, 1);
 }
 
-int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n) {
-    if (!fmt_bits(src_format) || !fmt_bits(dst_format)) return -EINVAL;
+int da_convert(const void *src, int src_format, void *dst, int dst_format, size_t n, char *msg,
+               size_t len) {
+    if (!fmt_bits(src_format) || !fmt_bits(dst_format))
+        return da_say(msg, len, -EINVAL, "no conversion from format %d to %d", src_format,
+                      dst_format);
     const double scale = ldexp(1.0, fmt_bits(src_format) - 1);
     for (size_t i = 0; i < n; i++) {
         double x = load_one(src_format, src, i, scale);

@@ -43,7 +43,7 @@ from duplexio.contract import (
     CData,
     HandleBackend,
     StreamParams,
-    call,
+    clib,
     owned,
     read_text,
 )
@@ -78,9 +78,7 @@ _config_path: str | None = None
 
 def _load() -> None:
     """Load libasound; ``HOST_UNAVAILABLE`` when it cannot be."""
-    call(
-        lib.da_alsa_load, context="the ALSA host is unavailable", default=ErrorKind.HOST_UNAVAILABLE
-    )
+    clib.da_alsa_load(context="the ALSA host is unavailable", default=ErrorKind.HOST_UNAVAILABLE)
     _follow_config()
 
 
@@ -119,10 +117,13 @@ def _probe(name: str, capture: bool) -> _Caps | Error:
     """The PCM's ranges in one direction, or why it does not open."""
     caps = ffi.new("da_alsa_caps *")
     try:
-        call(
-            lib.da_alsa_probe, name.encode(), int(capture), caps,
-            context=f"ALSA device 'alsa:{name}'", default=ErrorKind.DEVICE_NOT_AVAILABLE,
-        )  # fmt: skip
+        clib.da_alsa_probe(
+            name.encode(),
+            int(capture),
+            caps,
+            context=f"ALSA device 'alsa:{name}'",
+            default=ErrorKind.DEVICE_NOT_AVAILABLE,
+        )
     except Error as err:
         return err
     if not caps.formats:
@@ -243,14 +244,18 @@ class AlsaBackend(HandleBackend):
 
     def __init__(self, device: AlsaDevice, engine: CData, params: StreamParams) -> None:
         out = ffi.new("da_alsa **")
-        call(
-            lib.da_alsa_new, out, engine, device.pcm.encode(), params.input_channels,
-            params.output_channels, params.sample_rate, params.frames,
+        clib.da_alsa_new(
+            out,
+            engine,
+            device.pcm.encode(),
+            params.input_channels,
+            params.output_channels,
+            params.sample_rate,
+            params.frames,
             context=f"ALSA device '{device.id}'",
-        )  # fmt: skip
+        )
         # The C stream points at the engine: its destructor keeps the engine alive.
-        super().__init__(owned(out[0], lib.da_alsa_free, engine),
-                         lib.da_alsa_stop)  # fmt: skip
+        super().__init__(owned(out[0], lib.da_alsa_free, engine), lib.da_alsa_stop)
         self._device = device
         self.linked = bool(lib.da_alsa_linked(self._handle))
         model = _latency_model(device.pcm, params)
@@ -279,7 +284,7 @@ class AlsaBackend(HandleBackend):
     def start(self) -> None:
         """Prepare, pre-fill and start the PCMs, then the I/O thread."""
         self._call(
-            lib.da_alsa_start, context=f"cannot start a stream on '{self._device.id}'",
+            clib.da_alsa_start, context=f"cannot start a stream on '{self._device.id}'",
             default=ErrorKind.DEVICE_NOT_AVAILABLE,
         )  # fmt: skip
 

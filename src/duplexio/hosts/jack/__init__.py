@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from duplexio._engine import ffi, lib
 from duplexio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexio.contract import (
-    MESSAGE_BYTES,
     CData,
     HandleBackend,
     StreamParams,
+    attempt,
     c_text,
-    call,
+    clib,
     owned,
     read_text,
 )
@@ -66,9 +66,7 @@ def default_server() -> str:
 
 def _load() -> None:
     """Load libjack; ``HOST_UNAVAILABLE`` when it cannot be."""
-    call(
-        lib.da_jack_load, context="the JACK host is unavailable", default=ErrorKind.HOST_UNAVAILABLE
-    )
+    clib.da_jack_load(context="the JACK host is unavailable", default=ErrorKind.HOST_UNAVAILABLE)
 
 
 #: Open clients per server, process-wide. libjack (jack2 1.9.21, checked here)
@@ -102,10 +100,12 @@ def _open_client(name: str, server: str, engine: CData | None = None) -> CData:
                 f"of server '{busy[0]}' are open in this process: libjack crashes the "
                 "process then; close those first",
             )
-        call(
-            lib.da_jack_open, out, name.encode(), wanted,
+        clib.da_jack_open(
+            out,
+            name.encode(),
+            wanted,
             context=f"cannot reach JACK server '{server}'",
-        )  # fmt: skip
+        )
         _clients[resolved] += 1
     return owned(out[0], lambda c: _close_client(c, engine, resolved))
 
@@ -119,9 +119,8 @@ _abandoned: list[CData | None] = []
 def _close_client(client: CData, engine: CData | None, server: str) -> None:
     # Runs as a cffi destructor, where an exception would only be printed:
     # the one failure (libjack did not return) is logged instead.
-    msg = ffi.new("char[]", MESSAGE_BYTES)
-    closed = lib.da_jack_close_within(client, int(CLOSE_TIMEOUT * 1000), msg, MESSAGE_BYTES) == 0
-    if closed:
+    result, why = attempt(lib.da_jack_close_within, client, int(CLOSE_TIMEOUT * 1000))
+    if result == 0:
         with _clients_lock:
             _clients[server] -= 1
     else:
@@ -129,7 +128,7 @@ def _close_client(client: CData, engine: CData | None, server: str) -> None:
         logger.warning(
             "closing a JACK client: %s (libjack deadlocked; seen with pipewire-jack 0.3); "
             "the client was left behind",
-            c_text(msg),
+            why,
         )
 
 
@@ -221,10 +220,13 @@ class JackBackend(HandleBackend):
                 f"not the {params.sample_rate} Hz, {params.frames} frames asked for",
             )
         try:
-            call(
-                lib.da_jack_bind, client, engine, params.input_channels, params.output_channels,
+            clib.da_jack_bind(
+                client,
+                engine,
+                params.input_channels,
+                params.output_channels,
                 context=f"JACK server '{device.server}' refused the stream's ports",
-            )  # fmt: skip
+            )
         except Error:
             ffi.release(client)
             raise
@@ -258,11 +260,11 @@ class JackBackend(HandleBackend):
         with self._lock:
             if self._handle is None or self._active:
                 return
-            call(
-                lib.da_jack_activate, self._handle,
+            clib.da_jack_activate(
+                self._handle,
                 context=f"cannot activate the client on JACK server '{server}'",
                 default=ErrorKind.DEVICE_NOT_AVAILABLE,
-            )  # fmt: skip
+            )
             self._active = True
             if not self._device.connect:
                 return
@@ -271,10 +273,12 @@ class JackBackend(HandleBackend):
             pairs += zip(self.output_ports, sinks, strict=False)
             for source, destination in pairs:
                 try:
-                    call(
-                        lib.da_jack_connect, self._handle, source.encode(), destination.encode(),
+                    clib.da_jack_connect(
+                        self._handle,
+                        source.encode(),
+                        destination.encode(),
                         context=f"JACK server '{server}': connecting {source} to {destination}",
-                    )  # fmt: skip
+                    )
                 except Error as err:
                     # The stream runs on with that port unconnected; say so.
                     logger.warning("%s", err)
@@ -451,11 +455,10 @@ class JackHost(Host):
                     sides.append(int(lib.da_jack_buffer_size(client)) if playback else 0)
                     continue
                 latest = 0
-                msg = ffi.new("char[]", MESSAGE_BYTES)
                 for port in ports:
                     # A port that is not there (yet) adds nothing.
-                    found = lib.da_jack_named_port_latency(
-                        client, port.encode(), playback, frames, msg, MESSAGE_BYTES
+                    found, _ = attempt(
+                        lib.da_jack_named_port_latency, client, port.encode(), playback, frames
                     )
                     if found == 0:
                         latest = max(latest, int(frames[0]))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from duplexio._engine import ffi, lib
 from duplexio.config import SupportedBufferSize, SupportedStreamConfigRange
-from duplexio.contract import CData, HandleBackend, StreamParams, call, owned, read_text
+from duplexio.contract import CData, HandleBackend, StreamParams, clib, owned, read_text
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
@@ -48,10 +48,10 @@ def _load() -> None:
             "the PipeWire host is unavailable: built without PipeWire headers "
             "(libpipewire-0.3-dev); reinstall duplexio where they are",
         )
-    call(
-        lib.da_pw_load, context="the PipeWire host is unavailable",
+    clib.da_pw_load(
+        context="the PipeWire host is unavailable",
         default=ErrorKind.HOST_UNAVAILABLE,
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -149,12 +149,19 @@ class PipeWireBackend(HandleBackend):
         sink = node.name.encode() if node.media_class == _SINK else ffi.NULL
         source = node.name.encode() if node.media_class == _SOURCE else ffi.NULL
         out = ffi.new("da_pw **")
-        call(
-            lib.da_pw_open, out, engine, sink, source, params.input_channels,
-            params.output_channels, params.sample_rate, params.frames, device.follows,
+        clib.da_pw_open(
+            out,
+            engine,
+            sink,
+            source,
+            params.input_channels,
+            params.output_channels,
+            params.sample_rate,
+            params.frames,
+            device.follows,
             context=f"PipeWire could not open '{device.id}'",
             default=ErrorKind.DEVICE_NOT_AVAILABLE,
-        )  # fmt: skip
+        )
         # The filter runs from here on; the stopped engine answers with silence.
         super().__init__(owned(out[0], lib.da_pw_free, engine), stop=None)
         self._last = StreamLatency(0, 0)

@@ -40,12 +40,12 @@ from pathlib import Path
 from duplexio._engine import ffi, lib
 from duplexio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexio.contract import (
-    MESSAGE_BYTES,
     CData,
     HandleBackend,
     StreamParams,
+    attempt,
     c_text,
-    call,
+    clib,
     owned,
     read_text,
 )
@@ -122,7 +122,7 @@ def _load() -> str:
         reasons = []
         for candidate in library_candidates():
             try:
-                call(lib.da_pa_load, candidate.encode(), context=candidate)
+                clib.da_pa_load(candidate.encode(), context=candidate)
             except Error as err:
                 reasons.append(err.message)
                 continue
@@ -167,7 +167,7 @@ class _Session:
         _load()
         _quiet_shared_libraries()
         with _pa:
-            call(lib.da_pa_initialize, context="PortAudio", default=ErrorKind.HOST_UNAVAILABLE)
+            clib.da_pa_initialize(context="PortAudio", default=ErrorKind.HOST_UNAVAILABLE)
         self._open = True
 
     def close(self) -> None:
@@ -208,12 +208,11 @@ class _Info:
 
 def _rates(index: int, inputs: int, outputs: int) -> tuple[int, ...]:
     """The `RATES` device `index` takes with these channel counts."""
-    msg = ffi.new("char[]", MESSAGE_BYTES)
     with _pa:
         return tuple(
             rate
             for rate in RATES
-            if lib.da_pa_supports(index, inputs, outputs, float(rate), msg, MESSAGE_BYTES) == 0
+            if attempt(lib.da_pa_supports, index, inputs, outputs, float(rate))[0] == 0
         )
 
 
@@ -282,13 +281,19 @@ class PortAudioBackend(HandleBackend):
                 info = device.find_now()
                 out = ffi.new("da_pa **")
                 suggested = max(info.low_input_latency, info.low_output_latency)
-                call(
-                    lib.da_pa_open, out, engine, info.index, params.input_channels,
-                    params.output_channels, params.sample_rate, params.frames, suggested,
+                clib.da_pa_open(
+                    out,
+                    engine,
+                    info.index,
+                    params.input_channels,
+                    params.output_channels,
+                    params.sample_rate,
+                    params.frames,
+                    suggested,
                     int(info.api_type == lib.DA_PA_JACK),
                     context=f"PortAudio could not open '{device.id}'",
                     default=ErrorKind.DEVICE_NOT_AVAILABLE,
-                )  # fmt: skip
+                )
         except Error:
             session.close()
             raise
@@ -297,11 +302,9 @@ class PortAudioBackend(HandleBackend):
         def release(handle: CData) -> None:
             # Runs as a cffi destructor, where an exception would only be
             # printed: the one failure (PortAudio did not return) is logged.
-            msg = ffi.new("char[]", MESSAGE_BYTES)
-            timeout_ms = int(CLOSE_TIMEOUT * 1000)
             with _pa:
-                closed = lib.da_pa_close_within(handle, timeout_ms, msg, MESSAGE_BYTES) == 0
-            if closed:
+                result, why = attempt(lib.da_pa_close_within, handle, int(CLOSE_TIMEOUT * 1000))
+            if result == 0:
                 session.close()  # after the stream: PortAudio's last user of this session
                 return
             # The stuck close still uses PortAudio and the engine: neither may go.
@@ -310,7 +313,7 @@ class PortAudioBackend(HandleBackend):
                 "closing a PortAudio stream: %s (its server is gone); the stream was left "
                 "behind and PortAudio stays initialised, so its device list is no longer "
                 "refreshed in this process",
-                c_text(msg),
+                why,
             )
 
         def stop(handle: CData) -> None:
@@ -337,9 +340,10 @@ class PortAudioBackend(HandleBackend):
         """Start the PortAudio stream and its watchdog."""
         with _pa:
             self._call(
-                lib.da_pa_start, context=f"PortAudio could not start '{self._device.id}'",
+                clib.da_pa_start,
+                context=f"PortAudio could not start '{self._device.id}'",
                 default=ErrorKind.DEVICE_NOT_AVAILABLE,
-            )  # fmt: skip
+            )
 
 
 class PortAudioDevice(Device):

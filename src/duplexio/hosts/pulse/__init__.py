@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from duplexio._engine import ffi, lib
 from duplexio.config import SupportedBufferSize, SupportedStreamConfigRange
-from duplexio.contract import CData, HandleBackend, StreamParams, call, owned, read_text
+from duplexio.contract import CData, HandleBackend, StreamParams, clib, owned, read_text
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
@@ -72,10 +72,10 @@ class _Server:
 
 def _load() -> None:
     """Load libpulse; ``HOST_UNAVAILABLE`` when it cannot be."""
-    call(
-        lib.da_pulse_load, context="the PulseAudio host is unavailable",
+    clib.da_pulse_load(
+        context="the PulseAudio host is unavailable",
         default=ErrorKind.HOST_UNAVAILABLE,
-    )  # fmt: skip
+    )
 
 
 def _probe(server: str | None) -> _Server:
@@ -135,14 +135,21 @@ class PulseBackend(HandleBackend):
                 source = device.name_on_server.encode()
         server = server_address()
         out = ffi.new("da_pulse **")
-        call(
-            lib.da_pulse_new, out, engine, server.encode() if server else ffi.NULL, sink, source,
-            params.input_channels, params.output_channels, params.sample_rate, params.frames,
-            int(device.follows_default), context=f"could not create a stream on '{device.id}'",
-        )  # fmt: skip
+        clib.da_pulse_new(
+            out,
+            engine,
+            server.encode() if server else ffi.NULL,
+            sink,
+            source,
+            params.input_channels,
+            params.output_channels,
+            params.sample_rate,
+            params.frames,
+            int(device.follows_default),
+            context=f"could not create a stream on '{device.id}'",
+        )
         # The C stream points at the engine: its destructor keeps the engine alive.
-        super().__init__(owned(out[0], lib.da_pulse_free, engine),
-                         lib.da_pulse_stop)  # fmt: skip
+        super().__init__(owned(out[0], lib.da_pulse_free, engine), lib.da_pulse_stop)
         self._device = device
         self._frames = params.frames
         self._duplex = bool(params.input_channels and params.output_channels)
@@ -168,7 +175,7 @@ class PulseBackend(HandleBackend):
 
     def start(self) -> None:
         self._call(
-            lib.da_pulse_start, context=f"cannot start a stream on '{self._device.id}'",
+            clib.da_pulse_start, context=f"cannot start a stream on '{self._device.id}'",
             default=ErrorKind.DEVICE_NOT_AVAILABLE,
         )  # fmt: skip
 

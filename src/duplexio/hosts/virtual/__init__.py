@@ -37,7 +37,7 @@ from duplexio.config import (
     SupportedBufferSize,
     SupportedStreamConfigRange,
 )
-from duplexio.contract import CData, HandleBackend, StreamParams, call, owned
+from duplexio.contract import CData, HandleBackend, StreamParams, clib, owned
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
@@ -113,11 +113,10 @@ class _VirtualBackend(HandleBackend):
         c.wander_seconds = device._wander_seconds
         c.wire = self._wire if self._wire is not None else ffi.NULL
         out = ffi.new("da_virtual **")
-        call(lib.da_virtual_new, out, engine, c, context=f"device '{device.id}'")
+        clib.da_virtual_new(out, engine, c, context=f"device '{device.id}'")
         # The C device points at the engine: its destructor (da_virtual_free,
         # which joins the clock thread) keeps the engine alive.
-        super().__init__(owned(out[0], lib.da_virtual_free, engine),
-                         lib.da_virtual_stop)  # fmt: skip
+        super().__init__(owned(out[0], lib.da_virtual_free, engine), lib.da_virtual_stop)
         self._id = device.id
         self._frames = params.frames
         self._kind = device.kind
@@ -132,7 +131,7 @@ class _VirtualBackend(HandleBackend):
         return StreamLatency(f, self._latency_frames - f)
 
     def start(self) -> None:
-        self._call(lib.da_virtual_start, context=f"device '{self._id}'")
+        self._call(clib.da_virtual_start, context=f"device '{self._id}'")
 
     def inject(self, fault: int, value: int) -> None:
         self._with_handle(lib.da_virtual_fault, fault, value)
