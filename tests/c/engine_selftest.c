@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "samples.h"
 
 /* Built with DA_RT_GUARD (tests/c/rt_guard.c, Linux, tests/_engine): every
  * allocation and mutex lock the engine makes is counted, and those made on

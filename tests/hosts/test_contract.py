@@ -19,8 +19,10 @@ from duplexio.host import Device, DeviceHooks, Host, HostHooks
 
 HOSTS = Path(contract.__file__).parent / "hosts"
 HOST_NAMES = sorted(p.name for p in HOSTS.iterdir() if (p / "__init__.py").exists())
-# What a host's C may include of ours: its own folder, and the engine.
-ENGINE_HEADERS = {"engine.h", "engine_api.h"}
+# What a host's C may include of ours: its own folder, the engine's interface, the
+# converter and the interpolator; never the engine's own units (engine_internal.h,
+# aggregate.h, ring.h).
+ENGINE_HEADERS = {"engine.h", "engine_api.h", "samples.h", "resample.h"}
 
 
 def test_every_registered_host_has_a_folder_of_its_own() -> None:

@@ -3,16 +3,17 @@
 Exposes ``ffi`` (the declarations: ``_native.py``, written by the build from
 the headers) and ``lib`` (the library, whose file ``library.py`` names) and
 nothing else; the Python side of streams is `duplexio.stream`. Next to this
-file is what every host's C shares: ``engine.c`` (the hand-over between a
-device thread and the Python worker, events, the rings' engine side),
-``ring.c``, ``samples.c`` (the one sample converter), ``resample.c`` and
-``aggregate.c`` (two devices' clocks made one), the platform layer
-(``platform.h``, ``platform_posix.c``, ``platform_win32.c``: threads,
-semaphores, the clock, run-time library loading), the headers
-(``engine_api.h`` for Python, ``engine.h`` for the hosts' C), ``build.py``
-(the library from these and each host's C) and ``_native.pyi`` (its types,
-generated from the headers). docs/architecture.md has the same list, kept
-to the tree by a test.
+file is what every host's C shares, one unit per file: ``engine.c`` (a
+stream's cycle and the hand-over to the Python worker; ``engine_internal.h``
+its struct), ``program.c`` and ``blocking.c`` (the program and blocking
+modes), ``ring.c``, ``samples.c`` (the one sample converter),
+``resample.c`` and ``aggregate.c`` (two devices' clocks made one), the
+platform layer (``platform.h``, ``platform_posix.c``, ``platform_win32.c``:
+threads, semaphores, the clock, run-time library loading), the headers
+(``engine_api.h`` for Python, ``engine.h`` for the hosts' C, one per unit
+beside it), ``build.py`` (the library from these and each host's C) and
+``_native.pyi`` (its types, generated from the headers). docs/architecture.md
+has the same list, kept to the tree by a test.
 """
 
 from __future__ import annotations

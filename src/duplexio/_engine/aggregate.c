@@ -37,7 +37,11 @@
  * takes a lock here: the ring is lock-free, the time base crosses over in
  * a sequence lock the consumer retries, and every buffer is made by
  * da_agg_new. */
+#include "aggregate.h"
+
 #include "engine.h"
+#include "resample.h"
+#include "ring.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,17 +1,19 @@
 /* What the engine gives the hosts' C (each host folder): the per-cycle
- * entry point and sample conversion; threads, semaphores, the clock and
- * run-time library loading come from the platform layer (platform.h, which
- * this includes). Python sees only engine_api.h, which this includes, and
- * each host's own <name>_api.h.
+ * entry point; threads, semaphores, the clock and run-time library loading
+ * come from the platform layer (platform.h, which this includes). A host
+ * whose device speaks integers includes samples.h (the one converter), one
+ * that resamples resample.h; the engine's other units (engine_internal.h,
+ * aggregate.h, ring.h) are its own. Python sees only engine_api.h, which
+ * this includes, and each host's own <name>_api.h.
  *
  * The C boundary, for the engine and every host: a function that can fail
  * returns 0 (or a count) on success and a negative errno code on failure,
  * and writes why into a buffer its caller passes as its last two
  * parameters (char *msg, size_t len; da_say writes it); a constructor
- * returns its object through its first parameter. A function that writes text into a caller's buffer returns
- * -ENOSPC when the buffer is short, so the caller can grow it. A function
- * that cannot fail returns void. No host keeps a message in a file-scope
- * buffer. */
+ * returns its object through its first parameter. A function that writes
+ * text into a caller's buffer returns -ENOSPC when the buffer is short, so
+ * the caller can grow it. A function that cannot fail returns void. No host
+ * keeps a message in a file-scope buffer. */
 #ifndef DA_ENGINE_H
 #define DA_ENGINE_H
 
@@ -77,50 +79,5 @@ int da_say(char *msg, size_t len, int code, const char *fmt, ...)
  * (free what it frees). For closing calls into a library that can block
  * forever on a server that died. */
 int da_run_within(void (*fn)(void *), void *arg, int timeout_ms);
-
-/* ---- band-limited interpolation (resample.c) -------------------------------- */
-
-#define DA_RS_HALF 40     /* taps each side of a position */
-#define DA_RS_PHASES 256  /* tabulated fractional offsets */
-/* Build the kernel table once (idempotent, thread-safe); before any device
- * thread calls da_rs_value. */
-void da_rs_prepare(void);
-/* The signal at position i + frac (0 <= frac < 1), where x points at sample
- * i and samples are `stride` floats apart: reads x[(1 - DA_RS_HALF) * stride]
- * to x[DA_RS_HALF * stride]. Allocates nothing, takes no lock. */
-float da_rs_value(const float *x, size_t stride, double frac);
-
-/* ---- rings (ring.c) ---------------------------------------------------------- */
-
-/* A ring for the engine's own use (the aggregate's); NULL when the sizes are
- * zero or memory is short. da_ring_new is the same for Python. */
-da_ring *da_ring_alloc(uint64_t capacity_frames, uint32_t frame_bytes);
-
-/* ---- two devices as one duplex device (aggregate.c) ------------------------ */
-
-/* The input device's cycle (its engine feeds the aggregate). */
-void da_agg_push(da_agg *a, const float *const *in, size_t in_stride, uint32_t frames,
-                 const da_cycle_time *t, int device_xrun);
-/* The output device's cycle: the aggregate's input for it, one array per
- * channel, on the output's clock; *xrun set when the input is not
- * continuous with the last block's, *input_device_ns to the capture
- * instant of its first frame. */
-const float *const *da_agg_pull(da_agg *a, uint32_t frames, const da_cycle_time *t, int *xrun,
-                                int64_t *input_device_ns);
-
-/* ---- sample conversion (samples.c): the one converter ----------------------- */
-
-/* Bytes per sample of a DA_FMT_* format (24-bit in an int32); 0 if unknown. */
-size_t da_format_bytes(int fmt);
-/* n float samples src[0], src[src_stride], ... into dst[index], dst[index +
- * step], ... in format fmt. */
-void da_store(int fmt, void *dst, size_t index, size_t step, const float *src, size_t src_stride,
-              size_t n);
-/* n samples src[index], src[index + step], ... of format fmt into
- * dst[0], dst[dst_stride], ... as float. */
-void da_load(int fmt, const void *src, size_t index, size_t step, float *dst, size_t dst_stride,
-             size_t n);
-/* n samples of the format's silence. */
-void da_fill_equilibrium(int fmt, void *dst, size_t n);
 
 #endif

@@ -14,6 +14,8 @@
  * The table is built once, before any device thread reads it
  * (da_rs_prepare, from Python's thread); reading it allocates nothing and
  * takes no lock. */
+#include "resample.h"
+
 #include "engine.h"
 
 #include <errno.h>

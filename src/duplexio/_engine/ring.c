@@ -8,6 +8,8 @@
  * on the stream's timeline. Each side stores only its own total, with
  * release order after its copy; the other side loads it with acquire order
  * before trusting the frames it covers. */
+#include "ring.h"
+
 #include "engine.h"
 
 #include <errno.h>

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "samples.h"
+
 #include "engine.h"
 
 static int fmt_bits(int f) {

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "samples.h"
 #include "alsa_api.h"
 
 typedef struct _snd_pcm snd_pcm_t;

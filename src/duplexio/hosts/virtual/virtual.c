@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "resample.h"
 #include "virtual_api.h"
 
 /* ---- the cable ------------------------------------------------------------ */
