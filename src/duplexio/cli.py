@@ -730,35 +730,42 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(err.message) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``duplexio`` command."""
-    parser = argparse.ArgumentParser(
-        prog="duplexio",
-        description="Real-time audio with synchronized duplex streams.",
+def _stream_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-d",
+        "--device",
+        type=_device,
+        help=f"device: {_DEVICE_HELP} (default: the default duplex device)",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True)
+    p.add_argument("-r", "--rate", type=_rate, help="sample rate in Hz")
+    p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
+    p.add_argument("--pipelined", action="store_true", help="give the callback a whole period")
 
+
+def _device_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "-d",
+        "--device",
+        type=_device,
+        help=f"device: {_DEVICE_HELP} (default: the default {what} device)",
+    )
+    p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
+
+
+Subparsers = Any  # argparse's _SubParsersAction, private by name
+
+
+def _add_listings(sub: Subparsers) -> None:
     p = sub.add_parser("hosts", help="list hosts and whether they are usable")
     p.set_defaults(run=cmd_hosts)
-
     p = sub.add_parser("devices", help="list devices")
     p.add_argument("--host", help="list only this host's devices (default: every usable host)")
     p.set_defaults(run=cmd_devices)
 
-    def stream_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "-d",
-            "--device",
-            type=_device,
-            help=f"device: {_DEVICE_HELP} (default: the default duplex device)",
-        )
-        p.add_argument("-r", "--rate", type=_rate, help="sample rate in Hz")
-        p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
-        p.add_argument("--pipelined", action="store_true", help="give the callback a whole period")
 
+def _add_latency(sub: Subparsers) -> None:
     p = sub.add_parser("latency", help="measure the round-trip latency of a duplex device")
-    stream_options(p)
+    _stream_options(p)
     p.add_argument("-n", "--impulses", type=_positive_int, default=10, help="impulses to send (10)")
     p.add_argument(
         "--interval", type=_positive_float, default=0.1, help="seconds between impulses (0.1)"
@@ -769,18 +776,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_latency)
 
-    def device_option(p: argparse.ArgumentParser, what: str) -> None:
-        p.add_argument(
-            "-d",
-            "--device",
-            type=_device,
-            help=f"device: {_DEVICE_HELP} (default: the default {what} device)",
-        )
-        p.add_argument("-b", "--buffer-size", type=_buffer_frames, help="frames per block")
 
+def _add_files(sub: Subparsers) -> None:
     p = sub.add_parser("play", help="play a sound file (WAV, FLAC, ...)")
     p.add_argument("file", help="the file to play")
-    device_option(p, "output")
+    _device_option(p, "output")
     p.set_defaults(run=cmd_play)
 
     p = sub.add_parser("record", help="record into a sound file (WAV, FLAC, ...)")
@@ -797,18 +797,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the glitches beside the file (FILE.labels.txt, an Audacity label track)",
     )
     p.add_argument("--plot", metavar="PNG", help="save the level over time, glitches marked")
-    device_option(p, "input")
+    _device_option(p, "input")
     p.set_defaults(run=cmd_record)
 
+
+def _add_beep(sub: Subparsers) -> None:
     p = sub.add_parser("beep", help="play a sine beep")
     p.add_argument("-f", "--frequency", type=_positive_float, default=440.0, help="Hz (440)")
     p.add_argument("-s", "--seconds", type=_positive_float, default=0.5, help="how long (0.5)")
     p.add_argument("-a", "--amplitude", type=_positive_float, default=0.2, help="peak (0.2)")
     p.add_argument("-r", "--rate", type=_rate, default=48000, help="Hz (48000)")
     p.add_argument("-c", "--channels", type=_channel_count, default=2, help="channels (2)")
-    device_option(p, "output")
+    _device_option(p, "output")
     p.set_defaults(run=cmd_beep)
 
+
+def _add_feedbacks(sub: Subparsers) -> None:
     p = sub.add_parser(
         "feedback", help="copy input to output with two streams and a ring buffer (no duplex)"
     )
@@ -833,11 +837,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_feedback)
 
     p = sub.add_parser("duplex-feedback", help="copy input to output in one duplex stream")
-    stream_options(p)
+    _stream_options(p)
     p.add_argument("-s", "--seconds", type=_positive_float, default=5.0, help="how long (5)")
     p.add_argument("--input-channels", type=_channel_count, help="input channels")
     p.add_argument("--output-channels", type=_channel_count, help="output channels")
     p.set_defaults(run=cmd_duplex_feedback)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``duplexio`` command."""
+    parser = argparse.ArgumentParser(
+        prog="duplexio",
+        description="Real-time audio with synchronized duplex streams.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_listings, _add_latency, _add_files, _add_beep, _add_feedbacks):
+        add(sub)
     return parser
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from duplexio._validate import checked, checked_methods, optional_seconds, whole
+from duplexio.blocking import ReadStatus
 from duplexio.config import MAX_CHANNELS, MAX_SAMPLE_RATE, StreamConfig
 from duplexio.devices import DeviceLike, default, find_device
 from duplexio.errors import Error, ErrorKind, shown
@@ -393,31 +394,13 @@ def record_file(
     device_rate = _rate_for(dev, False, rate, ch)
     convert = _Converter(device_rate, rate, ch)  # checks soxr before the file exists
     subtype = subtype or _SUBTYPES.get(path.suffix.lower())
-    out = sound_file(path, "w", samplerate=rate, channels=ch, subtype=subtype)
-    glitches: list[Glitch] = []
-    written = 0
-
-    def keep(block: np.ndarray[Any, Any]) -> bool:
-        """Write what fits the take; True once it is complete."""
-        nonlocal written
-        if total is not None:
-            block = block[: total - written]
-        try:
-            out.write(block)
-        except _WRITE_ERRORS as exc:
-            raise _write_failed(out, path, rate, exc) from exc
-        written += len(block)
-        if on_block is not None:
-            on_block(written, block)
-        return total is not None and written >= total
-
+    take = _Take(path, rate, ch, subtype, total, on_block)
     try:
         stream = dev.build_input_stream(
             StreamConfig(ch, device_rate, default._buffer_size_for(buffer_size))
         )
     except BaseException:
-        out.close()
-        path.unlink(missing_ok=True)  # no empty file for a take never made
+        take.discard()  # no empty file for a take never made
         raise
     try:
         step = max(stream.buffer_size, round(device_rate * _STEP_SECONDS))
@@ -425,28 +408,85 @@ def record_file(
             done = False
             while not done and not stop.is_set():
                 data, status = stream.read(step)
-                pieces, at, filled = [], 0, 0
-                for offset, lost in status.gaps:
-                    # Lost input becomes silence: the file keeps the device's timeline.
-                    where = written + convert.frames(offset + filled)
-                    glitches.append(Glitch(where, convert.frames(lost)))
-                    pieces += [data[at:offset], np.zeros((lost, ch), data.dtype)]
-                    at, filled = offset, filled + lost
-                pieces.append(data[at:])
-                done = keep(convert(np.concatenate(pieces) if len(pieces) > 1 else data))
+                done = take.write(convert(take.gaps_as_silence(data, status, convert)))
         if not done:
-            keep(convert(np.zeros((0, ch), np.float32), last=True))
+            take.write(convert(np.zeros((0, ch), np.float32), last=True))
     except BaseException:
-        with contextlib.suppress(*_WRITE_ERRORS):  # the error in flight says more
-            out.close()
+        take.abandon()
         raise
-    try:
-        out.close()  # writes the header's final lengths
-    except _WRITE_ERRORS as exc:
-        raise _write_failed(out, path, rate, exc) from exc
+    take.close()
     return FileReport(
-        str(path), written, rate, device_rate, ch, tuple(glitches), stop.is_set() and not done
+        str(path),
+        take.written,
+        rate,
+        device_rate,
+        ch,
+        tuple(take.glitches),
+        stop.is_set() and not done,
     )
+
+
+class _Take:
+    """The file a `record_file` take goes into: what is written, where input was lost."""
+
+    def __init__(
+        self,
+        path: Path,
+        rate: int,
+        channels: int,
+        subtype: str | None,
+        total: int | None,
+        on_block: Callable[[int, np.ndarray[Any, Any]], None] | None,
+    ) -> None:
+        self.path, self.rate, self.channels, self.total = path, rate, channels, total
+        self.on_block = on_block
+        self.out = sound_file(path, "w", samplerate=rate, channels=channels, subtype=subtype)
+        self.glitches: list[Glitch] = []
+        self.written = 0
+
+    def gaps_as_silence(
+        self, data: np.ndarray[Any, Any], status: ReadStatus, convert: _Converter
+    ) -> np.ndarray[Any, Any]:
+        """``data`` with silence where the input lost frames (each a `Glitch`):
+        the file keeps the device's timeline."""
+        pieces, at, filled = [], 0, 0
+        for offset, lost in status.gaps:
+            where = self.written + convert.frames(offset + filled)
+            self.glitches.append(Glitch(where, convert.frames(lost)))
+            pieces += [data[at:offset], np.zeros((lost, self.channels), data.dtype)]
+            at, filled = offset, filled + lost
+        pieces.append(data[at:])
+        return np.concatenate(pieces) if len(pieces) > 1 else data
+
+    def write(self, block: np.ndarray[Any, Any]) -> bool:
+        """Write what fits the take; True once it is complete."""
+        if self.total is not None:
+            block = block[: self.total - self.written]
+        try:
+            self.out.write(block)
+        except _WRITE_ERRORS as exc:
+            raise _write_failed(self.out, self.path, self.rate, exc) from exc
+        self.written += len(block)
+        if self.on_block is not None:
+            self.on_block(self.written, block)
+        return self.total is not None and self.written >= self.total
+
+    def close(self) -> None:
+        """Write the header's final lengths: the file is whole."""
+        try:
+            self.out.close()
+        except _WRITE_ERRORS as exc:
+            raise _write_failed(self.out, self.path, self.rate, exc) from exc
+
+    def abandon(self) -> None:
+        """Close after a failure, keeping what was written; the error in flight says more."""
+        with contextlib.suppress(*_WRITE_ERRORS):
+            self.out.close()
+
+    def discard(self) -> None:
+        """Close and remove the file: no take was made."""
+        self.out.close()
+        self.path.unlink(missing_ok=True)
 
 
 #: What soundfile raises when libsndfile cannot write (its LibsndfileError is a RuntimeError).

@@ -349,6 +349,86 @@ static void silence_block(da_agg *a, uint32_t frames) {
     memset(a->planar, 0, (size_t)frames * a->ch * sizeof(float));
 }
 
+/* The read position's error against its target (frames). A first cycle, a
+ * restart or an error beyond jump_frames sets the position afresh (flagged,
+ * counted) and reports no error. */
+static double position_error(da_agg *a, double target, uint64_t lost, int *xrun) {
+    if (a->acquired) a->p += (double)lost * a->last_ratio;
+    double e = target - a->p;
+    if (!a->acquired || fabs(e) > (double)a->jump_frames) {
+        a->p = target;
+        e = 0.0;
+        a->integ = 0.0;
+        a->hist_len = 0;
+        a->gaps_read = atomic_load_explicit(&a->gaps_written, memory_order_acquire);
+        a->acquired = 1;
+        a->lock_run = 0;
+        atomic_store_explicit(&a->locked, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&a->jumps, 1, memory_order_relaxed);
+        *xrun = 1;
+    }
+    return e;
+}
+
+/* The resampling ratio for this block: the clocks' ratio, corrected by the
+ * PI loop on the position error, within MAX_RATIO_STEP of 1. */
+static double loop_ratio(da_agg *a, double ratio, double e, uint32_t frames) {
+    double r = ratio + a->integ + KP * e / frames;
+    a->integ += KI * e / frames;
+    if (a->integ > 1e-3) a->integ = 1e-3;
+    if (a->integ < -1e-3) a->integ = -1e-3;
+    if (r > 1.0 + MAX_RATIO_STEP) r = 1.0 + MAX_RATIO_STEP;
+    if (r < 1.0 - MAX_RATIO_STEP) r = 1.0 - MAX_RATIO_STEP;
+    return r;
+}
+
+/* Frames the input device lost are zeros in the ring: flag the block whose
+ * kernel first reaches them (input frames before `hi`). */
+static void flag_gaps(da_agg *a, int64_t hi, int *xrun) {
+    const uint64_t gaps = atomic_load_explicit(&a->gaps_written, memory_order_acquire);
+    if (gaps - a->gaps_read > GAPS) { /* more gaps than remembered: flag, go on */
+        a->gaps_read = gaps - GAPS;
+        *xrun = 1;
+    }
+    while (a->gaps_read < gaps && (int64_t)a->gap_at[a->gaps_read % GAPS] < hi) {
+        a->gaps_read++;
+        *xrun = 1;
+    }
+}
+
+/* The block itself: each output frame k read at input position p + k * r. */
+static void resample_block(da_agg *a, uint32_t frames, double r) {
+    for (uint32_t k = 0; k < frames; k++) {
+        const double pos = a->p + k * r;
+        const double whole = floor(pos);
+        const float *at = a->hist + (size_t)((int64_t)whole - a->hist_base) * a->ch;
+        for (uint32_t c = 0; c < a->ch; c++) a->ptrs[c][k] = da_rs_value(at + c, a->ch, pos - whole);
+    }
+    a->p += frames * r;
+    a->last_ratio = r;
+    a->out_n += frames;
+}
+
+/* Locked: within a frame of the target for a quarter second, with the
+ * clocks' loops past their wide first second (the input's started with the
+ * output's, give or take a cycle). Published with the drift and the error. */
+static void publish_lock(da_agg *a, double e, double ratio, uint32_t frames, int64_t now) {
+    a->lock_run = fabs(e) < 1.0 ? a->lock_run + frames : 0;
+    const int settled = a->out_dll.elapsed > 1.25e9;
+    atomic_store_explicit(&a->clocks_settled, settled, memory_order_relaxed);
+    const int locked = atomic_load_explicit(&a->locked, memory_order_relaxed);
+    if (!locked && settled && a->lock_run >= a->rate / 4) {
+        atomic_store_explicit(&a->locked, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&a->locks, 1, memory_order_relaxed);
+        if (atomic_load_explicit(&a->first_lock_ns, memory_order_relaxed) < 0)
+            atomic_store_explicit(&a->first_lock_ns, now - a->first_pull_ns, memory_order_relaxed);
+    } else if (locked && fabs(e) > 2.0) {
+        atomic_store_explicit(&a->locked, 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&a->drift_ppm, (ratio + a->integ - 1.0) * 1e6, memory_order_relaxed);
+    atomic_store_explicit(&a->error_frames, e, memory_order_relaxed);
+}
+
 const float *const *da_agg_pull(da_agg *a, uint32_t frames, const da_cycle_time *t, int *xrun,
                                 int64_t *input_device_ns) {
     *xrun = 0;
@@ -378,72 +458,17 @@ const float *const *da_agg_pull(da_agg *a, uint32_t frames, const da_cycle_time 
     /* Input frames per output frame, from the two clocks' periods. */
     const double ratio = a->out_dll.pf / tb_pf;
     const double target = (double)tb_n + (a->out_dll.t - a->fill_ns - tb_t) / tb_pf;
-    if (a->acquired) a->p += (double)lost * a->last_ratio;
-    double e = target - a->p;
-    if (!a->acquired || fabs(e) > (double)a->jump_frames) {
-        a->p = target;
-        e = 0.0;
-        a->integ = 0.0;
-        a->hist_len = 0;
-        a->gaps_read = atomic_load_explicit(&a->gaps_written, memory_order_acquire);
-        a->acquired = 1;
-        a->lock_run = 0;
-        atomic_store_explicit(&a->locked, 0, memory_order_relaxed);
-        atomic_fetch_add_explicit(&a->jumps, 1, memory_order_relaxed);
-        *xrun = 1;
-    }
-    double r = ratio + a->integ + KP * e / frames;
-    a->integ += KI * e / frames;
-    if (a->integ > 1e-3) a->integ = 1e-3;
-    if (a->integ < -1e-3) a->integ = -1e-3;
-    if (r > 1.0 + MAX_RATIO_STEP) r = 1.0 + MAX_RATIO_STEP;
-    if (r < 1.0 - MAX_RATIO_STEP) r = 1.0 - MAX_RATIO_STEP;
-
+    const double e = position_error(a, target, lost, xrun);
+    const double r = loop_ratio(a, ratio, e, frames);
     const int64_t lo = (int64_t)floor(a->p) - (DA_RS_HALF - 1);
     const int64_t hi = (int64_t)floor(a->p + (frames - 1) * r) + DA_RS_HALF + 1;
-    /* Frames the input device lost are zeros in the ring: flag the block
-     * whose kernel first reaches them. */
-    const uint64_t gaps = atomic_load_explicit(&a->gaps_written, memory_order_acquire);
-    if (gaps - a->gaps_read > GAPS) { /* more gaps than remembered: flag, go on */
-        a->gaps_read = gaps - GAPS;
-        *xrun = 1;
-    }
-    while (a->gaps_read < gaps && (int64_t)a->gap_at[a->gaps_read % GAPS] < hi) {
-        a->gaps_read++;
-        *xrun = 1;
-    }
+    flag_gaps(a, hi, xrun);
     if (fill_history(a, lo, hi) != 0) {
         atomic_fetch_add_explicit(&a->underruns, 1, memory_order_relaxed);
         a->acquired = 0; /* set afresh next cycle */
         *xrun = 1;
     }
-    for (uint32_t k = 0; k < frames; k++) {
-        const double pos = a->p + k * r;
-        const double whole = floor(pos);
-        const float *at = a->hist + (size_t)((int64_t)whole - a->hist_base) * a->ch;
-        for (uint32_t c = 0; c < a->ch; c++) a->ptrs[c][k] = da_rs_value(at + c, a->ch, pos - whole);
-    }
-    a->p += frames * r;
-    a->last_ratio = r;
-    a->out_n += frames;
-
-    /* Locked: within a frame of the target for a quarter second, with the
-     * clocks' loops past their wide first second (the input's started with
-     * the output's, give or take a cycle). */
-    a->lock_run = fabs(e) < 1.0 ? a->lock_run + frames : 0;
-    const int settled = a->out_dll.elapsed > 1.25e9;
-    atomic_store_explicit(&a->clocks_settled, settled, memory_order_relaxed);
-    const int locked = atomic_load_explicit(&a->locked, memory_order_relaxed);
-    if (!locked && settled && a->lock_run >= a->rate / 4) {
-        atomic_store_explicit(&a->locked, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&a->locks, 1, memory_order_relaxed);
-        if (atomic_load_explicit(&a->first_lock_ns, memory_order_relaxed) < 0)
-            atomic_store_explicit(&a->first_lock_ns, t->callback_ns - a->first_pull_ns,
-                                  memory_order_relaxed);
-    } else if (locked && fabs(e) > 2.0) {
-        atomic_store_explicit(&a->locked, 0, memory_order_relaxed);
-    }
-    atomic_store_explicit(&a->drift_ppm, (ratio + a->integ - 1.0) * 1e6, memory_order_relaxed);
-    atomic_store_explicit(&a->error_frames, e, memory_order_relaxed);
+    resample_block(a, frames, r);
+    publish_lock(a, e, ratio, frames, t->callback_ns);
     return (const float *const *)a->ptrs;
 }

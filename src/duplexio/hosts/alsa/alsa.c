@@ -739,81 +739,95 @@ static int64_t track_latency(da_alsa *a, int64_t now) {
 
 static int recoverable(int err) { return err == -EPIPE || err == -ESTRPIPE || err == -EINTR; }
 
+/* Output only: wait for room for one period in the playback buffer. */
+static int await_room(da_alsa *a) {
+    int err = 0;
+    while (err == 0) {
+        snd_pcm_sframes_t d = 0;
+        err = A.delay(a->play, &d);
+        if (err < 0 || d + (snd_pcm_sframes_t)a->frames <= (snd_pcm_sframes_t)a->play_buffer) break;
+        err = wait_for(a, a->play);
+    }
+    return err;
+}
+
+/* Anchor the stream's timeline where the PCM says its figures held (`at`),
+ * not at our wake-up, which comes later by however late we were woken.
+ * After a restart the time the glitch took becomes whole lost periods and
+ * the origin stays: timestamps keep to the block grid (docs/concepts.md,
+ * "Lost cycles are flagged"), within half a period of what the PCM says.
+ * Returns the whole periods lost. */
+static uint32_t anchor(da_alsa *a, int64_t at, int glitched) {
+    const int64_t origin = at - da_frames_to_ns(a->elapsed, a->rate);
+    if (!glitched) {
+        a->origin_ns = origin;
+        return 0;
+    }
+    const int64_t gap = origin - a->origin_ns, period = da_frames_to_ns(a->frames, a->rate);
+    const uint32_t lost = gap > period / 2 ? (uint32_t)((gap + period / 2) / period) : 0;
+    a->elapsed += (int64_t)lost * a->frames;
+    return lost;
+}
+
+/* One block: the engine's cycle on the period read, then the period written.
+ * Frame-exact from the anchor: a block is F frames later than the last. */
+static int run_block(da_alsa *a, int64_t now, uint32_t lost) {
+    const uint32_t F = a->frames;
+    da_cycle_time t = {0};
+    t.callback_ns = a->origin_ns + da_frames_to_ns(a->elapsed, a->rate);
+    t.wakeup_ns = now;
+    t.deadline_anchor_ns = now;
+    t.input_device_ns = t.callback_ns - da_frames_to_ns(atomic_load(&a->cap_latency), a->rate);
+    t.output_device_ns = t.callback_ns + da_frames_to_ns(atomic_load(&a->play_latency), a->rate);
+    t.lost_cycles = lost;
+    if (a->cap) da_load(engine_format(a->cap_fmt), a->cap_raw, 0, 1, a->in_block, 1, (size_t)F * a->in_ch);
+    da_engine_process(a->engine, a->in_ptrs, a->in_ch, a->out_ptrs, a->out_ch, F, &t, a->xrun);
+    a->xrun = 0;
+    a->elapsed += F;
+    if (!a->play) return 0;
+    da_store(engine_format(a->play_fmt), a->play_raw, 0, 1, a->out_block, 1, (size_t)F * a->out_ch);
+    const int err = transfer(a, a->play, a->play_raw, a->out_ch, a->play_fmt, 0);
+    if (err == 0) atomic_fetch_add(&a->written, F);
+    return err;
+}
+
+/* A glitch: restart both directions together so the lockstep distance is
+ * set again, re-measured and reported. 0 when the PCMs run again. */
+static int restart_after(da_alsa *a, int err) {
+    snd_pcm_t *which = a->cap ? a->cap : a->play;
+    int r = A.recover(which, err, 1);
+    if (r == 0) r = prime(a);
+    if (r == 0) {
+        a->restarted = 1;
+        a->xrun = 1;
+    }
+    return r;
+}
+
 /* The I/O thread's cycle: read a period, run the engine, write a period.
  * It never allocates, never takes a lock Python can hold, never calls into
  * Python, and never waits past POLL_MS without checking stop. */
 static void *io_thread(void *arg) {
     da_alsa *a = arg;
-    const uint32_t F = a->frames;
     int anchored = 0, glitched = 0;
-    uint32_t lost = 0;
     while (!atomic_load(&a->stop)) {
         int err = 0;
+        uint32_t lost = 0;
         if (a->cap) err = transfer(a, a->cap, a->cap_raw, a->in_ch, a->cap_fmt, 1);
-        if (err == 0 && !a->cap) {
-            /* Output only: wait for room for one period, then fill it. */
-            while (err == 0) {
-                snd_pcm_sframes_t d = 0;
-                err = A.delay(a->play, &d);
-                if (err < 0 || d + (snd_pcm_sframes_t)F <= (snd_pcm_sframes_t)a->play_buffer) break;
-                err = wait_for(a, a->play);
-            }
-        }
+        else err = await_room(a);
         if (err == 0) {
-            int64_t now = da_now_ns();
-            int64_t at = track_latency(a, now);
-            if (!anchored) {
-                /* Anchored where the PCM says its figures held, not at our
-                 * wake-up, which comes later by however late we were woken. */
-                int64_t origin = at - da_frames_to_ns(a->elapsed, a->rate);
-                if (glitched) {
-                    /* After a restart the time the glitch took becomes whole
-                     * lost periods and the origin stays: timestamps keep to
-                     * the block grid (docs/concepts.md, "Lost cycles are
-                     * flagged"), within half a period of what the PCM says. */
-                    int64_t gap = origin - a->origin_ns, period = da_frames_to_ns(F, a->rate);
-                    lost = gap > period / 2 ? (uint32_t)((gap + period / 2) / period) : 0;
-                    a->elapsed += (int64_t)lost * F;
-                } else {
-                    a->origin_ns = origin;
-                }
-                anchored = 1;
-            }
-            /* Frame-exact from the anchor: a block is F frames later than the last. */
-            da_cycle_time t = {0};
-            t.callback_ns = a->origin_ns + da_frames_to_ns(a->elapsed, a->rate);
-            t.wakeup_ns = now;
-            t.deadline_anchor_ns = now;
-            t.input_device_ns = t.callback_ns - da_frames_to_ns(atomic_load(&a->cap_latency), a->rate);
-            t.output_device_ns = t.callback_ns + da_frames_to_ns(atomic_load(&a->play_latency), a->rate);
-            t.lost_cycles = lost;
-            lost = 0;
-            if (a->cap) da_load(engine_format(a->cap_fmt), a->cap_raw, 0, 1, a->in_block, 1, (size_t)F * a->in_ch);
-            da_engine_process(a->engine, a->in_ptrs, a->in_ch, a->out_ptrs, a->out_ch, F, &t, a->xrun);
-            a->xrun = 0;
-            a->elapsed += F;
-            if (a->play) {
-                da_store(engine_format(a->play_fmt), a->play_raw, 0, 1, a->out_block, 1, (size_t)F * a->out_ch);
-                err = transfer(a, a->play, a->play_raw, a->out_ch, a->play_fmt, 0);
-                if (err == 0) atomic_fetch_add(&a->written, F);
-            }
+            const int64_t now = da_now_ns();
+            const int64_t at = track_latency(a, now);
+            if (!anchored) lost = anchor(a, at, glitched);
+            anchored = 1;
+            err = run_block(a, now, lost);
         }
         if (err == 1 || atomic_load(&a->stop)) break;
         if (err == 0) continue;
-        if (recoverable(err)) {
-            /* A glitch: restart both directions together so the lockstep
-             * distance is set again, re-measured and reported. */
-            snd_pcm_t *which = a->cap ? a->cap : a->play;
-            int r = A.recover(which, err, 1);
-            if (r == 0) r = prime(a);
-            if (r == 0) {
-                a->restarted = 1;
-                a->xrun = 1;
-                anchored = 0; /* time went on without frames: measure how much */
-                glitched = 1;
-                continue;
-            }
-            err = r;
+        if (recoverable(err) && (err = restart_after(a, err)) == 0) {
+            anchored = 0; /* time went on without frames: measure how much */
+            glitched = 1;
+            continue;
         }
         da_engine_fail(a->engine, DA_EV_DEVICE_LOST, err);
         break;

@@ -677,23 +677,87 @@ static int make_links(da_pw *p, char *msg, size_t len) {
     return 0;
 }
 
+/* How long da_pw_open waits for the server: a round trip at most (seconds);
+ * for the filter's own node and ports, in one-second waits; and for the
+ * graph to settle around the new node, in steps of STEADY_STEP_NS. */
+#define ROUNDTRIP_S 5
+#define OWN_PORTS_TRIES 50
+#define STEADY_CYCLES 8
+#define STEADY_STEP_NS 10000000
+#define STEADY_STEPS 200
+
+/* The filter of the stream: its ports (in_1.., out_1..) and the connection. */
+static int make_filter(da_pw *p, char *msg, size_t len) {
+    char latency[32];
+    snprintf(latency, sizeof latency, "%u/%u", p->frames, p->rate);
+    p->filter = W.filter_new(p->c.core, "duplexio",
+                             W.properties_new(PW_KEY_MEDIA_TYPE, "Audio",
+                                              PW_KEY_MEDIA_CATEGORY, "Duplex",
+                                              PW_KEY_MEDIA_ROLE, "DSP",
+                                              PW_KEY_NODE_LATENCY, latency,
+                                              PW_KEY_NODE_ALWAYS_PROCESS, "true", NULL));
+    if (!p->filter) return da_say(msg, len, -ENOMEM, "cannot make a PipeWire filter");
+    W.filter_add_listener(p->filter, &p->filter_listener, &filter_events, p);
+    for (uint32_t k = 0; k < p->in_ch + p->out_ch; k++) {
+        const int output = k >= p->in_ch;
+        char name[32];
+        snprintf(name, sizeof name, "%s_%u", output ? "out" : "in", output ? k - p->in_ch + 1 : k + 1);
+        void *port = W.filter_add_port(p->filter, output ? PW_DIRECTION_OUTPUT : PW_DIRECTION_INPUT,
+                                       PW_FILTER_PORT_FLAG_MAP_BUFFERS, sizeof(uint64_t),
+                                       W.properties_new(PW_KEY_FORMAT_DSP, "32 bit float mono audio",
+                                                        PW_KEY_PORT_NAME, name, NULL),
+                                       NULL, 0);
+        if (!port) return da_say(msg, len, -ENOMEM, "cannot add port %s", name);
+        if (output) p->out_ports[k - p->in_ch] = port;
+        else p->in_ports[k] = port;
+    }
+    if (W.filter_connect(p->filter, PW_FILTER_FLAG_RT_PROCESS, NULL, 0) < 0)
+        return da_say(msg, len, -EIO, "cannot connect the PipeWire filter");
+    return 0;
+}
+
+/* Until the server shows the filter's node and all its ports (loop locked). */
+static int await_own_ports(da_pw *p) {
+    conn *c = &p->c;
+    int r = 0;
+    for (int tries = 0; tries < OWN_PORTS_TRIES; tries++) {
+        if ((r = roundtrip(c, ROUNDTRIP_S)) != 0) break;
+        uint32_t ids[MAX_CHANNELS];
+        const uint32_t me = W.filter_get_node_id(p->filter);
+        if (me != SPA_ID_INVALID && ports_of(c, me, 0, 0, ids, MAX_CHANNELS) >= p->in_ch &&
+            ports_of(c, me, 1, 0, ids, MAX_CHANNELS) >= p->out_ch)
+            break;
+        W.thread_loop_timed_wait(c->loop, 1);
+    }
+    return r;
+}
+
+/* Until the graph has settled around the new node (loop locked): right
+ * after linking, its first cycles can repeat a position, which a stream
+ * started then would see as glitches. STEADY_CYCLES cycles that follow on,
+ * or two seconds (a stream that starts anyway flags what it meets). */
+static void await_steady(da_pw *p) {
+    for (int step = 0; step < STEADY_STEPS && atomic_load(&p->steady) < STEADY_CYCLES; step++) {
+        W.thread_loop_unlock(p->c.loop);
+        da_sleep_ns(STEADY_STEP_NS);
+        W.thread_loop_lock(p->c.loop);
+    }
+}
+
 int da_pw_open(da_pw **out, da_engine *e, const char *sink, const char *source,
                uint32_t in_channels, uint32_t out_channels, uint32_t rate, uint32_t frames,
                int follow, char *msg, size_t len) {
     *out = NULL;
     if (!e || frames != da_engine_frames(e) || in_channels > MAX_CHANNELS ||
         out_channels > MAX_CHANNELS || (!in_channels && !out_channels) ||
-        (out_channels && !sink) || (in_channels && !sink && !source)) {
-        snprintf(msg, len, "impossible stream parameters");
-        return -EINVAL;
-    }
+        (out_channels && !sink) || (in_channels && !sink && !source))
+        return da_say(msg, len, -EINVAL, "impossible stream parameters");
     da_pw *p = calloc(1, sizeof *p);
     /* Room for any quantum PipeWire may run (up to 8192), so a cycle of a
      * size we did not agree to can be silenced before the engine refuses it. */
     if (!p || !(p->scratch = calloc(frames > 8192 ? frames : 8192, sizeof(float)))) {
         free(p);
-        snprintf(msg, len, "out of memory");
-        return -ENOMEM;
+        return da_say(msg, len, -ENOMEM, "out of memory");
     }
     p->e = e;
     p->in_ch = in_channels;
@@ -718,71 +782,18 @@ int da_pw_open(da_pw **out, da_engine *e, const char *sink, const char *source,
     const node_info *playback = sink && *sink ? node_named(c, sink) : NULL;
     const node_info *capture = source && *source ? node_named(c, source) : playback;
     if ((out_channels && !playback) || (in_channels && !capture)) {
-        snprintf(msg, len, "PipeWire has no node '%s'",
-                 out_channels && !playback ? sink : (source ? source : sink));
-        r = -ENODEV;
+        r = da_say(msg, len, -ENODEV, "PipeWire has no node '%s'",
+                   out_channels && !playback ? sink : (source ? source : sink));
         goto fail;
     }
     p->target_ids[1] = playback ? playback->id : SPA_ID_INVALID;
     p->target_ids[0] = capture ? capture->id : SPA_ID_INVALID;
-    char latency[32];
-    snprintf(latency, sizeof latency, "%u/%u", frames, rate);
-    p->filter = W.filter_new(c->core, "duplexio",
-                             W.properties_new(PW_KEY_MEDIA_TYPE, "Audio",
-                                              PW_KEY_MEDIA_CATEGORY, "Duplex",
-                                              PW_KEY_MEDIA_ROLE, "DSP",
-                                              PW_KEY_NODE_LATENCY, latency,
-                                              PW_KEY_NODE_ALWAYS_PROCESS, "true", NULL));
-    if (!p->filter) {
-        snprintf(msg, len, "cannot make a PipeWire filter");
-        r = -ENOMEM;
-        goto fail;
-    }
-    W.filter_add_listener(p->filter, &p->filter_listener, &filter_events, p);
-    for (uint32_t k = 0; k < in_channels + out_channels; k++) {
-        const int output = k >= in_channels;
-        char name[32];
-        snprintf(name, sizeof name, "%s_%u", output ? "out" : "in", output ? k - in_channels + 1 : k + 1);
-        void *port = W.filter_add_port(p->filter, output ? PW_DIRECTION_OUTPUT : PW_DIRECTION_INPUT,
-                                       PW_FILTER_PORT_FLAG_MAP_BUFFERS, sizeof(uint64_t),
-                                       W.properties_new(PW_KEY_FORMAT_DSP, "32 bit float mono audio",
-                                                        PW_KEY_PORT_NAME, name, NULL),
-                                       NULL, 0);
-        if (!port) {
-            snprintf(msg, len, "cannot add port %s", name);
-            r = -ENOMEM;
-            goto fail;
-        }
-        if (output) p->out_ports[k - in_channels] = port;
-        else p->in_ports[k] = port;
-    }
-    if (W.filter_connect(p->filter, PW_FILTER_FLAG_RT_PROCESS, NULL, 0) < 0) {
-        snprintf(msg, len, "cannot connect the PipeWire filter");
-        r = -EIO;
-        goto fail;
-    }
-    /* Until the server shows the filter's node and ports. */
-    for (int tries = 0; tries < 50; tries++) {
-        if ((r = roundtrip(c, 5)) != 0) break;
-        uint32_t ids[MAX_CHANNELS];
-        const uint32_t me = W.filter_get_node_id(p->filter);
-        if (me != SPA_ID_INVALID && ports_of(c, me, 0, 0, ids, MAX_CHANNELS) >= in_channels &&
-            ports_of(c, me, 1, 0, ids, MAX_CHANNELS) >= out_channels)
-            break;
-        W.thread_loop_timed_wait(c->loop, 1);
-    }
+    r = make_filter(p, msg, len);
+    if (r == 0) r = await_own_ports(p);
     if (r == 0) r = make_links(p, msg, len);
-    if (r == 0) r = roundtrip(c, 5); /* the links exist before the stream starts */
+    if (r == 0) r = roundtrip(c, ROUNDTRIP_S); /* the links exist before the stream starts */
     if (r) goto fail;
-    /* And the graph has settled around the new node: right after linking,
-     * its first cycles can repeat a position, which a stream
-     * started then would see as glitches. Eight cycles that follow on, or
-     * two seconds (a stream that starts anyway flags what it meets). */
-    for (int waited = 0; waited < 200 && atomic_load(&p->steady) < 8; waited++) {
-        W.thread_loop_unlock(c->loop);
-        da_sleep_ns(10000000);
-        W.thread_loop_lock(c->loop);
-    }
+    await_steady(p);
     c->node_removed = node_removed;
     c->defaults_changed = defaults_changed;
     W.thread_loop_unlock(c->loop);

@@ -325,6 +325,10 @@ int da_pulse_list(const char *server, int timeout_ms, char *buf, size_t len, cha
 
 #define FIFO_BLOCKS 64
 
+/* Distinct lockstep offsets remembered (measure_offset); a run has one, or
+ * two around a render. */
+#define OFFSET_SLOTS 8
+
 struct da_pulse {
     da_engine *engine;
     char *server, *sink, *source;   /* sink/source NULL: the server's default */
@@ -353,8 +357,8 @@ struct da_pulse {
     atomic_int xrun;
     int offset_samples;
     pa_operation *op_play, *op_rec;
-    int64_t offset_votes[8];
-    int offset_counts[8];
+    int64_t offset_votes[OFFSET_SLOTS];
+    int offset_counts[OFFSET_SLOTS];
     atomic_int_fast64_t round_trip;  /* frames; -1 until measured */
     atomic_int_fast64_t in_latency;
     atomic_int_fast64_t out_latency; /* an output-only stream's: its buffer and the sink's */
@@ -512,48 +516,57 @@ static void pull_record(da_pulse *p) {
  * stream warms up; the most frequent value wins, and the round trip
  * (prefill - c) is fixed before the first block reaches the user. */
 #define OFFSET_SAMPLES 12
+/* Snapshots further apart than this (s) may straddle a render: not counted. */
+#define SNAPSHOT_SKEW 0.0005
+
+/* One pair of timing snapshots: its offset's vote, when the two were taken
+ * close enough together. The counters move in render-sized steps, not
+ * continuously: two snapshots taken within a fraction of a millisecond
+ * almost always fall between the same two renders, and then their raw
+ * difference is exact. */
+static void count_snapshot(da_pulse *p) {
+    const pa_timing_info *tp = P.stream_get_timing_info(p->play);
+    const pa_timing_info *tr = P.stream_get_timing_info(p->rec);
+    if (!tp || !tr || tp->read_index_corrupt || tr->write_index_corrupt || !tp->playing) return;
+    const double dt = (double)(tr->timestamp.tv_sec - tp->timestamp.tv_sec) +
+                      (double)(tr->timestamp.tv_usec - tp->timestamp.tv_usec) * 1e-6;
+    if (fabs(dt) >= SNAPSHOT_SKEW) return;
+    const int64_t c = tp->read_index / (int64_t)(p->out_ch * sizeof(float)) -
+                      tr->write_index / (int64_t)(p->in_ch * sizeof(float));
+    int slot = -1;
+    for (int i = 0; i < OFFSET_SLOTS && slot < 0; i++)
+        if (p->offset_counts[i] && p->offset_votes[i] == c) slot = i;
+    for (int i = 0; i < OFFSET_SLOTS && slot < 0; i++)
+        if (!p->offset_counts[i]) {
+            slot = i;
+            p->offset_votes[i] = c;
+        }
+    if (slot >= 0) p->offset_counts[slot]++;
+    p->offset_samples++;
+}
+
+/* The offset with the most votes fixes the round trip. pipewire-pulse's
+ * monitor reaches the record stream one graph cycle later than its counters
+ * say, whatever the quantum, and the quantum is not visible through the
+ * protocol: the round trip reported there is one quantum short. */
+static void settle_offset(da_pulse *p) {
+    int top = 0;
+    for (int i = 1; i < OFFSET_SLOTS; i++)
+        if (p->offset_counts[i] > p->offset_counts[top]) top = i;
+    atomic_store(&p->round_trip, (int64_t)p->prefill - p->offset_votes[top]);
+}
 
 static void measure_offset(da_pulse *p) {
     if (p->op_play || p->op_rec) {
         if ((p->op_play && P.operation_get_state(p->op_play) == OP_RUNNING) ||
             (p->op_rec && P.operation_get_state(p->op_rec) == OP_RUNNING))
-            return;
+            return; /* the last request is still out */
         P.operation_unref(p->op_play);
         P.operation_unref(p->op_rec);
         p->op_play = p->op_rec = NULL;
-        const pa_timing_info *tp = P.stream_get_timing_info(p->play);
-        const pa_timing_info *tr = P.stream_get_timing_info(p->rec);
-        double dt = tp && tr ? (double)(tr->timestamp.tv_sec - tp->timestamp.tv_sec) +
-                                   (double)(tr->timestamp.tv_usec - tp->timestamp.tv_usec) * 1e-6
-                             : 1.0;
-        /* The counters move in render-sized steps, not continuously: two
-         * snapshots taken within a fraction of a millisecond almost always
-         * fall between the same two renders, and then their raw difference
-         * is exact. Pairs further apart are not counted. */
-        if (tp && tr && !tp->read_index_corrupt && !tr->write_index_corrupt && tp->playing &&
-            fabs(dt) < 0.0005) {
-            int64_t c = tp->read_index / (int64_t)(p->out_ch * sizeof(float)) -
-                        tr->write_index / (int64_t)(p->in_ch * sizeof(float));
-            int slot = -1;
-            for (int i = 0; i < 8 && slot < 0; i++)
-                if (p->offset_counts[i] && p->offset_votes[i] == c) slot = i;
-            for (int i = 0; i < 8 && slot < 0; i++)
-                if (!p->offset_counts[i]) {
-                    slot = i;
-                    p->offset_votes[i] = c;
-                }
-            if (slot >= 0) p->offset_counts[slot]++;
-            p->offset_samples++;
-        }
+        count_snapshot(p);
         if (p->offset_samples >= OFFSET_SAMPLES) {
-            int top = 0;
-            for (int i = 1; i < 8; i++)
-                if (p->offset_counts[i] > p->offset_counts[top]) top = i;
-            /* pipewire-pulse's monitor reaches the record stream one graph
-             * cycle later than its counters say, whatever the quantum, and
-             * the quantum is not visible through the protocol: the round
-             * trip reported there is one quantum short. */
-            atomic_store(&p->round_trip, (int64_t)p->prefill - p->offset_votes[top]);
+            settle_offset(p);
             return;
         }
     }
