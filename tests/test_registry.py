@@ -67,9 +67,19 @@ class MinimalHost(Host):
         return [MinimalDevice()]
 """
 
+#: Its C: one function Python calls, in the library with everything else.
+MINIMAL_C = """
+#include "engine.h"
+#include "minimal_api.h"
+
+int da_minimal_answer(void) { return 42; }
+"""
+MINIMAL_API = "DA_EXPORT int da_minimal_answer(void);\n"
+
 CHECK = """
 import json, runpy, sys
 import duplexio as dio
+from duplexio._engine import lib
 from duplexio.declarations import declared_hosts
 host = dio.host_from_id("minimal")
 build = runpy.run_path(sys.argv[1])
@@ -79,6 +89,7 @@ print(json.dumps({
     "devices": [str(d.id) for d in host.devices()],
     "table": "minimal:out" in str(dio.query_devices()),
     "default": str(host.devices()[0].default_output_config()),
+    "answer": lib.da_minimal_answer(),
     "linux": [p.parent.name for p in build["plan"]("linux").sources if "hosts" in p.parts],
     "win32": [p.parent.name for p in build["plan"]("win32").sources if "hosts" in p.parts],
 }))
@@ -116,8 +127,9 @@ def test_a_bad_declaration_is_said_at_once(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="copies the built Linux package")
 def test_a_new_host_is_its_folder_and_one_line(tmp_path: Path) -> None:
-    """A copy of the package, plus a minimal host's folder and its HostId line:
-    the registry lists it in its declared order, the device table shows it, the
+    """A copy of the package, plus a minimal host's folder (Python, C, host.json)
+    and its HostId line, built: the registry lists it in its declared order, the
+    device table shows it, its C is in the library and typed in the stub, the
     build leaves it out where its folder says it does not run; nothing else
     was touched."""
     tree = tmp_path / "duplexio"
@@ -126,12 +138,25 @@ def test_a_new_host_is_its_folder_and_one_line(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "__init__.py").write_text(MINIMAL)
     (folder / "host.json").write_text(json.dumps({"preference": 55, "platforms": ["linux"]}))
+    (folder / "minimal.c").write_text(MINIMAL_C)
+    (folder / "minimal_api.h").write_text(MINIMAL_API)
     host_py = tree / "host.py"
     text = host_py.read_text()
     line = '    VIRTUAL = "virtual"\n'
     assert text.count(line) == 1
     host_py.write_text(text.replace(line, line + '    MINIMAL = "minimal"\n'))
 
+    for generated in ("_native.py", "_native.pyi", "libduplexio.so"):
+        (tree / "_engine" / generated).unlink(missing_ok=True)
+    built = subprocess.run(
+        [sys.executable, str(tree / "_engine" / "build.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    stub = (tree / "_engine" / "_native.pyi").read_text()
+    assert "def da_minimal_answer(self, /) -> int: ..." in stub
     ran = subprocess.run(
         [sys.executable, "-c", CHECK, str(tree / "_engine" / "build.py")],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
@@ -144,5 +169,6 @@ def test_a_new_host_is_its_folder_and_one_line(tmp_path: Path) -> None:
     assert "minimal" in found["available"]
     assert found["devices"] == ["minimal:out"] and found["table"]
     assert "sample_rate=48000" in found["default"]
-    # No C: the library is the same on every platform as without it.
-    assert "minimal" not in found["linux"] and "minimal" not in found["win32"]
+    assert found["answer"] == 42
+    # Its folder says Linux: built there, left out elsewhere.
+    assert "minimal" in found["linux"] and "minimal" not in found["win32"]

@@ -8,10 +8,31 @@ from duplexio._engine import build, ffi, lib
 from duplexio._engine.library import library_file
 
 
-def test_the_committed_stub_matches_the_headers() -> None:
-    assert build.STUB.read_text() == build.stub_text(), (
-        "the C headers changed: run `python src/duplexio/_engine/build.py --stub`"
+def test_the_stub_beside_the_library_is_the_headers() -> None:
+    """The build writes the stub mypy reads; a library built from other headers is stale."""
+    written = (build.HERE / "_native.pyi").read_text()
+    assert written == build.stub_text(), (
+        "the C headers changed since the build: rebuild (pip install -e ., or "
+        "python src/duplexio/_engine/build.py)"
     )
+
+
+def test_the_stub_types_each_call_as_the_library_does() -> None:
+    """pycparser's reading of the headers against cffi's of the built library."""
+    for name, (params, result) in build.declared_functions().items():
+        ctype = ffi.typeof(getattr(lib, name))
+        assert len(params) == len(ctype.args), name
+        for (_, ptype), arg in zip(params, ctype.args, strict=True):
+            expected = {"primitive": "float" if arg.cname in ("float", "double") else "int"}.get(
+                arg.kind, "bytes | CData" if arg.cname == "char *" else "CData"
+            )
+            assert ptype == expected, (name, arg.cname, ptype)
+        assert result == {"void": "None"}.get(
+            ctype.result.kind,
+            "CData"
+            if ctype.result.kind != "primitive"
+            else ("float" if ctype.result.cname in ("float", "double") else "int"),
+        ), name
 
 
 def test_every_function_the_headers_declare_is_exported_by_the_library() -> None:

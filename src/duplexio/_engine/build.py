@@ -10,10 +10,10 @@ platform serves every CPython and PyPy (tag ``py3-none-<platform>``).
 
 Used by ``setup.py`` (with the platform's C compiler, through setuptools)
 and by ``scripts/build-wheels`` (zig's, for every platform); run it directly
-to build in place during development: ``python src/duplexio/_engine/build.py``;
-``--stub`` writes the type stub. Audio libraries are loaded at run time with
-``dlopen``, so none of their packages are needed to build; adding a host adds
-its folder and touches nothing here.
+to build in place during development: ``python src/duplexio/_engine/build.py``
+(which also writes ``_native.pyi``, the type stub, from the headers). Audio
+libraries are loaded at run time with ``dlopen``, so none of their packages
+are needed to build; adding a host adds its folder and touches nothing here.
 """
 
 from __future__ import annotations
@@ -134,10 +134,11 @@ def make_builder(platform: str = sys.platform) -> FFI:
 
 
 def emit_module(folder: Path, platform: str = sys.platform) -> Path:
-    """Write ``_native.py`` (pure Python) into ``folder``; its path."""
+    """Write ``_native.py`` (pure Python) and its type stub into ``folder``; the module's path."""
     target = folder / "_native.py"
     with contextlib.redirect_stdout(io.StringIO()):  # cffi says "generating <path>"
         make_builder(platform).emit_python_code(str(target))
+    (folder / "_native.pyi").write_text(stub_text(platform))
     return target
 
 
@@ -169,56 +170,60 @@ def compile_library(folder: Path, compiler: object = None) -> Path:
     return target
 
 
-STUB = HERE / "_native.pyi"
+#: A function as the headers declare it: its parameters (name, Python type) and result type.
+Signature = tuple[list[tuple[str, str]], str]
 
 
-def declared_functions(platform: str = sys.platform) -> dict[str, list[str]]:
-    """Each function the headers declare for ``platform``: its parameters' names.
+def declared_functions(platform: str = sys.platform) -> dict[str, Signature]:
+    """Each function the headers declare for ``platform``, with Python's view of its types.
 
     Parsed with pycparser (which cffi itself uses): what the library must
-    export, and the names the type stub gives the parameters.
+    export, and what the type stub says of each call. Numbers are ``int``
+    or ``float``; a ``char *`` parameter takes ``bytes`` too (cffi passes
+    them as char arrays); any other pointer is cffi's ``CData``.
     """
     import pycparser  # type: ignore[import-untyped]
     from pycparser import c_ast
+
+    def python_type(node: object, *, param: bool) -> str:
+        if isinstance(node, c_ast.PtrDecl):
+            pointee = node.type
+            is_char = isinstance(pointee, c_ast.TypeDecl) and getattr(
+                pointee.type, "names", None
+            ) == ["char"]
+            return "bytes | CData" if param and is_char else "CData"
+        names = getattr(getattr(node, "type", None), "names", [])
+        if names == ["void"]:
+            return "None"
+        return "float" if {"float", "double"} & set(names) else "int"
 
     code = re.sub(r"/\*.*?\*/", "", cdef_text(platform), flags=re.S)
     code = "\n".join(line for line in code.splitlines() if not line.startswith("#"))
     scalars = "uint8_t uint32_t int32_t uint64_t int64_t size_t uint_fast64_t"
     preamble = "".join(f"typedef int {name};" for name in scalars.split())
-    names: dict[str, list[str]] = {}
+    found: dict[str, Signature] = {}
     for node in pycparser.CParser().parse(preamble + code).ext:
         if isinstance(node, c_ast.Decl) and isinstance(node.type, c_ast.FuncDecl):
             params = node.type.args.params if node.type.args else []
-            names[node.name] = [p.name for p in params if p.name]
-    return names
+            typed = [(p.name, python_type(p.type, param=True)) for p in params if p.name]
+            found[node.name] = (typed, python_type(node.type.type, param=False))
+    return found
 
 
-def stub_text() -> str:
-    """The type stub of the ABI-mode module, from the headers and the built library.
+def declared_constants(platform: str = sys.platform) -> list[str]:
+    """The integer constants the headers define (``#define NAME value``)."""
+    return sorted(set(re.findall(r"^#define\s+(\w+)\s+-?\d+", cdef_text(platform), flags=re.M)))
 
-    Parameter names come from the headers (parsed with pycparser, which
-    cffi itself uses), types from the compiled functions, so mypy checks
-    every call into C. A test keeps the committed stub equal to this.
+
+def stub_text(platform: str = sys.platform) -> str:
+    """The type stub of the ABI-mode module and the library it opens, from the headers.
+
+    Written by the build beside ``_native.py`` (`emit_module`), so mypy
+    checks every call into C against the C it calls.
     """
-
-    from duplexio._engine import ffi, lib
-
-    names = declared_functions()
-
-    def annotation(ctype: object, *, result: bool) -> str:
-        kind, cname = ctype.kind, ctype.cname  # type: ignore[attr-defined]
-        if kind == "void":
-            return "None"
-        if kind == "primitive":
-            return "float" if cname in ("float", "double") else "int"
-        if not result and cname == "char *":
-            return "bytes | CData"  # cffi passes bytes as a char array
-        return "CData"
-
     lines = [
-        "# The engine's interface (the ABI-mode module and the library it opens), made by",
-        "# `python src/duplexio/_engine/build.py --stub` from the headers;",
-        "# tests/_engine/test_native_stub.py keeps it current.",
+        "# The engine's interface (the ABI-mode module and the library it opens), written",
+        "# by the build from the C headers (duplexio/_engine/build.py).",
         "from collections.abc import Callable",
         "from typing import Any",
         "",
@@ -243,30 +248,18 @@ def stub_text() -> str:
         "ffi: _FFI",
         "",
         "class _Lib:",
+        *(f"    {name}: int" for name in declared_constants(platform)),
     ]
-    functions, checked = [], []
-    for name in sorted(dir(lib)):
-        value = getattr(lib, name)
-        if isinstance(value, int):
-            lines.append(f"    {name}: int")
-            continue
-        ctype = ffi.typeof(value)
-        params = [
-            f"{pname}: {annotation(arg, result=False)}"
-            for pname, arg in zip(names[name], ctype.args, strict=True)
-        ]
-        result = annotation(ctype.result, result=True)
+    checked = []
+    for name, (params, result) in sorted(declared_functions(platform).items()):
+        typed = [f"{pname}: {ptype}" for pname, ptype in params]
         # Positional-only, as C's parameters are.
-        signature = ", ".join(["self", *params, "/"])
-        functions.append(f"    def {name}({signature}) -> {result}: ...")
-        if names[name][-2:] == ["msg", "len"]:
+        lines.append(f"    def {name}({', '.join(['self', *typed, '/'])}) -> {result}: ...")
+        if [pname for pname, _ in params[-2:]] == ["msg", "len"]:
             # The C boundary's convention: the message buffer is supplied and
             # the result checked (duplexio.contract.clib).
-            kept = ", ".join(
-                ["self", *params[:-2], "/", "*", "context: str", "default: ErrorKind = ..."]
-            )
-            checked.append(f"    def {name}({kept}) -> int: ...")
-    lines.extend(functions)
+            kept = ["self", *typed[:-2], "/", "*", "context: str", "default: ErrorKind = ..."]
+            checked.append(f"    def {name}({', '.join(kept)}) -> int: ...")
     lines += [
         "",
         "class _Checked:",
@@ -279,9 +272,6 @@ def stub_text() -> str:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--stub"]:
-        STUB.write_text(stub_text())
-        sys.exit(0)
     # In place, beside the sources (git ignores both outputs).
     emit_module(HERE)
     compile_library(HERE)
