@@ -263,9 +263,13 @@ class AlsaBackend(HandleBackend):
         self.by_position = model.by_position
         outside = model.beyond or StreamLatency(0, 0)
         lib.da_alsa_set_model(
-            self._handle, model.by_position, model.play_ahead, outside.input, outside.output,
+            self._handle,
+            model.by_position,
+            model.play_ahead,
+            outside.input,
+            outside.output,
             model.replays_on_drop,
-        )  # fmt: skip
+        )
         self._last = StreamLatency(params.frames, params.frames)
 
     @property
@@ -284,9 +288,10 @@ class AlsaBackend(HandleBackend):
     def start(self) -> None:
         """Prepare, pre-fill and start the PCMs, then the I/O thread."""
         self._call(
-            clib.da_alsa_start, context=f"cannot start a stream on '{self._device.id}'",
+            clib.da_alsa_start,
+            context=f"cannot start a stream on '{self._device.id}'",
             default=ErrorKind.DEVICE_NOT_AVAILABLE,
-        )  # fmt: skip
+        )
 
     def _before_release(self) -> None:
         self.latency  # noqa: B018 - keep the last figures for after close

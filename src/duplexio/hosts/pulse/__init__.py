@@ -81,10 +81,12 @@ def _load() -> None:
 def _probe(server: str | None) -> _Server:
     _load()
     _, text = read_text(
-        lib.da_pulse_list, server.encode() if server else ffi.NULL, _LIST_TIMEOUT_MS,
+        lib.da_pulse_list,
+        server.encode() if server else ffi.NULL,
+        _LIST_TIMEOUT_MS,
         context=f"cannot reach the PulseAudio server {server or '(default)'}",
         default=ErrorKind.DEVICE_NOT_AVAILABLE,
-    )  # fmt: skip
+    )
     default_sink = default_source = server_name = ""
     nodes = []
     for line in text.splitlines():
@@ -175,9 +177,10 @@ class PulseBackend(HandleBackend):
 
     def start(self) -> None:
         self._call(
-            clib.da_pulse_start, context=f"cannot start a stream on '{self._device.id}'",
+            clib.da_pulse_start,
+            context=f"cannot start a stream on '{self._device.id}'",
             default=ErrorKind.DEVICE_NOT_AVAILABLE,
-        )  # fmt: skip
+        )
 
     def _before_release(self) -> None:
         self.latency  # noqa: B018 - keep the last figures for after close
