@@ -217,10 +217,15 @@ def test_a_sweep_comes_through_flat_to_045_fs(cable: Cable) -> None:
 def test_a_blocking_stream_captures_what_it_wrote_one_round_trip_later(cable: Cable) -> None:
     out, inp = cable(0, 300)
     dev = dio.aggregate(inp, out)
-    stream = dev.build_duplex_stream(dio.DuplexStreamConfig(2, 2, RATE))
-    found = blocking_round_trips(stream, 1.5, warm=2.0)
-    stream.close()
-    assert found.offsets, f"no impulse before a flag: {found.flagged[:3]}"
+    # A take whose every impulse came after a flagged glitch (a VM's stolen
+    # time) says nothing of the value: up to three takes, each a new stream.
+    for _ in range(3):
+        stream = dev.build_duplex_stream(dio.DuplexStreamConfig(2, 2, RATE))
+        found = blocking_round_trips(stream, 1.5, warm=2.0)
+        stream.close()
+        if found.offsets:
+            break
+    assert found.offsets, f"no impulse before a flag in three takes: {found.flagged[:3]}"
     rt = stream.latency.round_trip
     assert set(found.offsets) <= {rt - 1, rt, rt + 1} and set(found.reported) == {rt}
 
