@@ -391,16 +391,22 @@ def test_check_config_rejects_a_sample_rate_naming_the_accepted_range(rate: int)
 
 
 @pytest.mark.parametrize("frames", [2, 8, 15, 4097, 1 << 20])
-def test_check_config_rejects_a_fixed_buffer_size_outside_the_range(frames: int) -> None:
+def test_check_config_rejects_a_device_period_outside_the_range(frames: int) -> None:
     with pytest.raises(Error) as info:
-        check(StreamConfig(2, 48000, BufferSize.fixed(frames)))
+        check(StreamConfig(2, 48000, BufferSize.device(frames)))
     assert_error(
         info,
         ErrorKind.UNSUPPORTED_CONFIG,
         repr(DEVICE),
         "input",
-        f"buffer size {frames} frames is outside 16..4096 frames",
+        f"device period {frames} frames is outside 16..4096 frames",
+        f"BufferSize.fixed({frames})",
     )
+    # A block size alone is re-blocked from whatever period the device runs.
+    check(StreamConfig(2, 48000, BufferSize.fixed(frames)))
+    with pytest.raises(Error) as info:
+        check(StreamConfig(2, 48000, BufferSize.fixed(256, device_period=frames)))
+    assert_error(info, ErrorKind.UNSUPPORTED_CONFIG, f"device period {frames} frame")
 
 
 def test_check_config_always_passes_the_default_buffer_size() -> None:
@@ -424,8 +430,8 @@ def test_check_config_reports_format_before_channels_rate_and_buffer_size() -> N
         check(StreamConfig(2, 7, BufferSize.fixed(1)))
     assert "7 Hz" in info.value.message
     with pytest.raises(Error) as info:
-        check(StreamConfig(2, 48000, BufferSize.fixed(1)))
-    assert "buffer size 1 frame is outside 16..4096 frames" in info.value.message
+        check(StreamConfig(2, 48000, BufferSize.device(1)))
+    assert "device period 1 frame is outside 16..4096 frames" in info.value.message
 
 
 def test_check_config_finds_a_fit_in_any_of_several_ranges() -> None:
@@ -443,7 +449,7 @@ def test_check_config_finds_a_fit_in_any_of_several_ranges() -> None:
         check(StreamConfig(8, 48000), ranges=ranges)
     assert_error(info, ErrorKind.UNSUPPORTED_CONFIG, "48000 Hz", "accepts 96000 Hz")
     with pytest.raises(Error) as info:
-        check(StreamConfig(8, 96000, BufferSize.fixed(64)), ranges=ranges)
+        check(StreamConfig(8, 96000, BufferSize.device(64)), ranges=ranges)
     assert_error(info, ErrorKind.UNSUPPORTED_CONFIG, "64 frames is outside 16..32 frames")
 
 

@@ -121,12 +121,12 @@ CONFIG = dio.DuplexStreamConfig(2, 2, 48000, dio.BufferSize.fixed(128))
             "400000",
         ),
         (
-            {"config": dio.DuplexStreamConfig(2, 2, 48000, dio.BufferSize.fixed(8))},
+            {"config": dio.DuplexStreamConfig(2, 2, 48000, dio.BufferSize.device(8))},
             "UNSUPPORTED_CONFIG",
             "8 frames",
         ),
         (
-            {"config": dio.DuplexStreamConfig(2, 2, 48000, dio.BufferSize.fixed(10**6))},
+            {"config": dio.DuplexStreamConfig(2, 2, 48000, dio.BufferSize.device(10**6))},
             "UNSUPPORTED_CONFIG",
             "1000000 frames",
         ),

@@ -213,7 +213,7 @@ class AggregateBackend:
         inp, out = device.input_device, device.output_device
         in_frames = inp._default_frames(rate)
         # A fill too short is refused here, before either device opens.
-        self._fill = device._fill_frames(rate, in_frames, params.frames)
+        self._fill = device._fill_frames(rate, in_frames, params.device_frames)
         self._rate = rate
         # The input side: an engine of its own (float32, no worker, no
         # Python) that only feeds the aggregate.
@@ -228,6 +228,7 @@ class AggregateBackend:
             0,
             lib.DA_FMT_F32,
             ffi.NULL,
+            in_frames,
             in_frames,
             rate,
             0,
@@ -245,6 +246,7 @@ class AggregateBackend:
                 input_format=SampleFormat.F32,
                 output_format=SampleFormat.F32,
                 frames=in_frames,
+                device_frames=in_frames,
                 sample_rate=rate,
                 pipelined=False,
                 deadline=1.0,
@@ -259,7 +261,7 @@ class AggregateBackend:
                 channels,
                 rate,
                 in_frames,
-                params.frames,
+                params.device_frames,
                 self._fill,
                 context=context,
             )

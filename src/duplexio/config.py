@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Sequence
 from typing import ClassVar, NoReturn, final
 
@@ -34,6 +35,7 @@ __all__ = [
     "SupportedStreamConfig",
     "SupportedStreamConfigRange",
     "check_config",
+    "device_period",
 ]
 
 STANDARD_SAMPLE_RATES: tuple[int, ...] = (48000, 44100)
@@ -72,11 +74,18 @@ def _check_frames(field: str, value: object) -> int:
 class BufferSize:
     """The number of frames per block a stream asks for.
 
-    Use `BufferSize.DEFAULT` to let the device or server choose, or
-    `BufferSize.fixed()` to ask for a number of frames. A fixed size is a
-    request: a host that cannot honour it exactly raises
-    ``Error(UNSUPPORTED_CONFIG)`` when the stream is built, and the size in
-    effect is always `Stream.buffer_size`.
+    - `BufferSize.DEFAULT`: whatever the device or server runs.
+    - `BufferSize.fixed()`: blocks of exactly that many frames, on any
+      device. Where the device runs another period the engine re-blocks
+      (the output is delayed by the few frames that takes, counted in
+      `Stream.latency`); `Stream.device_buffer_size` says what the device
+      runs.
+    - `BufferSize.device()`: the device itself runs periods of that many
+      frames, or the stream is refused with ``Error(UNSUPPORTED_CONFIG)``
+      (a JACK server's period is the server's).
+    - ``BufferSize.fixed(n, device_period=m)``: n-frame blocks, re-blocked
+      from m-frame device periods, which the device must run (for a short
+      device period under a long analysis block).
 
     Instances are immutable, hashable and compare by value; there is one
     ``DEFAULT`` instance, so ``size is BufferSize.DEFAULT`` also works.
@@ -87,40 +96,69 @@ class BufferSize:
         Whatever the device or server is using (for JACK, its period).
     """
 
-    __slots__ = ("_frames",)
+    __slots__ = ("_device", "_frames")
     _frames: int | None
+    _device: int | None
     DEFAULT: ClassVar[BufferSize]
 
     def __new__(cls, *args: NoReturn, **kwargs: NoReturn) -> BufferSize:
-        # One way to make one: BufferSize.fixed(n) or BufferSize.DEFAULT. The
+        # One way to make one: a class method or BufferSize.DEFAULT. The
         # NoReturn arguments make type checkers flag BufferSize(n) too.
         raise Error(
             ErrorKind.INVALID_INPUT,
-            "use BufferSize.fixed(frames) or BufferSize.DEFAULT, not BufferSize(...)",
+            "use BufferSize.fixed(frames), BufferSize.device(frames) or BufferSize.DEFAULT, "
+            "not BufferSize(...)",
         )
 
     @classmethod
-    def _make(cls, frames: int | None) -> BufferSize:
+    def _make(cls, frames: int | None, device: int | None = None) -> BufferSize:
         self = object.__new__(cls)
         object.__setattr__(self, "_frames", frames)
+        object.__setattr__(self, "_device", device)
         return self
 
     @classmethod
-    def fixed(cls, frames: int) -> BufferSize:
-        """Ask for ``frames`` frames per block.
+    def fixed(cls, frames: int, device_period: int | None = None) -> BufferSize:
+        """Ask for blocks of ``frames`` frames, whatever the device's period.
 
         Parameters
         ----------
         frames
             Frames per callback block (a Python or numpy integer >= 1).
+        device_period
+            The period the device must run (frames), or None to let the
+            host pick: ``frames`` itself where the device can run it, else
+            the period that adds the least re-blocking delay.
 
         Raises
         ------
         Error
             ``INVALID_INPUT`` for 0, negatives, bools and non-integers
-            (including floats such as 256.0).
+            (including floats such as 256.0), in either argument.
         """
-        return cls._make(_check_frames("buffer size", frames))
+        period = None if device_period is None else _check_frames("device_period", device_period)
+        return cls._make(_check_frames("buffer size", frames), period)
+
+    @classmethod
+    def device(cls, frames: int) -> BufferSize:
+        """Ask for the device itself to run periods of ``frames`` frames.
+
+        The blocks are the device's periods, with no re-blocking delay; a
+        device that cannot run that period refuses the stream with
+        ``Error(UNSUPPORTED_CONFIG)`` naming the periods it can.
+
+        Raises
+        ------
+        Error
+            ``INVALID_INPUT`` as for `fixed()`.
+        """
+        checked = _check_frames("buffer size", frames)
+        return cls._make(checked, checked)
+
+    @property
+    def device_period(self) -> int | None:
+        """The period the device must run (frames), or None where the host picks it."""
+        return self._device
 
     @property
     def frames(self) -> int | None:
@@ -141,26 +179,30 @@ class BufferSize:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BufferSize):
             return NotImplemented
-        return self._frames == other._frames
+        return (self._frames, self._device) == (other._frames, other._device)
 
     def __hash__(self) -> int:
-        return hash((BufferSize, self._frames))
+        return hash((BufferSize, self._frames, self._device))
 
     def __repr__(self) -> str:
         if self._frames is None:
             return "BufferSize.DEFAULT"
+        if self._device == self._frames:
+            return f"BufferSize.device({self._frames})"
+        if self._device is not None:
+            return f"BufferSize.fixed({self._frames}, device_period={self._device})"
         return f"BufferSize.fixed({self._frames})"
 
     def __reduce__(self) -> tuple[object, ...]:
         # Pickle by value and keep DEFAULT a singleton after a round trip.
-        return (_restore_buffer_size, (self._frames,))
+        return (_restore_buffer_size, (self._frames, self._device))
 
 
 BufferSize.DEFAULT = BufferSize._make(None)
 
 
-def _restore_buffer_size(frames: int | None) -> BufferSize:
-    return BufferSize.DEFAULT if frames is None else BufferSize.fixed(frames)
+def _restore_buffer_size(frames: int | None, device: int | None = None) -> BufferSize:
+    return BufferSize.DEFAULT if frames is None else BufferSize.fixed(frames, device)
 
 
 @checked_methods
@@ -513,7 +555,7 @@ def check_config(
     *,
     device: str,
     direction: str,
-) -> None:
+) -> list[SupportedStreamConfigRange]:
     """Refuse a request that none of a device's ranges can run.
 
     Hosts call this before opening anything, once per direction. The checks
@@ -538,8 +580,15 @@ def check_config(
     ------
     Error
         ``UNSUPPORTED_CONFIG`` naming the device, the direction, the value
-        that cannot be run and what would have been accepted. A
-        `BufferSize.DEFAULT` request always passes the buffer check.
+        that cannot be run and what would have been accepted. Only a
+        request's `BufferSize.device_period` is checked against the device's
+        periods: the engine re-blocks to any block size.
+
+    Returns
+    -------
+    list[SupportedStreamConfigRange]
+        The ranges that can run it (`device_period()` picks among their
+        buffer sizes).
     """
     if not ranges:
         raise Error(
@@ -575,7 +624,7 @@ def check_config(
             f"{config.channels} {_plural(config.channels, 'channel')}; it accepts {accepted}",
         )
 
-    frames = config.buffer_size.frames
+    frames = config.buffer_size.device_period
     if frames is not None and not any(r.buffer_size.contains(frames) for r in fitting):
         sizes = _spans(
             [
@@ -588,8 +637,44 @@ def check_config(
         raise Error(
             ErrorKind.UNSUPPORTED_CONFIG,
             f"device {shown(device)} cannot do this {direction} block size: "
-            f"buffer size {frames} {_plural(frames, 'frame')} is outside {sizes}",
+            f"device period {frames} {_plural(frames, 'frame')} is outside {sizes} (use "
+            f"BufferSize.fixed({config.buffer_size.frames}) to let the engine re-block)",
         )
+    return fitting
+
+
+def device_period(
+    frames: int, ranges: Sequence[Sequence[SupportedStreamConfigRange]], default: int
+) -> int:
+    """The period a device should run for ``frames``-frame blocks.
+
+    ``frames`` itself where every direction's ranges allow it (no
+    re-blocking); else the largest period that divides it or the smallest
+    that it divides (re-blocking then delays the output by ``frames -
+    gcd(frames, period)``, the least for such a period); else ``default``.
+
+    Parameters
+    ----------
+    frames
+        The block size asked for.
+    ranges
+        Per direction, the ranges that can run the stream (`check_config()`).
+    default
+        The device's own period.
+    """
+
+    def fits(period: int) -> bool:
+        return all(any(r.buffer_size.contains(period) for r in side) for side in ranges)
+
+    if fits(frames):
+        return frames
+    divisors = sorted(
+        {d for k in range(1, math.isqrt(frames) + 1) if frames % k == 0 for d in (k, frames // k)},
+        reverse=True,
+    )
+    longest = max((r.buffer_size.max_frames or 0 for side in ranges for r in side), default=0)
+    multiples = range(2 * frames, longest + 1, frames)
+    return next((p for p in (*divisors, *multiples) if fits(p)), default)
 
 
 def _plural(n: int, word: str) -> str:

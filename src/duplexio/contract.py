@@ -101,7 +101,10 @@ class StreamParams:
     input_format, output_format
         The callback's sample formats (the engine converts; devices work in float32).
     frames
-        Frames per block, agreed for the stream's life.
+        Frames per callback block, agreed for the stream's life.
+    device_frames
+        Frames per device period, the size the backend opens the device
+        with; the engine re-blocks when it differs from ``frames``.
     sample_rate
         Hz.
     pipelined
@@ -124,6 +127,7 @@ class StreamParams:
     input_format: SampleFormat
     output_format: SampleFormat
     frames: int
+    device_frames: int
     sample_rate: int
     pipelined: bool
     deadline: float

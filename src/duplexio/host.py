@@ -35,6 +35,7 @@ from duplexio.config import (
     SupportedStreamConfig,
     SupportedStreamConfigRange,
     check_config,
+    device_period,
 )
 from duplexio.contract import Backend, CData, StreamParams
 from duplexio.declarations import declared_hosts
@@ -821,15 +822,17 @@ class Device(DeviceHooks):
             ("input", in_cfg, in_fmt),
             ("output", out_cfg, out_fmt),
         )
-        for direction, c, fmt in checks:
-            if c is not None:
-                check_config(
-                    c, self._supported(direction), fmt, device=str(self.id), direction=direction
-                )
-        frames = (
-            cfg.buffer_size.frames
-            if cfg.buffer_size.frames is not None
-            else self._default_frames(cfg.sample_rate)
+        fitting = [
+            check_config(
+                c, self._supported(direction), fmt, device=str(self.id), direction=direction
+            )
+            for direction, c, fmt in checks
+            if c is not None
+        ]
+        own = self._default_frames(cfg.sample_rate)
+        frames = cfg.buffer_size.frames if cfg.buffer_size.frames is not None else own
+        device_frames = cfg.buffer_size.device_period or (
+            own if cfg.buffer_size.frames is None else device_period(frames, fitting, own)
         )
         ring = ring_frames(ring_seconds, cfg.sample_rate, frames)  # checked in any case
         params = StreamParams(
@@ -840,6 +843,7 @@ class Device(DeviceHooks):
             input_format=in_fmt,
             output_format=out_fmt,
             frames=frames,
+            device_frames=device_frames,
             sample_rate=cfg.sample_rate,
             pipelined=pipelined,
             deadline=fraction,

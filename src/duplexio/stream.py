@@ -309,10 +309,10 @@ class _Core:
         self.ended = threading.Event()  # set once an error has ended the stream
         self.started_once = False
         p = params
-        self.input = silent_frames(p.frames, p.input_channels, p.input_format, "the input block")
-        self.output = silent_frames(
-            p.frames, p.output_channels, p.output_format, "the output block"
-        )
+        # A blocking stream's engine passes whole device periods through these.
+        rows = p.frames if callback is not None else max(p.frames, p.device_frames)
+        self.input = silent_frames(rows, p.input_channels, p.input_format, "the input block")
+        self.output = silent_frames(rows, p.output_channels, p.output_format, "the output block")
         in_ptr = ffi.from_buffer(self.input) if p.input_channels else ffi.NULL
         out_ptr = ffi.from_buffer(self.output) if p.output_channels else ffi.NULL
         made = ffi.new("da_engine **")
@@ -325,6 +325,7 @@ class _Core:
             p.output_format.value,
             out_ptr,
             p.frames,
+            p.device_frames,
             p.sample_rate,
             int(p.pipelined),
             p.deadline,
@@ -436,16 +437,16 @@ class _Core:
         if kind is StreamKind.DUPLEX:
 
             def duplex(b: Any) -> None:
-                xrun = bool(b.xrun)
+                xrun, lost = bool(b.xrun), int(b.lost_frames)
                 callback(
                     inp,
                     out,
                     DuplexCallbackInfo(
                         CallbackInfo(
-                            CallbackTimestamp(b.callback_ns, b.input_device_ns), xrun, frames
+                            CallbackTimestamp(b.callback_ns, b.input_device_ns), xrun, frames, lost
                         ),
                         CallbackInfo(
-                            CallbackTimestamp(b.callback_ns, b.output_device_ns), xrun, frames
+                            CallbackTimestamp(b.callback_ns, b.output_device_ns), xrun, frames, lost
                         ),
                     ),
                 )
@@ -455,13 +456,13 @@ class _Core:
 
             def record(b: Any) -> None:
                 stamp = CallbackTimestamp(b.callback_ns, b.input_device_ns)
-                callback(inp, CallbackInfo(stamp, bool(b.xrun), frames))
+                callback(inp, CallbackInfo(stamp, bool(b.xrun), frames, int(b.lost_frames)))
 
             return record
 
         def play(b: Any) -> None:
             stamp = CallbackTimestamp(b.callback_ns, b.output_device_ns)
-            callback(out, CallbackInfo(stamp, bool(b.xrun), frames))
+            callback(out, CallbackInfo(stamp, bool(b.xrun), frames, int(b.lost_frames)))
 
         return play
 
@@ -718,7 +719,7 @@ class _Core:
             if cycles:
                 self.drained.clear()
                 lib.da_engine_set_state(self.engine, lib.DA_STATE_DRAINING, cycles)
-                frames = cycles * self.params.frames + queued
+                frames = cycles * self.params.device_frames + queued
                 self.drained.wait(
                     timeout if timeout is not None else frames / self.params.sample_rate + 1.0
                 )
@@ -745,7 +746,7 @@ class _Core:
         frames until the stream closed)."""
         if not self.params.output_channels:
             return 0
-        return -(-self.latency().output // self.params.frames) + 1
+        return -(-self.latency().output // self.params.device_frames) + 1
 
     def close(self, deadline: float | None = None) -> None:
         """Release everything; wait for our threads until ``deadline`` (monotonic
@@ -793,7 +794,13 @@ class _Core:
 
     def latency(self) -> StreamLatency:
         base = self.backend.latency
-        extra = self.params.frames if self.params.pipelined and self.params.output_channels else 0
+        if not self.params.output_channels:
+            return base
+        # Only a callback's blocks are re-blocked: rings and programs take
+        # whole device periods.
+        extra = int(lib.da_engine_reblock_latency(self.engine)) if self.callback else 0
+        if self.params.pipelined:
+            extra += self.params.frames
         return StreamLatency(base.input, base.output + extra)
 
     def stats(self) -> StreamStats:
@@ -1072,8 +1079,18 @@ class Stream:
 
     @property
     def buffer_size(self) -> int:
-        """Frames per block, fixed for the stream's life."""
+        """Frames per block, fixed for the stream's life: what the callback gets."""
         return self._core.params.frames
+
+    @property
+    def device_buffer_size(self) -> int:
+        """Frames per device period: what the device runs.
+
+        Differs from `buffer_size` when the engine re-blocks (a
+        `BufferSize.fixed()` size the device cannot run); the delay that adds
+        is in `latency`.
+        """
+        return self._core.params.device_frames
 
     @property
     def sample_rate(self) -> int:

@@ -81,32 +81,42 @@ class CallbackInfo:
         callback was late) happened since the previous block.
     frames
         Frames in this block.
+    lost_frames
+        Input frames lost since the previous block (cycles the device or
+        server dropped, blocks the callback was too busy to get): this
+        block's timestamps are ``frames + lost_frames`` frames after the
+        previous block's. A late callback loses no input frame, so a block
+        may have ``xrun`` with ``lost_frames == 0``.
     """
 
-    __slots__ = ("frames", "timestamp", "xrun")
+    __slots__ = ("frames", "lost_frames", "timestamp", "xrun")
     timestamp: CallbackTimestamp
     xrun: bool
     frames: int
+    lost_frames: int
 
-    def __init__(self, timestamp: CallbackTimestamp, xrun: bool, frames: int) -> None:
+    def __init__(
+        self, timestamp: CallbackTimestamp, xrun: bool, frames: int, lost_frames: int = 0
+    ) -> None:
         self.timestamp = timestamp
         self.xrun = xrun
         self.frames = frames
+        self.lost_frames = lost_frames
+
+    def _key(self) -> tuple[CallbackTimestamp, bool, int, int]:
+        return (self.timestamp, self.xrun, self.frames, self.lost_frames)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CallbackInfo):
             return NotImplemented
-        return (self.timestamp, self.xrun, self.frames) == (
-            other.timestamp,
-            other.xrun,
-            other.frames,
-        )
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.timestamp, self.xrun, self.frames))
+        return hash(self._key())
 
     def __repr__(self) -> str:
-        return f"CallbackInfo({self.timestamp!r}, xrun={self.xrun}, frames={self.frames})"
+        lost = f", lost_frames={self.lost_frames}" if self.lost_frames else ""
+        return f"CallbackInfo({self.timestamp!r}, xrun={self.xrun}, frames={self.frames}{lost})"
 
 
 class DuplexCallbackInfo:
@@ -132,6 +142,16 @@ class DuplexCallbackInfo:
     def xrun(self) -> bool:
         """True if either direction glitched since the previous block."""
         return self.input.xrun or self.output.xrun
+
+    @property
+    def frames(self) -> int:
+        """Frames in this block (the same in both directions)."""
+        return self.input.frames
+
+    @property
+    def lost_frames(self) -> int:
+        """Input frames lost since the previous block (`CallbackInfo.lost_frames`)."""
+        return self.input.lost_frames
 
     @property
     def round_trip_ns(self) -> int:

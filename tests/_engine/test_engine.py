@@ -73,7 +73,7 @@ def test_engine_refuses_impossible_parameters(frames: int, deadline: float, bloc
     ptr = ffi.from_buffer(block) if blocks else ffi.NULL
     made = ffi.new("da_engine **")
     with pytest.raises(dio.Error, match="engine: no engine for") as caught:
-        clib.da_engine_new(made, 1, 10, ptr, 1 if blocks else 0, 10, ptr, frames, 48000,
+        clib.da_engine_new(made, 1, 10, ptr, 1 if blocks else 0, 10, ptr, frames, frames, 48000,
              0, deadline, context="engine")  # fmt: skip
     assert caught.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG and made[0] == ffi.NULL
 

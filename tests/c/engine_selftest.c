@@ -48,7 +48,7 @@ static da_engine *new_engine(uint32_t in_channels, int in_format, void *in_block
                              uint32_t frames, uint32_t rate, int pipelined, double deadline) {
     da_engine *e = NULL;
     da_engine_new(&e, in_channels, in_format, in_block, out_channels, out_format, out_block,
-                  frames, rate, pipelined, deadline, why, sizeof why);
+                  frames, frames, rate, pipelined, deadline, why, sizeof why);
     return e;
 }
 static da_ring *new_ring(uint64_t capacity_frames, uint32_t frame_bytes) {
@@ -200,6 +200,7 @@ typedef struct {
     float *in_block, *out_block; /* the user's blocks (float32, interleaved) */
     atomic_int blocks;           /* blocks the worker answered */
     atomic_int bad_seq;
+    uint32_t frames; /* per block; 0: FRAMES */
 } worker_state;
 
 /* The worker: output = input * 2, as a user's callback would, and every
@@ -209,10 +210,11 @@ static void *worker(void *arg) {
     da_block_info info;
     uint64_t last = 0;
     int status = DA_BLOCK_NONE;
+    const uint32_t frames = w->frames ? w->frames : FRAMES;
     while (da_worker_next(w->e, status, &info)) {
-        if (info.seq <= last || info.frames != FRAMES) atomic_fetch_add(&w->bad_seq, 1);
+        if (info.seq <= last || info.frames != frames) atomic_fetch_add(&w->bad_seq, 1);
         last = info.seq;
-        for (int i = 0; i < FRAMES * CHANNELS; i++) w->out_block[i] = 2.0f * w->in_block[i];
+        for (uint32_t i = 0; i < frames * CHANNELS; i++) w->out_block[i] = 2.0f * w->in_block[i];
         atomic_fetch_add(&w->blocks, 1);
         status = DA_BLOCK_OK;
     }
@@ -254,7 +256,7 @@ static void test_engine_handover(void) {
                                  FRAMES, RATE, 0, 1.0);
     CHECK(e != NULL, "no engine");
     if (!e) return;
-    worker_state w = {e, in_block, out_block, 0, 0};
+    worker_state w = {e, in_block, out_block, 0, 0, FRAMES};
     da_thread *t;
     int realtime;
     CHECK(da_thread_start(&t, worker, &w, 0, &realtime) == 0, "no worker");
@@ -295,6 +297,86 @@ static void test_engine_handover(void) {
     da_engine_free(e);
     free(in_block);
     free(out_block);
+}
+
+/* ---- re-blocking: N-frame blocks on FRAMES-frame device periods ----------------- */
+
+enum { REBLOCK_CYCLES = 400 };
+
+typedef struct {
+    da_engine *e;
+    uint32_t frames; /* the blocks' */
+    int pipelined;
+    int wrong, lost;
+    uint32_t latency;
+} reblock_run;
+
+/* The device thread: every output frame is twice the input frame played
+ * `latency` frames earlier (the worker doubles), silence before; no
+ * allocation, no lock. */
+static void *reblock_device(void *arg) {
+    reblock_run *r = arg;
+    rt_guard_enter();
+    device_cycle d;
+    cycle_init(&d);
+    for (uint64_t k = 0; k < REBLOCK_CYCLES; k++) {
+        run_cycle(r->e, &d, k, 0);
+        for (int c = 0; c < CHANNELS; c++)
+            for (int f = 0; f < FRAMES; f++) {
+                const int64_t from = (int64_t)(k * FRAMES + (uint64_t)f) - r->latency;
+                const float want =
+                    from < 0 ? 0.0f : 2.0f * ((float)(from % 4096) / 8192.0f + (float)c);
+                r->wrong += d.out[c][f] != want;
+            }
+    }
+    return NULL;
+}
+
+static void test_reblocking(void) {
+    /* Below, above, a multiple, neither; same-cycle and pipelined. */
+    const uint32_t sizes[] = {16, 100, 256, 160};
+    for (int pipelined = 0; pipelined < 2; pipelined++)
+        for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+            const uint32_t n = sizes[i];
+            float *in_block = calloc((size_t)n * CHANNELS, sizeof(float));
+            float *out_block = calloc((size_t)n * CHANNELS, sizeof(float));
+            da_engine *e = NULL;
+            da_engine_new(&e, CHANNELS, DA_FMT_F32, in_block, CHANNELS, DA_FMT_F32, out_block, n,
+                          FRAMES, RATE, pipelined, 1.0, why, sizeof why);
+            CHECK(e != NULL, "no re-blocking engine: %s", why);
+            if (!e) return;
+            worker_state w = {e, in_block, out_block, 0, 0, n};
+            da_thread *worker_thread, *device;
+            int realtime;
+            CHECK(da_thread_start(&worker_thread, worker, &w, 0, &realtime) == 0, "no worker");
+            uint32_t a = n, b = FRAMES;
+            while (b) {
+                const uint32_t t = a % b;
+                a = b;
+                b = t;
+            }
+            reblock_run r = {e, n, pipelined, 0, 0, n - a + (pipelined ? n : 0)};
+            CHECK(da_engine_frames(e) == FRAMES &&
+                      da_engine_reblock_latency(e) == n - a,
+                  "%u on %u: device period %u, latency %u", n, FRAMES, da_engine_frames(e),
+                  da_engine_reblock_latency(e));
+            da_engine_set_state(e, DA_STATE_RUNNING, 0);
+            CHECK(da_thread_start(&device, reblock_device, &r, 0, &realtime) == 0, "no device");
+            da_thread_join(device);
+            CHECK(r.wrong == 0, "%u on %u (pipelined %d): %d output samples wrong", n, FRAMES,
+                  pipelined, r.wrong);
+            CHECK(atomic_load(&w.bad_seq) == 0 &&
+                      atomic_load(&w.blocks) >= (int)(REBLOCK_CYCLES * FRAMES / n) - 1,
+                  "%u on %u: %d blocks, %d of a wrong size or order", n, FRAMES,
+                  atomic_load(&w.blocks), atomic_load(&w.bad_seq));
+            da_worker_quit(e);
+            da_thread_join(worker_thread);
+            da_engine_free(e);
+            free(in_block);
+            free(out_block);
+        }
+    CHECK(rt_guard_count() == 0, "re-blocking: %ld allocations or locks on the device thread",
+          rt_guard_count());
 }
 
 /* ---- the engine with rings: a blocking reader on its own thread ----------------- */
@@ -489,6 +571,7 @@ int main(void) {
     test_conversion();
     test_ring();
     test_engine_handover();
+    test_reblocking();
     test_engine_rings();
     test_aggregate();
     if (failures) {

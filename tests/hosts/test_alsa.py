@@ -246,7 +246,7 @@ def test_rate_and_channels_outside_the_ranges_are_refused_naming_them(jack_alsa:
     assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
     assert "3" in raised.value.message and "2" in raised.value.message
     with pytest.raises(dio.Error) as raised:
-        device.build_output_stream(dio.StreamConfig(2, RATE, dio.BufferSize.fixed(64)), print)
+        device.build_output_stream(dio.StreamConfig(2, RATE, dio.BufferSize.device(64)), print)
     assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
     assert "64" in raised.value.message and "256" in raised.value.message
 

@@ -61,12 +61,16 @@ def test_server_and_its_loopback_client_are_devices(jackd_128: JackServer) -> No
     assert (r.buffer_size.min_frames, r.buffer_size.max_frames) == (128, 128)
 
 
-def test_fixed_buffer_size_other_than_the_servers_names_the_servers(jackd_128: JackServer) -> None:
-    config = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256))
+def test_a_device_period_other_than_the_servers_names_the_servers(jackd_128: JackServer) -> None:
+    config = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.device(256))
     with pytest.raises(dio.Error) as raised:
         device(jackd_128).build_duplex_stream(config, lambda i, o, n: None)
     assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
     assert "256" in raised.value.message and "128" in raised.value.message
+    # A block size alone runs on the server's period, re-blocked.
+    fixed = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256))
+    with device(jackd_128).build_duplex_stream(fixed, lambda i, o, n: None) as stream:
+        assert (stream.buffer_size, stream.device_buffer_size) == (256, 128)
 
 
 def test_unreachable_server_is_not_available() -> None:

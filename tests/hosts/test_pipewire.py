@@ -65,9 +65,13 @@ def test_the_null_sink_is_a_duplex_device_at_the_graphs_quantum(graph: PipeWire)
         assert (stream.sample_rate, stream.buffer_size) == (RATE, 128)
     with pytest.raises(dio.Error) as raised:
         dev.build_duplex_stream(
-            dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256)), lambda i, o, n: None
+            dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.device(256)), lambda i, o, n: None
         )
     assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
+    # A block size alone runs on the forced quantum, re-blocked.
+    fixed = dio.DuplexStreamConfig(2, 2, RATE, dio.BufferSize.fixed(256))
+    with dev.build_duplex_stream(fixed, lambda i, o, n: None) as stream:
+        assert (stream.buffer_size, stream.device_buffer_size) == (256, 128)
 
 
 def assert_one_quantum(found: list[int], quantum: int) -> None:

@@ -52,7 +52,7 @@ def test_custom_device_ranges_are_reported_and_enforced(make_device: Any) -> Non
     assert device.default_output_config().sample_rate == 96000
     with pytest.raises(dio.Error) as raised:
         device.build_duplex_stream(
-            dio.DuplexStreamConfig(8, 8, 48000, dio.BufferSize.fixed(16)), lambda i, o, n: None
+            dio.DuplexStreamConfig(8, 8, 48000, dio.BufferSize.device(16)), lambda i, o, n: None
         )
     assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG
     assert "16 frames" in raised.value.message and "32..512" in raised.value.message

@@ -30,15 +30,17 @@ int64_t da_frames_to_ns(int64_t frames, uint32_t rate) {
 
 int da_engine_new(da_engine **out, uint32_t in_channels, int in_format, void *in_block,
                   uint32_t out_channels, int out_format, void *out_block, uint32_t frames,
-                  uint32_t sample_rate, int pipelined, double deadline, char *msg, size_t len) {
+                  uint32_t device_frames, uint32_t sample_rate, int pipelined, double deadline,
+                  char *msg, size_t len) {
     *out = NULL;
-    if (frames == 0 || sample_rate == 0 ||
+    if (frames == 0 || device_frames == 0 || sample_rate == 0 ||
         (in_channels && (!da_format_bytes(in_format) || !in_block)) ||
         (out_channels && (!da_format_bytes(out_format) || !out_block)) ||
         !(deadline > 0.0 && deadline <= 1.0))
         return da_say(msg, len, -EINVAL,
-                      "no engine for %u frames at %u Hz, formats %d/%d, deadline %g", frames,
-                      sample_rate, in_format, out_format, deadline);
+                      "no engine for %u-frame blocks on %u-frame periods at %u Hz, formats "
+                      "%d/%d, deadline %g",
+                      frames, device_frames, sample_rate, in_format, out_format, deadline);
     da_engine *e = calloc(1, sizeof *e);
     if (!e) return da_say(msg, len, -ENOMEM, "no memory for the stream's engine");
     e->in_ch = in_channels;
@@ -46,11 +48,12 @@ int da_engine_new(da_engine **out, uint32_t in_channels, int in_format, void *in
     e->in_fmt = in_format;
     e->out_fmt = out_format;
     e->frames = frames;
+    e->device_frames = device_frames;
     e->rate = sample_rate;
     e->pipelined = pipelined;
     e->worker_cpu = -1;
     atomic_init(&e->device_cpu, -1);
-    e->deadline_ns = (int64_t)(deadline * (double)frames * 1e9 / sample_rate);
+    e->deadline_ns = (int64_t)(deadline * (double)device_frames * 1e9 / sample_rate);
     e->period_ns = da_frames_to_ns(frames, sample_rate);
     e->in_block = in_block;
     e->out_block = out_block;
@@ -66,6 +69,11 @@ int da_engine_new(da_engine **out, uint32_t in_channels, int in_format, void *in
         return da_say(msg, len, -ENOMEM, "no memory or semaphores for the stream's engine");
     }
     atomic_init(&e->state, DA_STATE_STOPPED);
+    int err = reblock_init(e, msg, len);
+    if (err) {
+        da_engine_free(e);
+        return err;
+    }
     *out = e;
     return 0;
 }
@@ -88,14 +96,18 @@ void da_engine_free(da_engine *e) {
     da_sem_free(e->rings.sem);
     free(e->handoff_log);
     free(e->timing_log);
+    reblock_free(e);
     free(e);
 }
 
-uint32_t da_engine_frames(const da_engine *e) { return e->frames; }
+uint32_t da_engine_frames(const da_engine *e) { return e->device_frames; }
+
+uint32_t da_engine_reblock_latency(const da_engine *e) { return e->reblock.latency; }
 
 void da_engine_set_state(da_engine *e, int state, uint32_t drain_cycles) {
     if (atomic_load(&e->state) == DA_STATE_FAILED) return; /* failure is final */
     atomic_store(&e->drain_left, drain_cycles);
+    if (state == DA_STATE_RUNNING) atomic_store(&e->reblock.reset, 1);
     atomic_store(&e->state, state);
     rings_wake(e); /* a blocked read() or write() re-checks whether to go on */
 }
@@ -301,16 +313,13 @@ static void play_previous(da_engine *e, float *const *out, size_t stride, uint32
 }
 
 
-
-
-
 /* Step 1: is this a cycle to run? A block of a size the user did not agree
  * to never goes further (the host must catch size changes first), nor does
  * any block of a stopped stream. A running cycle is counted, with its
  * glitch, which the next block handed over carries. */
 static int accept_cycle(da_engine *e, int state, float *const *out, size_t out_stride,
                         uint32_t frames, const da_cycle_time *t, int device_xrun) {
-    if (frames != e->frames) {
+    if (frames != e->device_frames) {
         engine_silence(e, out, out_stride, frames);
         if (state != DA_STATE_FAILED) da_engine_fail(e, DA_EV_BUFFER_SIZE_CHANGED, frames);
         return 0;
@@ -325,6 +334,7 @@ static int accept_cycle(da_engine *e, int state, float *const *out, size_t out_s
         atomic_fetch_add_explicit(&e->xruns, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->lost, t->lost_cycles, memory_order_relaxed);
         e->pending_xrun = 1;
+        e->pending_lost += (uint64_t)t->lost_cycles * frames;
     }
     uint64_t n = atomic_load_explicit(&e->timings, memory_order_relaxed);
     e->timing_log[n % TIMING_LOG][0] = t->deadline_anchor_ns;
@@ -337,7 +347,8 @@ static int accept_cycle(da_engine *e, int state, float *const *out, size_t out_s
  * until the drain cycles are done. */
 static void drain(da_engine *e, float *const *out, size_t out_stride, uint32_t frames) {
     if (rings_drain(e, out, out_stride, frames)) return;
-    if (e->pipelined) play_previous(e, out, out_stride, frames);
+    if (e->reblock.on) reblock_drain(e, out, out_stride);
+    else if (e->pipelined) play_previous(e, out, out_stride, frames);
     else engine_silence(e, out, out_stride, frames);
     unsigned left = atomic_load(&e->drain_left);
     if (left <= 1) {
@@ -349,8 +360,9 @@ static void drain(da_engine *e, float *const *out, size_t out_stride, uint32_t f
 }
 
 /* Step 3: the worker is still on an earlier block, so its buffers are busy
- * and this cycle is lost to it (counted, flagged, silent). */
-static int worker_busy(da_engine *e, float *const *out, size_t out_stride, uint32_t frames) {
+ * and this block is lost to it (counted and flagged; the caller plays
+ * silence). */
+int engine_worker_busy(da_engine *e, uint32_t frames) {
     uint64_t handed = atomic_load(&e->handed);
     if (atomic_load(&e->done) == handed) return 0;
     if (e->pipelined && e->played != handed) {
@@ -360,13 +372,13 @@ static int worker_busy(da_engine *e, float *const *out, size_t out_stride, uint3
         atomic_fetch_add_explicit(&e->skipped, 1, memory_order_relaxed);
     }
     e->pending_xrun = 1;
-    engine_silence(e, out, out_stride, frames);
+    e->pending_lost += frames;
     return 1;
 }
 
 /* Step 4: convert the input into the user's block and post it to the
  * worker. Returns the block's sequence number, and when it was posted. */
-static uint64_t hand_over(da_engine *e, const float *const *in, size_t in_stride, uint32_t frames,
+uint64_t engine_hand_over(da_engine *e, const float *const *in, size_t in_stride, uint32_t frames,
                           const da_cycle_time *t, int64_t *posted) {
     const uint64_t seq = atomic_load(&e->handed) + 1;
     for (uint32_t c = 0; c < e->in_ch; c++)
@@ -378,7 +390,9 @@ static uint64_t hand_over(da_engine *e, const float *const *in, size_t in_stride
     e->info.output_device_ns = t->output_device_ns + (e->pipelined ? e->period_ns : 0);
     e->info.frames = frames;
     e->info.xrun = e->pending_xrun;
+    e->info.lost_frames = e->pending_lost;
     e->pending_xrun = 0;
+    e->pending_lost = 0;
     atomic_store_explicit(&e->device_cpu, da_cpu_current(), memory_order_relaxed);
     *posted = da_now_ns();
     atomic_store(&e->handed, seq);
@@ -389,9 +403,20 @@ static uint64_t hand_over(da_engine *e, const float *const *in, size_t in_stride
 /* Step 5, same-cycle: wait for block `seq` until the deadline. 1 when its
  * result is there and good; a miss is counted and flagged on the next block.
  * A late worker's "done" is told apart by its sequence number. */
-static int await_result(da_engine *e, uint64_t seq, int64_t posted, const da_cycle_time *t) {
+int64_t engine_deadline(const da_engine *e, const da_cycle_time *t) {
     int64_t until = t->deadline_anchor_ns + e->deadline_ns;
     if (t->deadline_limit_ns && t->deadline_limit_ns < until) until = t->deadline_limit_ns;
+    return until;
+}
+
+void engine_await_idle(da_engine *e, const da_cycle_time *t) {
+    const int64_t until = engine_deadline(e, t);
+    while (atomic_load(&e->done) != atomic_load(&e->handed))
+        if (da_sem_wait_until(e->done_sem, until) != 0) break;
+}
+
+int engine_await_result(da_engine *e, uint64_t seq, int64_t posted, const da_cycle_time *t) {
+    const int64_t until = engine_deadline(e, t);
     while (atomic_load(&e->done) != seq)
         if (da_sem_wait_until(e->done_sem, until) != 0) break;
     if (atomic_load(&e->done) != seq) {
@@ -412,9 +437,9 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
                        const da_cycle_time *t, int device_xrun) {
     const int state = atomic_load(&e->state);
     if (e->agg.feed) { /* an aggregate's input device: its input goes to the ring */
-        if (frames == e->frames && (state == DA_STATE_RUNNING || state == DA_STATE_DRAINING))
+        if (frames == e->device_frames && (state == DA_STATE_RUNNING || state == DA_STATE_DRAINING))
             da_agg_push(e->agg.feed, in, in_stride, frames, t, device_xrun);
-        else if (frames != e->frames && state != DA_STATE_FAILED)
+        else if (frames != e->device_frames && state != DA_STATE_FAILED)
             da_engine_fail(e, DA_EV_BUFFER_SIZE_CHANGED, frames);
         return;
     }
@@ -444,12 +469,19 @@ void da_engine_process(da_engine *e, const float *const *in, size_t in_stride,
         rings_run(e, in, in_stride, out, out_stride, frames, t, device_xrun);
         return;
     }
-    if (worker_busy(e, out, out_stride, frames)) return;
+    if (e->reblock.on) {
+        reblock_run(e, in, in_stride, out, out_stride, t, device_xrun);
+        return;
+    }
+    if (engine_worker_busy(e, frames)) {
+        engine_silence(e, out, out_stride, frames);
+        return;
+    }
     if (e->pipelined) play_previous(e, out, out_stride, frames);
     int64_t posted;
-    const uint64_t seq = hand_over(e, in, in_stride, frames, t, &posted);
+    const uint64_t seq = engine_hand_over(e, in, in_stride, frames, t, &posted);
     if (e->pipelined) return;
-    if (await_result(e, seq, posted, t)) {
+    if (engine_await_result(e, seq, posted, t)) {
         engine_play_from(e, e->out_block, 0, out, out_stride, frames);
         atomic_fetch_add_explicit(&e->callbacks, 1, memory_order_relaxed);
     } else {

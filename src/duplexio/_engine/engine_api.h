@@ -53,6 +53,8 @@ typedef struct {
     int64_t output_device_ns;
     uint32_t frames;
     int32_t xrun;
+    uint64_t lost_frames; /* input frames lost since the previous block (the
+                             timestamps advanced by frames + lost_frames) */
 } da_block_info;
 
 typedef struct {
@@ -84,11 +86,16 @@ typedef struct {
  * first parameter. */
 
 /* The blocks are the Python side's numpy arrays (frames x channels, the
- * user's formats); they must outlive the engine. */
+ * user's formats; a blocking stream's hold max(frames, device_frames));
+ * they must outlive the engine. A callback stream gets `frames`-frame
+ * blocks on a device running `device_frames`-frame periods: when the two
+ * differ the engine re-blocks, which delays the output by
+ * da_engine_reblock_latency frames. */
 DA_EXPORT int da_engine_new(da_engine **out, uint32_t in_channels, int in_format, void *in_block,
                             uint32_t out_channels, int out_format, void *out_block,
-                            uint32_t frames, uint32_t sample_rate, int pipelined,
-                            double deadline, char *msg, size_t len);
+                            uint32_t frames, uint32_t device_frames, uint32_t sample_rate,
+                            int pipelined, double deadline, char *msg, size_t len);
+DA_EXPORT uint32_t da_engine_reblock_latency(const da_engine *e);
 DA_EXPORT void da_engine_free(da_engine *e);
 DA_EXPORT void da_engine_set_state(da_engine *e, int state, uint32_t drain_cycles);
 DA_EXPORT int da_engine_state(da_engine *e);

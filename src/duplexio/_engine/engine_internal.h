@@ -56,6 +56,22 @@ typedef struct {
     atomic_int waiting;
 } ring_mode;
 
+/* Re-blocking: a callback stream whose blocks (`frames`) are not the
+ * device's period (`device_frames`). Input gathers in `acc` until a block
+ * is whole; the callback runs in the cycle that completes it; its output
+ * joins `fifo`, which starts `latency` frames full so that every cycle
+ * finds its period there. Device-thread only, but `reset`. */
+typedef struct {
+    int on;
+    uint32_t latency;      /* frames - gcd(frames, device_frames) */
+    uint32_t fill;         /* input frames gathered in acc */
+    float *acc;            /* in_ch planes of `frames` */
+    float *fifo;           /* out_ch planes of `cap` */
+    uint32_t cap, head, level;
+    const float **acc_planes;
+    atomic_int reset;      /* set by a start: begin again from the prefill */
+} reblock_mode;
+
 /* An aggregate, set before the first start. feed: this engine's cycles go
  * into the aggregate (an input device's), its events and failure to
  * `forward` (the stream's engine). pull: this engine's input comes from the
@@ -68,9 +84,11 @@ typedef struct {
 struct da_engine {
     /* fixed at creation */
     uint32_t in_ch, out_ch, frames, rate;
+    uint32_t device_frames; /* the device's period: frames, unless re-blocked */
     int in_fmt, out_fmt;
     int pipelined;
-    int64_t deadline_ns, period_ns;
+    int64_t deadline_ns; /* after a cycle's anchor: a fraction of the device period */
+    int64_t period_ns;   /* of one block */
     void *in_block, *out_block; /* owned by Python */
 
     /* control, written by Python */
@@ -88,9 +106,11 @@ struct da_engine {
     /* device-thread only */
     uint64_t played; /* pipelined: last seq whose output was used */
     int pending_xrun;
+    uint64_t pending_lost; /* input frames the next block's callback will not have seen */
 
     program_mode prog;
     ring_mode rings;
+    reblock_mode reblock;
     agg_link agg;
 
     /* worker only */
@@ -126,7 +146,28 @@ void engine_silence(const da_engine *e, float *const *out, size_t stride, uint32
 void engine_play_from(const da_engine *e, const void *src, uint64_t from, float *const *out,
                       size_t stride, uint32_t frames);
 
+/* The callback stream's steps for one block (engine.c): 1 when the worker
+ * is still on an earlier block (this one is lost to it: counted and
+ * flagged, and the caller plays silence); post a block; wait for its result
+ * until the cycle's deadline. */
+int engine_worker_busy(da_engine *e, uint32_t frames);
+uint64_t engine_hand_over(da_engine *e, const float *const *in, size_t in_stride, uint32_t frames,
+                          const da_cycle_time *t, int64_t *posted);
+int engine_await_result(da_engine *e, uint64_t seq, int64_t posted, const da_cycle_time *t);
+/* Wait until the worker has finished what it was handed, or the cycle's deadline. */
+void engine_await_idle(da_engine *e, const da_cycle_time *t);
+/* Frames' duration after a cycle's anchor by which a block must be finished. */
+int64_t engine_deadline(const da_engine *e, const da_cycle_time *t);
+
 /* ---- the modes' cycles ------------------------------------------------------ */
+
+/* Re-blocking (reblock.c): made with the engine, reset by a start. */
+int reblock_init(da_engine *e, char *msg, size_t len);
+void reblock_free(da_engine *e);
+/* One device cycle of a re-blocked callback stream, and one while draining. */
+void reblock_run(da_engine *e, const float *const *in, size_t in_stride, float *const *out,
+                 size_t out_stride, const da_cycle_time *t, int device_xrun);
+void reblock_drain(da_engine *e, float *const *out, size_t out_stride);
 
 /* One block of a program stream (program.c). */
 void program_run(da_engine *e, const float *const *in, size_t in_stride, float *const *out,

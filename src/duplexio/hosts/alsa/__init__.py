@@ -194,7 +194,7 @@ def _latency_model(name: str, params: StreamParams) -> _Model:
     served = {capture: _served_by(name, capture) for capture in (True, False)}
     duplex = bool(params.input_channels and params.output_channels)
     if duplex and served[True][0] == served[False][0] == lib.DA_ALSA_SERVED_PULSE:
-        return _Model(by_position=True, play_ahead=params.frames - 1)
+        return _Model(by_position=True, play_ahead=params.device_frames - 1)
     reads = served[True][1] if params.input_channels else []
     writes = served[False][1] if params.output_channels else []
     if not reads and not writes:
@@ -251,7 +251,7 @@ class AlsaBackend(HandleBackend):
             params.input_channels,
             params.output_channels,
             params.sample_rate,
-            params.frames,
+            params.device_frames,
             context=f"ALSA device '{device.id}'",
         )
         # The C stream points at the engine: its destructor keeps the engine alive.
@@ -270,7 +270,7 @@ class AlsaBackend(HandleBackend):
             outside.output,
             model.replays_on_drop,
         )
-        self._last = StreamLatency(params.frames, params.frames)
+        self._last = StreamLatency(params.device_frames, params.device_frames)
 
     @property
     def latency(self) -> StreamLatency:

@@ -212,12 +212,12 @@ class JackBackend(HandleBackend):
     def __init__(self, device: JackDevice, engine: CData, params: StreamParams) -> None:
         client = _open_client("duplexio", device.server, engine)
         rate, frames = int(lib.da_jack_sample_rate(client)), int(lib.da_jack_buffer_size(client))
-        if (rate, frames) != (params.sample_rate, params.frames):
+        if (rate, frames) != (params.sample_rate, params.device_frames):
             ffi.release(client)
             raise Error(
                 ErrorKind.STREAM_INVALIDATED,
                 f"JACK server '{device.server}' now runs at {rate} Hz, {frames} frames, "
-                f"not the {params.sample_rate} Hz, {params.frames} frames asked for",
+                f"not the {params.sample_rate} Hz, {params.device_frames} frames asked for",
             )
         try:
             clib.da_jack_bind(
@@ -244,7 +244,7 @@ class JackBackend(HandleBackend):
             c_text(lib.da_jack_port_name(client, 1, i)) for i in range(params.output_channels)
         ]
         self._device = device
-        self._frames = params.frames
+        self._frames = params.device_frames
         self._active = False
 
     @property

@@ -140,11 +140,11 @@ class PipeWireBackend(HandleBackend):
         node = graph.node(device.node_name)
         if node is None:
             raise Error(ErrorKind.DEVICE_NOT_AVAILABLE, f"PipeWire has no node for '{device.id}'")
-        if graph.forced_quantum and graph.forced_quantum != params.frames:
+        if graph.forced_quantum and graph.forced_quantum != params.device_frames:
             raise Error(
                 ErrorKind.STREAM_INVALIDATED,
                 f"PipeWire now runs a quantum of {graph.forced_quantum} frames, not the "
-                f"{params.frames} asked for",
+                f"{params.device_frames} asked for",
             )
         sink = node.name.encode() if node.media_class == _SINK else ffi.NULL
         source = node.name.encode() if node.media_class == _SOURCE else ffi.NULL
@@ -157,7 +157,7 @@ class PipeWireBackend(HandleBackend):
             params.input_channels,
             params.output_channels,
             params.sample_rate,
-            params.frames,
+            params.device_frames,
             device.follows,
             context=f"PipeWire could not open '{device.id}'",
             default=ErrorKind.DEVICE_NOT_AVAILABLE,

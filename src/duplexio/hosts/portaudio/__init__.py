@@ -288,7 +288,7 @@ class PortAudioBackend(HandleBackend):
                     params.input_channels,
                     params.output_channels,
                     params.sample_rate,
-                    params.frames,
+                    params.device_frames,
                     suggested,
                     int(info.api_type == lib.DA_PA_JACK),
                     context=f"PortAudio could not open '{device.id}'",

@@ -146,14 +146,14 @@ class PulseBackend(HandleBackend):
             params.input_channels,
             params.output_channels,
             params.sample_rate,
-            params.frames,
+            params.device_frames,
             int(device.follows_default),
             context=f"could not create a stream on '{device.id}'",
         )
         # The C stream points at the engine: its destructor keeps the engine alive.
         super().__init__(owned(out[0], lib.da_pulse_free, engine), lib.da_pulse_stop)
         self._device = device
-        self._frames = params.frames
+        self._frames = params.device_frames
         self._duplex = bool(params.input_channels and params.output_channels)
         self._output = bool(params.output_channels)
         self._last = StreamLatency(0, 0)

@@ -92,14 +92,14 @@ class _VirtualBackend(HandleBackend):
     """One stream's device: the C clock thread bound to the stream's engine."""
 
     def __init__(self, device: VirtualDevice, engine: CData, params: StreamParams) -> None:
-        self._latency_frames = device._loop_latency(params.frames)
+        self._latency_frames = device._loop_latency(params.device_frames)
         self._signal = device._signal  # kept alive while the C thread reads it
         self._wire = device._wire  # likewise the cable
         c = ffi.new("da_virtual_params *")
         c.kind = _KINDS[device.kind]
         c.in_channels = params.input_channels
         c.out_channels = params.output_channels
-        c.frames = params.frames
+        c.frames = params.device_frames
         c.sample_rate = params.sample_rate
         c.latency_frames = self._latency_frames
         if self._signal is not None:
@@ -118,7 +118,7 @@ class _VirtualBackend(HandleBackend):
         # which joins the clock thread) keeps the engine alive.
         super().__init__(owned(out[0], lib.da_virtual_free, engine), lib.da_virtual_stop)
         self._id = device.id
-        self._frames = params.frames
+        self._frames = params.device_frames
         self._kind = device.kind
 
     @property
@@ -289,12 +289,12 @@ class VirtualDevice(Device):
                 ErrorKind.DEVICE_NOT_AVAILABLE,
                 f"device '{self.id}' is disconnected (reconnect() it first)",
             )
-        loop = self._loop_latency(params.frames)
-        if self.kind != "input" and loop < params.frames:
+        loop = self._loop_latency(params.device_frames)
+        if self.kind != "input" and loop < params.device_frames:
             raise Error(
                 ErrorKind.UNSUPPORTED_CONFIG,
                 f"device '{self.id}' has a latency of {loop} frames, shorter than the "
-                f"buffer size {params.frames} frames: a block cannot come back before "
+                f"buffer size {params.device_frames} frames: a block cannot come back before "
                 f"it is played. Use a buffer size <= {loop} frames",
             )
         backend = _VirtualBackend(self, engine, params)
