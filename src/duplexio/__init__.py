@@ -17,6 +17,7 @@ This module only re-exports; see the submodules for the code.
 
 from __future__ import annotations
 
+from duplexio._version import __version__
 from duplexio.aggregate import AggregateDevice, aggregate
 from duplexio.blocking import ReadStatus, WriteStatus
 from duplexio.config import (
@@ -54,8 +55,6 @@ from duplexio.stream import (
     set_switch_interval,
 )
 from duplexio.timing import CallbackInfo, CallbackTimestamp, DuplexCallbackInfo, StreamLatency
-
-__version__ = "0.1.0"
 
 __all__ = [
     "STANDARD_SAMPLE_RATES",

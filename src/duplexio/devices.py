@@ -117,7 +117,7 @@ def _marks(host: Host, devices: Sequence[Device], is_default: bool) -> list[str]
     star = "*" if is_default else ""
     out = []
     for dev in devices:
-        words = [k for k, d in picks.items() if d is not None and d.id == dev.id]
+        words = [k for k, d in picks.items() if d is not None and d._listed_id() == dev.id]
         out.append(star + ",".join(words) if words else "")
     return out
 

@@ -14,6 +14,7 @@ under `duplexio.hosts`.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import importlib
 import logging
@@ -270,6 +271,15 @@ class DeviceHooks(ABC):
         says so instead. Default: None.
         """
         return None
+
+    def _listed_id(self) -> DeviceId:
+        """The id of the row that lists this device in its host's ``devices()``.
+
+        A host's default device may be a placeholder that follows the
+        server's default (PipeWire's ``@DEFAULT_SINK@``): it names the device
+        it stands for now. Default: the device's own id.
+        """
+        return self.id
 
     def _preferred_sample_rate(self) -> int | None:
         """The rate (Hz) default configurations use when the ranges allow it.
@@ -851,6 +861,25 @@ class Device(DeviceHooks):
             realtime=realtime,
             ring_frames=ring if callback is None and program is None else 0,
         )
+        try:
+            return self._stream(params, callback, error_callback, program)
+        except Error as err:
+            picked = cfg.buffer_size.device_period is None and device_frames != own
+            if err.kind is not ErrorKind.UNSUPPORTED_CONFIG or not picked:
+                raise
+            # The period picked for the block size is in the device's range
+            # yet was refused when it opened (an ALSA plugin's rules are
+            # finer than its range): re-block from the device's own.
+            params = dataclasses.replace(params, device_frames=own)
+            return self._stream(params, callback, error_callback, program)
+
+    def _stream(
+        self,
+        params: StreamParams,
+        callback: DataCallback | None,
+        error_callback: ErrorCallback | None,
+        program: ProgramSpec | None,
+    ) -> Stream:
         if program is not None:
             return ProgramStream(params, None, error_callback, self._open_backend, program)
         return Stream(params, callback, error_callback, self._open_backend)

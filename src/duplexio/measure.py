@@ -526,7 +526,7 @@ class _ImpulseLoop:
                 self.remaining -= 1
 
 
-def _duplex_or_pair(device: DeviceArg) -> Device:
+def duplex_or_pair(device: DeviceArg) -> Device:
     """``device`` as a duplex device; for None where the default host has no duplex
     device, its default input and output as one aggregate."""
     try:
@@ -604,7 +604,7 @@ def measure_latency(
     limit = seconds("timeout", timeout)
     if peak > 1:
         raise Error(ErrorKind.INVALID_INPUT, f"amplitude must be in (0, 1], got {shown(amplitude)}")
-    dev = _duplex_or_pair(device)
+    dev = duplex_or_pair(device)
     own = dev.default_duplex_config()
     rate = default._sample_rate_for(sample_rate, own.sample_rate)
     config = DuplexStreamConfig(

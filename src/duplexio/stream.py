@@ -344,6 +344,10 @@ class _Core:
         )
         # What the callback asked for by raising CallbackStop or CallbackAbort.
         self.callback_end: type[BaseException] | None = None
+        # Called once each time the stream stops running, however it stopped
+        # (the faces of other libraries' APIs hang a finished callback here).
+        self.on_inactive: Callable[[], None] | None = None
+        self.active = False
         self.backend = open_backend(self.engine, params)
         self.program = program
         self.record: np.ndarray[Any, np.dtype[Any]] | None = None
@@ -521,6 +525,7 @@ class _Core:
         self.callback_end = None
         with self.lock:
             self._halt(_State.STOPPED if how is CallbackStop else _State.PAUSED)
+        self._went_inactive()
 
     def _supervise(self) -> None:
         """The event thread: `_supervise_loop()` under a guard. Were it to die
@@ -639,6 +644,7 @@ class _Core:
                 self.state = _State.ENDED
                 self.backend.stop()
             self.stopped.set()
+        self._went_inactive()
         if first or self.state is not _State.CLOSED:
             self._deliver(err)
 
@@ -646,6 +652,24 @@ class _Core:
         """A program ran to its end: stop now (its output tail has already played)."""
         with self.lock:
             self._halt(_State.STOPPED)
+        self._went_inactive()
+
+    def _went_inactive(self) -> None:
+        """Call `on_inactive` once for the run that just ended (not under the lock:
+        it is the user's code)."""
+        with self.lock:
+            if not self.active or self.state is _State.RUNNING:
+                return
+            self.active = False
+            hook = self.on_inactive
+        if hook is None:
+            return
+        try:
+            hook()
+        except Exception:
+            logger.exception(
+                "the finished callback of the stream on '%s' raised", self.params.device
+            )
 
     def _halt(self, state: _State) -> None:
         """Stop a running stream without draining; the caller holds the lock."""
@@ -696,6 +720,7 @@ class _Core:
             # active), so the first callback already sees a ready device.
             self.backend.start()
             self.callback_end = None
+            self.active = True
             self.stopped.clear()
             lib.da_engine_set_state(self.engine, lib.DA_STATE_RUNNING, 0)
             self.state = _State.RUNNING
@@ -705,6 +730,7 @@ class _Core:
         with self.lock:
             self._check_usable()
             self._halt(_State.PAUSED)
+        self._went_inactive()
 
     def stop(self, timeout: float | None) -> None:
         with self.lock:
@@ -728,6 +754,7 @@ class _Core:
             if self.state is _State.RUNNING:
                 self.state = _State.STOPPED
             self.stopped.set()
+        self._went_inactive()
 
     def final_error(self) -> Error | None:
         """The error that ended the stream, once the engine has failed: the device
@@ -772,6 +799,7 @@ class _Core:
             if self.started_once:
                 _switch_release()
         _live.discard(self)
+        self._went_inactive()
         return True
 
     def join(self, deadline: float) -> None:
@@ -1225,3 +1253,23 @@ class ProgramStream(Stream):
                 "recorded for alignment",
             )
         return core.record[round_trip : round_trip + want]
+
+    @property
+    def captured(self) -> np.ndarray[Any, np.dtype[Any]]:
+        """The input as captured, not aligned: frame n came in the device cycle
+        that handed ``data[n]`` to the output, so a loop shows its round trip
+        as a delay (what sounddevice's ``playrec`` returns). Shape and dtype
+        as `recording`; for an input stream it is `recording`.
+
+        Raises
+        ------
+        Error
+            ``UNSUPPORTED_OPERATION`` for an output stream.
+        """
+        core = self._core
+        if core.record is None or core.program is None:
+            raise Error(
+                ErrorKind.UNSUPPORTED_OPERATION,
+                f"the stream on '{core.params.device}' plays only; it records nothing",
+            )
+        return core.record[: core.program.record_frames]

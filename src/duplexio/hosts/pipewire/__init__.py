@@ -199,6 +199,10 @@ class PipeWireDevice(Device):
         """``pipewire:<node name>`` (or a default's placeholder)."""
         return self._id
 
+    def _listed_id(self) -> DeviceId:
+        """A default's placeholder stands for the node it names now."""
+        return DeviceId(HostId.PIPEWIRE, self._node.name)
+
     @property
     def description(self) -> DeviceDescription:
         """The node's description, class and the graph's clock."""
