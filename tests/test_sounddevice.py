@@ -22,6 +22,7 @@ from duplexio.hosts.virtual import VirtualDevice, VirtualHost
 def loop(virtual_host: VirtualHost) -> Iterator[str]:
     """A 2-channel virtual loopback of fixed 256-frame periods, as sd's default device."""
     device = virtual_host.add_loopback("sd-loop", buffer_sizes=(256, 256), default_buffer_size=256)
+    sd._initialize()  # as a sounddevice user rescans: the table is taken once
     sd.default.device = str(device.id)
     yield str(device.id)
     sd.stop()

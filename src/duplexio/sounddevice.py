@@ -35,11 +35,11 @@ from duplexio._version import __version__ as _duplexio_version
 from duplexio.aggregate import aggregate
 from duplexio.config import BufferSize, DuplexStreamConfig, StreamConfig
 from duplexio.devices import find_device
-from duplexio.devices import query_devices as _query_devices
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat, as_frames
-from duplexio.host import Device, HostId, considered_hosts, default_host
+from duplexio.host import Device, HostId, considered_hosts
 from duplexio.measure import duplex_or_pair
+from duplexio.numbering import Numbering, hostapi_name
 from duplexio.stream import CallbackAbort, CallbackStop, ProgramStream
 from duplexio.stream import Stream as _EngineStream
 from duplexio.timing import CallbackInfo, DuplexCallbackInfo
@@ -284,75 +284,51 @@ class WasapiSettings(_NoSettings):
 
 # -- devices and host APIs --------------------------------------------------------
 
-#: What each host is called as a sounddevice host API (PortAudio's devices
-#: keep their own host API's name, "MME", "Windows WASAPI", ...).
-_HOSTAPI_NAMES = {
-    HostId.JACK: "JACK Audio Connection Kit",
-    HostId.ALSA: "ALSA",
-    HostId.PULSE: "PulseAudio",
-    HostId.PIPEWIRE: "PipeWire",
-    HostId.VIRTUAL: "duplexio virtual",
-    HostId.PORTAUDIO: "PortAudio",
-}
+
+_snapshot_lock = threading.Lock()
+_snapshot: Numbering | None = None
 
 
-def _hostapi_name(device: Device) -> str:
-    if device.id.host is HostId.PORTAUDIO and "/" in device.id.name:
-        return device.id.name.split("/", 1)[0]
-    return _HOSTAPI_NAMES[device.id.host]
+def _numbering() -> Numbering:
+    """The device table as of the first call, or of the last `_initialize()`: as
+    in sounddevice, whose PortAudio lists the devices once, at import."""
+    global _snapshot
+    with _snapshot_lock:
+        if _snapshot is None:
+            with _translated:
+                _snapshot = Numbering()
+        return _snapshot
 
 
-def _own_channels(device: Device, direction: str) -> int:
-    """The channels the device has in ``direction`` (its default config's), or 0."""
-    try:
-        if direction == "input":
-            return device.default_input_config().channels if device.supports_input() else 0
-        return device.default_output_config().channels if device.supports_output() else 0
-    except Error:
-        return 0
+def _terminate() -> None:
+    """Forget the device table (sounddevice's way to rescan: ``_terminate()``
+    then ``_initialize()``)."""
+    global _snapshot
+    with _snapshot_lock:
+        _snapshot = None
 
 
-class _Table:
-    """One snapshot of the device table and the host APIs, numbered as sounddevice does."""
+def _initialize() -> None:
+    """Take the device table anew."""
+    _terminate()
+    _numbering()
 
-    def __init__(self) -> None:
-        self.devices: list[Device] = list(_query_devices())
-        names: list[str] = []
-        for dev in self.devices:
-            if _hostapi_name(dev) not in names:
-                names.append(_hostapi_name(dev))
-        self.hostapis = names
 
-    def index(self, device: Device | None) -> int:
-        """The row of ``device`` (a default's placeholder: the device it stands for), or -1."""
-        if device is None:
-            return -1
-        row = device._listed_id()
-        return next((i for i, d in enumerate(self.devices) if d.id == row), -1)
-
-    def info(self, index: int, dev: Device | None = None) -> dict[str, Any]:
-        """sounddevice's dict of row ``index`` (or of ``dev``, which may be unlisted: -1)."""
-        dev = dev or self.devices[index]
-        api = _hostapi_name(dev)
-        ins, outs = _own_channels(dev, "input"), _own_channels(dev, "output")
-        config = dev.default_output_config() if outs else dev.default_input_config()
-        rate = config.sample_rate
-        # PortAudio's suggested latencies: one device period (low) and the
-        # period the engine's pipelined mode adds on top (high).
-        period = dev._default_frames(rate) / rate
-        low, high = period, 2 * period
-        return {
-            "name": dev.name,
-            "index": index,
-            "hostapi": self.hostapis.index(api) if api in self.hostapis else -1,
-            "max_input_channels": ins,
-            "max_output_channels": outs,
-            "default_low_input_latency": low if ins else -1.0,
-            "default_low_output_latency": low if outs else -1.0,
-            "default_high_input_latency": high if ins else -1.0,
-            "default_high_output_latency": high if outs else -1.0,
-            "default_samplerate": float(rate),
-        }
+def _info(numbering: Numbering, index: int, device: Device | None = None) -> dict[str, Any]:
+    """sounddevice's dict of a device."""
+    f = numbering.facts(index, device)
+    return {
+        "name": f.name,
+        "index": f.index,
+        "hostapi": f.hostapi,
+        "max_input_channels": f.max_input_channels,
+        "max_output_channels": f.max_output_channels,
+        "default_low_input_latency": f.low_input_latency,
+        "default_low_output_latency": f.low_output_latency,
+        "default_high_input_latency": f.high_input_latency,
+        "default_high_output_latency": f.high_output_latency,
+        "default_samplerate": f.default_samplerate,
+    }
 
 
 class DeviceList(tuple):  # type: ignore[type-arg]
@@ -404,13 +380,13 @@ def query_devices(device: int | str | None = None, kind: str | None = None) -> A
     """
     if kind not in (None, "input", "output"):
         _invalid(f"kind must be 'input', 'output' or None, got {shown(kind)}")
-    table = _Table()
+    table = _numbering()
     if device is None and kind is None:
-        return DeviceList(table.info(i) for i in range(len(table.devices)))
+        return DeviceList(_info(table, i) for i in range(len(table.devices)))
     found = _device(device, kind or "any", table)
     # A device missing from the table (PortAudio's on Linux are listed only
     # when named) has index -1, as one that is not there.
-    return table.info(table.index(found), found)
+    return _info(table, table.index(found), found)
 
 
 def query_hostapis(index: int | None = None) -> Any:
@@ -419,39 +395,21 @@ def query_hostapis(index: int | None = None) -> Any:
     Each has ``name``, ``devices`` (their indices), ``default_input_device``
     and ``default_output_device`` (an index, or -1).
     """
-    table = _Table()
-    apis = []
-    for n, name in enumerate(table.hostapis):
-        members = [i for i, d in enumerate(table.devices) if _hostapi_name(d) == name]
-        picks = []
-        for direction in ("input", "output"):
-            own = next((i for i in members if _is_host_default(table.devices[i], direction)), -1)
-            picks.append(own)
-        apis.append(
-            {
-                "name": name,
-                "devices": members,
-                "default_input_device": picks[0],
-                "default_output_device": picks[1],
-                "index": n,
-            }
-        )
+    table = _numbering()
+    apis = [
+        {
+            "name": name,
+            "devices": table.members(n),
+            "default_input_device": table.hostapi_default(n, "input"),
+            "default_output_device": table.hostapi_default(n, "output"),
+        }
+        for n, name in enumerate(table.hostapis)
+    ]
     if index is None:
         return tuple(apis)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(apis):
         _invalid(f"host API index must be 0..{len(apis) - 1}, got {shown(index)}")
     return apis[index]
-
-
-def _is_host_default(device: Device, direction: str) -> bool:
-    try:
-        from duplexio.host import host_from_id
-
-        host = host_from_id(device.id.host)
-        pick = host.default_input_device() if direction == "input" else host.default_output_device()
-    except Error:
-        return False
-    return pick is not None and pick.id == device.id
 
 
 def _anything() -> bool:
@@ -467,7 +425,7 @@ def _supports(device: Device, kind: str) -> bool:
     }[kind]()
 
 
-def _device(value: object, kind: str, table: _Table | None = None) -> Device:
+def _device(value: object, kind: str, table: Numbering | None = None) -> Device:
     """sounddevice's ``device=`` for one direction: an index, a query string
     (every space-separated word in "name, host API", case-insensitive), a
     duplexio id or `Device`, or None for the default."""
@@ -479,7 +437,7 @@ def _device(value: object, kind: str, table: _Table | None = None) -> Device:
             return find_device(None, direction="output" if kind == "any" else kind)
         if isinstance(value, Device):
             return value
-        table = table or _Table()
+        table = table or _numbering()
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             if not 0 <= int(value) < len(table.devices):
                 _invalid(
@@ -496,12 +454,12 @@ def _device(value: object, kind: str, table: _Table | None = None) -> Device:
         return found
 
 
-def _by_query(text: str, kind: str, table: _Table) -> Device:
+def _by_query(text: str, kind: str, table: Numbering) -> Device:
     if ":" in text and text.split(":", 1)[0] in {h.value for h in HostId}:
         return find_device(text, direction="output" if kind == "any" else kind)
     words = text.casefold().split()
     candidates = [d for d in table.devices if _supports(d, kind)]
-    full = [d for d in candidates if f"{d.name}, {_hostapi_name(d)}".casefold() == text.casefold()]
+    full = [d for d in candidates if f"{d.name}, {hostapi_name(d)}".casefold() == text.casefold()]
     exact = [d for d in candidates if d.name.casefold() == text.casefold()]
     found = (
         full
@@ -509,7 +467,7 @@ def _by_query(text: str, kind: str, table: _Table) -> Device:
         or [
             d
             for d in candidates
-            if all(w in f"{d.name}, {_hostapi_name(d)} {d.id}".casefold() for w in words)
+            if all(w in f"{d.name}, {hostapi_name(d)} {d.id}".casefold() for w in words)
         ]
     )
     if len(found) == 1:
@@ -517,7 +475,7 @@ def _by_query(text: str, kind: str, table: _Table) -> Device:
     what = "" if kind == "any" else f"{kind} "
     if not found:
         _invalid(f"no {what}device matching {shown(text)} (see query_devices())")
-    names = "; ".join(f"[{table.index(d)}] {d.name}, {_hostapi_name(d)}" for d in found[:8])
+    names = "; ".join(f"[{table.index(d)}] {d.name}, {hostapi_name(d)}" for d in found[:8])
     _invalid(f"several {what}devices match {shown(text)}: {names}")
 
 
@@ -621,9 +579,7 @@ class _Defaults:
         if name in self._PAIRS:
             return _Pair(self, name)
         if name == "hostapi":
-            apis = _Table().hostapis
-            name = _HOSTAPI_NAMES[default_host().id]
-            return apis.index(name) if name in apis else -1
+            return _numbering().default_hostapi()
         raise AttributeError(f"sd.default has no {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -648,10 +604,10 @@ class _Defaults:
         values = list(getattr(self, "_" + name))
         if name != "device":
             return values
-        table: _Table | None = None
+        table: Numbering | None = None
         for side, direction in enumerate(("input", "output")):
             if values[side] is None or not isinstance(values[side], int):
-                table = table or _Table()
+                table = table or _numbering()
                 try:
                     values[side] = table.index(_device(values[side], direction, table))
                 except Error:
@@ -1005,7 +961,7 @@ class _StreamBase:
     @property
     def device(self) -> Any:
         """The device index, or an (input, output) pair of them (an aggregate's two devices)."""
-        table = _Table()
+        table = _numbering()
         dev = self._settings.device
         if self._kind == "duplex":
             parts = getattr(dev, "input_device", dev), getattr(dev, "output_device", dev)

@@ -69,7 +69,7 @@ def test_no_host_imports_another(host: str) -> None:
 #: re-exports from every layer and is imported by none.
 LAYERS: list[tuple[str, ...]] = [
     ("cli", "__main__", "sounddevice", "pyaudio"),
-    ("files", "measure"),
+    ("files", "measure", "numbering"),
     ("aggregate",),
     ("devices",),
     ("hosts",),
