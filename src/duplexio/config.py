@@ -62,6 +62,10 @@ def _check_count(field: str, value: object) -> int:
 
 
 def _check_rate(field: str, value: object) -> int:
+    # A whole-number float (48000.0, what a device reports as its rate in
+    # other libraries) is that rate; 44100.5 is refused.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     return whole(field, value, maximum=MAX_SAMPLE_RATE, unit="Hz")
 
 
@@ -215,17 +219,18 @@ class StreamConfig:
     channels
         Channels per frame (an integer >= 1).
     sample_rate
-        Frames per second, in Hz (an integer, 1..10,000,000).
+        Frames per second, in Hz (an integer, 1..10,000,000; a whole-number
+        float such as 48000.0 is taken as that integer).
     buffer_size
-        Frames per callback block; `BufferSize.DEFAULT` lets the
-        device choose.
+        Frames per callback block: a `BufferSize` (`BufferSize.DEFAULT` lets
+        the device choose), or an int n for ``BufferSize.fixed(n)``.
 
     Raises
     ------
     Error
         ``INVALID_INPUT`` naming the field, the value and what is accepted.
-        Bools and floats are refused; numpy integers are accepted and stored
-        as ``int``.
+        Bools and fractional floats are refused; numpy integers are accepted
+        and stored as ``int``.
     """
 
     channels: int
@@ -237,7 +242,7 @@ class StreamConfig:
         # numpy integers become plain ints.
         object.__setattr__(self, "channels", _check_count("channels", self.channels))
         object.__setattr__(self, "sample_rate", _check_rate("sample_rate", self.sample_rate))
-        _check_buffer_size(self.buffer_size)
+        object.__setattr__(self, "buffer_size", _check_buffer_size(self.buffer_size))
 
 
 @checked_methods
@@ -277,7 +282,7 @@ class DuplexStreamConfig:
             self, "output_channels", _check_count("output_channels", self.output_channels)
         )
         object.__setattr__(self, "sample_rate", _check_rate("sample_rate", self.sample_rate))
-        _check_buffer_size(self.buffer_size)
+        object.__setattr__(self, "buffer_size", _check_buffer_size(self.buffer_size))
 
     def input_config(self) -> StreamConfig:
         """The input half: ``input_channels`` at the shared rate and buffer size."""
@@ -288,9 +293,12 @@ class DuplexStreamConfig:
         return StreamConfig(self.output_channels, self.sample_rate, self.buffer_size)
 
 
-def _check_buffer_size(value: object) -> None:
-    if not isinstance(value, BufferSize):
-        _invalid("buffer_size", value, "BufferSize.DEFAULT or BufferSize.fixed(frames)")
+def _check_buffer_size(value: object) -> BufferSize:
+    if isinstance(value, BufferSize):
+        return value
+    if isinstance(value, int) or (type(value).__module__ == "numpy" and hasattr(value, "dtype")):
+        return BufferSize.fixed(value)  # type: ignore[arg-type]
+    _invalid("buffer_size", value, "BufferSize.DEFAULT, BufferSize.fixed(frames) or an int")
 
 
 @checked_methods

@@ -33,11 +33,17 @@ __all__ = ["Defaults", "DeviceList", "default", "find_device", "query_devices"]
 DeviceLike = Device | DeviceId | str | int | None
 
 
-def _channels(device: Device, direction: str) -> int:
+def channel_count(device: Device, direction: str) -> int:
+    """The channels ``device`` has that way (``"input"`` or ``"output"``): its own,
+    where its ranges allow more; 0 for none."""
     ranges = (
-        device.supported_input_configs() if direction == "in" else device.supported_output_configs()
+        device.supported_input_configs()
+        if direction == "input"
+        else device.supported_output_configs()
     )
-    return max((r.max_channels for r in ranges), default=0)
+    most = max((r.max_channels for r in ranges), default=0)
+    native = device._native_channels("input" if direction == "input" else "output")
+    return most if native is None or not most else min(native, most)
 
 
 def _rates(device: Device) -> str:
@@ -96,8 +102,8 @@ class DeviceList(Sequence[Device]):
                     str(dev.id),
                     dev.name,
                     dev.description.direction,
-                    str(_channels(dev, "in")),
-                    str(_channels(dev, "out")),
+                    str(channel_count(dev, "input")),
+                    str(channel_count(dev, "output")),
                     _rates(dev),
                     mark,
                 ]

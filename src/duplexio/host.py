@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import inspect
 import logging
 import sys
 import threading
@@ -193,6 +194,31 @@ def _check_callable(name: str, value: object, *, optional: bool = False) -> None
         raise Error(ErrorKind.INVALID_INPUT, f"{name} must be {accepted}, got {shown(value)}")
 
 
+def _check_signature(callback: Callable[..., Any], kind: StreamKind) -> None:
+    """Refuse a callback that cannot take the stream's arguments now, rather
+    than at its first block."""
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):  # a builtin or extension callable: not knowable
+        return
+    wanted = "(input, output, info)" if kind is StreamKind.DUPLEX else "(data, info)"
+    try:
+        signature.bind(*range(3 if kind is StreamKind.DUPLEX else 2))
+    except TypeError:
+        name = getattr(callback, "__qualname__", type(callback).__name__)
+        hint = (
+            " (sounddevice's callbacks run on `import duplexio.sounddevice as sd`)"
+            if len(signature.parameters) in (4, 5)
+            else ""
+        )
+        raise Error(
+            ErrorKind.INVALID_INPUT,
+            f"{'an' if kind is StreamKind.INPUT else 'a'} {kind.value} stream's callback "
+            f"takes {wanted}; {shown(name)}{signature} "
+            f"does not{hint}",
+        ) from None
+
+
 def _check_play_data(data: object, channels: int) -> tuple[Any, SampleFormat]:
     arr, fmt = as_frames(data)
     if arr.shape[1] != channels:
@@ -270,6 +296,12 @@ class DeviceHooks(ABC):
         failed to open for a reason (its server is gone, the device is busy)
         says so instead. Default: None.
         """
+        return None
+
+    def _native_channels(self, direction: Direction) -> int | None:
+        """The channels the device itself has in ``direction``, where its ranges
+        allow more (a server that remixes, JACK ports left unconnected); None,
+        the default: its ranges' most."""
         return None
 
     def _listed_id(self) -> DeviceId:
@@ -479,7 +511,7 @@ class Device(DeviceHooks):
 
     def build_input_stream(
         self,
-        config: StreamConfig,
+        config: StreamConfig | SupportedStreamConfig,
         callback: DataCallback | None = None,
         error_callback: ErrorCallback | None = None,
         sample_format: SampleFormat | str = SampleFormat.F32,
@@ -495,7 +527,9 @@ class Device(DeviceHooks):
         Parameters
         ----------
         config
-            Channels, sample rate (Hz) and buffer size (frames per block).
+            Channels, sample rate (Hz) and buffer size (frames per block); a
+            `SupportedStreamConfig` (what ``default_input_config()`` returns)
+            is taken at the device's default block size.
         callback
             ``callback(data, info)``: ``data`` is a read-only-by-convention
             numpy array of shape ``(frames, channels)`` in ``sample_format``'s
@@ -546,7 +580,7 @@ class Device(DeviceHooks):
             when the device has no input, ``DEVICE_NOT_AVAILABLE`` when it
             is gone. All before anything is opened.
         """
-        cfg = _expect(config, StreamConfig, "config")
+        cfg = _stream_config(config)
         fmt = SampleFormat.parse(sample_format)
         return self._build(
             kind=StreamKind.INPUT,
@@ -563,7 +597,7 @@ class Device(DeviceHooks):
 
     def build_output_stream(
         self,
-        config: StreamConfig,
+        config: StreamConfig | SupportedStreamConfig,
         callback: DataCallback | None = None,
         error_callback: ErrorCallback | None = None,
         sample_format: SampleFormat | str = SampleFormat.F32,
@@ -584,7 +618,7 @@ class Device(DeviceHooks):
         stream is blocking: `write()` queues
         what it plays.
         """
-        cfg = _expect(config, StreamConfig, "config")
+        cfg = _stream_config(config)
         fmt = SampleFormat.parse(sample_format)
         return self._build(
             kind=StreamKind.OUTPUT,
@@ -656,7 +690,7 @@ class Device(DeviceHooks):
 
     def build_play_stream(
         self,
-        config: StreamConfig,
+        config: StreamConfig | SupportedStreamConfig,
         data: Any,
         error_callback: ErrorCallback | None = None,
         timeout: float | None = None,
@@ -691,7 +725,7 @@ class Device(DeviceHooks):
             dtype; otherwise as `build_output_stream()`. All before
             anything is opened.
         """
-        cfg = _expect(config, StreamConfig, "config")
+        cfg = _stream_config(config)
         play, fmt = _check_play_data(data, cfg.channels)
         return _program(
             self._build(
@@ -706,7 +740,7 @@ class Device(DeviceHooks):
 
     def build_rec_stream(
         self,
-        config: StreamConfig,
+        config: StreamConfig | SupportedStreamConfig,
         frames: int,
         error_callback: ErrorCallback | None = None,
         sample_format: SampleFormat | str = SampleFormat.F32,
@@ -724,7 +758,7 @@ class Device(DeviceHooks):
             ``INVALID_INPUT`` for ``frames`` < 1; otherwise as
             `build_input_stream()`.
         """
-        cfg = _expect(config, StreamConfig, "config")
+        cfg = _stream_config(config)
         fmt = SampleFormat.parse(sample_format)
         spec = ProgramSpec(None, whole("frames", frames))
         return _program(
@@ -822,6 +856,8 @@ class Device(DeviceHooks):
         """Validate a request and build the stream: the one path every build takes."""
         if program is None:
             _check_callable("callback", callback, optional=True)
+            if callback is not None:
+                _check_signature(callback, kind)
         _check_callable("error_callback", error_callback, optional=True)
         stall_timeout = optional_seconds("timeout", timeout)
         fraction = _check_deadline(deadline)
@@ -892,6 +928,14 @@ def _program(stream: Stream) -> ProgramStream:
     """The stream a ``build_*`` with a program made, typed as what it is."""
     assert isinstance(stream, ProgramStream)
     return stream
+
+
+def _stream_config(config: object) -> StreamConfig:
+    """A stream's config: a `StreamConfig`, or a `SupportedStreamConfig`
+    (what ``default_input_config()`` returns) at its device's default block size."""
+    if isinstance(config, SupportedStreamConfig):
+        return config.config()
+    return _expect(config, StreamConfig, "config")  # type: ignore[no-any-return]
 
 
 def _expect(value: object, cls: type[Any], name: str) -> Any:

@@ -431,6 +431,43 @@ class LatencyReport:
             return self.round_trips == self.expected
         return len(self.reported) == 1 and set(self.round_trips) == set(self.reported)
 
+    def __str__(self) -> str:
+        """What a person reads: the round trip, the report, the glitches."""
+        if self.frames is None:
+            head = f"no impulse came back on '{self.device}' ({self.lost} lost)"
+        else:
+            head = (
+                f"round trip {self.frames} frames = {self.ms:.3f} ms on '{self.device}' "
+                f"({len(self.round_trips)} impulses, spread {self.spread})"
+            )
+        said = "matches" if self.matches_report else "differs from"
+        reported = "/".join(map(str, self.reported)) or "none"
+        glitches = (
+            f"{self.xruns} xruns, {self.late_blocks} late blocks, {self.glitched} impulses "
+            f"left out, {self.lost} lost"
+        )
+        return (
+            f"{head}; {said} the stream's report ({reported} frames); "
+            f"{self.sample_rate} Hz, {self.buffer_size}-frame blocks"
+            f"{', pipelined' if self.pipelined else ''}; {glitches}"
+        )
+
+    def __repr__(self) -> str:
+        # The response (tens of thousands of samples) stays an attribute.
+        return (
+            f"LatencyReport(device={self.device!r}, frames={self.frames}, ms="
+            f"{None if self.ms is None else round(self.ms, 3)}, round_trips="
+            f"{_short(self.round_trips)}, reported={self.reported}, lost={self.lost}, "
+            f"glitched={self.glitched}, xruns={self.xruns}, late_blocks={self.late_blocks}, "
+            f"sample_rate={self.sample_rate}, buffer_size={self.buffer_size}, "
+            f"pipelined={self.pipelined}, response=<{len(self.response)} samples>)"
+        )
+
+
+def _short(values: tuple[int, ...], most: int = 12) -> str:
+    shown_values = ", ".join(map(str, values[:most]))
+    return f"({shown_values}{', ...' if len(values) > most else ''})"
+
 
 class _ImpulseLoop:
     """The callback's state: one impulse in flight at a time."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from duplexio.devices import query_devices
+from duplexio.devices import channel_count, query_devices
 from duplexio.errors import Error
 from duplexio.host import Device, DeviceId, HostId, default_host, host_from_id
 
@@ -35,11 +35,9 @@ def hostapi_name(device: Device) -> str:
 
 
 def own_channels(device: Device, direction: str) -> int:
-    """The channels the device has in ``direction`` (its default config's), or 0."""
+    """The channels the device has in ``direction``, or 0."""
     try:
-        if direction == "input":
-            return device.default_input_config().channels if device.supports_input() else 0
-        return device.default_output_config().channels if device.supports_output() else 0
+        return channel_count(device, direction)
     except Error:
         return 0
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import enum
 import logging
+import math
 import sys
 import threading
 import time
@@ -241,6 +242,10 @@ _live: weakref.WeakSet[_Core] = weakref.WeakSet()
 #: How long close() waits for a callback that does not return, then leaves
 #: its thread behind (with a warning): the device is released either way.
 CLOSE_WAIT_SECONDS = 2.0
+#: Seconds an error without an error_callback waits to be taken (``wait()``
+#: raising it, ``stream.error`` read) before it is logged instead: reported
+#: once either way.
+REPORT_GRACE_SECONDS = 0.5
 
 
 @atexit.register
@@ -348,6 +353,9 @@ class _Core:
         # (the faces of other libraries' APIs hang a finished callback here).
         self.on_inactive: Callable[[], None] | None = None
         self.active = False
+        # Errors with no error_callback, not yet taken by the program; each is
+        # logged once its grace has passed (or at close) unless taken first.
+        self.unreported: list[tuple[Error, float]] = []
         self.backend = open_backend(self.engine, params)
         self.program = program
         self.record: np.ndarray[Any, np.dtype[Any]] | None = None
@@ -551,6 +559,7 @@ class _Core:
                     continue
                 self._on_event(int(ev.code), int(ev.value))
                 continue
+            self.log_unreported(time.monotonic())
             if self.state is not _State.RUNNING:
                 running_since = 0
                 continue
@@ -575,6 +584,21 @@ class _Core:
         while lib.da_event_wait(engine, 0, ev):
             if ev.code != lib.DA_EV_WAKE:
                 self._on_event(int(ev.code), int(ev.value))
+        self.log_unreported(math.inf)
+
+    def log_unreported(self, now: float) -> None:
+        """Log the errors nobody took whose grace has passed by ``now``."""
+        with self.lock:
+            due = [err for err, at in self.unreported if at <= now]
+            self.unreported = [(err, at) for err, at in self.unreported if at > now]
+        for err in due:
+            logger.error("stream on '%s': %s", self.params.device, err, exc_info=err)
+
+    def taken(self) -> Error | None:
+        """The stream's error, as the program takes it: no longer to be logged."""
+        with self.lock:
+            self.unreported = [(e, at) for e, at in self.unreported if e is not self.error]
+            return self.error
 
     def _on_event(self, code: int, value: int) -> None:
         p = self.params
@@ -682,7 +706,8 @@ class _Core:
 
     def _deliver(self, err: Error) -> None:
         if self.error_callback is None:
-            logger.error("stream on '%s': %s", self.params.device, err, exc_info=err)
+            with self.lock:
+                self.unreported.append((err, time.monotonic() + REPORT_GRACE_SECONDS))
             return
         try:
             self.error_callback(err)
@@ -940,10 +965,19 @@ class Stream:
             The error that ended the stream, if any: ``CALLBACK_FAILED``
             (with the callback's exception as ``__cause__``),
             ``DEVICE_NOT_AVAILABLE``, ``STREAM_INVALIDATED``, ``TIMED_OUT``...
+            ``UNSUPPORTED_OPERATION`` for a stream never started (it would
+            return at once). An error raised here is not logged as well.
         """
+        if not self._core.started_once:
+            raise Error(
+                ErrorKind.UNSUPPORTED_OPERATION,
+                f"the stream on '{self._core.params.device}' was never started: wait() "
+                "would return at once; start() it first",
+            )
         done = self._core.stopped.wait(_wait_seconds(timeout))
-        if done and self._core.error is not None:
-            raise self._core.error
+        error = self._core.taken() if done else None
+        if error is not None:
+            raise error
         return done
 
     # -- blocking streams (built without a callback) ------------------------
@@ -1111,6 +1145,15 @@ class Stream:
         return self._core.params.frames
 
     @property
+    def dtype(self) -> np.dtype[Any] | tuple[np.dtype[Any], np.dtype[Any]]:
+        """The numpy dtype of the callback's arrays (and of ``read()``'s, what
+        ``write()`` takes); a duplex stream's is an (input, output) pair."""
+        p = self._core.params
+        if p.kind is StreamKind.DUPLEX:
+            return (p.input_format.dtype, p.output_format.dtype)
+        return (p.input_format if p.input_channels else p.output_format).dtype
+
+    @property
     def device_buffer_size(self) -> int:
         """Frames per device period: what the device runs.
 
@@ -1157,7 +1200,7 @@ class Stream:
     @property
     def error(self) -> Error | None:
         """The error that ended the stream, or None."""
-        return self._core.error
+        return self._core.taken()
 
     @property
     def running(self) -> bool:

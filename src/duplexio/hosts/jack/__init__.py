@@ -354,6 +354,10 @@ class JackDevice(Device):
     def _duplex_refusal(self) -> str | None:
         return None
 
+    def _native_channels(self, direction: str) -> int | None:
+        sources, sinks = self.ports()
+        return len(sources if direction == "input" else sinks)
+
     def _default_frames(self, sample_rate: int) -> int:
         return self._server.buffer_size
 

@@ -223,13 +223,15 @@ class PipeWireDevice(Device):
         lo, hi = self._graph.frames
         frames = SupportedBufferSize.range(lo, hi)
         rate = self._graph.rate
+        # Ports link by position and PipeWire does not remix them: a channel
+        # beyond the node's would play nowhere.
+        most = min(self._node.channels, MAX_CHANNELS) if self._node.channels > 0 else MAX_CHANNELS
         return [
-            SupportedStreamConfigRange(1, MAX_CHANNELS, rate, rate, frames, fmt)
-            for fmt in SampleFormat
+            SupportedStreamConfigRange(1, most, rate, rate, frames, fmt) for fmt in SampleFormat
         ]
 
     def supported_input_configs(self) -> list[SupportedStreamConfigRange]:
-        """The graph's rate, its quantum (range), every format, 1..MAX_CHANNELS."""
+        """The graph's rate, its quantum (range), every format, 1..the node's channels."""
         return self._ranges()
 
     def supported_output_configs(self) -> list[SupportedStreamConfigRange]:

@@ -256,6 +256,9 @@ class PulseDevice(Device):
     def _preferred_sample_rate(self) -> int:
         return self._node.rate
 
+    def _native_channels(self, direction: str) -> int | None:
+        return self._node.channels or None
+
     def _default_frames(self, sample_rate: int) -> int:
         return DEFAULT_FRAMES
 
