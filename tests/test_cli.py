@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -335,3 +336,48 @@ def test_a_take_that_fills_the_disk_ends_with_a_clear_error_and_a_readable_file(
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "RESOURCE_EXHAUSTED" in errors[0] and str(path) in errors[0]
     assert sf.info(str(path)).frames > 0
+
+
+def test_bare_duplexio_lists_the_devices_and_version_says_which(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([]) == 0
+    assert "virtual:loopback" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("duplexio ")
+
+
+def test_play_dash_reads_the_file_from_standard_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "tone.wav"
+    sf.write(str(path), np.full((2400, 1), 0.25), 48000)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(path.read_bytes())))
+    assert main(["play", "-", "-d", "virtual:loopback"]) == 0
+    captured = capsys.readouterr()
+    assert "played 2400 frames" in captured.out
+    assert captured.err.startswith("standard input: 1 channel, 48000 Hz")
+
+
+def test_messages_name_the_command_line_not_the_python_call(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["latency", "-d", "99"]) == 2
+    err = capsys.readouterr().err
+    assert "`duplexio devices`" in err and "query_devices" not in err
+
+
+def test_an_empty_host_listing_says_why(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No JACK server by that name: the table is empty and the reason follows
+    (or, where the host cannot be used at all, the error says why)."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "duplexio-no-such-server")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    status = main(["devices", "--host", "jack"])
+    err = capsys.readouterr().err
+    if status == 2:
+        assert "HOST_UNAVAILABLE" in err, err
+    else:
+        assert status == 0 and "no devices:" in err and "server" in err, err

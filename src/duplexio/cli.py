@@ -17,8 +17,11 @@ import contextlib
 import json
 import logging
 import math
+import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from duplexio._validate import positive, whole
+from duplexio._version import __version__
 from duplexio.aggregate import aggregate
 from duplexio.config import (
     MAX_BUFFER_FRAMES,
@@ -91,7 +95,12 @@ def cmd_hosts(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """Print the table of every usable host's devices (or one host's): dio.query_devices()."""
-    print(query_devices(args.host))
+    host = getattr(args, "host", None)
+    listed = query_devices(host)
+    print(listed)
+    if host is not None and not len(listed):
+        # An empty table says nothing by itself: say why this host has none.
+        print(f"no devices: {_why_not(HostId(host_from_id(host).id))}", file=sys.stderr)
     return 0
 
 
@@ -350,11 +359,20 @@ def _glitch_summary(report: FileReport) -> str:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    """Play a sound file (WAV, FLAC, ... via soundfile) from disk, block by block."""
+    """Play a sound file (WAV, FLAC, ... via soundfile) from disk, block by block;
+    ``-`` reads it from standard input first."""
+    if args.file == "-":
+        with tempfile.TemporaryDirectory(prefix="duplexio-") as where:
+            path = Path(where) / "stdin"
+            with path.open("wb") as copy:
+                shutil.copyfileobj(sys.stdin.buffer, copy)
+            args.file, args.label = str(path), "standard input"
+            return cmd_play(args)
     with sound_file(args.file, "r") as f:
         rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
     print(
-        f"{args.file}: {_count(channels, 'channel')}, {rate} Hz, {frames / rate:.1f} s",
+        f"{getattr(args, 'label', None) or args.file}: {_count(channels, 'channel')}, "
+        f"{rate} Hz, {frames / rate:.1f} s",
         file=sys.stderr,
     )
     progress = _Progress(rate, frames)
@@ -779,7 +797,7 @@ def _add_latency(sub: Subparsers) -> None:
 
 def _add_files(sub: Subparsers) -> None:
     p = sub.add_parser("play", help="play a sound file (WAV, FLAC, ...)")
-    p.add_argument("file", help="the file to play")
+    p.add_argument("file", help="the file to play (- for standard input)")
     _device_option(p, "output")
     p.set_defaults(run=cmd_play)
 
@@ -851,10 +869,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time audio with synchronized duplex streams.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"duplexio {__version__}")
+    # With no command it lists the devices, as `python -m sounddevice` does.
+    parser.set_defaults(run=cmd_devices, host=None)
+    sub = parser.add_subparsers(dest="command")
     for add in (_add_listings, _add_latency, _add_files, _add_beep, _add_feedbacks):
         add(sub)
     return parser
+
+
+#: The Python spellings a message may name, and what to type here instead.
+_SPELLINGS = (
+    (re.compile(r"dio\.query_devices\(\)|query_devices\(\)"), "`duplexio devices`"),
+    (re.compile(r"BufferSize\.(?:fixed|device)\((\d+)\)"), r"-b \1"),
+    (re.compile(r"dio\.default\.(device|sample_rate|buffer_size)"), "the -d/-r/-b option"),
+)
+
+
+def _as_command_line(message: str) -> str:
+    """A library message with its Python spellings as this command's options."""
+    for pattern, instead in _SPELLINGS:
+        message = pattern.sub(instead, message)
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -868,7 +904,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except Error as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_as_command_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
