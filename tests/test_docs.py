@@ -1,9 +1,10 @@
-"""Every Python block of the migration, home and getting-started pages runs, on the virtual host.
+"""Every Python block of the migration, home and getting-started pages runs,
+on the virtual host and on each real server the tests start.
 
-The page's snippets use the default devices; the test points the default
-host at the virtual loopback by asking for it (``dio.default`` and a default
-host with no other host's devices reachable), then executes each block in a
-fresh namespace.
+The pages' snippets use the default devices: the test makes each host's
+test device (tests/hosts/devices.py) the default one, of ``dio.default``,
+of its host and of ``dio.default_host()``, then executes each block in a
+fresh namespace. The virtual host's own page runs on the virtual host.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 
 import duplexio as dio
+from duplexio.declarations import declared_hosts
+from tests.hosts.devices import duplex_device
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGE = DOCS / "from-sounddevice.md"
@@ -25,20 +28,41 @@ FIRST_PAGES = [
     for page in ("index.md", "getting-started.md")
     for code in re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
 ]
+#: The virtual host's page: its blocks run one after the other, on it.
+VIRTUAL_BLOCKS = [
+    "\n".join(
+        re.findall(r"```python\n(.*?)```", (DOCS / "hosts" / "virtual.md").read_text(), flags=re.S)
+    )
+]
 
 
-@pytest.fixture(autouse=True)
-def on_the_virtual_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # No real server is reachable from here (private names elsewhere), so the
-    # default host is the virtual one; the page's calls then use its devices.
-    for name in ("JACK_DEFAULT_SERVER", "PULSE_SERVER"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent")
-    monkeypatch.setattr("duplexio.host._hosts", {})
-    assert dio.default_host().id is dio.HostId.VIRTUAL
-    yield
+HOSTS = [d.name for d in declared_hosts()]
+
+
+@pytest.fixture(params=HOSTS)
+def on_each_host(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[dio.Device]:
+    """The host's test device, the default everywhere a snippet looks for one."""
+    import duplexio.sounddevice as sd
+
+    device = duplex_device(request, monkeypatch, tmp_path, request.param)
+    host = dio.host_from_id(device.id.host)
+    for name in ("default_duplex_device", "default_input_device", "default_output_device"):
+        monkeypatch.setattr(host, name, lambda device=device: device)
+    monkeypatch.setattr("duplexio.default_host", lambda: host)
+    monkeypatch.setattr("duplexio.host.default_host", lambda: host)
+    dio.default.device = device
+    sd._initialize()
+    yield device
     dio.default.reset()
     dio.stop()
+    sd.stop()
+    sd.default.reset()
+
+
+def run_block(page: Path, code: str) -> None:
+    exec(compile(code, str(page), "exec"), {"__name__": "__docs__"})
 
 
 def test_the_page_has_its_examples() -> None:
@@ -46,15 +70,28 @@ def test_the_page_has_its_examples() -> None:
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{n}" for n in range(len(BLOCKS))])
-def test_each_block_runs(code: str) -> None:
-    exec(compile(code, str(PAGE), "exec"), {"__name__": "__docs__"})
+def test_each_block_runs(code: str, on_each_host: dio.Device) -> None:
+    run_block(PAGE, code)
 
 
 @pytest.mark.parametrize(
     ("page", "code"), FIRST_PAGES, ids=[f"{p}-{n}" for n, (p, _) in enumerate(FIRST_PAGES)]
 )
-def test_each_block_of_the_first_pages_runs(page: str, code: str) -> None:
-    exec(compile(code, str(DOCS / page), "exec"), {"__name__": "__docs__"})
+def test_each_block_of_the_first_pages_runs(page: str, code: str, on_each_host: dio.Device) -> None:
+    run_block(DOCS / page, code)
+
+
+@pytest.mark.parametrize(
+    "code", VIRTUAL_BLOCKS, ids=[f"block{n}" for n in range(len(VIRTUAL_BLOCKS))]
+)
+def test_the_virtual_hosts_page_runs_on_it(code: str) -> None:
+    try:
+        run_block(DOCS / "hosts" / "virtual.md", code)
+    finally:
+        host = dio.host_from_id("virtual")
+        for device in list(host.devices()):
+            if device.id.name not in ("loopback", "output", "input"):
+                host.remove_device(device.id)  # type: ignore[attr-defined]
 
 
 def test_the_architecture_pages_layout_is_the_trees() -> None:

@@ -248,8 +248,8 @@ class AlsaBackend(HandleBackend):
             out,
             engine,
             device.pcm.encode(),
-            params.input_channels,
-            params.output_channels,
+            device._pcm_channels(True, params.input_channels),
+            device._pcm_channels(False, params.output_channels),
             params.sample_rate,
             params.device_frames,
             context=f"ALSA device '{device.id}'",
@@ -349,9 +349,23 @@ class AlsaDevice(Device):
         if c is None:
             return []
         frames = SupportedBufferSize.range(*c.periods)
+        # Fewer channels than the PCM's least are fine: it opens with its
+        # least and the stream uses the first ones (as PortAudio does).
         return [
-            SupportedStreamConfigRange(*c.channels, *c.rates, frames, fmt) for fmt in SampleFormat
+            SupportedStreamConfigRange(1, c.channels[1], *c.rates, frames, fmt)
+            for fmt in SampleFormat
         ]
+
+    def _pcm_channels(self, capture: bool, wanted: int) -> int:
+        """The channels to open the PCM with for a stream of ``wanted``: at
+        least its least (the stream's are its first; the rest are dropped on
+        capture and silent on playback)."""
+        c = self.caps(capture)
+        return max(wanted, c.channels[0]) if c is not None and wanted else wanted
+
+    def _native_channels(self, direction: str) -> int | None:
+        c = self.caps(direction == "input")
+        return c.channels[1] if c is not None else None
 
     def supported_input_configs(self) -> list[SupportedStreamConfigRange]:
         """Capture's hardware-parameter ranges, in every sample format (converted in C)."""
