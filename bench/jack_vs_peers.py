@@ -71,8 +71,10 @@ DUPLEXIO = "duplexio"
 DUPLEXIO_NO_RT = "duplexio, realtime=False"
 JACK_CLIENT = "JACK-Client"
 SOUNDDEVICE = "sounddevice"
+#: sounddevice's own callback and calls, the import changed (duplexio.sounddevice).
+SOUNDDEVICE_FACE = "duplexio.sounddevice"
 C_CLIENT = "C client"
-LIBRARIES = (DUPLEXIO, DUPLEXIO_NO_RT, JACK_CLIENT, SOUNDDEVICE, C_CLIENT)
+LIBRARIES = (DUPLEXIO, DUPLEXIO_NO_RT, SOUNDDEVICE_FACE, JACK_CLIENT, SOUNDDEVICE, C_CLIENT)
 PYTHON_PEERS = (JACK_CLIENT, SOUNDDEVICE)
 #: Load name -> (busy thread in the client, two busy processes beside it).
 LOADS = {
@@ -130,10 +132,14 @@ class DuplexioSession:
 
 
 def open_duplexio(
-    realtime: bool, deadline: float | None = None, device_id: str | None = None
+    realtime: bool,
+    deadline: float | None = None,
+    device_id: str | None = None,
+    pipelined: bool = False,
 ) -> Callable[[int, int, int], AbstractContextManager[Any]]:
     """An opener of a copy-through duplex stream on the JACK server's driver ports
-    (or on the duplex device `device_id` of any host)."""
+    (or on the duplex device `device_id` of any host); blocks of the opener's
+    ``frames``, re-blocked where the device runs another period."""
 
     @contextmanager
     def opener(frames: int, rate: int, channels: int) -> Iterator[Session]:
@@ -152,7 +158,9 @@ def open_duplexio(
             out[:] = inp
             steps.see(info.input.timestamp.callback, info.input.xrun)
 
-        stream = device.build_duplex_stream(config, callback, realtime=realtime, deadline=deadline)
+        stream = device.build_duplex_stream(
+            config, callback, realtime=realtime, deadline=deadline, pipelined=pipelined
+        )
         try:
             yield DuplexioSession(stream, steps)
         finally:
@@ -161,9 +169,41 @@ def open_duplexio(
     return opener
 
 
+@contextmanager
+def open_sounddevice_face(frames: int, rate: int, channels: int) -> Iterator[Session]:
+    """sounddevice's row, the same callback, with ``import duplexio.sounddevice as sd``:
+    what a sounddevice program gets by changing its import (latency 'high', its
+    default, as in sounddevice's row)."""
+    import duplexio as dio
+    import duplexio.sounddevice as sd
+
+    device = dio.host_from_id("jack").default_duplex_device()
+    if device is None:
+        raise PeerError("no JACK server answers")
+    steps = Steps(frames / rate)
+
+    def callback(indata: Any, outdata: Any, blocksize: int, time: Any, status: Any) -> None:
+        outdata[:] = indata
+        steps.see(time.currentTime, bool(status))
+
+    stream = sd.Stream(
+        samplerate=rate,
+        blocksize=0,  # the server's period, as sounddevice's row
+        device=str(device.id),
+        channels=channels,
+        dtype="float32",
+        callback=callback,
+    )
+    try:
+        yield DuplexioSession(stream._stream, steps)
+    finally:
+        stream.close()
+
+
 OPENERS: dict[str, Callable[[int, int, int], AbstractContextManager[Any]]] = {
     DUPLEXIO: open_duplexio(True),
     DUPLEXIO_NO_RT: open_duplexio(False),
+    SOUNDDEVICE_FACE: open_sounddevice_face,
     JACK_CLIENT: open_jack_client,
     SOUNDDEVICE: open_sounddevice,
 }
@@ -424,7 +464,8 @@ def table(rows: list[dict[str, Any]], frames: int) -> str:
 
 
 def targets(rows: list[dict[str, Any]], frame_sizes: Sequence[int]) -> str:
-    """Issue 11's targets against this run's figures, one line each: met, or by how much not."""
+    """The load benchmark's targets against this run's figures, one line each: met,
+    or by how much not."""
     cells = summary(rows)
 
     def median(lib: str, frames: int, load: str, column: str) -> float | None:
@@ -537,7 +578,7 @@ def write(rows: list[dict[str, Any]], note: str, args: argparse.Namespace) -> st
                 + table(rows, frames)
                 + "\n"
             )
-        md += "### Targets (issue 11)\n\n" + targets(rows, args.frames)
+        md += "### Targets\n\n" + targets(rows, args.frames)
     publish(out, args.docs, "jack_vs_peers", {"meta": meta, "rows": rows}, md)
     return md
 

@@ -5,7 +5,8 @@
 Runs, one after the other (they share the machine's CPUs, so never at once):
 ``engine_overhead.py`` (engine + dispatch cost, virtual host, peers on JACK),
 ``jack_vs_peers.py`` (the libraries and a C client on one JACK server, under
-load), ``deadline.py`` (the deadline default under load),
+load), ``deadline.py`` (the deadline default under load), ``reblock.py``
+(block sizes re-blocked from the device's period, under load),
 ``pipewire_load.py`` (the PipeWire host and pipewire-pulse under the same loads),
 ``gil_stall.py`` (playrec under a GIL-holding C extension) and
 ``blocking_read.py`` (a read loop under the same load, against PyAudio,
@@ -79,15 +80,79 @@ def plot() -> str:
     return f"![blocks on time per library and load]({PLOT.name})\n"
 
 
+def summary_lines() -> str:
+    """Five lines a reader takes in before the method, from the load benchmark's
+    medians (jack_vs_peers.json)."""
+    from jack_vs_peers import (
+        C_CLIENT,
+        DUPLEXIO,
+        JACK_CLIENT,
+        SOUNDDEVICE,
+        SOUNDDEVICE_FACE,
+        summary,
+    )
+
+    data = json.loads((RESULTS / "jack_vs_peers.json").read_text())
+    cells = summary(data["rows"])
+    meta = data.get("meta", {})
+
+    def median(lib: str, frames: int, load: str, column: str) -> float | None:
+        cell = cells.get((lib, frames, load))
+        return statistics.median(cell[column]) if cell else None
+
+    def pct(lib: str, load: str) -> str:
+        value = median(lib, 128, load, "on time %")
+        return "-" if value is None else f"{value:.1f} %"
+
+    def cpu(lib: str) -> str:
+        value = median(lib, 128, "none", "process CPU µs/block")
+        return "-" if value is None else f"{value:.0f} µs"
+
+    unflagged = sum(
+        r.get("unflagged", 0) for r in data["rows"] if r.get("lib") in (DUPLEXIO, SOUNDDEVICE_FACE)
+    )
+    return (
+        f"- **A busy Python thread, 128-frame JACK periods:** duplexio keeps "
+        f"{pct(DUPLEXIO, 'thread')} of its blocks on time, sounddevice's own program with "
+        f"`import duplexio.sounddevice` {pct(SOUNDDEVICE_FACE, 'thread')}; sounddevice "
+        f"{pct(SOUNDDEVICE, 'thread')}, JACK-Client {pct(JACK_CLIENT, 'thread')}.\n"
+        f"- **Two busy processes beside it:** duplexio {pct(DUPLEXIO, 'processes')}, the "
+        f"sounddevice face {pct(SOUNDDEVICE_FACE, 'processes')}, sounddevice "
+        f"{pct(SOUNDDEVICE, 'processes')}, the C client {pct(C_CLIENT, 'processes')}.\n"
+        f"- **Both loads at once** is where every Python library loses blocks: duplexio "
+        f"{pct(DUPLEXIO, 'both')}, sounddevice {pct(SOUNDDEVICE, 'both')}; every loss of "
+        f"duplexio's is flagged ({unflagged} unflagged discontinuities in all runs).\n"
+        f"- **CPU per block, no load (process):** duplexio {cpu(DUPLEXIO)}, its sounddevice "
+        f"face {cpu(SOUNDDEVICE_FACE)}, sounddevice {cpu(SOUNDDEVICE)}, JACK-Client "
+        f"{cpu(JACK_CLIENT)}, the C client {cpu(C_CLIENT)}: the hand-over to a worker costs "
+        f"CPU, and buys the blocks above.\n"
+        f"- Measured {meta.get('date', '?')[:10]} on {meta.get('nproc', '?')} CPUs "
+        f"({meta.get('runs', '?')} runs of {meta.get('seconds', '?'):g} s rows, medians); the "
+        f"method and every figure follow below.\n"
+    )
+
+
+def glance() -> str:
+    """The section that opens the page: the plot and the summary."""
+    return "## At a glance\n\n" + plot() + "\n" + summary_lines()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run everything, then the sections this script owns."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short rows (pipeline check)")
+    parser.add_argument(
+        "--glance", action="store_true", help="only redraw the plot and summary from the results"
+    )
     args = parser.parse_args(argv)
+    if args.glance:
+        update_section(DOCS, "plot", glance())
+        return 0
     seconds = ["--seconds", "2"] if args.quick else []
     run("engine_overhead.py", *seconds)
     run("jack_vs_peers.py", *seconds, *(["--runs", "1"] if args.quick else []))
     run("deadline.py", *seconds, *(["--runs", "1"] if args.quick else []))
+    run("reblock.py", *seconds, *(["--runs", "1"] if args.quick else []))
     run("pipewire_load.py", *seconds, *(["--runs", "1"] if args.quick else []))
     run("gil_stall.py", *(["--calls", "3", "--seconds", "1"] if args.quick else []))
     run("blocking_read.py", *(["--seconds", "5", "--runs", "1"] if args.quick else []))
@@ -95,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if gil.exists():
         update_section(DOCS, "gil_stall", gil.read_text())
     if (RESULTS / "jack_vs_peers.json").exists():
-        update_section(DOCS, "plot", "## At a glance\n\n" + plot())
+        update_section(DOCS, "plot", glance())
     return 0
 
 

@@ -26,7 +26,8 @@ from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat
 
 BAD_COUNTS: list[Any] = [0, -1, -64, True, False, 2.0, 2.5, "2", None, np.float64(2.0)]
-BAD_RATES: list[Any] = [0, -48000, True, 48000.0, 44100.5, "48000", None, 10_000_001, 2**64]
+# A whole-number float (48000.0) is a rate; a fractional one is not.
+BAD_RATES: list[Any] = [0, -48000, True, 44100.5, float("inf"), "48000", None, 10_000_001, 2**64]
 BAD_FRAMES: list[Any] = [0, -1, -256, True, False, 256.5, 256.0, "256", None, np.float32(256)]
 
 
@@ -133,11 +134,20 @@ def test_stream_config_rejects_bad_sample_rates_naming_field_and_value(bad: Any)
     assert_error(info, ErrorKind.INVALID_INPUT, "sample_rate", repr(bad), "1..10000000")
 
 
-@pytest.mark.parametrize("bad", [256, None, "default", 0, SupportedBufferSize.UNKNOWN])
+@pytest.mark.parametrize("bad", [256.0, None, "default", SupportedBufferSize.UNKNOWN])
 def test_stream_config_rejects_a_buffer_size_that_is_not_a_buffer_size(bad: Any) -> None:
     with pytest.raises(Error) as info:
         StreamConfig(2, 48000, bad)
     assert_error(info, ErrorKind.INVALID_INPUT, "buffer_size", repr(bad), "BufferSize.fixed")
+
+
+def test_an_int_buffer_size_is_a_fixed_one_and_checked_as_one() -> None:
+    assert StreamConfig(2, 48000, 256).buffer_size == BufferSize.fixed(256)  # type: ignore[arg-type]
+    assert StreamConfig(2, 48000, np.int16(64)).buffer_size == BufferSize.fixed(64)
+    for bad in (0, -1, 1 << 21):
+        with pytest.raises(Error) as info:
+            StreamConfig(2, 48000, bad)  # type: ignore[arg-type]
+        assert_error(info, ErrorKind.INVALID_INPUT, "buffer size", str(bad))
 
 
 def test_duplex_config_splits_into_input_and_output_configs() -> None:
@@ -170,7 +180,7 @@ def test_duplex_config_rejects_bad_sample_rates(bad: Any) -> None:
     assert_error(info, ErrorKind.INVALID_INPUT, "sample_rate", repr(bad))
 
 
-@pytest.mark.parametrize("bad", [64, None, "default"])
+@pytest.mark.parametrize("bad", [64.0, None, "default"])
 def test_duplex_config_rejects_a_buffer_size_that_is_not_a_buffer_size(bad: Any) -> None:
     with pytest.raises(Error) as info:
         DuplexStreamConfig(2, 2, 48000, bad)
@@ -294,7 +304,7 @@ def test_with_sample_rate_outside_the_range_is_unsupported_config(rate: int) -> 
     assert_error(info, ErrorKind.UNSUPPORTED_CONFIG, f"{rate} Hz", "8000..96000 Hz")
 
 
-@pytest.mark.parametrize("bad", [0, 48000.0, True, "48000"])
+@pytest.mark.parametrize("bad", [0, 48000.5, True, "48000"])
 def test_with_sample_rate_rejects_non_rates_as_invalid_input(bad: Any) -> None:
     with pytest.raises(Error) as info:
         make_range().with_sample_rate(bad)

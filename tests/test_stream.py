@@ -100,7 +100,8 @@ def test_streams_are_built_stopped(loopback: VirtualDevice) -> None:
     time.sleep(0.05)
     assert not stream.running
     assert rec.infos == []
-    assert stream.wait(0) is True
+    with pytest.raises(dio.Error, match="never started"):
+        stream.wait(0)  # it would return at once: a program waiting on it has a bug
     stream.close()
 
 
@@ -362,9 +363,12 @@ def test_a_callback_cannot_move_the_memory_the_engine_writes(loopback: VirtualDe
         dio.stop()
 
 
-def test_errors_without_error_callback_are_logged_and_kept(
+def test_errors_without_error_callback_are_kept_and_reported_once(
     loopback: VirtualDevice, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """wait() raises it, so it is not logged too (an error nobody takes is
+    logged: tests/test_face.py)."""
+
     def cb(inp: np.ndarray, out: np.ndarray, info: Any) -> None:
         raise ValueError("nope")
 
@@ -375,7 +379,7 @@ def test_errors_without_error_callback_are_logged_and_kept(
             stream.wait(10)
         stream.close()
     assert stream.error is not None and stream.error.kind is dio.ErrorKind.CALLBACK_FAILED
-    assert any("nope" in r.getMessage() for r in caplog.records)
+    assert not any("nope" in r.getMessage() for r in caplog.records)
 
 
 def test_disconnect_stops_stream_with_device_not_available(loopback: VirtualDevice) -> None:

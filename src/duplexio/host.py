@@ -905,9 +905,13 @@ class Device(DeviceHooks):
                 raise
             # The period picked for the block size is in the device's range
             # yet was refused when it opened (an ALSA plugin's rules are
-            # finer than its range): re-block from the device's own.
+            # finer than its range): re-block from the device's own. Refused
+            # again, the first refusal is the one that names the request.
             params = dataclasses.replace(params, device_frames=own)
-            return self._stream(params, callback, error_callback, program)
+            try:
+                return self._stream(params, callback, error_callback, program)
+            except Error:
+                raise err from None
 
     def _stream(
         self,

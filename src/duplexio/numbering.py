@@ -8,13 +8,23 @@ PortAudio's devices keep their own host API ("MME", "Windows WASAPI", ...).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
+from typing import NoReturn
 
 from duplexio.devices import channel_count, query_devices
 from duplexio.errors import Error
 from duplexio.host import Device, DeviceId, HostId, default_host, host_from_id
 
-__all__ = ["HOSTAPI_NAMES", "DeviceFacts", "Numbering", "hostapi_name", "own_channels"]
+__all__ = [
+    "HOSTAPI_NAMES",
+    "DeviceFacts",
+    "Numbering",
+    "Translating",
+    "hostapi_name",
+    "own_channels",
+]
 
 #: What each host is called as a host API.
 HOSTAPI_NAMES = {
@@ -143,3 +153,22 @@ class Numbering:
         """The default host's host API, or -1."""
         name = HOSTAPI_NAMES[default_host().id]
         return self.hostapis.index(name) if name in self.hostapis else -1
+
+
+class Translating:
+    """``with Translating(own, fail):`` hands a `duplexio.Error` raised inside
+    (but one of the face's ``own`` class) to ``fail``, which raises the
+    face's own error for it."""
+
+    def __init__(self, own: type[Error], fail: Callable[[Error], NoReturn]) -> None:
+        self._own = own
+        self._fail = fail
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, Error) and not isinstance(exc, self._own):
+            self._fail(exc)

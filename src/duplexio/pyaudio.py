@@ -33,7 +33,7 @@ from duplexio.devices import find_device
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat
 from duplexio.host import Device
-from duplexio.numbering import DeviceFacts, Numbering
+from duplexio.numbering import DeviceFacts, Numbering, Translating
 from duplexio.stream import CallbackAbort, CallbackStop
 from duplexio.stream import Stream as _EngineStream
 from duplexio.timing import CallbackInfo, DuplexCallbackInfo
@@ -191,18 +191,7 @@ def _invalid(message: str, errno: int = paBadIODeviceCombination) -> NoReturn:
     raise _InvalidArgument(ErrorKind.INVALID_INPUT, message, errno)
 
 
-class _Translated:
-    """``with _translated:`` turns a `duplexio.Error` inside into a `PyAudioError`."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, Error) and not isinstance(exc, PyAudioError):
-            _fail(exc)
-
-
-_translated = _Translated()
+_translated = Translating(PyAudioError, _fail)
 
 
 # -- formats --------------------------------------------------------------------

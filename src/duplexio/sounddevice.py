@@ -39,7 +39,7 @@ from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat, as_frames
 from duplexio.host import Device, HostId, considered_hosts
 from duplexio.measure import duplex_or_pair
-from duplexio.numbering import Numbering, hostapi_name
+from duplexio.numbering import Numbering, Translating, hostapi_name
 from duplexio.stream import CallbackAbort, CallbackStop, ProgramStream
 from duplexio.stream import Stream as _EngineStream
 from duplexio.timing import CallbackInfo, DuplexCallbackInfo
@@ -105,18 +105,7 @@ def _unsupported(message: str) -> NoReturn:
     raise PortAudioError(ErrorKind.UNSUPPORTED_OPERATION, message)
 
 
-class _Translated:
-    """``with _Translated():`` turns a `duplexio.Error` raised inside into a `PortAudioError`."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, Error) and not isinstance(exc, PortAudioError):
-            _fail(exc)
-
-
-_translated = _Translated()
+_translated = Translating(PortAudioError, _fail)
 
 
 # -- flags and times ------------------------------------------------------------

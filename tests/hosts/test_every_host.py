@@ -15,8 +15,6 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +24,6 @@ import duplexio as dio
 from duplexio.declarations import declared_hosts
 from duplexio.hosts.jack import JackBackend, JackDevice
 from duplexio.hosts.virtual import VirtualDevice, VirtualHost
-from tests.hosts.devices import duplex_device
 
 #: Every host the tree declares (hosts/<name>/host.json).
 HOSTS = [d.name for d in declared_hosts()]
@@ -34,12 +31,9 @@ HOSTS = [d.name for d in declared_hosts()]
 JACK_SERVED = {"jack", "alsa", "portaudio"}
 
 
-@pytest.fixture(params=HOSTS)
-def device(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[dio.Device]:
-    yield duplex_device(request, monkeypatch, tmp_path, request.param)
-    dio.stop()
+@pytest.fixture
+def device(each_host_device: dio.Device) -> dio.Device:
+    return each_host_device
 
 
 def test_the_default_config_is_float32_at_the_devices_own_rate(device: dio.Device) -> None:

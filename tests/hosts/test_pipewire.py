@@ -304,3 +304,21 @@ def test_with_a_pipewire_server_running_pipewire_is_the_default_host(graph: Pipe
     assert dio.HostId.PIPEWIRE in dio.available_hosts()
     assert dio.default_host().id is dio.HostId.PIPEWIRE
     assert dio.find_device(None, direction="duplex").id.host is dio.HostId.PIPEWIRE
+
+
+def test_the_default_sink_is_marked_on_its_own_row_and_its_channels_are_its_own(
+    graph: PipeWire,
+) -> None:
+    """The host's default is a placeholder that follows the graph's default; the
+    table marks the row of the node it names now, and lists that node's channel
+    count (a stream of more is refused: PipeWire does not remix ports)."""
+    host = dio.host_from_id("pipewire")
+    default = host.default_output_device()
+    assert default is not None and default.id.name == "@DEFAULT_SINK@"
+    table = str(dio.query_devices("pipewire"))
+    rows = [line for line in table.splitlines() if f"pipewire:{graph.sink} " in line]
+    assert len(rows) == 1 and "out" in rows[0].split()[-1], table
+    assert rows[0].split()[-4:-2] == ["2", "2"], table  # in, out: the null sink's 2 channels
+    with pytest.raises(dio.Error) as raised:
+        sink(graph).build_output_stream(dio.StreamConfig(4, RATE), lambda d, i: None)
+    assert raised.value.kind is dio.ErrorKind.UNSUPPORTED_CONFIG and "4" in str(raised.value)

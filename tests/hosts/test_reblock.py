@@ -14,29 +14,20 @@ import dataclasses
 import functools
 import itertools
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 import duplexio as dio
-from duplexio.declarations import declared_hosts
 from duplexio.hosts.virtual import VirtualHost
 from duplexio.timing import ns_to_frames
-from tests.hosts.devices import duplex_device
 from tests.impulses import ImpulseLoop
 
-HOSTS = [d.name for d in declared_hosts()]
 
-
-@pytest.fixture(params=HOSTS)
-def device(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[dio.Device]:
-    yield duplex_device(request, monkeypatch, tmp_path, request.param)
-    dio.stop()
+@pytest.fixture
+def device(each_host_device: dio.Device) -> dio.Device:
+    return each_host_device
 
 
 def sizes(period: int) -> list[int]:

@@ -357,6 +357,24 @@ static const node_info *node_named(const conn *c, const char *name) {
 
 /* ---- listing ---------------------------------------------------------------------- */
 
+/* A node's channels: audio.channels, else its audio.position's entries (a
+ * pipewire-pulse null sink sets only that), else its non-monitor ports. */
+static uint32_t node_channels(const conn *c, const node_info *n) {
+    if (n->channels) return n->channels;
+    uint32_t count = 0;
+    if (n->position[0]) {
+        count = 1;
+        for (const char *q = n->position; *q; q++) count += *q == ',';
+        return count;
+    }
+    const int sink = strstr(n->media_class, "Sink") != NULL;
+    for (uint32_t i = 0; i < c->n_ports; i++) {
+        const port_info *p = &c->ports[i];
+        if (p->node == n->id && !p->monitor && p->output != sink) count++;
+    }
+    return count;
+}
+
 int da_pw_list(char *buf, size_t len, char *msg, size_t msg_len) {
     conn c;
     int r = conn_open(&c, "duplexio-list", msg, msg_len);
@@ -372,7 +390,7 @@ int da_pw_list(char *buf, size_t len, char *msg, size_t msg_len) {
         const node_info *n = &c.nodes[i];
         wrote = snprintf(at < len ? buf + at : NULL, at < len ? len - at : 0,
                          "node\t%u\t%s\t%s\t%s\t%u\n", n->id, n->media_class, n->name,
-                         n->description, n->channels);
+                         n->description, node_channels(&c, n));
         at += wrote > 0 ? (size_t)wrote : 0;
         count++;
     }
