@@ -396,9 +396,13 @@ class _Core:
         record_frames = 0
         if p.input_channels:
             # Duplex: the input of the first block is the round trip older than
-            # its output, so that much more is recorded and sliced off later;
-            # one block more absorbs a host whose reported latency rounds down.
-            extra = latency.round_trip + p.frames if p.kind is StreamKind.DUPLEX else 0
+            # its output, so that much more is recorded and sliced off later.
+            # The round trip the first block's timestamps give may exceed the
+            # one reported before the start (a host that rounds down; ALSA's
+            # jack PCM settling a JACK cycle or two longer under load): twice
+            # it and two periods more cost a few kilobytes and absorb both.
+            period = max(p.frames, p.device_frames)
+            extra = 2 * (latency.round_trip + period) if p.kind is StreamKind.DUPLEX else 0
             record_frames = program.record_frames + extra
             self.record = silent_frames(
                 record_frames, p.input_channels, p.input_format, "the recording"

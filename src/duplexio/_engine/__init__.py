@@ -33,8 +33,14 @@ try:
 except ImportError as exc:  # pragma: no cover - only without a build
     raise ImportError(_HINT) from exc
 
+# The library stays mapped until the process ends (RTLD_NODELETE where the
+# platform has it): at interpreter shutdown the objects that own engine
+# handles are collected in no set order, some after this module's `lib`, and
+# their destructors call into the library, which must still be there.
+_FLAGS = getattr(ffi, "RTLD_NOW", 0) | getattr(ffi, "RTLD_NODELETE", 0)
+
 try:
-    lib = ffi.dlopen(str(Path(__file__).with_name(library_file())))
+    lib = ffi.dlopen(str(Path(__file__).with_name(library_file())), _FLAGS)
 except OSError as exc:  # pragma: no cover - only without a build
     raise ImportError(f"{_HINT} ({exc})") from exc
 
