@@ -102,11 +102,11 @@ def summary_lines() -> str:
 
     def pct(lib: str, load: str) -> str:
         value = median(lib, 128, load, "on time %")
-        return "-" if value is None else f"{value:.1f} %"
+        return "not in this run" if value is None else f"{value:.1f} %"
 
     def cpu(lib: str) -> str:
         value = median(lib, 128, "none", "process CPU µs/block")
-        return "-" if value is None else f"{value:.0f} µs"
+        return "not in this run" if value is None else f"{value:.0f} µs"
 
     unflagged = sum(
         r.get("unflagged", 0) for r in data["rows"] if r.get("lib") in (DUPLEXIO, SOUNDDEVICE_FACE)
