@@ -484,12 +484,18 @@ class JackHost(Host):
         if wanted.host is not HostId.JACK:
             return None
         server, _, client = wanted.name.partition("/")
-        try:
-            probed = _probe(server)
-        except Error as err:
-            if err.kind is ErrorKind.UNSUPPORTED_OPERATION:
-                raise  # another server's clients are open: say so, not "no such device"
-            return None
+        for tries in range(2):
+            try:
+                probed = _probe(server)
+                break
+            except Error as err:
+                if err.kind is ErrorKind.UNSUPPORTED_OPERATION:
+                    raise  # another server's clients are open: say so, not "no such device"
+                # A server that is there but busy (a loaded machine) can miss
+                # one probe; one that is not refuses at once, so asking twice
+                # costs nothing then.
+                if tries:
+                    return None
         if not client:
             return JackDevice(probed, None)
         return next((d for d in self._devices_of(probed) if d.id == wanted), None)
