@@ -617,7 +617,7 @@ default = _Defaults()
 _DTYPES = {"float32", "int32", "int16", "int8", "uint8", "float64", "int24"}
 
 
-def _format(dtype: object, raw: bool) -> tuple[SampleFormat, str]:
+def _format(dtype: object) -> tuple[SampleFormat, str]:
     """A sounddevice ``dtype`` as the engine's format and sounddevice's name for it."""
     name = dtype
     if not isinstance(dtype, str):
@@ -692,7 +692,6 @@ class _Settings:
         dtype: object,
         latency: object,
         extra_settings: object,
-        raw: bool,
     ) -> None:
         _check_extra(extra_settings)
         self.kind = kind
@@ -720,7 +719,7 @@ class _Settings:
             for c, side in zip(_pair(channels, "channels", kind), sides, strict=True)
         ]
         formats = [
-            _format(d if d is not None else default._dtype[_side(side)], raw)
+            _format(d if d is not None else default._dtype[_side(side)])
             for d, side in zip(_pair(dtype, "dtype", kind), sides, strict=True)
         ]
         self.formats = [f for f, _ in formats]
@@ -811,7 +810,7 @@ def _check_settings(
 ) -> None:
     from duplexio.config import check_config
 
-    s = _Settings(kind, rate, None, device, channels, dtype, None, extra, raw=False)
+    s = _Settings(kind, rate, None, device, channels, dtype, None, extra)
     config = s.config()
     assert isinstance(config, StreamConfig)
     with _translated:
@@ -868,9 +867,8 @@ class _StreamBase:
         if finished_callback is not None and not callable(finished_callback):
             _invalid(f"finished_callback must be callable or None, got {shown(finished_callback)}")
         s = _Settings(
-            self._kind, samplerate, blocksize, device, channels, dtype, latency,
-            extra_settings, self._raw,
-        )  # fmt: skip
+            self._kind, samplerate, blocksize, device, channels, dtype, latency, extra_settings
+        )
         self._settings = s
         self._user_stopped = True
         self._stream = self._build(s, callback)
@@ -1185,12 +1183,10 @@ class _Take:
         face: _StreamBase,
         out: np.ndarray | None,
         mapping: list[int] | None,
-        looped: bool = False,
     ) -> None:
         self.face = face
         self.out = out
         self.mapping = mapping
-        self.looped = looped
         self.copied = threading.Event()
         self.status = CallbackFlags()
 
@@ -1288,14 +1284,12 @@ def play(
                 at = (at + step) % n
             position[0] = at
 
-        _begin(
-            _Take(OutputStream(samplerate, callback=again, **kwargs), None, None, True), blocking
-        )
+        _begin(_Take(OutputStream(samplerate, callback=again, **kwargs), None, None), blocking)
         return
     s = _Settings(
         "output", samplerate, kwargs.pop("blocksize", None), kwargs.pop("device", None),
         kwargs.pop("channels"), kwargs.pop("dtype"), kwargs.pop("latency", None),
-        kwargs.pop("extra_settings", None), raw=False,
+        kwargs.pop("extra_settings", None),
     )  # fmt: skip
     _no_more(kwargs, "play")
     config = s.config()
@@ -1379,7 +1373,7 @@ def _recording_setup(
         dtype = (dtype if dtype is not None else default._dtype[0], played.dtype)
     s = _Settings(
         kind, samplerate, kwargs.pop("blocksize", None), device_pair, ins, dtype,
-        kwargs.pop("latency", None), kwargs.pop("extra_settings", None), raw=False,
+        kwargs.pop("latency", None), kwargs.pop("extra_settings", None),
     )  # fmt: skip
     _no_more(kwargs, "rec" if played is None else "playrec")
     count = len(mapped) if mapped is not None else s.channels[0]
@@ -1437,11 +1431,8 @@ def wait(ignore_errors: bool = True) -> CallbackFlags | None:
     stream = take.face._stream
     try:
         with _translated:
-            if take.looped and not stream.running:
+            while not stream.wait(0.1):
                 pass
-            else:
-                while not stream.wait(0.1):
-                    pass
     except PortAudioError:
         if not ignore_errors:
             raise
