@@ -74,7 +74,7 @@ def run(
 
 def seconds(device: str) -> str:
     """How long a program that runs for a while runs: PulseAudio's null sink
-    starts a stream up to 2 s late (its timer was armed for its idle block)."""
+    starts a stream late (its timer was armed for its idle block: docs/hosts/pulse.md)."""
     return "3" if device.startswith("pulse:") else "0.5"
 
 
