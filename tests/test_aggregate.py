@@ -114,6 +114,19 @@ def test_locks_reports_the_drift_and_holds_the_round_trip(
     assert round_trip == FRAMES + (FRAMES + 40 + 1 + 2 * FRAMES) + 480
 
 
+def test_latency_is_measured_only_once_the_aggregate_is_locked(cable: Cable) -> None:
+    # Until locked the loop still moves the input against the output, so a
+    # round trip measured then is not the one the stream will keep. The lock
+    # needs the output clock's loop past 1.25 s by design: impulses sent at
+    # once would have finished long before.
+    out, inp = cable(0, 300)
+    began = time.monotonic()
+    report = dio.measure_latency(dio.aggregate(inp, out), impulses=3, interval=0.01)
+    assert time.monotonic() - began >= 1.25
+    assert len(report.round_trips) + report.glitched == 3 and report.round_trips, report
+    assert max(report.round_trips) - min(report.round_trips) <= 1, report
+
+
 def first_clean(flagged: list[int], blocks: int, settle: int, length: int) -> int | None:
     """The first block of `length` blocks with no flag in them nor in the `settle`
     blocks before them (a flag may be a jump the loop settles from again), among

@@ -68,7 +68,35 @@ def test_an_impulse_whose_flight_was_flagged_is_left_out_and_counted(make_device
     assert report.glitched >= 1 and report.xruns >= report.glitched and report.round_trips
     assert len(report.round_trips) + report.lost + report.glitched == 20
     assert set(report.round_trips) <= {256} and report.expected == (256,) * len(report.round_trips)
-    assert report.matches_report
+    assert report.matches_report and report.steady
+    # Each kept impulse knows the glitches before it: counted in order, and
+    # the later ones were sent after some.
+    assert list(report.after_xruns) == sorted(report.after_xruns)
+    assert len(report.after_xruns) == len(report.round_trips) and report.after_xruns[-1] >= 1
+
+
+def _report(round_trips: tuple[int, ...], after_xruns: tuple[int, ...]) -> LatencyReport:
+    return LatencyReport(
+        "virtual:loopback",
+        48000,
+        128,
+        round_trips,
+        (256,),
+        0,
+        max(after_xruns, default=0),
+        0,
+        after_xruns=after_xruns,
+    )
+
+
+def test_a_round_trip_may_change_only_where_a_glitch_was_flagged() -> None:
+    # A glitch can shift input against output for good (a device restarting
+    # one side), so a new lag after a flagged xrun is steady; a new lag with
+    # no glitch between is not.
+    assert _report((256, 256, 300, 300), (0, 0, 1, 1)).steady
+    assert not _report((256, 300, 300, 300), (0, 0, 1, 1)).steady
+    assert not _report((256, 257), (0, 0)).steady
+    assert _report((256, 256), ()).steady and not _report((256, 257), ()).steady
 
 
 def test_pipelined_latency_is_one_period_more(make_device: Any) -> None:

@@ -126,6 +126,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
                     "round_trip_frames": report.frames,
                     "round_trip_ms": report.ms,
                     "spread_frames": report.spread,
+                    "steady": report.steady,
                     "round_trips": list(report.round_trips),
                     "reported_frames": list(report.reported),
                     "lost": report.lost,
@@ -155,9 +156,13 @@ def cmd_latency(args: argparse.Namespace) -> int:
         f"round trip   {report.frames} frames = {report.ms:.3f} ms "
         f"(median of {len(report.round_trips)} impulses)"
     )
-    stable = (
-        "identical for every impulse" if report.spread == 0 else f"spread {report.spread} frames"
-    )
+    if report.spread == 0:
+        stable = "identical for every impulse"
+    elif report.steady:
+        stable = "identical between glitches, changed where an xrun was flagged"
+    else:
+        stable = f"spread {report.spread} frames"
+
     print(f"stability    {stable}; min {min(report.round_trips)}, max {max(report.round_trips)}")
     print(
         f"reported     {', '.join(map(str, report.reported))} frames by the stream's timestamps"

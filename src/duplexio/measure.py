@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import statistics
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
@@ -375,13 +376,20 @@ class LatencyReport:
         (``output.device - input.device``) in frames; one value per distinct
         report seen (one, when the stream never drifts).
     lost
-        Impulses sent that never came back.
+        Impulses sent that never came back, with no glitch flagged.
     glitched
         Impulses left out of `round_trips`: the stream flagged a glitch
-        (``xrun``) between their sending and the block after their return.
+        (``xrun``) between their sending and the block after their return
+        (or, for one that never came back, before it was given up).
     expected
         For each entry of `round_trips`, the round trip the stream reported
         when that impulse was sent.
+    after_xruns
+        For each entry of `round_trips`, how many blocks the stream had
+        flagged ``xrun`` before that impulse was sent. A glitch can shift
+        input against output for good (a device that restarts, frames lost
+        on one side only), so the round trip may change where this number
+        does, and nowhere else (`steady`).
     xruns, late_blocks
         The stream's glitch counters over the measurement.
     pipelined
@@ -405,6 +413,7 @@ class LatencyReport:
     response: tuple[float, ...] = field(default=())
     glitched: int = field(default=0)
     expected: tuple[int, ...] = field(default=())
+    after_xruns: tuple[int, ...] = field(default=())
 
     @property
     def frames(self) -> int | None:
@@ -421,6 +430,16 @@ class LatencyReport:
     def spread(self) -> int | None:
         """Largest minus smallest measured round trip, frames (0: sample-exact every time)."""
         return max(self.round_trips) - min(self.round_trips) if self.round_trips else None
+
+    @property
+    def steady(self) -> bool:
+        """True when every impulse sent between the same two flagged glitches came
+        back at the same lag (with no glitch: all of them; see `after_xruns`)."""
+        stretches = self.after_xruns or (0,) * len(self.round_trips)
+        lags: dict[int, set[int]] = {}
+        for stretch, lag in zip(stretches, self.round_trips, strict=True):
+            lags.setdefault(stretch, set()).add(lag)
+        return all(len(seen) == 1 for seen in lags.values())
 
     @property
     def matches_report(self) -> bool:
@@ -486,19 +505,25 @@ class _ImpulseLoop:
         self.give_up_ns = 0
         self.round_trips: list[int] = []
         self.expected: list[int] = []  # the round trip reported as each impulse was sent
+        self.after_xruns: list[int] = []  # xrun blocks flagged before each impulse was sent
+        self.xruns = 0
+        self.sent_xruns = 0
         self.reported: set[int] = set()
         self.lost = 0
         self.glitched = 0  # impulses left out: a glitch was flagged in their flight
         self.sent_report = 0
         self.spoiled = False
-        self.arrived: tuple[int, int] | None = None  # (measured, reported), to settle
+        self.arrived: tuple[int, int, int] | None = None  # (measured, reported, xruns before)
         self.done = threading.Event()
+        # Whether the stream's timing holds still: an aggregate's clock loop
+        # slews its read position (so the round trip) until locked.
+        self.steady: Callable[[], bool] = lambda: True
         # The first impulse's response: blocks of the input channel from the
         # block it was written in, until twice the reported round trip is kept.
         self.response: list[np.ndarray] = []
         self.response_left = -1
 
-    def _settle(self, measured: int, reported: int, *, glitch: bool) -> None:
+    def _settle(self, measured: int, reported: int, sent_xruns: int, *, glitch: bool) -> None:
         """Keep an impulse whose flight had no flagged glitch; count the others.
 
         Across a glitch the audio may have slipped (frames lost or
@@ -509,6 +534,7 @@ class _ImpulseLoop:
         else:
             self.round_trips.append(measured)
             self.expected.append(reported)
+            self.after_xruns.append(sent_xruns)
 
     def _keep_response(self, inp: np.ndarray) -> None:
         self.response.append(inp[:, self.channel].astype(np.float64))  # a copy: blocks are reused
@@ -520,12 +546,13 @@ class _ImpulseLoop:
         report = ns_to_frames(out_ns - in_ns, self.rate)
         self.reported.add(report)
         frames = out.shape[0]
+        self.xruns += info.xrun
         if self.response_left > 0:
             self._keep_response(inp)
         if self.arrived is not None:
             # A glitch is flagged on the block after it, so the block after an
             # arrival decides whether the impulse's flight was clean.
-            self._settle(*self.arrived, glitch=info.xrun)
+            self._settle(*self.arrived, glitch=info.xrun or not self.steady())
             self.arrived = None
         if self.sent_ns is not None:
             self.spoiled |= info.xrun
@@ -533,12 +560,18 @@ class _ImpulseLoop:
             for m in hits:
                 at = in_ns + frames_to_ns(int(m), self.rate)
                 if at >= self.sent_ns:
-                    self.arrived = (ns_to_frames(at - self.sent_ns, self.rate), self.sent_report)
+                    measured = ns_to_frames(at - self.sent_ns, self.rate)
+                    self.arrived = (measured, self.sent_report, self.sent_xruns)
                     self.sent_ns = None
                     break
             else:
                 if in_ns > self.give_up_ns:
-                    self.lost += 1
+                    # One a flagged glitch swallowed (a late block's output is
+                    # silence) is the glitch's; lost is what vanished unflagged.
+                    if self.spoiled:
+                        self.glitched += 1
+                    else:
+                        self.lost += 1
                     self.sent_ns = None
         if self.sent_ns is None and self.arrived is None:
             if self.remaining == 0:
@@ -547,7 +580,7 @@ class _ImpulseLoop:
             if self.next_send_ns is None:
                 # Let the stream settle (first blocks warm the worker up).
                 self.next_send_ns = in_ns + frames_to_ns(self.gap_frames, self.rate)
-            if in_ns >= self.next_send_ns:
+            if in_ns >= self.next_send_ns and self.steady():
                 # The round trip counts frames from writing a sample to reading
                 # it back, so a sample written at out[n] is dated on the input
                 # timeline, where in[n] of the same block sits.
@@ -557,6 +590,7 @@ class _ImpulseLoop:
                     self._keep_response(inp)
                 self.sent_ns = in_ns
                 self.sent_report = report
+                self.sent_xruns = self.xruns
                 self.spoiled = False
                 self.give_up_ns = in_ns + 1_000_000_000
                 self.next_send_ns = in_ns + frames_to_ns(self.gap_frames + frames, self.rate)
@@ -599,6 +633,12 @@ def measure_latency(
     timestamps report (``output.device - input.device``). Needs
     a loop from output to input: the virtual loopback has one built in; on a
     real host, connect output to input (cable, loopback ports, monitor).
+
+    An impulse whose flight the stream flagged (an xrun) is left out and
+    counted (`LatencyReport.glitched`). On an `aggregate` the first impulse
+    waits until its clock loop is locked (a second or two), and one that
+    returns while it is not locked is left out too: until then the loop is
+    still moving the input against the output.
 
     Parameters
     ----------
@@ -650,6 +690,7 @@ def measure_latency(
     channel = whole("input_channel", input_channel, minimum=0, maximum=config.input_channels - 1)
     loop = _ImpulseLoop(rate, count, gap, peak, channel)
     stream = dev.build_duplex_stream(config, loop, pipelined=pipelined)
+    loop.steady = lambda: stream.stats.locked is not False
     with stream:
         finished = loop.done.wait(min(limit, threading.TIMEOUT_MAX))  # beyond: the OS refuses
         stats = stream.stats
@@ -670,6 +711,7 @@ def measure_latency(
             lost=loop.lost,
             glitched=loop.glitched,
             expected=tuple(loop.expected),
+            after_xruns=tuple(loop.after_xruns),
             xruns=stats.xruns,
             late_blocks=stats.late_blocks + stats.skipped_blocks,
             pipelined=pipelined,
