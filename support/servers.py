@@ -337,6 +337,18 @@ class PulseServer:
             self.process.kill()
             self.process.wait(10)
 
+    def restart(self) -> None:
+        """Start the daemon again on the same socket (after `kill`), with its null sink.
+
+        Raises
+        ------
+        ServerUnavailable
+            It did not answer within 20 s.
+        """
+        self.kill()
+        self.process = _spawn_pulse(self.runtime_dir, self.sink)
+        _await_pulse(self)
+
     def stop(self) -> None:
         """Stop the daemon (SIGTERM, then SIGKILL after 10 s)."""
         stop_process(self.process)
@@ -348,6 +360,37 @@ def pulse_missing() -> str | None:
     if missing:
         return f"{', '.join(missing)} not found (apt-get install pulseaudio pulseaudio-utils)"
     return None
+
+
+def _pulse_command(runtime: Path, sink: str) -> list[str]:
+    socket = runtime / "pulse" / "native"
+    return [
+        "pulseaudio", "--daemonize=no", "-n", "--exit-idle-time=-1", "--disallow-exit",
+        "--use-pid-file=no", "--log-target=stderr",
+        f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}",
+        f"--load=module-null-sink sink_name={sink} rate=48000 channels=2",
+        "--load=module-always-sink",
+    ]  # fmt: skip
+
+
+def _spawn_pulse(runtime: Path, sink: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime)}
+    with open(runtime / "pulseaudio.log", "ab") as log:
+        return subprocess.Popen(
+            _pulse_command(runtime, sink), stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+
+
+def _await_pulse(server: PulseServer) -> None:
+    """Wait until `server`'s daemon answers; stop it and raise if it does not in 20 s."""
+    runtime = server.runtime_dir
+    deadline = time.monotonic() + 20
+    while server.run("pactl", "info").returncode != 0:
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            log_text = (runtime / "pulseaudio.log").read_text()[-1500:]
+            raise ServerUnavailable(f"pulseaudio did not start: {log_text}")
+        time.sleep(0.1)
 
 
 def start_pulseaudio(*, sink: str = "da_null") -> PulseServer:
@@ -364,25 +407,9 @@ def start_pulseaudio(*, sink: str = "da_null") -> PulseServer:
     runtime = Path(tempfile.mkdtemp(prefix="dio-pulse-"))
     runtime.chmod(0o700)
     (runtime / "pulse").mkdir()
-    socket = runtime / "pulse" / "native"
-    command = [
-        "pulseaudio", "--daemonize=no", "-n", "--exit-idle-time=-1", "--disallow-exit",
-        "--use-pid-file=no", "--log-target=stderr",
-        f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}",
-        f"--load=module-null-sink sink_name={sink} rate=48000 channels=2",
-        "--load=module-always-sink",
-    ]  # fmt: skip
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime)}
-    with open(runtime / "pulseaudio.log", "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    server = PulseServer(f"unix:{socket}", sink, runtime, process)
-    deadline = time.monotonic() + 20
-    while server.run("pactl", "info").returncode != 0:
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            log_text = (runtime / "pulseaudio.log").read_text()[-1500:]
-            raise ServerUnavailable(f"pulseaudio did not start: {log_text}")
-        time.sleep(0.1)
+    process = _spawn_pulse(runtime, sink)
+    server = PulseServer(f"unix:{runtime / 'pulse' / 'native'}", sink, runtime, process)
+    _await_pulse(server)
     return server
 
 

@@ -30,7 +30,14 @@ from duplexio.config import (
     SupportedStreamConfig,
     SupportedStreamConfigRange,
 )
-from duplexio.devices import Defaults, DeviceList, default, find_device, query_devices
+from duplexio.devices import (
+    Defaults,
+    DeviceList,
+    default,
+    find_device,
+    query_devices,
+    watch_devices,
+)
 from duplexio.errors import Error, ErrorKind
 from duplexio.files import FileReport, Glitch, play_file, record_file
 from duplexio.formats import SampleFormat, from_float, to_float
@@ -55,6 +62,7 @@ from duplexio.stream import (
     set_switch_interval,
 )
 from duplexio.timing import CallbackInfo, CallbackTimestamp, DuplexCallbackInfo, StreamLatency
+from duplexio.watch import DeviceEvent, DeviceEventKind, DeviceWatcher
 
 __all__ = [
     "STANDARD_SAMPLE_RATES",
@@ -68,8 +76,11 @@ __all__ = [
     "Defaults",
     "Device",
     "DeviceDescription",
+    "DeviceEvent",
+    "DeviceEventKind",
     "DeviceId",
     "DeviceList",
+    "DeviceWatcher",
     "DuplexCallbackInfo",
     "DuplexStreamConfig",
     "Error",
@@ -111,4 +122,5 @@ __all__ = [
     "stop",
     "to_float",
     "wait",
+    "watch_devices",
 ]

@@ -11,7 +11,7 @@ holds the settable defaults the module-level calls (``play``, ``rec``,
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
 from duplexio._validate import checked, checked_methods, whole
@@ -20,15 +20,18 @@ from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat
 from duplexio.host import (
     Device,
+    DeviceEvent,
     DeviceId,
+    DeviceWatcher,
     Host,
     HostId,
     considered_hosts,
     default_host,
     host_from_id,
+    watch,
 )
 
-__all__ = ["Defaults", "DeviceList", "default", "find_device", "query_devices"]
+__all__ = ["Defaults", "DeviceList", "default", "find_device", "query_devices", "watch_devices"]
 
 DeviceLike = Device | DeviceId | str | int | None
 
@@ -165,6 +168,35 @@ def query_devices(host: HostId | str | None = None) -> DeviceList:
             continue
         devices += found
     return DeviceList(devices, marks, chosen)
+
+
+@checked
+def watch_devices(callback: Callable[[DeviceEvent], object] | None = None) -> DeviceWatcher:
+    """Device events from every host `query_devices()` lists, as they happen.
+
+    Each host tells what it can (its server's notifications, or a listing
+    every half second where it has none; the hosts' pages say which). Events
+    of one host come in the order they happened.
+
+    Parameters
+    ----------
+    callback
+        Called with each `DeviceEvent`, in order, on a thread of the
+        watcher's (never an audio thread); None to iterate the watcher
+        (``for event in watcher``, ``async for``, `DeviceWatcher.get`).
+
+    Returns
+    -------
+    DeviceWatcher
+        Close it (or use ``with``) to stop watching.
+    """
+    hosts: list[Host] = []
+    for hid in considered_hosts():
+        try:
+            hosts.append(host_from_id(hid))
+        except Error:
+            continue
+    return watch(hosts, callback)
 
 
 def _direction_ok(device: Device, direction: str) -> bool:

@@ -15,13 +15,11 @@ under `duplexio.hosts`.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import importlib
 import inspect
 import logging
 import sys
 import threading
-import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,33 +41,27 @@ from duplexio.contract import Backend, CData, StreamParams
 from duplexio.declarations import declared_hosts
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat, as_frames
+from duplexio.ids import DeviceId, HostId, parse_host_id
 from duplexio.stream import ErrorCallback, ProgramSpec, ProgramStream, Stream
 from duplexio.timing import StreamLatency
+from duplexio.watch import (
+    ChangeSource,
+    DeviceEvent,
+    DeviceWatcher,
+    EventDirection,
+    Listing,
+    Polling,
+)
 
 logger = logging.getLogger("duplexio")
 
 DataCallback = Callable[..., None]
 
+#: A device description's direction, where it names one direction only.
+_ONE_WAY: dict[str, EventDirection] = {"input": "input", "output": "output"}
 
-class HostId(str, enum.Enum):
-    """The hosts duplexio knows.
-
-    The value is the prefix of device ids (``"virtual:loopback"``) and the
-    name of the host's folder under `duplexio.hosts`. Adding a host is its
-    folder (which declares where it runs and its preference for
-    `default_host()`: ``host.json``, `duplexio.declarations`) and one line
-    here.
-    """
-
-    PIPEWIRE = "pipewire"
-    JACK = "jack"
-    PULSE = "pulse"
-    ALSA = "alsa"
-    PORTAUDIO = "portaudio"
-    VIRTUAL = "virtual"
-
-    def __str__(self) -> str:
-        return self.value
+#: Seconds between listings for a host that cannot tell of changes itself.
+POLL_SECONDS = 0.5
 
 
 #: Each host as its folder declares it, in order of preference.
@@ -85,82 +77,6 @@ def _built_here(host_id: HostId) -> bool:
 def _host_module(host_id: HostId) -> HostModule:
     module: HostModule = importlib.import_module(f"duplexio.hosts.{host_id.value}")
     return module
-
-
-def _parse_host_id(value: object) -> HostId:
-    if isinstance(value, HostId):
-        return value
-    try:
-        return HostId(value)
-    except ValueError:
-        known = ", ".join(h.value for h in HostId)
-        raise Error(
-            ErrorKind.INVALID_INPUT, f"unknown host {shown(value)}; known hosts are {known}"
-        ) from None
-
-
-@checked_methods
-@dataclass(frozen=True)
-class DeviceId:
-    """A device's stable identity: ``"<host>:<id within the host>"``.
-
-    ``str(device_id)`` and `parse()` round-trip. The part after the first
-    colon belongs to the host and may itself contain colons (``"alsa:hw:0,0"``).
-
-    Attributes
-    ----------
-    host
-        The host the device belongs to.
-    name
-        The host's own id for the device.
-    """
-
-    host: HostId
-    name: str
-
-    def __post_init__(self) -> None:
-        # A host given as text ("jack") becomes its HostId, so that the id
-        # works wherever a parsed one does; an unknown host is refused here.
-        object.__setattr__(self, "host", _parse_host_id(self.host))
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise Error(
-                ErrorKind.INVALID_INPUT,
-                f"device id needs a non-empty name after the host, got {shown(self.name)}",
-            )
-        if any(unicodedata.category(ch) == "Cc" for ch in self.name):
-            raise Error(
-                ErrorKind.INVALID_INPUT,
-                f"device name {shown(self.name)} contains a control character",
-            )
-
-    @classmethod
-    def parse(cls, text: str | DeviceId) -> DeviceId:
-        """Parse ``"<host>:<name>"``.
-
-        Raises
-        ------
-        Error
-            ``INVALID_INPUT`` when the text is not a string, has no colon,
-            names an unknown host or has an empty name.
-        """
-        if isinstance(text, DeviceId):
-            return text
-        if not isinstance(text, str):
-            raise Error(
-                ErrorKind.INVALID_INPUT,
-                f"a device id is a string like 'virtual:loopback', got {shown(text)}",
-            )
-        host, sep, name = text.partition(":")
-        if not sep:
-            raise Error(
-                ErrorKind.INVALID_INPUT,
-                f"device id {shown(text)} has no host prefix; expected '<host>:<device>', "
-                f"e.g. 'virtual:loopback'",
-            )
-        return cls(_parse_host_id(host), name)
-
-    def __str__(self) -> str:
-        return f"{self.host.value}:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -385,6 +301,16 @@ class HostHooks(ABC):
             ``DEVICE_NOT_AVAILABLE`` when its server does not answer.
         """
         raise Error(ErrorKind.UNSUPPORTED_OPERATION, f"host '{self.id}' has no ports to ask about")
+
+    def _change_source(self) -> ChangeSource:
+        """Where a device watcher hears of changes on this host.
+
+        A host whose server notifies changes returns a source fed by those
+        notifications, raising ``DEVICE_NOT_AVAILABLE`` while its server is
+        down. Default: a listing every `POLL_SECONDS`, for a host that
+        cannot tell.
+        """
+        return Polling(POLL_SECONDS)
 
 
 class HostModule(Protocol):
@@ -1005,8 +931,43 @@ class Host(HostHooks):
         wanted = DeviceId.parse(device_id)
         return next((d for d in self.devices() if d.id == wanted), None)
 
+    def watch_devices(
+        self, callback: Callable[[DeviceEvent], object] | None = None
+    ) -> DeviceWatcher:
+        """Events for this host's devices as they come and go (see `DeviceWatcher`).
+
+        Parameters
+        ----------
+        callback
+            Called with each `DeviceEvent`, in order, on a thread of the
+            watcher's; None to iterate the watcher instead.
+        """
+        return watch([self], callback)
+
+    def _listing(self) -> Listing:
+        """The devices and defaults a watcher compares (`duplexio.watch.Listing`)."""
+        devices = {}
+        followers = set()
+        for device in self.devices():
+            d = device.description
+            direction = _ONE_WAY.get(d.direction)
+            devices[device.id] = (direction, d.name, (d.direction, d.driver, d.details))
+            if device._listed_id() != device.id:
+                followers.add(device.id)
+        defaults: dict[EventDirection, tuple[DeviceId, str] | None] = {}
+        for way in _ONE_WAY.values():
+            found = self.default_input_device() if way == "input" else self.default_output_device()
+            defaults[way] = None if found is None else (found._listed_id(), found.description.name)
+        return Listing(devices, defaults, frozenset(followers))
+
     def __repr__(self) -> str:
         return f"<Host {self.id.value}>"
+
+
+def watch(hosts: Sequence[Host], callback: Callable[[DeviceEvent], object] | None) -> DeviceWatcher:
+    """A watcher on `hosts`, its callback checked first."""
+    _check_callable("callback", callback, optional=True)
+    return DeviceWatcher(hosts, callback)
 
 
 _hosts: dict[HostId, Host] = {}
@@ -1038,7 +999,7 @@ def host_from_id(host_id: HostId | str) -> Host:
         ``INVALID_INPUT`` for an unknown id, ``HOST_UNAVAILABLE`` when the
         host cannot be used on this machine now (the message says why).
     """
-    hid = _parse_host_id(host_id)
+    hid = parse_host_id(host_id)
     if not _built_here(hid):
         where = ", ".join(_DECLARED[hid].platforms)
         message = f"the {hid.value} host runs on {where} only, not {sys.platform}"
@@ -1082,7 +1043,9 @@ __all__ = [
     "DataCallback",
     "Device",
     "DeviceDescription",
+    "DeviceEvent",
     "DeviceId",
+    "DeviceWatcher",
     "Host",
     "HostId",
     "available_hosts",

@@ -48,6 +48,7 @@ from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
 from duplexio.timing import StreamLatency
+from duplexio.watch import ChangeSource
 
 logger = logging.getLogger("duplexio")
 
@@ -163,7 +164,25 @@ def _channel_order(port: str) -> list[tuple[int, int | str]]:
     return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", port)]
 
 
+#: Probes of a server before it counts as not there. A jackd on a busy
+#: machine now and then refuses a client it would take a moment later
+#: (status 0x21); one that is not running refuses at once, so the tries
+#: cost nothing then.
+PROBE_TRIES = 3
+
+
 def _probe(server: str) -> _Server:
+    for tries in range(PROBE_TRIES):
+        try:
+            return _probe_once(server)
+        except Error as err:
+            # Another server's clients are open: say so, not "not there".
+            if err.kind is ErrorKind.UNSUPPORTED_OPERATION or tries == PROBE_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _probe_once(server: str) -> _Server:
     client = _open_client("duplexio-probe", server)
     try:
         return _Server(
@@ -175,6 +194,30 @@ def _probe(server: str) -> _Server:
         )
     finally:
         ffi.release(client)
+
+
+class _Notices(ChangeSource):
+    """A client of the default server told of ports registered and gone (a
+    device is a client with audio ports) and of the server going away."""
+
+    def __init__(self) -> None:
+        self._client = _open_client("duplexio-watch", default_server())
+        clib.da_jack_watch(self._client, context="watching the JACK server",
+                           default=ErrorKind.DEVICE_NOT_AVAILABLE)  # fmt: skip
+
+    def wait(self, timeout: float) -> bool:
+        """True when ports came or went within `timeout` s."""
+        changed = clib.da_jack_watch_wait(
+            self._client,
+            max(1, int(timeout * 1000)),
+            context=f"watching the JACK server '{default_server()}'",
+            default=ErrorKind.DEVICE_NOT_AVAILABLE,
+        )
+        return changed > 0
+
+    def close(self) -> None:
+        """Close the client."""
+        ffi.release(self._client)
 
 
 def is_available() -> bool:
@@ -413,6 +456,10 @@ class JackHost(Host):
                 continue
         return found
 
+    def _change_source(self) -> ChangeSource:
+        """The default server's notices: ports registered and gone, the server gone."""
+        return _Notices()
+
     def default_output_device(self) -> Device | None:
         """``jack:<default server>`` when it answers."""
         return self._driver_device(default_server())
@@ -484,18 +531,12 @@ class JackHost(Host):
         if wanted.host is not HostId.JACK:
             return None
         server, _, client = wanted.name.partition("/")
-        for tries in range(2):
-            try:
-                probed = _probe(server)
-                break
-            except Error as err:
-                if err.kind is ErrorKind.UNSUPPORTED_OPERATION:
-                    raise  # another server's clients are open: say so, not "no such device"
-                # A server that is there but busy (a loaded machine) can miss
-                # one probe; one that is not refuses at once, so asking twice
-                # costs nothing then.
-                if tries:
-                    return None
+        try:
+            probed = _probe(server)
+        except Error as err:
+            if err.kind is ErrorKind.UNSUPPORTED_OPERATION:
+                raise  # another server's clients are open: say so, not "no such device"
+            return None
         if not client:
             return JackDevice(probed, None)
         return next((d for d in self._devices_of(probed) if d.id == wanted), None)

@@ -54,6 +54,7 @@ static struct {
     jack_port_t *(*port_by_name)(jack_client_t *, const char *);
     void (*set_error_function)(void (*)(const char *));
     void (*set_info_function)(void (*)(const char *));
+    int (*set_port_registration_callback)(jack_client_t *, void (*)(uint32_t, int, void *), void *);
 } J;
 
 static void *libjack;
@@ -119,6 +120,7 @@ static const da_symbol SYMBOLS[] = {
     {&J.port_by_name, "jack_port_by_name"},
     {&J.set_error_function, "jack_set_error_function"},
     {&J.set_info_function, "jack_set_info_function"},
+    {&J.set_port_registration_callback, "jack_set_port_registration_callback"},
 };
 
 static void loaded(void) {
@@ -150,6 +152,8 @@ struct da_jack {
     int64_t origin_ns;
     int64_t elapsed;      /* the timeline: frames since the origin, never a step back */
     jack_nframes_t last_frames; /* JACK's frame counter at the last cycle */
+    da_sem *notice;       /* a watching client's: posted on a port registered or gone */
+    atomic_int ports_changed;
 };
 
 /* jack_status_t bits (jack/types.h) worth a word of their own. */
@@ -457,7 +461,54 @@ static void close_client(da_jack *j) {
     if (!j) return;
     deactivate(j);
     J.client_close(j->client);
+    if (j->notice) da_sem_free(j->notice);
     free(j);
+}
+
+/* ---- watching: ports registered and gone, the server gone ----------------- */
+
+/* On JACK's notification thread. A device is a client with audio ports, so
+ * ports coming and going are what changes the device list (a client without
+ * ports, like the host's probes, is none). */
+static void on_port_registration(uint32_t port, int registered, void *arg) {
+    (void)port, (void)registered;
+    da_jack *j = arg;
+    atomic_store(&j->ports_changed, 1);
+    da_sem_post(j->notice);
+}
+
+static void on_watch_shutdown(int code, const char *reason, void *arg) {
+    (void)code, (void)reason;
+    da_jack *j = arg;
+    atomic_store(&j->lost, 1);
+    da_sem_post(j->notice);
+}
+
+int da_jack_watch(da_jack *j, char *msg, size_t len) {
+    j->notice = da_sem_new();
+    if (!j->notice) {
+        snprintf(msg, len, "out of memory");
+        return -ENOMEM;
+    }
+    J.on_info_shutdown(j->client, on_watch_shutdown, j);
+    capture_into(msg, len);
+    if (J.set_port_registration_callback(j->client, on_port_registration, j) != 0)
+        return fail(-ENODEV, msg, len, "the server refused a port registration callback");
+    if (J.activate(j->client) != 0) return fail(-ENODEV, msg, len, "the server refused");
+    release_sink();
+    j->active = 1;
+    return 0;
+}
+
+int da_jack_watch_wait(da_jack *j, int timeout_ms, char *msg, size_t len) {
+    if (!atomic_load(&j->lost) && !atomic_load(&j->ports_changed))
+        da_sem_wait_until(j->notice, da_now_ns() + (int64_t)timeout_ms * 1000000);
+    while (da_sem_trywait(j->notice) == 0) {} /* one listing answers every notice so far */
+    if (atomic_load(&j->lost)) {
+        snprintf(msg, len, "the server went away");
+        return -ECONNRESET;
+    }
+    return atomic_exchange(&j->ports_changed, 0);
 }
 
 /* Closing can block inside libjack: pipewire-jack 0.3.65 was seen to

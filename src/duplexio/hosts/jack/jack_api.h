@@ -28,6 +28,11 @@ DA_EXPORT void da_jack_set_graph_loop(da_jack *j, int graph_loop);
  * playback latency (playback: 1) or the capture latency. 0 or -ENOENT. */
 DA_EXPORT int da_jack_named_port_latency(da_jack *j, const char *port, int playback, uint32_t *frames,
                                char *msg, size_t len);
+/* Make an open client a watcher: told of ports registered and gone and of
+ * the server going away (activates it). */
+DA_EXPORT int da_jack_watch(da_jack *j, char *msg, size_t len);
+/* 1: ports came or went; 0: nothing within timeout_ms; -ECONNRESET: the server went away. */
+DA_EXPORT int da_jack_watch_wait(da_jack *j, int timeout_ms, char *msg, size_t len);
 /* Close on a helper thread, waiting at most timeout_ms: 0, or -ETIMEDOUT
  * when libjack did not return (the client is abandoned, still bound to its
  * engine, which must then stay alive). */

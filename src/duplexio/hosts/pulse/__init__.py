@@ -26,6 +26,7 @@ from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
 from duplexio.timing import StreamLatency
+from duplexio.watch import ChangeSource
 
 DEFAULT_SINK = "@DEFAULT_SINK@"
 DEFAULT_SOURCE = "@DEFAULT_SOURCE@"
@@ -207,6 +208,10 @@ class PulseDevice(Device):
         """``pulse:<sink or source name>``."""
         return self._id
 
+    def _listed_id(self) -> DeviceId:
+        """A default's placeholder stands for the sink or source it names now."""
+        return DeviceId(HostId.PULSE, self._current) if self.follows_default else self._id
+
     @property
     def description(self) -> DeviceDescription:
         """Name, direction and the native sample spec (the server converts from it)."""
@@ -268,6 +273,38 @@ class PulseDevice(Device):
         return PulseBackend(self, engine, params)
 
 
+class _Notices(ChangeSource):
+    """The server's own notices: a connection subscribed to sinks, sources and
+    the server (its defaults)."""
+
+    def __init__(self, server: str | None) -> None:
+        _load()
+        out = ffi.new("da_pulse_watch **")
+        clib.da_pulse_watch_new(
+            out,
+            server.encode() if server else ffi.NULL,
+            _LIST_TIMEOUT_MS,
+            context=f"cannot watch the PulseAudio server {server or '(default)'}",
+            default=ErrorKind.DEVICE_NOT_AVAILABLE,
+        )
+        self._watch = out[0]
+
+    def wait(self, timeout: float) -> bool:
+        """True when the server told of a change within `timeout` s."""
+        changed = clib.da_pulse_watch_wait(
+            self._watch,
+            max(1, int(timeout * 1000)),
+            context="watching the PulseAudio server",
+            default=ErrorKind.DEVICE_NOT_AVAILABLE,
+        )
+        return changed > 0
+
+    def close(self) -> None:
+        """Disconnect."""
+        lib.da_pulse_watch_free(self._watch)
+        self._watch = ffi.NULL
+
+
 class PulseHost(Host):
     """The sinks and sources of the PulseAudio server at ``$PULSE_SERVER`` (or the default)."""
 
@@ -280,6 +317,10 @@ class PulseHost(Host):
     def name(self) -> str:
         """``"PulseAudio"``."""
         return "PulseAudio"
+
+    def _change_source(self) -> ChangeSource:
+        """The server's notices of sinks, sources and defaults."""
+        return _Notices(server_address())
 
     def _server(self) -> _Server | None:
         try:

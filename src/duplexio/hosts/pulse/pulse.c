@@ -111,6 +111,11 @@ static struct {
     void (*stream_set_overflow_callback)(pa_stream *, void (*)(pa_stream *, void *), void *);
     void (*stream_set_moved_callback)(pa_stream *, void (*)(pa_stream *, void *), void *);
     const char *(*stream_get_device_name)(pa_stream *);
+    void (*context_set_subscribe_callback)(pa_context *, void (*)(pa_context *, int, uint32_t, void *), void *);
+    pa_operation *(*context_subscribe)(pa_context *, int, void (*)(pa_context *, int, void *), void *);
+    int (*mainloop_prepare)(pa_mainloop *, int);
+    int (*mainloop_poll)(pa_mainloop *);
+    int (*mainloop_dispatch)(pa_mainloop *);
 } P;
 
 static void *libpulse;
@@ -152,6 +157,11 @@ static const da_symbol SYMBOLS[] = {
     {&P.stream_set_overflow_callback, "pa_stream_set_overflow_callback"},
     {&P.stream_set_moved_callback, "pa_stream_set_moved_callback"},
     {&P.stream_get_device_name, "pa_stream_get_device_name"},
+    {&P.context_set_subscribe_callback, "pa_context_set_subscribe_callback"},
+    {&P.context_subscribe, "pa_context_subscribe"},
+    {&P.mainloop_prepare, "pa_mainloop_prepare"},
+    {&P.mainloop_poll, "pa_mainloop_poll"},
+    {&P.mainloop_dispatch, "pa_mainloop_dispatch"},
 };
 
 int da_pulse_load(char *msg, size_t len) {
@@ -319,6 +329,71 @@ int da_pulse_list(const char *server, int timeout_ms, char *buf, size_t len, cha
         return -ENOSPC;
     }
     return 0;
+}
+
+/* ---- watching: the server's own notices of sinks, sources and defaults --- */
+
+struct da_pulse_watch {
+    conn c;
+    int changed; /* set by the subscription callback, inside da_pulse_watch_wait */
+};
+
+static void on_change(pa_context *c, int type, uint32_t index, void *arg) {
+    (void)c, (void)type, (void)index;
+    ((da_pulse_watch *)arg)->changed = 1;
+}
+
+int da_pulse_watch_new(da_pulse_watch **out, const char *server, int timeout_ms, char *msg,
+                       size_t len) {
+    *out = NULL;
+    int err = da_pulse_load(msg, len);
+    if (err) return err;
+    da_pulse_watch *w = calloc(1, sizeof *w);
+    if (!w) return -ENOMEM;
+    if ((err = conn_open(&w->c, server, "duplexio-watch", timeout_ms, msg, len)) != 0) {
+        free(w);
+        return err;
+    }
+    P.context_set_subscribe_callback(w->c.ctx, on_change, w);
+    err = run_op(&w->c, P.context_subscribe(w->c.ctx, SUB_MASK_SINK | SUB_MASK_SOURCE | SUB_MASK_SERVER,
+                                            NULL, NULL), timeout_ms);
+    if (err) {
+        snprintf(msg, len, "the server did not take a subscription within %d ms", timeout_ms);
+        conn_close(&w->c);
+        free(w);
+        return err;
+    }
+    *out = w;
+    return 0;
+}
+
+/* Run the connection's loop until a notice comes or timeout_ms pass: 1 for
+ * a notice, 0 for none, -ECONNRESET when the server went away. */
+int da_pulse_watch_wait(da_pulse_watch *w, int timeout_ms, char *msg, size_t len) {
+    const int64_t until = now_ns() + (int64_t)timeout_ms * 1000000;
+    while (!w->changed) {
+        int state = P.context_get_state(w->c.ctx);
+        if (state == CTX_FAILED || state == CTX_TERMINATED) {
+            snprintf(msg, len, "the server went away: %s", P.strerror(P.context_errno(w->c.ctx)));
+            return -ECONNRESET;
+        }
+        int64_t left = until - now_ns();
+        if (left <= 0) break;
+        if (P.mainloop_prepare(w->c.loop, (int)(left / 1000)) < 0 || P.mainloop_poll(w->c.loop) < 0 ||
+            P.mainloop_dispatch(w->c.loop) < 0) {
+            snprintf(msg, len, "the connection's loop failed");
+            return -ECONNRESET;
+        }
+    }
+    int changed = w->changed;
+    w->changed = 0;
+    return changed;
+}
+
+void da_pulse_watch_free(da_pulse_watch *w) {
+    if (!w) return;
+    conn_close(&w->c);
+    free(w);
 }
 
 /* ---- streams ---------------------------------------------------------------- */

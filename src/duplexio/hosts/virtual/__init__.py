@@ -42,6 +42,7 @@ from duplexio.errors import Error, ErrorKind, shown
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
 from duplexio.timing import StreamLatency
+from duplexio.watch import ChangeSource
 
 _KINDS = {
     "loopback": lib.DA_VIRTUAL_LOOPBACK,
@@ -382,10 +383,12 @@ class VirtualDevice(Device):
         self.connected = False
         for backend in self._each_backend():
             backend.inject(lib.DA_FAULT_DISCONNECT, 0)
+        self._host._changed()
 
     def reconnect(self) -> None:
         """Plug the device back in; streams must be built anew."""
         self.connected = True
+        self._host._changed()
 
     def change_buffer_size(self, frames: int) -> None:
         """Change the device's buffer size, as a server reconfigured under you would.
@@ -454,6 +457,27 @@ _DEVICE_OPTIONS = frozenset(
 )
 
 
+class _Changes(ChangeSource):
+    """A watcher's view of the virtual host's count of changes."""
+
+    def __init__(self, host: VirtualHost) -> None:
+        self._host = host
+        with host._changes:
+            self._seen = host._change_count
+
+    def wait(self, timeout: float) -> bool:
+        """True once the count moved past what this source saw last."""
+        host = self._host
+        with host._changes:
+            host._changes.wait_for(lambda: host._change_count != self._seen, timeout)
+            moved = host._change_count != self._seen
+            self._seen = host._change_count
+        return moved
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 class VirtualHost(Host):
     """The in-process host: ``virtual:loopback``, ``virtual:output``, ``virtual:input``.
 
@@ -464,6 +488,10 @@ class VirtualHost(Host):
     def __init__(self) -> None:
         self._devices: dict[str, VirtualDevice] = {}
         self._lock = threading.Lock()
+        # Watchers wait on this for the count of changes to move.
+        self._changes = threading.Condition(threading.Lock())
+        self._change_count = 0
+        self._default_names = {"input": "loopback", "output": "loopback"}
         self.add_loopback("loopback")
         self.add_output("output")
         self.add_input("input")
@@ -484,17 +512,64 @@ class VirtualHost(Host):
             return [d for d in self._devices.values() if d.connected]
 
     def default_input_device(self) -> Device | None:
-        """``virtual:loopback`` (so that input and output defaults form a duplex pair)."""
-        return self._default("loopback") or super().default_input_device()
+        """The device `set_default()` chose, ``virtual:loopback`` unless changed (so
+        that input and output defaults form a duplex pair); while that one is
+        disconnected, the first input."""
+        return self._default("input") or super().default_input_device()
 
     def default_output_device(self) -> Device | None:
-        """``virtual:loopback``."""
-        return self._default("loopback") or super().default_output_device()
+        """As `default_input_device()`, for output."""
+        return self._default("output") or super().default_output_device()
 
-    def _default(self, name: str) -> Device | None:
+    def _default(self, direction: str) -> Device | None:
         with self._lock:
-            dev = self._devices.get(name)
+            dev = self._devices.get(self._default_names[direction])
         return dev if dev is not None and dev.connected else None
+
+    def set_default(self, device: str | DeviceId | Device, direction: str | None = None) -> None:
+        """Make `device` the host's default input, output, or both (direction
+        None: each direction it has), as a user choosing another device in
+        their desktop's sound settings would.
+
+        Raises
+        ------
+        Error
+            ``INVALID_INPUT`` for a device this host does not have, a
+            direction other than ``"input"``, ``"output"`` or None, or one the
+            device cannot do.
+        """
+        found = self.device_by_id(device.id if isinstance(device, Device) else device)
+        if found is None:
+            raise Error(ErrorKind.INVALID_INPUT, f"no virtual device {shown(device)}")
+        if direction not in ("input", "output", None):
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"direction must be 'input', 'output' or None, got {shown(direction)}",
+            )
+        ways = [w for w in ("input", "output") if direction in (w, None)]
+        able = [
+            w for w in ways if (found.supports_input() if w == "input" else found.supports_output())
+        ]
+        if not able or (direction is not None and able != ways):
+            raise Error(
+                ErrorKind.INVALID_INPUT,
+                f"'{found.id}' cannot be the default {direction or 'input or output'}",
+            )
+        with self._lock:
+            for way in able:
+                self._default_names[way] = found.id.name
+        self._changed()
+
+    def _changed(self) -> None:
+        """Tell watchers the devices or defaults changed."""
+        with self._changes:
+            self._change_count += 1
+            self._changes.notify_all()
+
+    def _change_source(self) -> ChangeSource:
+        """The host's own notices: every device added, removed, unplugged,
+        plugged back or made a default."""
+        return _Changes(self)
 
     def device_by_id(self, device_id: str | DeviceId) -> VirtualDevice | None:
         """The device with this id, connected or not (so faults can be undone)."""
@@ -520,6 +595,7 @@ class VirtualHost(Host):
                     ErrorKind.INVALID_INPUT, f"a virtual device named {shown(name)} already exists"
                 )
             self._devices[name] = device
+        self._changed()
         return device
 
     def add_loopback(self, name: str, **options: Any) -> VirtualDevice:
@@ -638,6 +714,7 @@ class VirtualHost(Host):
                 )
             self._devices[out.id.name] = out
             self._devices[inp.id.name] = inp
+        self._changed()
         return out, inp
 
     def remove_device(self, device_id: str | DeviceId) -> None:
@@ -648,3 +725,4 @@ class VirtualHost(Host):
         device.disconnect()
         with self._lock:
             del self._devices[device.id.name]
+        self._changed()
