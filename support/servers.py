@@ -235,6 +235,25 @@ class PipeWire:
         for process in reversed(self.processes):
             stop_process(process)
 
+    def restart(self) -> None:
+        """Kill the stack (SIGKILL, as a crash would) and start it again in the same
+        runtime dir, with its null sink.
+
+        Raises
+        ------
+        ServerUnavailable
+            A part did not come up again.
+        """
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        self.processes.clear()
+        for leftover in ("bus", "pipewire-0", "pipewire-0.lock", "pipewire-0-manager",
+                         "pipewire-0-manager.lock"):  # fmt: skip
+            (self.runtime_dir / leftover).unlink(missing_ok=True)
+        _launch_pipewire(self)
+
 
 def pipewire_missing() -> str | None:
     """Why no PipeWire stack can be started here, or None when it can."""
@@ -272,10 +291,16 @@ def start_pipewire(*, sink: str = "da_sink", quantum: int = 128) -> PipeWire:
     runtime = Path(tempfile.mkdtemp(prefix="dio-pipewire-"))
     runtime.chmod(0o700)
     stack = PipeWire(runtime, sink, quantum, [])
-    env = stack.env
+    _launch_pipewire(stack)
+    return stack
+
+
+def _launch_pipewire(stack: PipeWire) -> None:
+    """Start `stack`'s processes in its runtime dir and load its null sink."""
+    runtime, env = stack.runtime_dir, stack.env
 
     def spawn(*command: str) -> None:
-        log = open(runtime / f"{command[0]}.log", "wb")  # noqa: SIM115 - lives with the process
+        log = open(runtime / f"{command[0]}.log", "ab")  # noqa: SIM115 - lives with the process
         stack.processes.append(
             subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         )
@@ -290,13 +315,13 @@ def start_pipewire(*, sink: str = "da_sink", quantum: int = 128) -> PipeWire:
     spawn("pipewire-pulse")
     _wait_for(lambda: stack.run("pactl", "info").returncode == 0, 20, "pipewire-pulse", stack)
     loaded = stack.run(
-        "pactl", "load-module", "module-null-sink", f"sink_name={sink}", "rate=48000", "channels=2"
-    )
+        "pactl", "load-module", "module-null-sink", f"sink_name={stack.sink}", "rate=48000",
+        "channels=2",
+    )  # fmt: skip
     if loaded.returncode != 0:
         stack.stop()
         raise ServerUnavailable(f"PipeWire: null sink refused: {loaded.stderr}")
-    stack.run("pw-metadata", "-n", "settings", "0", "clock.force-quantum", str(quantum))
-    return stack
+    stack.run("pw-metadata", "-n", "settings", "0", "clock.force-quantum", str(stack.quantum))
 
 
 @dataclass

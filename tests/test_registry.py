@@ -140,11 +140,11 @@ def test_a_new_host_is_its_folder_and_one_line(tmp_path: Path) -> None:
     (folder / "host.json").write_text(json.dumps({"preference": 55, "platforms": ["linux"]}))
     (folder / "minimal.c").write_text(MINIMAL_C)
     (folder / "minimal_api.h").write_text(MINIMAL_API)
-    host_py = tree / "host.py"
-    text = host_py.read_text()
+    ids_py = tree / "ids.py"
+    text = ids_py.read_text()
     line = '    VIRTUAL = "virtual"\n'
     assert text.count(line) == 1
-    host_py.write_text(text.replace(line, line + '    MINIMAL = "minimal"\n'))
+    ids_py.write_text(text.replace(line, line + '    MINIMAL = "minimal"\n'))
 
     for generated in ("_native.py", "_native.pyi", "libduplexio.so"):
         (tree / "_engine" / generated).unlink(missing_ok=True)

@@ -55,6 +55,7 @@ from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat
 from duplexio.stats import AggregateStatus
 from duplexio.timing import StreamLatency
+from duplexio.watch import ChangeSource
 
 if TYPE_CHECKING:
     from duplexio._engine._native import _Checked
@@ -277,6 +278,32 @@ def owned(handle: CData, free: Callable[[CData], object], keep: object = None) -
         free(h)
 
     return ffi.gc(handle, release)
+
+
+class NativeNotices(ChangeSource):
+    """A host's change source in C: `handle` (released, through `owned`, on
+    close) waited on by ``wait(handle, timeout_ms, msg, len)``, which returns
+    1 for a notice, 0 for none, or a negative errno (the server went away)."""
+
+    def __init__(self, handle: CData, wait: Callable[..., int], what: str) -> None:
+        self._handle = handle
+        self._wait = wait
+        self._what = what
+
+    def wait(self, timeout: float) -> bool:
+        """True when the server told of a change within `timeout` s."""
+        changed = call(
+            self._wait,
+            self._handle,
+            max(1, int(timeout * 1000)),
+            context=f"watching {self._what}",
+            default=ErrorKind.DEVICE_NOT_AVAILABLE,
+        )
+        return changed > 0
+
+    def close(self) -> None:
+        """Release the handle (its connection)."""
+        ffi.release(self._handle)
 
 
 def c_text(chars: CData) -> str:

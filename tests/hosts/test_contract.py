@@ -77,6 +77,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("stream",),
     ("blocking",),
     ("contract",),
+    ("watch", "ids"),
     ("_engine",),
     ("config", "formats", "errors", "timing", "stats", "declarations", "_validate", "_version"),
 ]

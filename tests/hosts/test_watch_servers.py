@@ -1,5 +1,6 @@
-"""Device events from the real servers, started by the tests: PulseAudio's
-null sinks loaded and unloaded, its default moved with pactl, the server
+"""Device events from the real servers, started by the tests: null sinks
+loaded and unloaded (PulseAudio, PipeWire through pipewire-pulse), defaults
+moved with the servers' own tools, a second JACK client's ports, each server
 killed and started again."""
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ import pytest
 
 import duplexio as dio
 from duplexio.watch import DeviceEvent, DeviceEventKind
-from support.servers import JackServer, PulseServer, start_jackd, stop_process
+from support.servers import (
+    JackServer,
+    PipeWire,
+    PulseServer,
+    ServerUnavailable,
+    start_jackd,
+    start_pipewire,
+    stop_process,
+)
 
 ADDED, REMOVED = DeviceEventKind.ADDED, DeviceEventKind.REMOVED
 DEFAULT_CHANGED = DeviceEventKind.DEFAULT_CHANGED
@@ -126,3 +135,51 @@ def test_a_jack_watcher_outlives_its_server_and_sees_the_same_ids_again(
         finally:
             watcher.close()
             again.stop()
+
+
+def pipewire_host(monkeypatch: pytest.MonkeyPatch, stack: PipeWire) -> dio.Host:
+    for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.setenv(key, stack.env[key])
+    return dio.host_from_id("pipewire")
+
+
+def test_pipewire_nodes_and_defaults_are_events_within_a_second(
+    pipewire: PipeWire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = pipewire_host(monkeypatch, pipewire)
+    with host.watch_devices() as watcher:
+        assert watcher.get(1.0) is None, "an idle graph told of a change"
+        loaded = pipewire.run("pactl", "load-module", "module-null-sink", "sink_name=da_pw_watched")
+        assert loaded.returncode == 0, loaded.stderr
+        try:
+            collect(watcher, {(ADDED, "pipewire:da_pw_watched")}, 1.0)
+            moved = pipewire.run(
+                "pw-metadata", "0", "default.configured.audio.sink", '{"name":"da_pw_watched"}'
+            )
+            assert moved.returncode == 0, moved.stderr
+            got = collect(watcher, {(DEFAULT_CHANGED, "pipewire:da_pw_watched")}, 1.0)
+            assert [e.direction for e in got if e.kind is DEFAULT_CHANGED][-1] == "output"
+        finally:
+            pipewire.run("pw-metadata", "-d", "0", "default.configured.audio.sink")
+            pipewire.run("pactl", "unload-module", loaded.stdout.strip())
+        collect(watcher, {(REMOVED, "pipewire:da_pw_watched")}, 1.0)
+
+
+def test_a_pipewire_watcher_outlives_its_server_and_sees_the_same_ids_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    try:
+        stack = start_pipewire(sink="da_pw_restarted")
+    except ServerUnavailable as err:
+        pytest.fail(f"no PipeWire stack: {err}")
+    try:
+        host = pipewire_host(monkeypatch, stack)
+        sink = "pipewire:da_pw_restarted"
+        with host.watch_devices() as watcher:
+            stack.restart()
+            gone = collect(watcher, {(REMOVED, sink)}, 3.0)
+            assert {e.kind for e in gone} <= {REMOVED, DEFAULT_CHANGED}
+            back = collect(watcher, {(ADDED, sink)}, 5.0)
+            assert sink in {str(e.device_id) for e in back}
+    finally:
+        stack.stop()

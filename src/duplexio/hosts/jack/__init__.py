@@ -37,6 +37,7 @@ from duplexio.config import SupportedBufferSize, SupportedStreamConfigRange
 from duplexio.contract import (
     CData,
     HandleBackend,
+    NativeNotices,
     StreamParams,
     attempt,
     c_text,
@@ -194,30 +195,6 @@ def _probe_once(server: str) -> _Server:
         )
     finally:
         ffi.release(client)
-
-
-class _Notices(ChangeSource):
-    """A client of the default server told of ports registered and gone (a
-    device is a client with audio ports) and of the server going away."""
-
-    def __init__(self) -> None:
-        self._client = _open_client("duplexio-watch", default_server())
-        clib.da_jack_watch(self._client, context="watching the JACK server",
-                           default=ErrorKind.DEVICE_NOT_AVAILABLE)  # fmt: skip
-
-    def wait(self, timeout: float) -> bool:
-        """True when ports came or went within `timeout` s."""
-        changed = clib.da_jack_watch_wait(
-            self._client,
-            max(1, int(timeout * 1000)),
-            context=f"watching the JACK server '{default_server()}'",
-            default=ErrorKind.DEVICE_NOT_AVAILABLE,
-        )
-        return changed > 0
-
-    def close(self) -> None:
-        """Close the client."""
-        ffi.release(self._client)
 
 
 def is_available() -> bool:
@@ -457,8 +434,13 @@ class JackHost(Host):
         return found
 
     def _change_source(self) -> ChangeSource:
-        """The default server's notices: ports registered and gone, the server gone."""
-        return _Notices()
+        """A client of the default server told of ports registered and gone (a
+        device is a client with audio ports) and of the server going away."""
+        client = _open_client("duplexio-watch", default_server())
+        clib.da_jack_watch(
+            client, context="watching the JACK server", default=ErrorKind.DEVICE_NOT_AVAILABLE
+        )
+        return NativeNotices(client, lib.da_jack_watch_wait, f"JACK server '{default_server()}'")
 
     def default_output_device(self) -> Device | None:
         """``jack:<default server>`` when it answers."""

@@ -23,11 +23,20 @@ from dataclasses import dataclass
 
 from duplexio._engine import ffi, lib
 from duplexio.config import SupportedBufferSize, SupportedStreamConfigRange
-from duplexio.contract import CData, HandleBackend, StreamParams, clib, owned, read_text
+from duplexio.contract import (
+    CData,
+    HandleBackend,
+    NativeNotices,
+    StreamParams,
+    clib,
+    owned,
+    read_text,
+)
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
 from duplexio.timing import StreamLatency
+from duplexio.watch import ChangeSource
 
 DEFAULT_SINK = "@DEFAULT_SINK@"
 DEFAULT_SOURCE = "@DEFAULT_SOURCE@"
@@ -266,6 +275,17 @@ class PipeWireHost(Host):
     def name(self) -> str:
         """``"PipeWire"``."""
         return "PipeWire"
+
+    def _change_source(self) -> ChangeSource:
+        """A connection whose registry tells of device nodes coming and going, and
+        whose ``default`` metadata of defaults moving."""
+        _load()
+        out = ffi.new("da_pw_watch **")
+        clib.da_pw_watch_new(
+            out, context="cannot watch PipeWire", default=ErrorKind.DEVICE_NOT_AVAILABLE
+        )
+        watch = owned(out[0], lib.da_pw_watch_free)
+        return NativeNotices(watch, lib.da_pw_watch_wait, "PipeWire")
 
     def devices(self) -> list[Device]:
         """Every sink and source of the graph now."""

@@ -147,7 +147,13 @@ typedef struct {
     void (*node_removed)(void *user, uint32_t id);
     void (*defaults_changed)(void *user);
     void *user;
+    da_sem *notice; /* a watcher's: posted when a device node comes or goes, a
+                       default moves or the server goes away */
 } conn;
+
+static void notice(conn *c) {
+    if (c->notice) da_sem_post(c->notice);
+}
 
 static void copy_text(char *dst, size_t len, const char *src) {
     snprintf(dst, len, "%s", src ? src : "");
@@ -165,6 +171,7 @@ static void on_core_error(void *data, uint32_t id, int seq, int res, const char 
     conn *c = data;
     if (id == PW_ID_CORE && res == -EPIPE) { /* the connection to the server broke */
         atomic_store(&c->broken, 1);
+        notice(c);
         if (c->node_removed) c->node_removed(c->user, SPA_ID_INVALID);
         W.thread_loop_signal(c->loop, false);
     }
@@ -220,6 +227,7 @@ static int on_defaults(void *data, uint32_t subject, const char *key, const char
     if (!strcmp(key, "default.audio.sink")) json_name(value, c->default_sink, NAME_LEN);
     else if (!strcmp(key, "default.audio.source")) json_name(value, c->default_source, NAME_LEN);
     else return 0;
+    notice(c);
     if (c->defaults_changed) c->defaults_changed(c->user);
     return 0;
 }
@@ -246,6 +254,7 @@ static void on_global(void *data, uint32_t id, uint32_t permissions, const char 
         copy_text(n->media_class, sizeof n->media_class, cls);
         n->channels = dict_uint(props, PW_KEY_AUDIO_CHANNELS, 0);
         copy_text(n->position, sizeof n->position, spa_dict_lookup(props, SPA_KEY_AUDIO_POSITION));
+        notice(c);
     } else if (!strcmp(type, PW_TYPE_INTERFACE_Port) && c->n_ports < MAX_PORTS) {
         port_info *p = &c->ports[c->n_ports++];
         const char *dir = spa_dict_lookup(props, PW_KEY_PORT_DIRECTION);
@@ -276,6 +285,7 @@ static void on_global_remove(void *data, uint32_t id) {
     for (uint32_t i = 0; i < c->n_nodes; i++)
         if (c->nodes[i].id == id) {
             c->nodes[i] = c->nodes[--c->n_nodes];
+            notice(c);
             if (c->node_removed) c->node_removed(c->user, id);
             break;
         }
@@ -398,6 +408,55 @@ int da_pw_list(char *buf, size_t len, char *msg, size_t msg_len) {
     conn_close(&c);
     if (at + 1 > len) return -ENOSPC;
     return count;
+}
+
+/* ---- watching: device nodes and defaults, as the registry tells ------------------ */
+
+struct da_pw_watch {
+    conn c;
+};
+
+int da_pw_watch_new(da_pw_watch **out, char *msg, size_t len) {
+    *out = NULL;
+    da_pw_watch *w = calloc(1, sizeof *w);
+    da_sem *sem = da_sem_new();
+    if (!w || !sem) {
+        free(w);
+        if (sem) da_sem_free(sem);
+        snprintf(msg, len, "out of memory");
+        return -ENOMEM;
+    }
+    int r = conn_open(&w->c, "duplexio-watch", msg, len);
+    if (r) {
+        da_sem_free(sem);
+        free(w);
+        return r;
+    }
+    W.thread_loop_lock(w->c.loop);
+    w->c.notice = sem; /* what the first listing saw needs no notice */
+    W.thread_loop_unlock(w->c.loop);
+    *out = w;
+    return 0;
+}
+
+int da_pw_watch_wait(da_pw_watch *w, int timeout_ms, char *msg, size_t len) {
+    int came = 0;
+    if (!atomic_load(&w->c.broken))
+        came = da_sem_wait_until(w->c.notice, da_now_ns() + (int64_t)timeout_ms * 1000000) == 0;
+    while (da_sem_trywait(w->c.notice) == 0) came = 1; /* one listing answers them all */
+    if (atomic_load(&w->c.broken)) {
+        snprintf(msg, len, "the PipeWire server went away");
+        return -ECONNRESET;
+    }
+    return came;
+}
+
+void da_pw_watch_free(da_pw_watch *w) {
+    if (!w) return;
+    da_sem *sem = w->c.notice;
+    conn_close(&w->c); /* stops the loop first: no notice after this */
+    if (sem) da_sem_free(sem);
+    free(w);
 }
 
 /* ---- a stream: one filter node --------------------------------------------------- */

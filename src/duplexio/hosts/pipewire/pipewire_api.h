@@ -6,6 +6,8 @@
 
 /* One stream: a filter node with input and output ports, linked to a node. */
 typedef struct da_pw da_pw;
+/* A connection told by the registry of device nodes and defaults. */
+typedef struct da_pw_watch da_pw_watch;
 
 DA_EXPORT int da_pw_load(char *msg, size_t len);
 /* The graph as text lines, tab-separated: first "settings", rate, quantum,
@@ -13,6 +15,11 @@ DA_EXPORT int da_pw_load(char *msg, size_t len);
  * default source name; then per audio node "node", id, media class, node
  * name, description, channels. The node count, or -ENOSPC when buf is short. */
 DA_EXPORT int da_pw_list(char *buf, size_t len, char *msg, size_t msg_len);
+DA_EXPORT int da_pw_watch_new(da_pw_watch **out, char *msg, size_t len);
+/* 1: a device node came or went or a default moved; 0: nothing within
+ * timeout_ms; -ECONNRESET: the server went away. */
+DA_EXPORT int da_pw_watch_wait(da_pw_watch *w, int timeout_ms, char *msg, size_t len);
+DA_EXPORT void da_pw_watch_free(da_pw_watch *w);
 /* A stream playing to node `sink` and capturing from node `source` (NULL:
  * the sink's monitor), linked before this returns. follow: 1 to follow the
  * default sink, 2 the default source (relinked when it moves, with

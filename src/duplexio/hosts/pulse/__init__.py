@@ -21,7 +21,15 @@ from dataclasses import dataclass
 
 from duplexio._engine import ffi, lib
 from duplexio.config import SupportedBufferSize, SupportedStreamConfigRange
-from duplexio.contract import CData, HandleBackend, StreamParams, clib, owned, read_text
+from duplexio.contract import (
+    CData,
+    HandleBackend,
+    NativeNotices,
+    StreamParams,
+    clib,
+    owned,
+    read_text,
+)
 from duplexio.errors import Error, ErrorKind
 from duplexio.formats import SampleFormat
 from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
@@ -273,38 +281,6 @@ class PulseDevice(Device):
         return PulseBackend(self, engine, params)
 
 
-class _Notices(ChangeSource):
-    """The server's own notices: a connection subscribed to sinks, sources and
-    the server (its defaults)."""
-
-    def __init__(self, server: str | None) -> None:
-        _load()
-        out = ffi.new("da_pulse_watch **")
-        clib.da_pulse_watch_new(
-            out,
-            server.encode() if server else ffi.NULL,
-            _LIST_TIMEOUT_MS,
-            context=f"cannot watch the PulseAudio server {server or '(default)'}",
-            default=ErrorKind.DEVICE_NOT_AVAILABLE,
-        )
-        self._watch = out[0]
-
-    def wait(self, timeout: float) -> bool:
-        """True when the server told of a change within `timeout` s."""
-        changed = clib.da_pulse_watch_wait(
-            self._watch,
-            max(1, int(timeout * 1000)),
-            context="watching the PulseAudio server",
-            default=ErrorKind.DEVICE_NOT_AVAILABLE,
-        )
-        return changed > 0
-
-    def close(self) -> None:
-        """Disconnect."""
-        lib.da_pulse_watch_free(self._watch)
-        self._watch = ffi.NULL
-
-
 class PulseHost(Host):
     """The sinks and sources of the PulseAudio server at ``$PULSE_SERVER`` (or the default)."""
 
@@ -319,8 +295,20 @@ class PulseHost(Host):
         return "PulseAudio"
 
     def _change_source(self) -> ChangeSource:
-        """The server's notices of sinks, sources and defaults."""
-        return _Notices(server_address())
+        """The server's notices of sinks, sources and the server (its defaults), from
+        a connection subscribed to them."""
+        _load()
+        server = server_address()
+        out = ffi.new("da_pulse_watch **")
+        clib.da_pulse_watch_new(
+            out,
+            server.encode() if server else ffi.NULL,
+            _LIST_TIMEOUT_MS,
+            context=f"cannot watch the PulseAudio server {server or '(default)'}",
+            default=ErrorKind.DEVICE_NOT_AVAILABLE,
+        )
+        watch = owned(out[0], lib.da_pulse_watch_free)
+        return NativeNotices(watch, lib.da_pulse_watch_wait, "the PulseAudio server")
 
     def _server(self) -> _Server | None:
         try:
