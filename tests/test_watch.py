@@ -236,3 +236,15 @@ def test_events_read_as_one_line_each(caplog: pytest.LogCaptureFixture) -> None:
     none = DeviceEvent(DEFAULT_CHANGED, HostId.JACK, None, "output")
     assert "none" in str(none) and "\n" not in str(none)
     logging.getLogger("duplexio").info("%s", event)
+
+
+def test_the_virtual_loopback_device_is_the_default_output_when_it_loops(
+    virtual_host: VirtualHost, name: str
+) -> None:
+    loopback = virtual_host.default_loopback_device()
+    assert loopback is not None and str(loopback.id) == "virtual:loopback"
+    report = dio.measure_latency(loopback, impulses=2, interval=0.02)  # it records what it plays
+    assert report.round_trips
+    virtual_host.add_output(name)
+    virtual_host.set_default(f"virtual:{name}", "output")
+    assert virtual_host.default_loopback_device() is None  # an output alone records nothing

@@ -42,7 +42,7 @@ from duplexio.config import (
     DuplexStreamConfig,
     StreamConfig,
 )
-from duplexio.devices import find_device, query_devices, table
+from duplexio.devices import find_device, query_devices, table, watch_devices
 from duplexio.errors import Error, ErrorKind, shown
 from duplexio.files import (
     FileReport,
@@ -94,14 +94,29 @@ def cmd_hosts(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    """Print the table of every usable host's devices (or one host's): dio.query_devices()."""
+    """Print the table of every usable host's devices (or one host's): dio.query_devices();
+    with --watch, then each device event as it comes, until Ctrl-C."""
     host = getattr(args, "host", None)
     listed = query_devices(host)
-    print(listed)
+    print(listed, flush=True)
     if host is not None and not len(listed):
         # An empty table says nothing by itself: say why this host has none.
         print(f"no devices: {_why_not(HostId(host_from_id(host).id))}", file=sys.stderr)
+    if getattr(args, "watch", False):
+        _watch(host)
     return 0
+
+
+def _watch(host: str | None) -> None:
+    """One line per device event, stamped with the local time, until Ctrl-C."""
+    watcher = host_from_id(host).watch_devices() if host is not None else watch_devices()
+    print("watching for device changes (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    with watcher:
+        try:
+            for event in watcher:
+                print(f"{time.strftime('%H:%M:%S')}  {event}", flush=True)
+        except KeyboardInterrupt:
+            return
 
 
 def cmd_latency(args: argparse.Namespace) -> int:
@@ -783,6 +798,9 @@ def _add_listings(sub: Subparsers) -> None:
     p.set_defaults(run=cmd_hosts)
     p = sub.add_parser("devices", help="list devices")
     p.add_argument("--host", help="list only this host's devices (default: every usable host)")
+    p.add_argument(
+        "--watch", action="store_true", help="then print devices as they come and go, until Ctrl-C"
+    )
     p.set_defaults(run=cmd_devices)
 
 

@@ -122,6 +122,7 @@ def _marks(host: Host, devices: Sequence[Device], is_default: bool) -> list[str]
         "in": host.default_input_device(),
         "out": host.default_output_device(),
         "duplex": host.default_duplex_device(),
+        "loopback": host.default_loopback_device(),
     }
     star = "*" if is_default else ""
     out = []

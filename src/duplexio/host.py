@@ -912,6 +912,18 @@ class Host(HostHooks):
         found = self.output_devices()
         return found[0] if found else None
 
+    def default_loopback_device(self) -> Device | None:
+        """An input device that records what the default output plays, or None
+        where this host has no such thing.
+
+        PulseAudio and PipeWire: the monitor of the sink that is the default
+        now (its id names the monitor: ``<host>:<sink>.monitor``; asked again
+        after the default moved, it is the new sink's). The virtual host: its
+        default output when that is a loopback. Others: None (their pages say
+        why).
+        """
+        return None
+
     def default_duplex_device(self) -> Device | None:
         """The default output device if it can run duplex, else the first device that can."""
         out = self.default_output_device()

@@ -5,9 +5,13 @@ killed and started again."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 import time
 
+import numpy as np
 import pytest
 
 import duplexio as dio
@@ -183,3 +187,89 @@ def test_a_pipewire_watcher_outlives_its_server_and_sees_the_same_ids_again(
             assert sink in {str(e.device_id) for e in back}
     finally:
         stack.stop()
+
+
+def test_the_cli_prints_each_event_as_a_line_until_ctrl_c(pulseaudio_private: PulseServer) -> None:
+    command = [sys.executable, "-m", "duplexio", "devices", "--host", "pulse", "--watch"]
+    watching = subprocess.Popen(
+        command, env=pulseaudio_private.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert watching.stderr is not None and watching.stdout is not None
+        assert "watching" in watching.stderr.readline()  # the table is out, the watch is on
+        loaded = pulseaudio_private.run(
+            "pactl", "load-module", "module-null-sink", "sink_name=da_cli_watched"
+        )
+        assert loaded.returncode == 0, loaded.stderr
+        deadline = time.monotonic() + 10
+        lines: list[str] = []
+        while not any("added" in x and "pulse:da_cli_watched " in x + " " for x in lines):
+            assert time.monotonic() < deadline, lines
+            lines.append(watching.stdout.readline())
+        watching.send_signal(signal.SIGINT)
+        assert watching.wait(5) == 0
+    finally:
+        if watching.poll() is None:
+            os.kill(watching.pid, signal.SIGKILL)
+            watching.wait()
+
+
+def heard_on_loopback(host: dio.Host, seconds: float = 1.5) -> float:
+    """The peak recorded on the host's loopback device while a 0.25 sine plays
+    on its default output."""
+    loopback = host.default_loopback_device()
+    output = host.default_output_device()
+    assert loopback is not None and output is not None
+    phase = [0]
+
+    def play(out: np.ndarray, info: object) -> None:  # a sine, on every channel
+        n = np.arange(phase[0], phase[0] + len(out))
+        out[:] = (0.25 * np.sin(2 * np.pi * 440 * n / 48000))[:, None]
+        phase[0] += len(out)
+
+    peaks: list[float] = []
+    config = dio.StreamConfig(2, 48000, dio.BufferSize.fixed(512))
+    player = output.build_output_stream(config, play)
+    recorder = loopback.build_input_stream(
+        config, lambda inp, info: peaks.append(float(np.abs(inp).max()))
+    )
+    with player, recorder:
+        time.sleep(seconds)
+    return max(peaks, default=0.0)
+
+
+def test_pulse_loopback_is_the_default_sinks_monitor_and_records_what_it_plays(
+    pulseaudio_private: PulseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = pulse_host(monkeypatch, pulseaudio_private)
+    loopback = host.default_loopback_device()
+    assert loopback is not None
+    assert str(loopback.id) == f"pulse:{pulseaudio_private.sink}.monitor"
+    assert not loopback.supports_output()
+    # The null sink takes a while to start its first stream (docs/hosts/pulse.md).
+    assert heard_on_loopback(host, 3.0) > 0.2
+    loaded = pulseaudio_private.run("pactl", "load-module", "module-null-sink", "sink_name=da_lb")
+    assert loaded.returncode == 0, loaded.stderr
+    pulseaudio_private.run("pactl", "set-default-sink", "da_lb")
+    moved = host.default_loopback_device()
+    assert moved is not None and str(moved.id) == "pulse:da_lb.monitor"
+    [row] = [x for x in str(dio.query_devices("pulse")).splitlines() if "pulse:da_lb.monitor" in x]
+    assert "loopback" in row
+
+
+def test_pipewire_loopback_is_the_default_sinks_monitor_and_records_what_it_plays(
+    pipewire: PipeWire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = pipewire_host(monkeypatch, pipewire)
+    loopback = host.default_loopback_device()
+    assert loopback is not None and str(loopback.id) == f"pipewire:{pipewire.sink}.monitor"
+    assert host.device_by_id(loopback.id) is not None
+    assert not loopback.supports_output() and not loopback.supports_duplex()
+    assert heard_on_loopback(host) > 0.2
+
+
+def test_jack_has_no_loopback_device(
+    jackd_128: JackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert jack_host(monkeypatch, jackd_128).default_loopback_device() is None

@@ -38,6 +38,7 @@ from duplexio.host import Device, DeviceDescription, DeviceId, Host, HostId
 from duplexio.timing import StreamLatency
 from duplexio.watch import ChangeSource
 
+MONITOR_SUFFIX = ".monitor"
 DEFAULT_SINK = "@DEFAULT_SINK@"
 DEFAULT_SOURCE = "@DEFAULT_SOURCE@"
 #: Most channels a stream may open in each direction.
@@ -191,11 +192,17 @@ class PipeWireBackend(HandleBackend):
 class PipeWireDevice(Device):
     """A sink (duplex, with its monitor) or a source (input) of the graph."""
 
-    def __init__(self, graph: _Graph, node: _Node, name: str | None = None) -> None:
+    def __init__(
+        self, graph: _Graph, node: _Node, name: str | None = None, *, monitor: bool = False
+    ) -> None:
         self._graph = graph
         self._node = node
+        #: Input only, from a sink's monitor ports (``<sink>.monitor``): what it plays.
+        self.monitor = monitor
         self.node_name = name or node.name
-        self._id = DeviceId(HostId.PIPEWIRE, self.node_name)
+        self._id = DeviceId(
+            HostId.PIPEWIRE, f"{node.name}{MONITOR_SUFFIX}" if monitor else self.node_name
+        )
         #: Streams follow the graph's default (relinked when it moves, with a
         #: ``DEVICE_CHANGED`` report): DA_PW_FOLLOW_SINK / _SOURCE, or 0.
         self.follows = {
@@ -209,17 +216,22 @@ class PipeWireDevice(Device):
         return self._id
 
     def _listed_id(self) -> DeviceId:
-        """A default's placeholder stands for the node it names now."""
+        """A default's placeholder stands for the node it names now; a monitor is
+        listed as its sink (which captures from it)."""
         return DeviceId(HostId.PIPEWIRE, self._node.name)
+
+    @property
+    def _plays(self) -> bool:
+        return self._node.media_class == _SINK and not self.monitor
 
     @property
     def description(self) -> DeviceDescription:
         """The node's description, class and the graph's clock."""
-        sink = self._node.media_class == _SINK
+        name = self._node.description or self._node.name
         return DeviceDescription(
-            name=self._node.description or self._node.name,
+            name=f"Monitor of {name}" if self.monitor else name,
             driver="pipewire",
-            direction="duplex" if sink else "input",
+            direction="duplex" if self._plays else "input",
             details=(
                 f"node '{self._node.name}' ({self._node.media_class}), "
                 f"{self._node.channels} channels",
@@ -244,12 +256,14 @@ class PipeWireDevice(Device):
         return self._ranges()
 
     def supported_output_configs(self) -> list[SupportedStreamConfigRange]:
-        """A sink's: the graph's rate and quantum; a source has none."""
-        return self._ranges() if self._node.media_class == _SINK else []
+        """A sink's: the graph's rate and quantum; a source or a monitor has none."""
+        return self._ranges() if self._plays else []
 
     def _duplex_refusal(self) -> str | None:
-        if self._node.media_class == _SINK:
+        if self._plays:
             return None
+        if self.monitor:
+            return f"a monitor only records; its sink 'pipewire:{self._node.name}' is duplex"
         return "a source has no output"
 
     def _default_frames(self, sample_rate: int) -> int:
@@ -311,8 +325,18 @@ class PipeWireHost(Host):
         node = graph.node(placeholder)
         return PipeWireDevice(graph, node, placeholder) if node is not None else None
 
+    def default_loopback_device(self) -> Device | None:
+        """The monitor of the graph's default sink now (``pipewire:<sink>.monitor``)."""
+        try:
+            graph = _graph()
+        except Error:
+            return None
+        node = graph.node(DEFAULT_SINK)
+        return PipeWireDevice(graph, node, monitor=True) if node is not None else None
+
     def device_by_id(self, device_id: str | DeviceId) -> Device | None:
-        """The device with this id, defaults' placeholders included."""
+        """The device with this id, defaults' placeholders and sinks' monitors
+        (``<sink>.monitor``) included."""
         wanted = DeviceId.parse(device_id)
         if wanted.host is not HostId.PIPEWIRE:
             return None
@@ -321,4 +345,9 @@ class PipeWireHost(Host):
         except Error:
             return None
         node = graph.node(wanted.name)
-        return PipeWireDevice(graph, node, wanted.name) if node is not None else None
+        if node is not None:
+            return PipeWireDevice(graph, node, wanted.name)
+        sink = graph.node(wanted.name.removesuffix(MONITOR_SUFFIX))
+        if wanted.name.endswith(MONITOR_SUFFIX) and sink is not None and sink.media_class == _SINK:
+            return PipeWireDevice(graph, sink, monitor=True)
+        return None

@@ -310,6 +310,20 @@ class PulseHost(Host):
         watch = owned(out[0], lib.da_pulse_watch_free)
         return NativeNotices(watch, lib.da_pulse_watch_wait, "the PulseAudio server")
 
+    def default_loopback_device(self) -> Device | None:
+        """The monitor source of the server's default sink now (``pulse:<sink>.monitor``)."""
+        server = self._server()
+        if server is None:
+            return None
+        sink = next(
+            (n for n in server.nodes if n.kind == "sink" and n.name == server.default_sink), None
+        )
+        monitor = next(
+            (n for n in server.nodes if sink and n.kind == "source" and n.name == sink.monitor),
+            None,
+        )
+        return PulseDevice(monitor, on_pipewire=server.is_pipewire) if monitor else None
+
     def _server(self) -> _Server | None:
         try:
             return _probe(server_address())

@@ -521,6 +521,11 @@ class VirtualHost(Host):
         """As `default_input_device()`, for output."""
         return self._default("output") or super().default_output_device()
 
+    def default_loopback_device(self) -> Device | None:
+        """The default output when it is a loopback (its input is what it plays), else None."""
+        found = self.default_output_device()
+        return found if isinstance(found, VirtualDevice) and found.kind == "loopback" else None
+
     def _default(self, direction: str) -> Device | None:
         with self._lock:
             dev = self._devices.get(self._default_names[direction])
