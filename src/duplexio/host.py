@@ -45,6 +45,7 @@ from duplexio.ids import DeviceId, HostId, parse_host_id
 from duplexio.stream import ErrorCallback, ProgramSpec, ProgramStream, Stream
 from duplexio.timing import StreamLatency
 from duplexio.watch import (
+    POLL_SECONDS,
     ChangeSource,
     DeviceEvent,
     DeviceWatcher,
@@ -59,9 +60,6 @@ DataCallback = Callable[..., None]
 
 #: A device description's direction, where it names one direction only.
 _ONE_WAY: dict[str, EventDirection] = {"input": "input", "output": "output"}
-
-#: Seconds between listings for a host that cannot tell of changes itself.
-POLL_SECONDS = 0.5
 
 
 #: Each host as its folder declares it, in order of preference.

@@ -38,6 +38,8 @@ from duplexio.ids import DeviceId, HostId
 
 logger = logging.getLogger("duplexio")
 
+#: Seconds between looks for a host that cannot tell of changes itself.
+POLL_SECONDS = 0.5
 #: Seconds between attempts to reach a server that went away.
 RETRY_SECONDS = 0.25
 #: The longest one wait on a change source lasts, so that `close()` is prompt.
@@ -122,21 +124,32 @@ class ChangeSource(ABC):
 
 
 class Polling(ChangeSource):
-    """A host with no notifications: list again every `interval` seconds."""
+    """A host with no notifications: look every `interval` seconds.
 
-    def __init__(self, interval: float) -> None:
+    With a `fingerprint` (something cheap that changes when devices do, such
+    as the list of sound cards), a look is that call, and the host is listed
+    only when its answer changed; without one, every look is a listing.
+    """
+
+    def __init__(self, interval: float, fingerprint: Callable[[], object] | None = None) -> None:
         self._interval = interval
+        self._fingerprint = fingerprint
+        self._seen = fingerprint() if fingerprint is not None else None
         self._next = time.monotonic() + interval
 
     def wait(self, timeout: float) -> bool:
-        """Sleep until the next listing is due, or `timeout`; True when it is."""
+        """Sleep until the next look is due, or `timeout`; True when it found a change."""
         left = self._next - time.monotonic()
         if left > timeout:
             time.sleep(timeout)
             return False
         time.sleep(max(left, 0.0))
         self._next = time.monotonic() + self._interval
-        return True
+        if self._fingerprint is None:
+            return True
+        now = self._fingerprint()
+        changed, self._seen = now != self._seen, now
+        return changed
 
     def close(self) -> None:
         """Nothing to release."""

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import pytest
 import duplexio as dio
 from duplexio.watch import DeviceEvent, DeviceEventKind
 from support.servers import (
+    ALSA_JACK_CONFIG,
     JackServer,
     PipeWire,
     PulseServer,
@@ -273,3 +275,44 @@ def test_jack_has_no_loopback_device(
     jackd_128: JackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert jack_host(monkeypatch, jackd_128).default_loopback_device() is None
+
+
+ADDED_PCM = """
+pcm.da_added {
+    type plug
+    slave.pcm "da_watch_loop"
+    hint { description "a PCM added while watched" }
+}
+"""
+
+
+def test_an_alsa_pcm_added_to_the_configuration_is_an_event_without_probing_idly(
+    jackd_128: JackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ALSA tells nothing itself: the watcher looks at the cards and the
+    # configuration files, and lists (which opens every PCM; here a JACK
+    # client each) only when they changed.
+    config = tmp_path / "asound.conf"
+    config.write_text(ALSA_JACK_CONFIG.format(name="da_watch_loop"))
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(config))
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_128.name)
+    alsa = dio.host_from_id("alsa")
+    with alsa.watch_devices() as watcher, dio.host_from_id("jack").watch_devices() as jack:
+        assert watcher.get(1.2) is None and jack.get(0.1) is None, "idle, yet told of a change"
+        with config.open("a") as f:
+            f.write(ADDED_PCM)
+        [added] = collect(watcher, {(ADDED, "alsa:da_added")}, 1.5)
+        assert added.host is dio.HostId.ALSA
+
+
+def test_every_host_watched_at_once_is_quiet_while_nothing_changes(
+    jackd_128: JackServer, pulseaudio: PulseServer, pipewire: PipeWire,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_128.name)
+    monkeypatch.setenv("PULSE_SERVER", pulseaudio.address)
+    for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.setenv(key, pipewire.env[key])
+    with dio.watch_devices() as watcher:
+        assert {dio.HostId.JACK, dio.HostId.PULSE, dio.HostId.PIPEWIRE} <= set(watcher.hosts)
+        assert watcher.get(2.0) is None

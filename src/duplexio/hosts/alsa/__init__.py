@@ -59,6 +59,7 @@ from duplexio.host import (
     host_from_id,
 )
 from duplexio.timing import StreamLatency
+from duplexio.watch import POLL_SECONDS, ChangeSource, Polling
 
 logger = logging.getLogger("duplexio")
 
@@ -95,6 +96,29 @@ def _follow_config() -> None:
         if now != _config_path:
             _config_path = now
             lib.da_alsa_reload_config()
+
+
+def _cards_and_config() -> tuple[object, ...]:
+    """What changes when ALSA's devices do: the cards (``/proc/asound/cards``,
+    ``/dev/snd``) and the configuration files' times."""
+    try:
+        with open("/proc/asound/cards") as f:
+            cards = f.read()
+    except OSError:
+        cards = ""
+    try:
+        nodes = sorted(os.listdir("/dev/snd"))
+    except OSError:
+        nodes = []
+    files = [*os.environ.get("ALSA_CONFIG_PATH", "").split(":"), "/etc/asound.conf",
+             os.path.expanduser("~/.asoundrc")]  # fmt: skip
+    times: list[tuple[str, int | None]] = []
+    for path in filter(None, files):
+        try:
+            times.append((path, os.stat(path).st_mtime_ns))
+        except OSError:
+            times.append((path, None))
+    return (cards, tuple(nodes), tuple(times))
 
 
 @dataclass(frozen=True)
@@ -428,6 +452,12 @@ class AlsaHost(Host):
             if device.opens():
                 found.append(device)
         return found
+
+    def _change_source(self) -> ChangeSource:
+        """The sound cards and the configuration files, looked at every
+        `POLL_SECONDS`: listing itself opens every PCM (a ``type jack`` one is
+        a JACK client), too much to do twice a second."""
+        return Polling(POLL_SECONDS, _cards_and_config)
 
     def default_output_device(self) -> Device | None:
         """``alsa:default`` when it opens for playback, else the first output device."""
