@@ -70,7 +70,8 @@ def plot() -> str:
             ]  # fmt: skip
             ax.bar([i + width * k for i in range(len(libs))], values, width=width, label=load)
         ticks = [i + 0.4 - width / 2 for i in range(len(libs))]
-        ax.set_xticks(ticks, [lib.replace(", ", "\n") for lib in libs], fontsize="small")
+        # Slanted, so that long names never run into their neighbours.
+        ax.set_xticks(ticks, libs, fontsize="small", rotation=25, ha="right")
         ax.set_ylim(0, 100)
         ax.set_title(f"{size} frames: blocks on time, % (median of runs)")
     handles, labels = axes[0][0].get_legend_handles_labels()
