@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import runpy
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,26 @@ def test_two_devices(capsys: pytest.CaptureFixture[str], virtual_host: Any) -> N
     drift = re.search(r"drift ([+-][\d.]+) ppm, locked after ([\d.]+) s", out)
     assert drift and float(drift.group(1)) == pytest.approx(250, abs=5), out
     assert "round trip" in out
+
+
+def test_follow_default_input(
+    virtual_host: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("duplexio.default_host", lambda: virtual_host)
+    mic = virtual_host.add_input("follow-mic", channels=1, signal=tone(48000, 48000)[:, 0])
+
+    def pick_the_mic() -> None:  # as a user would, in the desktop's settings
+        time.sleep(0.5)
+        virtual_host.set_default(mic, "input")
+
+    picker = threading.Thread(target=pick_the_mic)
+    picker.start()
+    try:
+        out = run("follow_default_input", "-s", "1.5", capsys=capsys)
+    finally:
+        picker.join()
+        virtual_host.set_default("virtual:loopback")
+        virtual_host.remove_device(mic.id)
+    assert "recording from virtual:loopback" in out
+    assert "the default input is now virtual:follow-mic" in out
+    assert "from virtual:follow-mic" in out.split("recording from virtual:follow-mic", 1)[1]

@@ -3,6 +3,7 @@
 
 Written for PyAudio; duplexio runs it with the import changed.
 """
+
 import sys
 import time
 import wave
@@ -20,9 +21,13 @@ with wave.open(sys.argv[1], "rb") as wf:
         return (data, pyaudio.paContinue)
 
     p = pyaudio.PyAudio()
-    stream = p.open(format=p.get_format_from_width(wf.getsampwidth()),
-                    channels=wf.getnchannels(), rate=wf.getframerate(), output=True,
-                    stream_callback=callback)
+    stream = p.open(
+        format=p.get_format_from_width(wf.getsampwidth()),
+        channels=wf.getnchannels(),
+        rate=wf.getframerate(),
+        output=True,
+        stream_callback=callback,
+    )
     while stream.is_active():
         time.sleep(0.05)
     stream.close()

@@ -3,6 +3,7 @@
 
 Written for PyAudio; duplexio runs it with the import changed.
 """
+
 import sys
 import wave
 
@@ -19,8 +20,9 @@ with wave.open(sys.argv[1], "wb") as wf:
     wf.setnchannels(CHANNELS)
     wf.setsampwidth(p.get_sample_size(FORMAT))
     wf.setframerate(RATE)
-    stream = p.open(format=FORMAT, channels=CHANNELS, rate=RATE, input=True,
-                    frames_per_buffer=CHUNK)
+    stream = p.open(
+        format=FORMAT, channels=CHANNELS, rate=RATE, input=True, frames_per_buffer=CHUNK
+    )
     for _ in range(int(RATE / CHUNK * SECONDS)):
         wf.writeframes(stream.read(CHUNK))
     stream.stop_stream()

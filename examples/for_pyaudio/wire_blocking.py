@@ -3,6 +3,7 @@
 
 Written for PyAudio; duplexio runs it with the import changed.
 """
+
 import sys
 
 import pyaudio
@@ -12,8 +13,14 @@ CHANNELS = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
 
 p = pyaudio.PyAudio()
-stream = p.open(format=pyaudio.paInt16, channels=CHANNELS, rate=48000, input=True,
-                output=True, frames_per_buffer=CHUNK)
+stream = p.open(
+    format=pyaudio.paInt16,
+    channels=CHANNELS,
+    rate=48000,
+    input=True,
+    output=True,
+    frames_per_buffer=CHUNK,
+)
 chunks = int(48000 / CHUNK * SECONDS)
 for _ in range(chunks):
     stream.write(stream.read(CHUNK, exception_on_overflow=False), CHUNK)

@@ -3,6 +3,7 @@
 
 Written for PyAudio; duplexio runs it with the import changed.
 """
+
 import sys
 import time
 
@@ -19,8 +20,15 @@ def callback(in_data, frame_count, time_info, status):
 
 
 p = pyaudio.PyAudio()
-stream = p.open(format=pyaudio.paFloat32, channels=CHANNELS, rate=48000, input=True,
-                output=True, frames_per_buffer=1000, stream_callback=callback)
+stream = p.open(
+    format=pyaudio.paFloat32,
+    channels=CHANNELS,
+    rate=48000,
+    input=True,
+    output=True,
+    frames_per_buffer=1000,
+    stream_callback=callback,
+)
 time.sleep(SECONDS)
 stream.stop_stream()
 stream.close()

@@ -344,6 +344,10 @@ class AggregateBackend:
                 self._last_latency = self._latency_now()
             return self._last_latency
 
+    def moved_to(self) -> str | None:
+        """None: an aggregate runs on the two devices it was made of."""
+        return None
+
     def aggregate_status(self) -> AggregateStatus:
         """The clock loop's figures now (the last ones once closed)."""
         with self._lock:

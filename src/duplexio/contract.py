@@ -206,6 +206,11 @@ class Backend(Protocol):
         """The clock loop's state for a stream on an aggregate device; None elsewhere."""
         ...
 
+    def moved_to(self) -> str | None:
+        """For a stream that follows its host's default: the id of the device it
+        moved to when the default last moved; None until then, and elsewhere."""
+        ...
+
 
 class HandleBackend:
     """What backends that own one C stream object share.
@@ -251,6 +256,10 @@ class HandleBackend:
 
     def aggregate_status(self) -> AggregateStatus | None:
         """None: not an aggregate."""
+        return None
+
+    def moved_to(self) -> str | None:
+        """None: a stream that never follows a default (hosts that move one say where)."""
         return None
 
     def _before_release(self) -> None:

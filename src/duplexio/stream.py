@@ -282,6 +282,12 @@ _EVENT_MESSAGES = {
         "size changed), so the reported round trip no longer holds; the stream stopped. "
         "Build a new stream",
     ),
+    lib.DA_EV_DUPLEX_MOVED: (
+        ErrorKind.DEVICE_CHANGED,
+        "the default device under the duplex stream on '{device}' changed, and its two "
+        "directions cannot move there together on one clock; the stream stopped. Build a "
+        "new stream on the new default",
+    ),
     lib.DA_EV_BACKEND_ERROR: (
         ErrorKind.BACKEND_ERROR,
         "device '{device}' reported error {value}; the stream stopped",
@@ -614,13 +620,17 @@ class _Core:
             self._settle_callback_end()
             return
         if code == lib.DA_EV_DEVICE_CHANGED:
-            # Not fatal: the server moved a default-following stream elsewhere.
+            # A notice, never the stream's error: the default moved and the
+            # stream followed it; the first block from there is flagged.
+            now = self.backend.moved_to()
+            there = f"'{now}'" if now else "another device"
             self._deliver(
                 Error(
                     ErrorKind.DEVICE_CHANGED,
-                    f"the server moved the stream on '{p.device}' to another device "
-                    "(its default changed); the stream goes on there",
-                )
+                    f"the default device changed: the stream on '{p.device}' moved to "
+                    f"{there} and goes on there",
+                ),
+                notice=True,
             )
             return
         if code == lib.DA_EV_FINISHED:
@@ -708,8 +718,11 @@ class _Core:
         self.state = state
         self.stopped.set()
 
-    def _deliver(self, err: Error) -> None:
+    def _deliver(self, err: Error, *, notice: bool = False) -> None:
         if self.error_callback is None:
+            if notice:  # nothing to take: the stream goes on; say so once
+                logger.warning("stream on '%s': %s", self.params.device, err)
+                return
             with self.lock:
                 self.unreported.append((err, time.monotonic() + REPORT_GRACE_SECONDS))
             return
@@ -1127,8 +1140,10 @@ class Stream:
 
     @property
     def device(self) -> str:
-        """The device id the stream runs on."""
-        return self._core.params.device
+        """The device id the stream runs on now: the one it was built on, or, for a
+        stream on a host's default that followed the default elsewhere
+        (``DEVICE_CHANGED``), the device it moved to."""
+        return self._core.backend.moved_to() or self._core.params.device
 
     @property
     def backend(self) -> Backend:

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import itertools
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -191,29 +192,42 @@ def test_a_re_blocked_callback_output_plays_to_its_last_frame_on_stop(
         assert abs(heard - played) <= 2, (frames, pipelined, heard, played)
 
 
-def test_lost_device_cycles_advance_the_blocks_and_say_how_many_frames() -> None:
+@pytest.mark.parametrize(
+    ("frames", "stall", "stalls"),
+    [(100, 0.05, 1), (1024, 0.011, 8)],
+    ids=["gaps-of-many-blocks", "gaps-inside-one-block"],
+)
+def test_lost_device_cycles_advance_the_blocks_and_say_how_many_frames(
+    frames: int, stall: float, stalls: int
+) -> None:
     """A virtual device's glitch drops whole cycles: the re-blocked stream's
     next block is flagged, says how many input frames were lost, and its
-    timestamps are exactly frames + lost_frames after the previous block's."""
+    timestamps are exactly frames + lost_frames after the previous block's.
+    Blocks of 1024 frames on 256-frame periods meet short gaps that end
+    inside the block they began in, wherever in it they begin."""
     host = dio.host_from_id("virtual")
     assert isinstance(host, VirtualHost)
     device = host.add_loopback("reblock-lost", buffer_sizes=(256, 256), default_buffer_size=256)
     seen: list[tuple[int, bool, int, int]] = []
-    enough = threading.Event()
+    count = threading.Semaphore(0)
 
     def record(data: np.ndarray, info: dio.CallbackInfo) -> None:
         seen.append((info.timestamp.device, info.xrun, info.lost_frames, info.frames))
-        if len(seen) >= 60:
-            enough.set()
+        count.release()
+
+    def blocks(n: int) -> None:
+        for _ in range(n):
+            assert count.acquire(timeout=30)
 
     try:
-        config = dio.StreamConfig(1, 48000, dio.BufferSize.fixed(100))
+        config = dio.StreamConfig(1, 48000, dio.BufferSize.fixed(frames))
         with device.build_input_stream(config, record) as stream:
-            stream.start()
-            while len(seen) < 10:
-                enough.wait(0.01)
-            device.stall(0.05)
-            assert enough.wait(30)
+            blocks(3)
+            for k in range(stalls):
+                time.sleep(0.0013 * k)  # a different place in the block each time
+                device.stall(stall)
+                blocks(2)
+            blocks(3)
         lost_cycles = stream.stats.lost_cycles
         steps = [
             (ns_to_frames(b[0] - a[0], 48000), b[1], b[2]) for a, b in itertools.pairwise(seen)
@@ -221,10 +235,10 @@ def test_lost_device_cycles_advance_the_blocks_and_say_how_many_frames() -> None
     finally:
         host.remove_device(device.id)
     assert lost_cycles > 0
-    # On the grid of 100-frame blocks; every step past it flagged, as is every
+    # On the grid of N-frame blocks; every step past it flagged, as is every
     # block that counts lost frames (the one the silence completed, and the
     # one after the skipped blocks); the counts add up to the cycles lost.
-    assert all(step % 100 == 0 for step, _, _ in steps), steps
-    assert all(flag for step, flag, lost in steps if lost or step != 100), steps
+    assert all(step % frames == 0 for step, _, _ in steps), steps
+    assert all(flag for step, flag, lost in steps if lost or step != frames), steps
     assert sum(lost for _, _, lost in steps) == lost_cycles * 256, steps
-    assert sum(step - 100 for step, _, _ in steps) <= lost_cycles * 256, steps
+    assert sum(step - frames for step, _, _ in steps) <= lost_cycles * 256, steps

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -160,7 +161,11 @@ def test_pipewire_nodes_and_defaults_are_events_within_a_second(
         try:
             collect(watcher, {(ADDED, "pipewire:da_pw_watched")}, 1.0)
             moved = pipewire.run(
-                "pw-metadata", "0", "default.configured.audio.sink", '{"name":"da_pw_watched"}'
+                "pw-metadata",
+                "0",
+                "default.configured.audio.sink",
+                '{"name":"da_pw_watched"}',
+                "Spa:String:JSON",
             )
             assert moved.returncode == 0, moved.stderr
             got = collect(watcher, {(DEFAULT_CHANGED, "pipewire:da_pw_watched")}, 1.0)
@@ -316,3 +321,92 @@ def test_every_host_watched_at_once_is_quiet_while_nothing_changes(
     with dio.watch_devices() as watcher:
         assert {dio.HostId.JACK, dio.HostId.PULSE, dio.HostId.PIPEWIRE} <= set(watcher.hosts)
         assert watcher.get(2.0) is None
+
+
+def test_portaudio_is_looked_at_twice_a_second_and_holds_still_while_it_streams(
+    jackd_128: JackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PortAudio has no hotplug notice: its watcher lists it every half second.
+    # Its list is fixed while it is initialised, so while a stream of ours
+    # runs on it, a new JACK client shows only once that stream closes.
+    from duplexio.hosts import portaudio
+
+    if not portaudio.is_available():
+        pytest.fail("libportaudio2 is not installed (scripts/install-servers)")
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_128.name)
+    host = dio.host_from_id("portaudio")
+    metro_id = "portaudio:JACK Audio Connection Kit/da_pa_metro"
+
+    def metronome() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            ["jack_metro", "-n", "da_pa_metro", "-b", "60"], env=jackd_128.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    with host.watch_devices() as watcher:
+        metro = metronome()
+        try:
+            collect(watcher, {(ADDED, metro_id)}, 3.0)
+        finally:
+            stop_process(metro)
+        collect(watcher, {(REMOVED, metro_id)}, 4.0)
+        loop = host.device_by_id("portaudio:JACK Audio Connection Kit/loopback")
+        assert loop is not None
+        stream = loop.build_output_stream(dio.StreamConfig(2, 48000), lambda out, info: None)
+        with stream:
+            metro = metronome()
+            try:
+                assert watcher.get(1.5) is None, "PortAudio's list moved while it streamed"
+            finally:
+                stream.close()
+            try:
+                collect(watcher, {(ADDED, metro_id)}, 3.0)
+            finally:
+                stop_process(metro)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_watchers_leave_no_connection_fd_or_thread_behind(
+    jackd_128: JackServer, pulseaudio: PulseServer, pipewire: PipeWire,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", jackd_128.name)
+    monkeypatch.setenv("PULSE_SERVER", pulseaudio.address)
+    for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.setenv(key, pipewire.env[key])
+    hosts = [dio.host_from_id(h) for h in ("jack", "pulse", "pipewire")]
+    for host in hosts:  # libraries loaded, first connections made and gone
+        host.watch_devices().close()
+    threads, fds = threading.active_count(), open_fds()
+    for _ in range(3):
+        watchers = [host.watch_devices() for host in hosts]
+        time.sleep(0.3)  # every source open
+        clients = pulseaudio.run("pactl", "list", "clients").stdout
+        assert "duplexio-watch" in clients
+        for watcher in watchers:
+            watcher.close()
+    assert "duplexio-watch" not in pulseaudio.run("pactl", "list", "clients").stdout
+    assert threading.active_count() == threads
+    assert open_fds() == fds
+
+
+def test_a_watcher_left_open_does_not_hold_the_program_at_exit(
+    pulseaudio: PulseServer, jackd_128: JackServer
+) -> None:
+    program = (
+        "import duplexio as dio, threading\n"
+        "seen = []\n"
+        "watcher = dio.watch_devices(seen.append)\n"
+        "dio.host_from_id('jack').watch_devices()\n"
+        "print('watching', flush=True)\n"
+    )
+    env = {**pulseaudio.env, "JACK_DEFAULT_SERVER": jackd_128.name}
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert "watching" in done.stdout and time.monotonic() - began < 20

@@ -23,6 +23,8 @@
 #define DA_EV_FINISHED 9   /* a program stream has played and recorded everything */
 #define DA_EV_CALLBACK_STOP 10   /* the callback raised CallbackStop or CallbackAbort */
 #define DA_EV_LATENCY_CHANGED 11   /* the device's latency moved (value: by how many frames) */
+#define DA_EV_DUPLEX_MOVED 12   /* the default a duplex stream follows moved, and its two
+                                   directions cannot move together: fatal */
 
 /* Sample formats: the values of duplexio.formats.SampleFormat. */
 #define DA_FMT_I8 1

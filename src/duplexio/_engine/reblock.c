@@ -169,6 +169,9 @@ static void lost_frames(da_engine *e, const da_cycle_time *t, uint64_t gap) {
     const uint32_t played = gap < r->level ? (uint32_t)gap : r->level;
     fifo_drop(r, played);
     if (skipped > gap - played) fifo_put(e, NULL, (uint32_t)(skipped - (gap - played)));
+    /* A gap that ended inside the block it began in left that block going,
+     * its silence in place: it goes on from there. */
+    if (r->fill) return;
     for (uint32_t c = 0; c < e->in_ch; c++)
         memset((float *)r->acc_planes[c], 0, rest * sizeof(float));
     r->fill = (uint32_t)rest;

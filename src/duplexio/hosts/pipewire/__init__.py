@@ -28,6 +28,7 @@ from duplexio.contract import (
     HandleBackend,
     NativeNotices,
     StreamParams,
+    c_text,
     clib,
     owned,
     read_text,
@@ -176,6 +177,18 @@ class PipeWireBackend(HandleBackend):
         super().__init__(owned(out[0], lib.da_pw_free, engine), stop=None)
         self._last = StreamLatency(0, 0)
         self._last = self.latency  # known before the first block: the links exist
+        self._moved: str | None = None
+
+    def moved_to(self) -> str | None:
+        """``pipewire:<node>`` a default-following stream was last relinked to; None
+        until it moved (kept after close)."""
+        name = ffi.new("char[]", 256)
+        if self._with_handle(lib.da_pw_moved_to, name, 256) == 1:
+            self._moved = f"pipewire:{c_text(name)}"
+        return self._moved
+
+    def _before_release(self) -> None:
+        self.moved_to()
 
     @property
     def latency(self) -> StreamLatency:

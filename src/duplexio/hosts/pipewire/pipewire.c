@@ -498,6 +498,8 @@ struct da_pw {
     int finished_late; /* the last cycle ended after the driver's next wake-up */
     uint64_t seen_next;            /* the position the last cycle led to */
     atomic_int steady;             /* cycles in a row that followed on */
+    atomic_int moved;              /* relinked to a new default: flag the next block */
+    int ever_moved;                /* loop thread; read under the loop's lock */
 };
 
 static void node_removed(void *user, uint32_t id) {
@@ -528,8 +530,13 @@ static void defaults_changed(void *user) {
         p->target_ids[0] = n->id;
     }
     char why[256];
-    if (make_links(p, why, sizeof why) < 0) da_engine_fail(p->e, DA_EV_DEVICE_LOST, 0);
-    else da_event_post(p->e, DA_EV_DEVICE_CHANGED, 0);
+    if (make_links(p, why, sizeof why) < 0) {
+        da_engine_fail(p->e, DA_EV_DEVICE_LOST, 0);
+        return;
+    }
+    p->ever_moved = 1;
+    atomic_store(&p->moved, 1); /* the first block through the new links says so */
+    da_event_post(p->e, DA_EV_DEVICE_CHANGED, 0);
 }
 
 static void on_filter_state(void *data, enum pw_filter_state old, enum pw_filter_state state,
@@ -629,7 +636,7 @@ static void on_process(void *data, struct spa_io_position *pos) {
      * late, the position unbroken. Not lost, but the loop slipped: flag it,
      * on the block where the late cycle is known. */
     if (next_nsec && now > (int64_t)next_nsec) glitch = 1;
-    glitch |= missing | p->finished_late;
+    glitch |= missing | p->finished_late | atomic_exchange(&p->moved, 0);
     p->next_pos = pos->clock.position + n;
     da_cycle_time t = {0};
     t.callback_ns = p->origin_ns + da_frames_to_ns((int64_t)p->timeline, p->rate);
@@ -881,6 +888,14 @@ fail:
     W.thread_loop_unlock(c->loop);
     da_pw_free(p);
     return r;
+}
+
+int da_pw_moved_to(da_pw *p, char *buf, size_t len) {
+    W.thread_loop_lock(p->c.loop);
+    const int moved = p->ever_moved;
+    snprintf(buf, len, "%s", moved ? (p->follow == 1 ? p->sink : p->source) : "");
+    W.thread_loop_unlock(p->c.loop);
+    return moved;
 }
 
 void da_pw_latency(da_pw *p, uint32_t *input, uint32_t *output) {

@@ -27,6 +27,9 @@ DA_EXPORT void da_pw_watch_free(da_pw_watch *w);
 DA_EXPORT int da_pw_open(da_pw **out, da_engine *e, const char *sink, const char *source,
                uint32_t in_channels, uint32_t out_channels, uint32_t rate, uint32_t frames,
                int follow, char *msg, size_t len);
+/* The node a default-following stream was last relinked to, into buf: 1,
+ * or 0 when it never moved. */
+DA_EXPORT int da_pw_moved_to(da_pw *p, char *buf, size_t len);
 #define DA_PW_FOLLOW_SINK 1
 #define DA_PW_FOLLOW_SOURCE 2
 /* Frames: capture to cycle start, cycle start to playback (ports' latency

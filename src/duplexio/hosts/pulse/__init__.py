@@ -26,6 +26,7 @@ from duplexio.contract import (
     HandleBackend,
     NativeNotices,
     StreamParams,
+    c_text,
     clib,
     owned,
     read_text,
@@ -166,6 +167,15 @@ class PulseBackend(HandleBackend):
         self._duplex = bool(params.input_channels and params.output_channels)
         self._output = bool(params.output_channels)
         self._last = StreamLatency(0, 0)
+        self._moved: str | None = None
+
+    def moved_to(self) -> str | None:
+        """``pulse:<sink or source>`` the server last moved this default-following
+        stream to; None until it moved (kept after close)."""
+        name = ffi.new("char[]", 256)
+        if self._with_handle(lib.da_pulse_moved_to, name, 256) == 1:
+            self._moved = f"pulse:{c_text(name)}"
+        return self._moved
 
     @property
     def latency(self) -> StreamLatency:
@@ -193,6 +203,7 @@ class PulseBackend(HandleBackend):
 
     def _before_release(self) -> None:
         self.latency  # noqa: B018 - keep the last figures for after close
+        self.moved_to()
 
 
 class PulseDevice(Device):

@@ -437,13 +437,43 @@ struct da_pulse {
     atomic_int_fast64_t round_trip;  /* frames; -1 until measured */
     atomic_int_fast64_t in_latency;
     atomic_int_fast64_t out_latency; /* an output-only stream's: its buffer and the sink's */
+    char moved_to[256];         /* where the server last moved a default-following stream */
+    atomic_int moved_seq;       /* 0: never moved; odd while moved_to is written */
 };
 
 static void on_xrun(pa_stream *s, void *arg) { atomic_store(&((da_pulse *)arg)->xrun, 1); }
 
+/* The server moved a stream of ours (its default changed). One direction
+ * follows: the first block from the new device is flagged and the move
+ * reported. A duplex stream's two streams are moved one by one, each on its
+ * own, so their lockstep (and the round trip) would not hold: it ends. */
 static void on_moved(pa_stream *s, void *arg) {
     da_pulse *p = arg;
-    if (p->follow_default) da_event_post(p->engine, DA_EV_DEVICE_CHANGED, 0);
+    if (!p->follow_default) return;
+    if (p->in_ch && p->out_ch) {
+        da_engine_fail(p->engine, DA_EV_DUPLEX_MOVED, 0);
+        return;
+    }
+    const char *name = P.stream_get_device_name(s);
+    const int seq = atomic_load(&p->moved_seq);
+    atomic_store(&p->moved_seq, seq + 1);
+    snprintf(p->moved_to, sizeof p->moved_to, "%s", name ? name : "");
+    atomic_store(&p->moved_seq, seq + 2);
+    atomic_store(&p->xrun, 1);
+    da_event_post(p->engine, DA_EV_DEVICE_CHANGED, 0);
+}
+
+int da_pulse_moved_to(da_pulse *p, char *buf, size_t len) {
+    for (;;) {
+        const int seq = atomic_load(&p->moved_seq);
+        if (seq == 0) {
+            if (len) buf[0] = '\0';
+            return 0;
+        }
+        if (seq & 1) continue; /* the I/O thread is writing it: a few bytes */
+        snprintf(buf, len, "%s", p->moved_to);
+        if (atomic_load(&p->moved_seq) == seq) return 1;
+    }
 }
 
 int da_pulse_new(da_pulse **out, da_engine *e, const char *server, const char *sink,

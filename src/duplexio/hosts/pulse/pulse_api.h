@@ -21,6 +21,9 @@ DA_EXPORT int da_pulse_new(da_pulse **out, da_engine *e, const char *server, con
                  const char *source, uint32_t in_ch, uint32_t out_ch, uint32_t rate, uint32_t frames,
                  int follow_default, char *msg, size_t len);
 DA_EXPORT int da_pulse_start(da_pulse *p, char *msg, size_t len);
+/* The sink or source the server last moved a default-following stream to,
+ * into buf: 1, or 0 when it was never moved. */
+DA_EXPORT int da_pulse_moved_to(da_pulse *p, char *buf, size_t len);
 DA_EXPORT void da_pulse_stop(da_pulse *p);
 DA_EXPORT void da_pulse_free(da_pulse *p);
 /* Frames: capture to first callback; round trip (-1 until the server's timing is read). */
