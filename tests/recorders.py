@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import duplexio as dio
 
@@ -17,3 +19,13 @@ class Errors:
     def __call__(self, err: dio.Error) -> None:
         self.items.append(err)
         self.arrived.set()
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 20) -> bool:
+    """Poll `check` until it is true (True) or `seconds` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

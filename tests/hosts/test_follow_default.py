@@ -8,7 +8,6 @@ directions move together on one clock."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,19 +16,10 @@ import pytest
 
 import duplexio as dio
 from support.servers import PipeWire, PulseServer
-from tests.recorders import Errors
+from tests.recorders import Errors, wait_for
 
 RATE = 48000
 CONFIG = dio.StreamConfig(2, RATE, dio.BufferSize.fixed(512))
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 20) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 class Blocks:

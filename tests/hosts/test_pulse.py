@@ -7,7 +7,6 @@ its monitor) and compared with what the stream reports.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from duplexio.hosts.pulse import PulseDevice
 from support.servers import PipeWire, PulseServer
 from tests.blocking import blocking_round_trips
 from tests.impulses import ImpulseLoop, assert_deadlines_from_wakeups, run_loop
-from tests.recorders import Errors
+from tests.recorders import Errors, wait_for
 
 RATE = 48000
 
@@ -164,15 +163,6 @@ def test_output_and_input_streams_run(
 
 
 # -- failures ------------------------------------------------------------------------
-
-
-def wait_for(check: Any, seconds: float = 20) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_killing_the_server_reports_device_not_available(

@@ -100,6 +100,14 @@ def test_a_pulse_watcher_outlives_its_server_and_sees_the_same_ids_again(
         }
 
 
+def metronome(server: JackServer, name: str) -> subprocess.Popen[bytes]:
+    """A second JACK client with an audio port: ``jack_metro`` named `name`."""
+    return subprocess.Popen(
+        ["jack_metro", "-n", name, "-b", "60"], env=server.env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def jack_host(monkeypatch: pytest.MonkeyPatch, server: JackServer) -> dio.Host:
     monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
     return dio.host_from_id("jack")
@@ -111,10 +119,7 @@ def test_a_second_jack_clients_ports_are_a_device_that_comes_and_goes(
     host = jack_host(monkeypatch, jackd_private)
     with host.watch_devices() as watcher:
         assert watcher.get(1.0) is None, "an idle server told of a change"
-        metro = subprocess.Popen(
-            ["jack_metro", "-n", "da_metro", "-b", "60"], env=jackd_private.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        metro = metronome(jackd_private, "da_metro")
         try:
             [added] = collect(watcher, {(ADDED, f"jack:{jackd_private.name}/da_metro")}, 3.0)
             assert added.direction is None  # a JACK client is a duplex device
@@ -337,14 +342,8 @@ def test_portaudio_is_looked_at_twice_a_second_and_holds_still_while_it_streams(
     host = dio.host_from_id("portaudio")
     metro_id = "portaudio:JACK Audio Connection Kit/da_pa_metro"
 
-    def metronome() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            ["jack_metro", "-n", "da_pa_metro", "-b", "60"], env=jackd_128.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-
     with host.watch_devices() as watcher:
-        metro = metronome()
+        metro = metronome(jackd_128, "da_pa_metro")
         try:
             collect(watcher, {(ADDED, metro_id)}, 3.0)
         finally:
@@ -354,7 +353,7 @@ def test_portaudio_is_looked_at_twice_a_second_and_holds_still_while_it_streams(
         assert loop is not None
         stream = loop.build_output_stream(dio.StreamConfig(2, 48000), lambda out, info: None)
         with stream:
-            metro = metronome()
+            metro = metronome(jackd_128, "da_pa_metro")
             try:
                 assert watcher.get(1.5) is None, "PortAudio's list moved while it streamed"
             finally:
