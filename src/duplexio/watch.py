@@ -68,6 +68,7 @@ class DeviceEventKind(enum.Enum):
     CHANGED = "changed"
 
 
+@checked_methods
 @dataclass(frozen=True)
 class DeviceEvent:
     """One change to a host's devices.
