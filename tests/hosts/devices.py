@@ -13,7 +13,7 @@ import pytest
 
 import duplexio as dio
 from duplexio.hosts.virtual import VirtualHost
-from support.servers import ALSA_JACK_CONFIG, JackServer
+from support.servers import ALSA_JACK_CONFIG, JackServer, PipeWire
 from tests.conftest import session_server_device
 
 #: The ALSA PCM of type jack that ALSA_JACK_CONFIG defines on jackd's loopback.
@@ -41,3 +41,11 @@ def duplex_device(
         found = dio.host_from_id("alsa").device_by_id(f"alsa:{JACK_PCM}")
     assert found is not None and found.supports_duplex(), host
     return found
+
+
+def pipewire_host(monkeypatch: pytest.MonkeyPatch, stack: PipeWire) -> dio.Host:
+    """The PipeWire host, this process pointed at `stack` (libpipewire finds it
+    by XDG_RUNTIME_DIR)."""
+    for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.setenv(key, stack.env[key])
+    return dio.host_from_id("pipewire")

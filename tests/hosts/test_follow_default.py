@@ -16,6 +16,7 @@ import pytest
 
 import duplexio as dio
 from support.servers import PipeWire, PulseServer
+from tests.hosts.devices import pipewire_host
 from tests.recorders import Errors, wait_for
 
 RATE = 48000
@@ -116,12 +117,6 @@ def test_a_pulse_duplex_stream_on_the_default_ends_when_it_moves(
         assert raised.value.kind is dio.ErrorKind.DEVICE_CHANGED
     finally:
         stream.close()
-
-
-def pipewire_host(monkeypatch: pytest.MonkeyPatch, stack: PipeWire) -> dio.Host:
-    for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
-        monkeypatch.setenv(key, stack.env[key])
-    return dio.host_from_id("pipewire")
 
 
 @pytest.fixture

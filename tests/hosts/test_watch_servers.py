@@ -28,6 +28,7 @@ from support.servers import (
     start_pipewire,
     stop_process,
 )
+from tests.hosts.devices import pipewire_host
 
 ADDED, REMOVED = DeviceEventKind.ADDED, DeviceEventKind.REMOVED
 DEFAULT_CHANGED = DeviceEventKind.DEFAULT_CHANGED
@@ -147,12 +148,6 @@ def test_a_jack_watcher_outlives_its_server_and_sees_the_same_ids_again(
         finally:
             watcher.close()
             again.stop()
-
-
-def pipewire_host(monkeypatch: pytest.MonkeyPatch, stack: PipeWire) -> dio.Host:
-    for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
-        monkeypatch.setenv(key, stack.env[key])
-    return dio.host_from_id("pipewire")
 
 
 def test_pipewire_nodes_and_defaults_are_events_within_a_second(
